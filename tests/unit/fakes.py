@@ -1,0 +1,115 @@
+"""Fakes for the ports of workflows/: an in-memory unit of work and a clock that only moves
+when told. They keep the real contracts (copies on read, compare-and-set on save, commit or
+nothing) so the rules are tested as the storage will run them."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+from workflows.audit import GENESIS, AuditEntry, ChainedEntry, chain
+from workflows.errors import NotFound, StaleChange
+from workflows.model import Change, ChangeDetails, Stage, format_ref
+
+
+class FakeClock:
+    def __init__(self, start: datetime = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+class FakeChanges:
+    def __init__(self) -> None:
+        self.committed: dict[int, Change] = {}
+        self.pending: dict[int, Change] = {}
+
+    def add(self, details: ChangeDetails, requester: str, at: datetime) -> Change:
+        number = max([0, *self.committed, *self.pending]) + 1
+        change = Change(number=number, details=details, requester=requester, created_at=at)
+        self.pending[number] = copy.deepcopy(change)
+        change.version = 0
+        return change
+
+    def get(self, number: int) -> Change:
+        stored = self.pending.get(number) or self.committed.get(number)
+        if stored is None:
+            raise NotFound("change", format_ref(number))
+        return copy.deepcopy(stored)
+
+    def save(self, change: Change) -> None:
+        stored = self.pending.get(change.number) or self.committed.get(change.number)
+        if stored is not None and stored.version != change.version:
+            raise StaleChange(change.ref, change.version, stored.version)
+        change.version += 1
+        self.pending[change.number] = copy.deepcopy(change)
+
+    def find(
+        self,
+        *,
+        stages: Sequence[Stage] | None = None,
+        person: str | None = None,
+        review_owed: bool | None = None,
+        limit: int = 50,
+    ) -> list[Change]:
+        found = [
+            copy.deepcopy(c)
+            for c in sorted(self.committed.values(), key=lambda c: -c.number)
+            if (stages is None or c.stage in stages)
+            and (person is None or person in c.people_in_charge())
+            and (review_owed is None or c.review_owed == review_owed)
+        ]
+        return found[:limit]
+
+
+class FakeAudit:
+    def __init__(self) -> None:
+        self.events: list[ChainedEntry] = []
+        self.pending: list[AuditEntry] = []
+
+    def append(self, entry: AuditEntry) -> None:
+        self.pending.append(entry)
+
+    def flush(self) -> None:
+        for entry in self.pending:
+            prev = self.events[-1].hash if self.events else GENESIS
+            self.events.append(chain(len(self.events) + 1, prev, entry))
+        self.pending.clear()
+
+    def actions(self, ref: str | None = None) -> list[str]:
+        return [e.entry.action for e in self.events if ref is None or e.entry.ref == ref]
+
+
+class FakeUnitOfWork:
+    def __init__(self) -> None:
+        self.changes = FakeChanges()
+        self.audit = FakeAudit()
+        self.commits = 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.rollback()
+
+    def commit(self) -> None:
+        self.changes.committed.update(self.changes.pending)
+        self.changes.pending.clear()
+        self.audit.flush()
+        self.commits += 1
+
+    def rollback(self) -> None:
+        self.changes.pending.clear()
+        self.audit.pending.clear()

@@ -1,0 +1,114 @@
+"""The audit trail: append-only events, hash-chained so that no edit goes unnoticed.
+
+Each event stores the hash of the one before it; the hash covers every field of the event.
+Editing, deleting, inserting or reordering any event breaks the chain at that event, and
+`verify` names the first one that breaks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One thing that happened to one change, and who did it."""
+
+    at: datetime
+    actor: str
+    action: str
+    ref: str
+    from_stage: str
+    to_stage: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChainedEntry:
+    """An audit entry as stored: with its place in the chain and its hashes."""
+
+    seq: int
+    entry: AuditEntry
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """Where the chain first breaks, and how."""
+
+    seq: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"audit event #{self.seq}: {self.problem}"
+
+
+def canonical_time(moment: datetime) -> str:
+    """Timestamps are hashed in UTC with microseconds, whatever the database hands back."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def canonical_details(details: dict[str, Any]) -> str:
+    return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_hash(seq: int, prev_hash: str, entry: AuditEntry) -> str:
+    body = json.dumps(
+        [
+            seq,
+            prev_hash,
+            canonical_time(entry.at),
+            entry.actor,
+            entry.action,
+            entry.ref,
+            entry.from_stage,
+            entry.to_stage,
+            canonical_details(entry.details),
+        ],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def chain(seq: int, prev_hash: str, entry: AuditEntry) -> ChainedEntry:
+    return ChainedEntry(seq, entry, prev_hash, entry_hash(seq, prev_hash, entry))
+
+
+def verify(
+    events: Iterable[ChainedEntry], head: tuple[int, str] | None = None
+) -> tuple[int, ChainBreak | None]:
+    """Walk the chain in order; return how many events were checked and the first break.
+
+    `head` is the (seq, hash) the store remembers as its latest event, which catches the
+    removal of events from the end of the chain.
+    """
+    expected_seq, expected_prev = 1, GENESIS
+    count = 0
+    for event in events:
+        count += 1
+        if event.seq != expected_seq:
+            problem = (
+                f"expected event #{expected_seq} here: events were deleted, inserted or reordered"
+            )
+            return count, ChainBreak(event.seq, problem)
+        if event.prev_hash != expected_prev:
+            return count, ChainBreak(event.seq, "it does not follow the event before it")
+        if entry_hash(event.seq, event.prev_hash, event.entry) != event.hash:
+            return count, ChainBreak(event.seq, "its content was changed after it was written")
+        expected_seq, expected_prev = event.seq + 1, event.hash
+    if head is not None and head != (expected_seq - 1, expected_prev):
+        last = expected_seq - 1
+        problem = f"the trail ends at #{last} but #{head[0]} was written: events were removed"
+        return count, ChainBreak(last + 1, problem)
+    return count, None

@@ -1,0 +1,42 @@
+"""Durations written the way people write them: "48h", "30m", "2d", "1h30m", "10s"."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+_PART = re.compile(r"(\d+)\s*([wdhms])")
+_WHOLE = re.compile(r"^\s*(?:\d+\s*[wdhms]\s*)+$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Turn "2d", "48h", "1h30m" or "10s" into a timedelta; refuse anything else.
+
+    Raises ValueError with a sentence a person can act on.
+    """
+    lowered = text.strip().lower()
+    if not _WHOLE.match(lowered):
+        raise ValueError(
+            f'"{text}" is not a duration: write a number and a unit (w, d, h, m, s), '
+            'for example "48h", "30m", "2d" or "1h30m"'
+        )
+    total = timedelta()
+    for amount, unit in _PART.findall(lowered):
+        total += timedelta(**{_UNITS[unit]: int(amount)})
+    if total <= timedelta():
+        raise ValueError(f'"{text}" is zero: a duration must be longer than that')
+    return total
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest human form of a duration: 172800 s -> "2d", 5400 s -> "1h30m"."""
+    seconds = int(delta.total_seconds())
+    if seconds <= 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

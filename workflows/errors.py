@@ -1,0 +1,94 @@
+"""What can go wrong in the change process: each error carries data and a readable sentence."""
+
+from __future__ import annotations
+
+
+class ChangeError(Exception):
+    """Something in the change process that a person must hear about."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFound(ChangeError):
+    """The change (or another thing asked for) does not exist."""
+
+    def __init__(self, what: str, key: str) -> None:
+        super().__init__(f"There is no {what} {key}.")
+        self.what = what
+        self.key = key
+
+
+class NotAllowed(ChangeError):
+    """This person may not do this (separation of duties, least privilege)."""
+
+    def __init__(self, actor: str, action: str, reason: str) -> None:
+        super().__init__(reason)
+        self.actor = actor
+        self.action = action
+        self.reason = reason
+
+
+class TransitionNotAllowed(ChangeError):
+    """The stage machine has no such move from the change's current stage."""
+
+    def __init__(self, action: str, stage: str, reason: str = "") -> None:
+        text = f"Can't {action} a change that is in {stage}"
+        super().__init__(f"{text}: {reason}" if reason else f"{text}.")
+        self.action = action
+        self.stage = stage
+        self.reason = reason
+
+
+class PolicyViolation(ChangeError):
+    """The request breaks the change policy (e.g. a Standard change outside the catalog)."""
+
+
+class ValidationFailed(ChangeError):
+    """A field of the request is missing or wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class StaleChange(ChangeError):
+    """Someone else changed this change first; the action was based on an older version."""
+
+    def __init__(self, ref: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"{ref} changed while you were looking at it (version {expected}, now {actual}). "
+            "Look at the latest card and try again."
+        )
+        self.ref = ref
+        self.expected = expected
+        self.actual = actual
+
+
+class StaleAction(ChangeError):
+    """The button clicked belongs to an older stage of the change."""
+
+    def __init__(self, ref: str, seen: str, now: str) -> None:
+        super().__init__(
+            f"That button is from an older card: {ref} was in {seen} and is now in {now}. "
+            "Nothing was changed."
+        )
+        self.ref = ref
+        self.seen = seen
+        self.now = now
+
+
+class PolicyError(Exception):
+    """A policy file is unreadable or invalid; names the file, the key and what is wrong."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"Bad change policy in {where}: {problem}")
+        self.source = source
+        self.key = key
+        self.problem = problem

@@ -1,0 +1,270 @@
+"""The change itself: what it is, who asked, what was decided, and where it stands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+
+class Classification(StrEnum):
+    STANDARD = "standard"
+    NORMAL = "normal"
+    EMERGENCY = "emergency"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+class Stage(StrEnum):
+    REQUEST = "request"
+    REVIEW = "review"
+    TEST = "test"
+    APPROVE = "approve"
+    DEPLOY = "deploy"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+    @property
+    def label(self) -> str:
+        return _STAGE_LABELS[self]
+
+    @property
+    def is_final(self) -> bool:
+        return self in (Stage.CLOSED, Stage.CANCELLED)
+
+
+_STAGE_LABELS = {
+    Stage.REQUEST: "Request",
+    Stage.REVIEW: "Review",
+    Stage.TEST: "Test",
+    Stage.APPROVE: "Approve",
+    Stage.DEPLOY: "Deploy and verify",
+    Stage.CLOSED: "Closed",
+    Stage.CANCELLED: "Cancelled",
+}
+
+#: The five stages of the policy, in order.
+FIVE_STAGES = (Stage.REQUEST, Stage.REVIEW, Stage.TEST, Stage.APPROVE, Stage.DEPLOY)
+
+
+class Level(StrEnum):
+    """Risk and impact are both rated low, medium or high."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return list(Level).index(self)
+
+
+class Outcome(StrEnum):
+    SUCCESSFUL = "successful"
+    SUCCESSFUL_WITH_ISSUES = "successful_with_issues"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+    @property
+    def owes_review(self) -> bool:
+        return self in (Outcome.FAILED, Outcome.ROLLED_BACK)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A named person acting in Slack, with the Slack user groups they belong to."""
+
+    user_id: str
+    groups: frozenset[str] = frozenset()
+
+
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """A rollback plan, or an explicit reason why the change cannot be reversed."""
+
+    plan: str = ""
+    not_reversible_reason: str = ""
+
+    @property
+    def is_given(self) -> bool:
+        return bool(self.plan.strip() or self.not_reversible_reason.strip())
+
+
+@dataclass(frozen=True)
+class Links:
+    pull_request: str = ""
+    ticket: str = ""
+    incident: str = ""
+
+
+@dataclass(frozen=True)
+class Approval:
+    by: str
+    at: datetime
+    comment: str = ""
+    #: "approver" for a person's approval; "procedure" when a Standard procedure stands for it.
+    kind: str = "approver"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    by: str
+    at: datetime
+    reason: str
+    stage: Stage
+
+
+@dataclass(frozen=True)
+class PeerReview:
+    by: str
+    at: datetime
+    assessment: str
+    risk: Level
+    #: How the review was satisfied: "peer", "procedure" (Standard) or "compressed" (Emergency).
+    kind: str = "peer"
+
+
+@dataclass(frozen=True)
+class TestEvidence:
+    by: str
+    at: datetime
+    evidence: str
+    kind: str = "staging"
+
+
+@dataclass(frozen=True)
+class PostChangeReview:
+    by: str
+    at: datetime
+    what_was_done: str
+    why_it_could_not_wait: str
+    root_cause: str
+    classification_justified: bool
+    follow_ups: str
+    contributed_to_incident: bool
+    documentation: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChangeDetails:
+    """What the requester writes: the material fields of a change."""
+
+    title: str
+    classification: Classification
+    scope: str
+    description: str = ""
+    services: tuple[str, ...] = ()
+    risk: Level = Level.LOW
+    impact: Level = Level.LOW
+    rollback: Rollback = Rollback()
+    window: Window | None = None
+    links: Links = Links()
+    procedure_id: str = ""
+    implementer: str = ""
+
+    def with_changes(self, **fields: object) -> ChangeDetails:
+        return replace(self, **fields)  # type: ignore[arg-type]
+
+
+#: Fields whose edit after approval withdraws the approvals given.
+MATERIAL_FIELDS = (
+    "title",
+    "description",
+    "scope",
+    "services",
+    "window",
+    "rollback",
+    "classification",
+    "procedure_id",
+)
+
+#: Documentation an emergency change may skip at first; it is owed, not waived.
+OWED_DOCUMENTS = ("description", "rollback", "test_evidence")
+
+
+@dataclass
+class Change:
+    """One change, from request to closure. Mutated only by the stage machine."""
+
+    number: int
+    details: ChangeDetails
+    requester: str
+    created_at: datetime
+    stage: Stage = Stage.REQUEST
+    version: int = 0
+    updated_at: datetime | None = None
+    review: PeerReview | None = None
+    test_evidence: tuple[TestEvidence, ...] = ()
+    approvals: tuple[Approval, ...] = ()
+    rejections: tuple[Rejection, ...] = ()
+    deployment_started_at: datetime | None = None
+    deployed_by: str = ""
+    outcome: Outcome | None = None
+    outcome_notes: str = ""
+    outcome_at: datetime | None = None
+    post_change_review: PostChangeReview | None = None
+    review_owed: bool = False
+    review_due_at: datetime | None = None
+    owed_documents: tuple[str, ...] = ()
+    cancel_reason: str = ""
+    closed_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        return format_ref(self.number)
+
+    @property
+    def classification(self) -> Classification:
+        return self.details.classification
+
+    @property
+    def title(self) -> str:
+        return self.details.title
+
+    @property
+    def risk(self) -> Level:
+        return self.review.risk if self.review else self.details.risk
+
+    @property
+    def owner(self) -> str:
+        """Who answers for the change after deployment: the implementer, else the requester."""
+        return self.details.implementer or self.requester
+
+    def people_in_charge(self) -> frozenset[str]:
+        return frozenset(p for p in (self.requester, self.details.implementer) if p)
+
+    def approvers(self) -> tuple[str, ...]:
+        return tuple(a.by for a in self.approvals if a.kind == "approver")
+
+
+REF_PREFIX = "CHG-"
+
+
+def format_ref(number: int) -> str:
+    return f"{REF_PREFIX}{number:04d}"
+
+
+def parse_ref(text: str) -> int | None:
+    """`CHG-0042`, `chg-42` or `42` -> 42; anything else -> None."""
+    cleaned = text.strip().upper()
+    if cleaned.startswith(REF_PREFIX):
+        cleaned = cleaned[len(REF_PREFIX) :]
+    if not cleaned.isdigit() or len(cleaned) > 12:
+        return None
+    number = int(cleaned)
+    return number if number > 0 else None

@@ -1,0 +1,214 @@
+"""The change policy: shipped as TOML, overridable per company, validated before anything runs."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from workflows.durations import parse_duration
+from workflows.errors import PolicyError
+from workflows.model import Actor, Classification, Level
+
+DEFAULT_POLICY = "default_policy.toml"
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError('write a duration as text, for example "48h"')
+    return parse_duration(value)
+
+
+def _slack_id(prefixes: str, kind: str) -> Any:
+    pattern = re.compile(rf"^[{prefixes}][A-Z0-9]{{2,}}$")
+
+    def check(value: str) -> str:
+        if value and not pattern.match(value):
+            raise ValueError(
+                f'"{value}" is not a Slack {kind} ID (it starts with {" or ".join(prefixes)}, '
+                "then capital letters and digits)"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+UserId = Annotated[str, _slack_id("UW", "user")]
+GroupId = Annotated[str, _slack_id("S", "user group")]
+ChannelId = Annotated[str, _slack_id("CG", "channel")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class About(_Strict):
+    name: str = "Change-management policy"
+    owner: UserId = ""
+    last_reviewed: date
+    review_every: Duration = timedelta(days=365)
+
+
+class Channels(_Strict):
+    changes: ChannelId = ""
+
+
+class Approvers(_Strict):
+    users: tuple[UserId, ...] = ()
+    groups: tuple[GroupId, ...] = ()
+
+    def includes(self, actor: Actor) -> bool:
+        return actor.user_id in self.users or bool(actor.groups & set(self.groups))
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.users or self.groups)
+
+
+class Approvals(_Strict):
+    normal: int = Field(1, ge=1, le=10)
+    normal_high_risk: int = Field(2, ge=1, le=10)
+    emergency: int = Field(1, ge=1, le=10)
+    high_risk_levels: tuple[Level, ...] = (Level.HIGH,)
+
+
+class Emergency(_Strict):
+    approver_users: tuple[UserId, ...] = ()
+    approver_groups: tuple[GroupId, ...] = ()
+    review_deadline: Duration = timedelta(hours=48)
+    reminder_every: Duration = timedelta(hours=12)
+    escalation_every: Duration = timedelta(hours=4)
+    break_glass_allowed: bool = True
+    break_glass_after: Duration = timedelta(minutes=15)
+
+
+class Scope(_Strict):
+    id: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1, max_length=150)
+
+
+class Procedure(_Strict):
+    """A Standard change procedure from the catalog: pre-approved, documented and tested."""
+
+    id: str = Field(min_length=1, max_length=60, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=150)
+    version: str = Field(min_length=1, max_length=20)
+    runbook: str = Field(pattern=r"^https?://\S+$")
+    scope: str
+    owner: UserId = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (v{self.version})"
+
+
+class Policy(_Strict):
+    policy: About
+    channels: Channels = Channels()
+    approvers: Approvers = Approvers()
+    approvals: Approvals = Approvals()
+    emergency: Emergency = Emergency()
+    scope: tuple[Scope, ...] = Field(min_length=1)
+    catalog: tuple[Procedure, ...] = ()
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Policy:
+        scope_ids = [s.id for s in self.scope]
+        _unique(scope_ids, "scope")
+        _unique([p.id for p in self.catalog], "catalog")
+        for index, procedure in enumerate(self.catalog):
+            if procedure.scope not in scope_ids:
+                raise ValueError(
+                    f"catalog[{index}].scope: {procedure.scope!r} is not one of the scope ids "
+                    f"({', '.join(scope_ids)})"
+                )
+        return self
+
+    # -- questions the process asks of the policy -------------------------------------------
+
+    def required_approvals(self, classification: Classification, risk: Level) -> int:
+        if classification is Classification.STANDARD:
+            return 0
+        if classification is Classification.EMERGENCY:
+            return self.approvals.emergency
+        if risk in self.approvals.high_risk_levels:
+            return self.approvals.normal_high_risk
+        return self.approvals.normal
+
+    def may_approve(self, actor: Actor, classification: Classification) -> bool:
+        if classification is Classification.EMERGENCY:
+            return self.emergency_approvers.includes(actor)
+        return self.approvers.includes(actor)
+
+    @property
+    def emergency_approvers(self) -> Approvers:
+        own = Approvers(users=self.emergency.approver_users, groups=self.emergency.approver_groups)
+        return self.approvers if own.is_empty else own
+
+    def procedure(self, procedure_id: str) -> Procedure | None:
+        return next((p for p in self.catalog if p.id == procedure_id), None)
+
+    def scope_named(self, scope_id: str) -> Scope | None:
+        return next((s for s in self.scope if s.id == scope_id), None)
+
+    def policy_review_due(self) -> datetime:
+        reviewed = datetime.combine(self.policy.last_reviewed, time(0, tzinfo=UTC))
+        return reviewed + self.policy.review_every
+
+
+def _unique(ids: list[str], key: str) -> None:
+    seen: set[str] = set()
+    for index, item in enumerate(ids):
+        if item in seen:
+            raise ValueError(f"{key}[{index}].id: {item!r} appears twice")
+        seen.add(item)
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Read the company's policy file, or the default one shipped with changebot."""
+    if path is None or str(path) == "":
+        source = f"the default policy ({DEFAULT_POLICY})"
+        text = resources.files("workflows").joinpath(DEFAULT_POLICY).read_text(encoding="utf-8")
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise PolicyError(source, "", f"cannot read it ({error.strerror})") from error
+    return parse_policy(text, source)
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise PolicyError(source, "", f"it is not valid TOML ({error})") from error
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        problem = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "missing":
+            problem = "this key is required"
+        elif first["type"] == "extra_forbidden":
+            problem = "unknown key (check its spelling against the default policy)"
+        if not key and ": " in problem:
+            key, problem = problem.split(": ", 1)
+        raise PolicyError(source, key, problem) from error

@@ -1,0 +1,77 @@
+"""What the change process needs from the outside world, declared as protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from workflows.audit import AuditEntry
+from workflows.model import Change, ChangeDetails, Stage
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ChangeRepository(Protocol):
+    def add(self, details: ChangeDetails, requester: str, at: datetime) -> Change:
+        """Store a new change in Request and give it its number."""
+        ...
+
+    def get(self, number: int) -> Change:
+        """The change, or NotFound."""
+        ...
+
+    def save(self, change: Change) -> None:
+        """Write the change if nobody saved it since it was read (else StaleChange).
+
+        On success the change's version goes up by one.
+        """
+        ...
+
+    def find(
+        self,
+        *,
+        stages: Sequence[Stage] | None = None,
+        person: str | None = None,
+        review_owed: bool | None = None,
+        limit: int = 50,
+    ) -> list[Change]:
+        """Changes in the given stages and/or involving `person` (requester or implementer),
+        newest first."""
+        ...
+
+
+class AuditLog(Protocol):
+    def append(self, entry: AuditEntry) -> None:
+        """Add an event to the trail in the current transaction."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: everything recorded in it is committed together or not at all."""
+
+    changes: ChangeRepository
+    audit: AuditLog
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...

@@ -1,0 +1,477 @@
+"""The use cases of the change process: one function per thing a person can do.
+
+Each takes a unit of work, a clock and the policy, loads the change, asks the stage machine
+whether the move is allowed, applies it and records it in the audit trail, all in one
+transaction. Nothing here knows about Slack or SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields, replace
+from datetime import datetime
+from typing import Any
+
+from workflows.audit import AuditEntry
+from workflows.errors import StaleAction, ValidationFailed
+from workflows.model import (
+    MATERIAL_FIELDS,
+    OWED_DOCUMENTS,
+    SYSTEM,
+    Actor,
+    Approval,
+    Change,
+    ChangeDetails,
+    Classification,
+    Level,
+    Outcome,
+    PeerReview,
+    PostChangeReview,
+    Rejection,
+    Rollback,
+    Stage,
+    TestEvidence,
+)
+from workflows.policy import Policy
+from workflows.ports import Clock, UnitOfWork
+from workflows.stages import Action, Attempt, move_for, quorum_met
+from workflows.validation import check_text, validate_details
+
+_SYSTEM = Actor(SYSTEM)
+
+
+class _Step:
+    """One use case in progress: the change, the time, and the moves made so far."""
+
+    def __init__(self, uow: UnitOfWork, policy: Policy, change: Change, at: datetime) -> None:
+        self.uow = uow
+        self.policy = policy
+        self.change = change
+        self.at = at
+        self.moved = False
+
+    def move(self, action: Action, actor: Actor, **details: Any) -> None:
+        """Make a move through the stage machine and record it in the audit trail."""
+        change = self.change
+        target = move_for(change, action, Attempt(actor, self.policy)).target
+        before = change.stage
+        change.stage = target
+        change.updated_at = self.at
+        self.note(action.past, actor, before, **details)
+
+    def note(self, what: str, actor: Actor, before: Stage | None = None, **details: Any) -> None:
+        """Record something that happened without a move (approvals withdrawn, say)."""
+        change = self.change
+        entry = AuditEntry(
+            at=self.at,
+            actor=actor.user_id,
+            action=what,
+            ref=change.ref,
+            from_stage=(before or change.stage).value,
+            to_stage=change.stage.value,
+            details=details,
+        )
+        self.uow.audit.append(entry)
+        self.moved = True
+
+
+@contextmanager
+def _step(
+    uow: UnitOfWork, clock: Clock, policy: Policy, number: int, seen_stage: Stage | None
+) -> Iterator[_Step]:
+    with uow:
+        change = uow.changes.get(number)
+        if seen_stage is not None and change.stage is not seen_stage:
+            raise StaleAction(change.ref, seen_stage.label, change.stage.label)
+        step = _Step(uow, policy, change, clock.now())
+        yield step
+        if step.moved:
+            uow.changes.save(change)
+            uow.commit()
+
+
+# -- Request ------------------------------------------------------------------------------
+
+
+def request_change(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    actor: Actor,
+    details: ChangeDetails,
+    *,
+    submit: bool = True,
+) -> Change:
+    """Record a new change in Request and, unless told otherwise, submit it for review."""
+    at = clock.now()
+    checked = validate_details(details, policy, at)
+    with uow:
+        change = uow.changes.add(checked, actor.user_id, at)
+        step = _Step(uow, policy, change, at)
+        step.note("requested", actor, **_describe(checked))
+        if submit:
+            _submit(step, actor)
+        uow.changes.save(change)
+        uow.commit()
+    return change
+
+
+def submit(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    number: int,
+    actor: Actor,
+    *,
+    seen_stage: Stage | None = None,
+) -> Change:
+    """Send a change in Request (new, or back after a rejection) to Review."""
+    with _step(uow, clock, policy, number, seen_stage) as step:
+        validate_details(step.change.details, policy, None)
+        _submit(step, actor)
+    return step.change
+
+
+def _submit(step: _Step, actor: Actor) -> None:
+    step.move(Action.SUBMIT, actor)
+    change = step.change
+    if change.classification is Classification.STANDARD:
+        _satisfy_by_procedure(step)
+
+
+def _satisfy_by_procedure(step: _Step) -> None:
+    """Review, Test and Approve are satisfied by the catalog procedure, each one recorded."""
+    change = step.change
+    procedure = step.policy.procedure(change.details.procedure_id)
+    assert procedure is not None  # the guard below refuses otherwise; this is for mypy
+    cited = {"procedure": procedure.id, "version": procedure.version, "runbook": procedure.runbook}
+    at = step.at
+    step.move(Action.SATISFY_BY_PROCEDURE, _SYSTEM, satisfies="review", **cited)
+    change.review = PeerReview(
+        SYSTEM, at, f"Pre-approved procedure {procedure.label}", change.risk, "procedure"
+    )
+    step.move(Action.SATISFY_BY_PROCEDURE, _SYSTEM, satisfies="test", **cited)
+    change.test_evidence += (
+        TestEvidence(SYSTEM, at, f"Tested procedure {procedure.runbook}", "procedure"),
+    )
+    step.move(Action.SATISFY_BY_PROCEDURE, _SYSTEM, satisfies="approval", **cited)
+    change.approvals += (Approval(SYSTEM, at, procedure.label, kind="procedure"),)
+
+
+# -- Review and Test ----------------------------------------------------------------------
+
+
+def record_review(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    number: int,
+    actor: Actor,
+    *,
+    assessment: str,
+    risk: Level,
+    seen_stage: Stage | None = None,
+) -> Change:
+    """A peer, not the requester, assesses the change and confirms or raises its risk."""
+    assessment = check_text("assessment", assessment, "assessment", required=True)
+    with _step(uow, clock, policy, number, seen_stage) as step:
+        change = step.change
+        if risk.rank < change.details.risk.rank:
+            raise ValidationFailed(
+                "risk",
+                f"a review may confirm or raise the requested risk ({change.details.risk}), "
+                "not lower it; reject the change if its request is wrong.",
+            )
+        step.move(
+            Action.RECORD_REVIEW,
+            actor,
+            assessment=assessment,
+            risk=risk.value,
+            risk_raised=risk is not change.details.risk,
+        )
+        change.review = PeerReview(actor.user_id, step.at, assessment, risk)
+    return change
+
+
+def add_test_evidence(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    number: int,
+    actor: Actor,
+    *,
+    evidence: str,
+    seen_stage: Stage | None = None,
+) -> Change:
+    """Record evidence from staging; the change then awaits its approvals."""
+    evidence = check_text("evidence", evidence, "evidence", required=True)
+    with _step(uow, clock, policy, number, seen_stage) as step:
+        step.move(Action.ADD_TEST_EVIDENCE, actor, evidence=evidence)
+        step.change.test_evidence += (TestEvidence(actor.user_id, step.at, evidence),)
+    return step.change
+
+
+# -- Approve ------------------------------------------------------------------------------
+
+
+def approve(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    number: int,
+    actor: Actor,
+    *,
+    comment: str = "",
+    seen_stage: Stage | None = None,
+) -> Change:
+    """An approver other than the requester approves; with the quorum met, deployment may start.
+
+    For an Emergency change still in Review or Test, the approval stands for the compressed
+    review and test, and is recorded as such.
+    """
+    comment = check_text("comment", comment, "comment")
+    with _step(uow, clock, policy, number, seen_stage) as step:
+        change = step.change
+        compressed = change.stage in (Stage.REVIEW, Stage.TEST)
+        step.move(
+            Action.APPROVE,
+            actor,
+            comment=comment,
+            **({"stands_for": ["review", "test"]} if compressed else {}),
+        )
+        if compressed:
+            _compress_review_and_test(step, actor)
+        change.approvals += (Approval(actor.user_id, step.at, comment),)
+        if quorum_met(change, Attempt(actor, policy)) is None:
+            step.move(Action.AUTHORISE, _SYSTEM, approvers=list(change.approvers()))
+    return change
+
+
+def _compress_review_and_test(step: _Step, actor: Actor) -> None:
+    change, at, who = step.change, step.at, actor.user_id
+    if change.review is None:
+        note = "Compressed: the emergency approval stands for the peer review."
+        change.review = PeerReview(who, at, note, change.details.risk, "compressed")
+    if not change.test_evidence:
+        note = "Compressed: the emergency approval stands for testing; evidence is owed."
+        change.test_evidence = (TestEvidence(who, at, note, "compressed"),)
+
+
+def reject(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    number: int,
+    actor: Actor,
+    *,
+    reason: str,
+    seen_stage: Stage | None = None,
+) -> Change:
+    """A reviewer or approver sends the change back to Request, with a reason."""
+    reason = check_text("reason", reason, "reason", required=True)
+    with _step(uow, clock, policy, number, seen_stage) as step:
+        change = step.change
+        stage = change.stage
+        withdrawn = list(change.approvers())
+        step.move(Action.REJECT, actor, reason=reason, approvals_withdrawn=withdrawn)
+        change.rejections += (Rejection(actor.user_id, step.at, reason, stage),)
+        _reset_decisions(change)
+    return change
+
+
+def _reset_decisions(change: Change) -> None:
+    change.review = None
+    change.test_evidence = ()
+    change.approvals = ()
+
+
+# -- Deploy and verify --------------------------------------------------------------------
+
+
+def start_deployment(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    number: int,
+    actor: Actor,
+    *,
+    seen_stage: Stage | None = None,
+) -> Change:
+    with _step(uow, clock, policy, number, seen_stage) as step:
+        step.move(Action.START_DEPLOYMENT, actor)
+        step.change.deployment_started_at = step.at
+        step.change.deployed_by = actor.user_id
+    return step.change
+
+
+def record_outcome(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    number: int,
+    actor: Actor,
+    *,
+    outcome: Outcome,
+    notes: str = "",
+    seen_stage: Stage | None = None,
+) -> Change:
+    """Verify the deployment. Emergency, failed and rolled-back changes then owe a review."""
+    notes = check_text("notes", notes, "notes", required=outcome is not Outcome.SUCCESSFUL)
+    with _step(uow, clock, policy, number, seen_stage) as step:
+        change = step.change
+        owes = change.classification is Classification.EMERGENCY or outcome.owes_review
+        owed_docs = owed_documents(change) if owes else ()
+        due = step.at + policy.emergency.review_deadline if owes else None
+        step.move(
+            Action.RECORD_OUTCOME,
+            actor,
+            outcome=outcome.value,
+            notes=notes,
+            review_owed=owes,
+            review_due_at=due.isoformat() if due else None,
+            owed_documents=list(owed_docs),
+        )
+        change.outcome, change.outcome_notes, change.outcome_at = outcome, notes, step.at
+        change.review_owed, change.review_due_at = owes, due
+        change.owed_documents = owed_docs
+        if not owes:
+            _close(step, actor)
+    return change
+
+
+def owed_documents(change: Change) -> tuple[str, ...]:
+    """Documentation an emergency change skipped, which its post-change review must supply."""
+    missing = {
+        "description": not change.details.description.strip(),
+        "rollback": not change.details.rollback.is_given,
+        "test_evidence": all(e.kind == "compressed" for e in change.test_evidence),
+    }
+    return tuple(doc for doc in OWED_DOCUMENTS if missing[doc])
+
+
+def submit_post_change_review(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    number: int,
+    actor: Actor,
+    review: PostChangeReview,
+    *,
+    seen_stage: Stage | None = None,
+) -> Change:
+    """The review the policy still demands after an emergency or a failed change; closes it."""
+    for name in ("what_was_done", "why_it_could_not_wait", "root_cause", "follow_ups"):
+        check_text(name, getattr(review, name), "review_text", required=name == "what_was_done")
+    with _step(uow, clock, policy, number, seen_stage) as step:
+        change = step.change
+        documentation = _owed_documentation(change, review.documentation)
+        review = replace(review, by=actor.user_id, at=step.at, documentation=documentation)
+        step.move(
+            Action.SUBMIT_POST_CHANGE_REVIEW,
+            actor,
+            classification_justified=review.classification_justified,
+            contributed_to_incident=review.contributed_to_incident,
+            policy_review_triggered=review.contributed_to_incident,
+            documentation=sorted(documentation),
+        )
+        _supply_documentation(change, actor, step.at, documentation)
+        change.post_change_review = review
+        change.review_owed = False
+        change.closed_at = step.at
+    return change
+
+
+def _owed_documentation(change: Change, given: dict[str, str]) -> dict[str, str]:
+    documentation = {}
+    for doc in change.owed_documents:
+        documentation[doc] = check_text(doc, given.get(doc, ""), "review_text", required=True)
+    return documentation
+
+
+def _supply_documentation(change: Change, actor: Actor, at: datetime, docs: dict[str, str]) -> None:
+    if "description" in docs:
+        change.details = change.details.with_changes(description=docs["description"])
+    if "rollback" in docs:
+        change.details = change.details.with_changes(rollback=Rollback(plan=docs["rollback"]))
+    if "test_evidence" in docs:
+        evidence = TestEvidence(actor.user_id, at, docs["test_evidence"], "retrospective")
+        change.test_evidence += (evidence,)
+
+
+def _close(step: _Step, actor: Actor) -> None:
+    step.move(Action.CLOSE, actor)
+    step.change.closed_at = step.at
+
+
+# -- Edit and cancel ----------------------------------------------------------------------
+
+
+def edit(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    number: int,
+    actor: Actor,
+    details: ChangeDetails,
+    *,
+    seen_stage: Stage | None = None,
+) -> Change:
+    """Change what the request says. A material edit withdraws the approvals given, visibly;
+    a new classification sends the change back to Request."""
+    with _step(uow, clock, policy, number, seen_stage) as step:
+        change = step.change
+        old = change.details
+        window_changed = details.window != old.window
+        new = validate_details(details, policy, step.at if window_changed else None)
+        changed = [
+            f.name for f in fields(ChangeDetails) if getattr(old, f.name) != getattr(new, f.name)
+        ]
+        if not changed:
+            return change
+        step.move(Action.EDIT, actor, fields=changed)
+        change.details = new
+        material = [name for name in changed if name in MATERIAL_FIELDS]
+        withdrawn = list(change.approvers())
+        if material and withdrawn:
+            change.approvals = tuple(a for a in change.approvals if a.kind != "approver")
+            step.note("approvals_withdrawn", actor, withdrawn=withdrawn, because=material)
+        if {"classification", "procedure_id"} & set(changed) and change.stage is not Stage.REQUEST:
+            step.move(Action.RETURN_TO_REQUEST, _SYSTEM, because=changed)
+            _reset_decisions(change)
+    return change
+
+
+def cancel(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    number: int,
+    actor: Actor,
+    *,
+    reason: str,
+    seen_stage: Stage | None = None,
+) -> Change:
+    """Withdraw a change before its deployment starts, with a reason."""
+    reason = check_text("reason", reason, "reason", required=True)
+    with _step(uow, clock, policy, number, seen_stage) as step:
+        step.move(Action.CANCEL, actor, reason=reason)
+        step.change.cancel_reason = reason
+        step.change.closed_at = step.at
+    return step.change
+
+
+def _describe(details: ChangeDetails) -> dict[str, Any]:
+    """The request as the audit trail keeps it."""
+    window = details.window
+    return {
+        "title": details.title,
+        "classification": details.classification.value,
+        "scope": details.scope,
+        "services": list(details.services),
+        "risk": details.risk.value,
+        "impact": details.impact.value,
+        "procedure": details.procedure_id or None,
+        "window": [window.start.isoformat(), window.end.isoformat()] if window else None,
+        "rollback_given": details.rollback.is_given,
+    }

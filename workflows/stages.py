@@ -1,0 +1,317 @@
+"""The five stages as data: a declared transition table with pure guards.
+
+Each move is `(stage, action) -> stage`. A move has two kinds of guard: *when* guards ask
+about the change (is the deployment started? is the quorum met?), *who* guards ask about the
+person (are they the requester? an approver?). The card's buttons come from the moves whose
+*when* guards pass, so the bot never offers an illegal move; the *who* guards are checked when
+someone clicks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from workflows.errors import NotAllowed, TransitionNotAllowed
+from workflows.model import Actor, Change, Classification, Stage
+from workflows.policy import Policy
+
+
+class Action(StrEnum):
+    SUBMIT = "submit"
+    RECORD_REVIEW = "record_review"
+    ADD_TEST_EVIDENCE = "add_test_evidence"
+    APPROVE = "approve"
+    REJECT = "reject"
+    START_DEPLOYMENT = "start_deployment"
+    RECORD_OUTCOME = "record_outcome"
+    SUBMIT_POST_CHANGE_REVIEW = "submit_post_change_review"
+    CLOSE = "close"
+    EDIT = "edit"
+    CANCEL = "cancel"
+    # Moves the process makes itself, recorded like any other.
+    SATISFY_BY_PROCEDURE = "satisfy_by_procedure"
+    AUTHORISE = "authorise"
+    RETURN_TO_REQUEST = "return_to_request"
+
+    @property
+    def verb(self) -> str:
+        return _VERBS[self]
+
+    @property
+    def past(self) -> str:
+        """The audit trail's name for this move having happened."""
+        return _PAST[self]
+
+
+_VERBS = {
+    Action.SUBMIT: "submit",
+    Action.RECORD_REVIEW: "record the review of",
+    Action.ADD_TEST_EVIDENCE: "add test evidence to",
+    Action.APPROVE: "approve",
+    Action.REJECT: "reject",
+    Action.START_DEPLOYMENT: "start deploying",
+    Action.RECORD_OUTCOME: "record the outcome of",
+    Action.SUBMIT_POST_CHANGE_REVIEW: "submit the post-change review of",
+    Action.CLOSE: "close",
+    Action.EDIT: "edit",
+    Action.CANCEL: "cancel",
+    Action.SATISFY_BY_PROCEDURE: "pre-approve by procedure",
+    Action.AUTHORISE: "authorise deployment of",
+    Action.RETURN_TO_REQUEST: "return to Request",
+}
+
+_PAST = {
+    Action.SUBMIT: "submitted",
+    Action.RECORD_REVIEW: "reviewed",
+    Action.ADD_TEST_EVIDENCE: "tested",
+    Action.APPROVE: "approved",
+    Action.REJECT: "rejected",
+    Action.START_DEPLOYMENT: "deployment_started",
+    Action.RECORD_OUTCOME: "outcome_recorded",
+    Action.SUBMIT_POST_CHANGE_REVIEW: "post_change_review_submitted",
+    Action.CLOSE: "closed",
+    Action.EDIT: "edited",
+    Action.CANCEL: "cancelled",
+    Action.SATISFY_BY_PROCEDURE: "satisfied_by_procedure",
+    Action.AUTHORISE: "authorised",
+    Action.RETURN_TO_REQUEST: "returned_to_request",
+}
+
+#: Actions only the process itself takes; never offered as buttons.
+SYSTEM_ACTIONS = frozenset(
+    {Action.SATISFY_BY_PROCEDURE, Action.AUTHORISE, Action.RETURN_TO_REQUEST}
+)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Who tries a move, under which policy."""
+
+    actor: Actor
+    policy: Policy
+
+
+#: A guard returns None when the move may go ahead, or the reason it may not.
+Guard = Callable[[Change, Attempt], str | None]
+
+
+# -- when: guards about the change --------------------------------------------------------
+
+
+def is_standard(change: Change, _: Attempt) -> str | None:
+    if change.classification is not Classification.STANDARD:
+        return "only a Standard change is pre-approved by a catalog procedure."
+    return None
+
+
+def not_standard(change: Change, _: Attempt) -> str | None:
+    if change.classification is Classification.STANDARD:
+        return "a Standard change is reviewed, tested and approved by its catalog procedure."
+    return None
+
+
+def procedure_in_catalog(change: Change, attempt: Attempt) -> str | None:
+    if attempt.policy.procedure(change.details.procedure_id) is None:
+        return (
+            f"{change.details.procedure_id or 'no procedure'} is not in the Standard change "
+            "catalog; choose Normal."
+        )
+    return None
+
+
+def is_emergency(change: Change, _: Attempt) -> str | None:
+    if change.classification is not Classification.EMERGENCY:
+        return "only an Emergency change compresses review and test into its approval."
+    return None
+
+
+def quorum_met(change: Change, attempt: Attempt) -> str | None:
+    needed = attempt.policy.required_approvals(change.classification, change.risk)
+    have = len(change.approvers())
+    if have < needed:
+        return f"it has {have} of the {needed} approvals it needs."
+    return None
+
+
+def not_deploying(change: Change, _: Attempt) -> str | None:
+    if change.deployment_started_at is not None:
+        return "its deployment has started."
+    return None
+
+
+def deploying(change: Change, _: Attempt) -> str | None:
+    if change.deployment_started_at is None:
+        return "its deployment has not started."
+    if change.outcome is not None:
+        return "its outcome is already recorded."
+    return None
+
+
+def outcome_recorded(change: Change, _: Attempt) -> str | None:
+    if change.outcome is None:
+        return "its outcome has not been recorded."
+    return None
+
+
+def review_owed(change: Change, _: Attempt) -> str | None:
+    if not change.review_owed:
+        return "no post-change review is owed."
+    return None
+
+
+def nothing_owed(change: Change, _: Attempt) -> str | None:
+    if change.review_owed:
+        return "a post-change review is still owed."
+    return None
+
+
+# -- who: guards about the person ---------------------------------------------------------
+
+
+def in_charge(change: Change, attempt: Attempt) -> str | None:
+    if attempt.actor.user_id not in change.people_in_charge():
+        return f"Only the requester or the implementer of {change.ref} can do that."
+    return None
+
+
+def not_own_change(change: Change, attempt: Attempt) -> str | None:
+    if attempt.actor.user_id == change.requester:
+        return f"You requested {change.ref}: someone else must review or approve it."
+    if attempt.actor.user_id == change.details.implementer:
+        return f"You implement {change.ref}: someone else must review or approve it."
+    return None
+
+
+def approver(change: Change, attempt: Attempt) -> str | None:
+    if not attempt.policy.may_approve(attempt.actor, change.classification):
+        kind = "emergency " if change.classification is Classification.EMERGENCY else ""
+        return f"Only {kind}approvers named in the change policy can do that."
+    return None
+
+
+def not_yet_approved_by_actor(change: Change, attempt: Attempt) -> str | None:
+    if attempt.actor.user_id in change.approvers():
+        return f"You have already approved {change.ref}; an approval counts once."
+    return None
+
+
+def in_charge_or_approver(change: Change, attempt: Attempt) -> str | None:
+    if in_charge(change, attempt) is None or approver(change, attempt) is None:
+        return None
+    return f"Only the requester, the implementer or an approver can do that to {change.ref}."
+
+
+@dataclass(frozen=True)
+class Move:
+    source: Stage
+    action: Action
+    target: Stage
+    when: tuple[Guard, ...] = ()
+    who: tuple[Guard, ...] = ()
+
+
+_OPEN_BEFORE_CLOSE = (Stage.REQUEST, Stage.REVIEW, Stage.TEST, Stage.APPROVE, Stage.DEPLOY)
+_PEER = (not_own_change,)
+_APPROVER = (not_own_change, approver, not_yet_approved_by_actor)
+
+S = Stage
+A = Action
+MOVES: tuple[Move, ...] = (
+    Move(S.REQUEST, A.SUBMIT, S.REVIEW, who=(in_charge,)),
+    # Normal (and an Emergency with time for the full path): peer review, evidence, approvals.
+    Move(S.REVIEW, A.RECORD_REVIEW, S.TEST, when=(not_standard,), who=_PEER),
+    Move(S.TEST, A.ADD_TEST_EVIDENCE, S.APPROVE, when=(not_standard,)),
+    Move(S.APPROVE, A.APPROVE, S.APPROVE, when=(not_standard,), who=_APPROVER),
+    Move(S.APPROVE, A.AUTHORISE, S.DEPLOY, when=(quorum_met,)),
+    # Emergency: one approval stands for the compressed review and test.
+    Move(S.REVIEW, A.APPROVE, S.APPROVE, when=(is_emergency,), who=_APPROVER),
+    Move(S.TEST, A.APPROVE, S.APPROVE, when=(is_emergency,), who=_APPROVER),
+    # Standard: the catalog procedure stands for review, test and approval, step by step.
+    Move(S.REVIEW, A.SATISFY_BY_PROCEDURE, S.TEST, when=(is_standard, procedure_in_catalog)),
+    Move(S.TEST, A.SATISFY_BY_PROCEDURE, S.APPROVE, when=(is_standard, procedure_in_catalog)),
+    Move(S.APPROVE, A.SATISFY_BY_PROCEDURE, S.DEPLOY, when=(is_standard, procedure_in_catalog)),
+    # A rejection sends the change back to Request.
+    Move(S.REVIEW, A.REJECT, S.REQUEST, when=(not_standard,), who=_PEER),
+    Move(S.APPROVE, A.REJECT, S.REQUEST, when=(not_standard,), who=(not_own_change, approver)),
+    # Deploy and verify.
+    Move(S.DEPLOY, A.START_DEPLOYMENT, S.DEPLOY, when=(not_deploying,), who=(in_charge,)),
+    Move(S.DEPLOY, A.RECORD_OUTCOME, S.DEPLOY, when=(deploying,), who=(in_charge,)),
+    Move(
+        S.DEPLOY,
+        A.SUBMIT_POST_CHANGE_REVIEW,
+        S.CLOSED,
+        when=(outcome_recorded, review_owed),
+        who=(in_charge_or_approver,),
+    ),
+    Move(S.DEPLOY, A.CLOSE, S.CLOSED, when=(outcome_recorded, nothing_owed)),
+    # Before deployment the requester may edit or cancel; an approver may cancel too.
+    *(Move(s, A.EDIT, s, when=(not_deploying,), who=(in_charge,)) for s in _OPEN_BEFORE_CLOSE),
+    # Reclassifying a submitted change sends it back to Request, to be submitted again.
+    *(
+        Move(s, A.RETURN_TO_REQUEST, S.REQUEST, when=(not_deploying,))
+        for s in _OPEN_BEFORE_CLOSE[1:]
+    ),
+    *(
+        Move(s, A.CANCEL, S.CANCELLED, when=(not_deploying,), who=(in_charge_or_approver,))
+        for s in _OPEN_BEFORE_CLOSE
+    ),
+)
+
+TABLE: dict[tuple[Stage, Action], Move] = {(m.source, m.action): m for m in MOVES}
+assert len(TABLE) == len(MOVES), "two moves share a (stage, action) key"
+
+
+def move_for(change: Change, action: Action, attempt: Attempt) -> Move:
+    """The move `action` makes from the change's stage, or the error saying why not."""
+    move = TABLE.get((change.stage, action))
+    if move is None:
+        raise TransitionNotAllowed(action.verb, change.stage.label)
+    for guard in move.when:
+        if (reason := guard(change, attempt)) is not None:
+            raise TransitionNotAllowed(action.verb, change.stage.label, reason)
+    for guard in move.who:
+        if (reason := guard(change, attempt)) is not None:
+            raise NotAllowed(attempt.actor.user_id, action.value, reason)
+    return move
+
+
+def available_actions(change: Change, policy: Policy) -> list[Action]:
+    """What anyone could do to the change now: the buttons on its card."""
+    nobody = Attempt(Actor(""), policy)
+    return [
+        move.action
+        for move in MOVES
+        if move.source is change.stage
+        and move.action not in SYSTEM_ACTIONS
+        and all(guard(change, nobody) is None for guard in move.when)
+    ]
+
+
+def allowed_actions(change: Change, actor: Actor, policy: Policy) -> list[Action]:
+    """What this person may do to the change now."""
+    attempt = Attempt(actor, policy)
+    return [
+        action
+        for action in available_actions(change, policy)
+        if all(guard(change, attempt) is None for guard in TABLE[(change.stage, action)].who)
+    ]
+
+
+def reachable_stages(start: Stage = Stage.REQUEST) -> set[Stage]:
+    """Every stage the table can reach from `start` (ignoring guards)."""
+    return _closure(start, MOVES)
+
+
+def _closure(start: Stage, moves: Iterable[Move]) -> set[Stage]:
+    seen = {start}
+    frontier = [start]
+    moves = tuple(moves)
+    while frontier:
+        stage = frontier.pop()
+        for move in moves:
+            if move.source is stage and move.target not in seen:
+                seen.add(move.target)
+                frontier.append(move.target)
+    return seen
