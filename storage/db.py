@@ -1,0 +1,78 @@
+"""Engines: SQLite as the embedded default, PostgreSQL for several replicas.
+
+SQLite is set up for safe concurrent use: WAL (readers never block the writer), a busy
+timeout (writers queue instead of failing), and write transactions that begin immediately
+(two writers never both read, then both fail to upgrade their lock).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlmodel import create_engine
+
+DEFAULT_URL = "sqlite:///changebot.db"
+BUSY_TIMEOUT_MS = 10_000
+
+
+class DatabaseUrlError(ValueError):
+    """DATABASE_URL is not something changebot can use."""
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URLs people paste (`postgres://`, `postgresql://`) and pick the driver."""
+    url = url.strip() or DEFAULT_URL
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise DatabaseUrlError(
+            f"DATABASE_URL is not a database URL (expected e.g. {DEFAULT_URL} or "
+            "postgresql://user@host:5432/dbname)"
+        ) from error
+    backend = parsed.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
+    raise DatabaseUrlError(
+        f"DATABASE_URL uses {backend!r}; changebot runs on SQLite (sqlite:///changebot.db) "
+        "or PostgreSQL (postgresql://...)"
+    )
+
+
+def make_engine(url: str = DEFAULT_URL, **options: Any) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **options)
+        _configure_sqlite(engine)
+        return engine
+    options.setdefault("pool_pre_ping", True)
+    options.setdefault("pool_size", 10)
+    options.setdefault("max_overflow", 20)
+    return create_engine(url, **options)
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")

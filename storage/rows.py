@@ -1,0 +1,209 @@
+"""Explicit translation between domain objects and rows. Nothing clever: every field named."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from storage.tables import ChangeRow
+from workflows.model import (
+    Approval,
+    Change,
+    ChangeDetails,
+    Classification,
+    Level,
+    Links,
+    Outcome,
+    PeerReview,
+    PostChangeReview,
+    Rejection,
+    Rollback,
+    Stage,
+    TestEvidence,
+    Window,
+)
+
+Json = dict[str, Any]
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _must(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def details_to_json(d: ChangeDetails) -> Json:
+    return {
+        "title": d.title,
+        "classification": d.classification.value,
+        "scope": d.scope,
+        "description": d.description,
+        "services": list(d.services),
+        "risk": d.risk.value,
+        "impact": d.impact.value,
+        "rollback": {"plan": d.rollback.plan, "not_reversible": d.rollback.not_reversible_reason},
+        "window": [_time(d.window.start), _time(d.window.end)] if d.window else None,
+        "links": {
+            "pull_request": d.links.pull_request,
+            "ticket": d.links.ticket,
+            "incident": d.links.incident,
+        },
+        "procedure_id": d.procedure_id,
+        "implementer": d.implementer,
+    }
+
+
+def details_from_json(j: Json) -> ChangeDetails:
+    window = j["window"]
+    return ChangeDetails(
+        title=j["title"],
+        classification=Classification(j["classification"]),
+        scope=j["scope"],
+        description=j["description"],
+        services=tuple(j["services"]),
+        risk=Level(j["risk"]),
+        impact=Level(j["impact"]),
+        rollback=Rollback(j["rollback"]["plan"], j["rollback"]["not_reversible"]),
+        window=Window(_must(window[0]), _must(window[1])) if window else None,
+        links=Links(**j["links"]),
+        procedure_id=j["procedure_id"],
+        implementer=j["implementer"],
+    )
+
+
+def _review_to_json(r: PeerReview | None) -> Json | None:
+    if r is None:
+        return None
+    return {
+        "by": r.by,
+        "at": _time(r.at),
+        "assessment": r.assessment,
+        "risk": r.risk.value,
+        "kind": r.kind,
+    }
+
+
+def _review_from_json(j: Json | None) -> PeerReview | None:
+    if j is None:
+        return None
+    return PeerReview(j["by"], _must(j["at"]), j["assessment"], Level(j["risk"]), j["kind"])
+
+
+def _pcr_to_json(r: PostChangeReview | None) -> Json | None:
+    if r is None:
+        return None
+    return {
+        "by": r.by,
+        "at": _time(r.at),
+        "what_was_done": r.what_was_done,
+        "why_it_could_not_wait": r.why_it_could_not_wait,
+        "root_cause": r.root_cause,
+        "classification_justified": r.classification_justified,
+        "follow_ups": r.follow_ups,
+        "contributed_to_incident": r.contributed_to_incident,
+        "documentation": dict(r.documentation),
+    }
+
+
+def _pcr_from_json(j: Json | None) -> PostChangeReview | None:
+    if j is None:
+        return None
+    return PostChangeReview(
+        by=j["by"],
+        at=_must(j["at"]),
+        what_was_done=j["what_was_done"],
+        why_it_could_not_wait=j["why_it_could_not_wait"],
+        root_cause=j["root_cause"],
+        classification_justified=j["classification_justified"],
+        follow_ups=j["follow_ups"],
+        contributed_to_incident=j["contributed_to_incident"],
+        documentation=dict(j["documentation"]),
+    )
+
+
+def change_document(c: Change) -> Json:
+    """Everything about a change that is not an indexed column."""
+    return {
+        "details": details_to_json(c.details),
+        "review": _review_to_json(c.review),
+        "test_evidence": [
+            {"by": e.by, "at": _time(e.at), "evidence": e.evidence, "kind": e.kind}
+            for e in c.test_evidence
+        ],
+        "approvals": [
+            {"by": a.by, "at": _time(a.at), "comment": a.comment, "kind": a.kind}
+            for a in c.approvals
+        ],
+        "rejections": [
+            {"by": r.by, "at": _time(r.at), "reason": r.reason, "stage": r.stage.value}
+            for r in c.rejections
+        ],
+        "deployment_started_at": _time(c.deployment_started_at),
+        "deployed_by": c.deployed_by,
+        "outcome": c.outcome.value if c.outcome else None,
+        "outcome_notes": c.outcome_notes,
+        "outcome_at": _time(c.outcome_at),
+        "post_change_review": _pcr_to_json(c.post_change_review),
+        "owed_documents": list(c.owed_documents),
+        "cancel_reason": c.cancel_reason,
+        "closed_at": _time(c.closed_at),
+    }
+
+
+def row_values(c: Change) -> Json:
+    """The columns of a change's row (all but its number and version)."""
+    return {
+        "stage": c.stage.value,
+        "classification": c.classification.value,
+        "title": c.title,
+        "requester": c.requester,
+        "implementer": c.details.implementer,
+        "review_owed": c.review_owed,
+        "review_due_at": c.review_due_at,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+        "document": change_document(c),
+    }
+
+
+def change_from_row(row: ChangeRow) -> Change:
+    assert row.number is not None
+    j = row.document
+    return Change(
+        number=row.number,
+        details=details_from_json(j["details"]),
+        requester=row.requester,
+        created_at=row.created_at,
+        stage=Stage(row.stage),
+        version=row.version,
+        updated_at=row.updated_at,
+        review=_review_from_json(j["review"]),
+        test_evidence=tuple(
+            TestEvidence(e["by"], _must(e["at"]), e["evidence"], e["kind"])
+            for e in j["test_evidence"]
+        ),
+        approvals=tuple(
+            Approval(a["by"], _must(a["at"]), a["comment"], a["kind"]) for a in j["approvals"]
+        ),
+        rejections=tuple(
+            Rejection(r["by"], _must(r["at"]), r["reason"], Stage(r["stage"]))
+            for r in j["rejections"]
+        ),
+        deployment_started_at=_parse(j["deployment_started_at"]),
+        deployed_by=j["deployed_by"],
+        outcome=Outcome(j["outcome"]) if j["outcome"] else None,
+        outcome_notes=j["outcome_notes"],
+        outcome_at=_parse(j["outcome_at"]),
+        post_change_review=_pcr_from_json(j["post_change_review"]),
+        review_owed=row.review_owed,
+        review_due_at=row.review_due_at,
+        owed_documents=tuple(j["owed_documents"]),
+        cancel_reason=j["cancel_reason"],
+        closed_at=_parse(j["closed_at"]),
+    )

@@ -1,0 +1,84 @@
+"""The tables. A change is one row: indexed columns for the questions asked of many changes,
+and a JSON document for the rest of it, translated explicitly in storage/rows.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware timestamps on every engine: stored in UTC, read back aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("refusing to store a timestamp without a time zone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_Document = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _when(nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class ChangeRow(SQLModel, table=True):
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_stage_number", "stage", "number"),)
+
+    number: int | None = Field(default=None, primary_key=True)
+    version: int = 0
+    stage: str = Field(max_length=20)
+    classification: str = Field(max_length=20)
+    title: str = Field(max_length=300)
+    requester: str = Field(max_length=40, index=True)
+    implementer: str = Field(default="", max_length=40, index=True)
+    review_owed: bool = Field(default=False)
+    review_due_at: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+    updated_at: datetime | None = _when(nullable=True)
+    document: dict[str, Any] = Field(sa_column=Column(_Document, nullable=False))
+
+
+class AuditEventRow(SQLModel, table=True):
+    """Append-only: on PostgreSQL, triggers refuse UPDATE, DELETE and TRUNCATE."""
+
+    __tablename__ = "audit_events"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = _when()
+    actor: str = Field(max_length=40)
+    action: str = Field(max_length=60)
+    ref: str = Field(max_length=20, index=True)
+    from_stage: str = Field(max_length=20)
+    to_stage: str = Field(max_length=20)
+    details: str = Field(sa_column=Column(Text, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHeadRow(SQLModel, table=True):
+    """The latest event of the chain; locked while an event is appended, so that concurrent
+    writers on several replicas extend the chain one after the other."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = Field(max_length=64)

@@ -1,0 +1,55 @@
+"""The unit of work: one database transaction per use case, committed together or not at all."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from storage.repositories import SqlAudit, SqlChanges
+
+
+class SqlUnitOfWork:
+    changes: SqlChanges
+    audit: SqlAudit
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._session: Session | None = None
+
+    def __enter__(self) -> Self:
+        self._session = Session(self.engine, expire_on_commit=False)
+        self.changes = SqlChanges(self._session)
+        self.audit = SqlAudit(self._session)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._session is not None
+        try:
+            self._session.rollback()
+        finally:
+            self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> Session:
+        assert self._session is not None, "use the unit of work inside `with`"
+        return self._session
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+
+
+def read_session(engine: Engine) -> Session:
+    """A session for reading only: on SQLite it does not take the write lock."""
+    return Session(engine.execution_options(sqlite_begin="DEFERRED"))
