@@ -1,0 +1,215 @@
+"""`changebot`: serve the bot, migrate its database, verify and export the audit trail."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from bot.export import write_csv, write_jsonl
+from bot.settings import ConfigError, Settings
+from storage import migrate
+from storage.db import DatabaseUrlError, is_sqlite, make_engine, normalise_url
+from storage.repositories import read_head, read_trail
+from storage.uow import read_session
+from workflows.audit import verify
+from workflows.durations import format_duration
+from workflows.errors import PolicyError
+from workflows.model import format_ref, parse_ref
+from workflows.policy import load_policy
+
+
+class Stop(Exception):
+    """Stop the command with a message for the person at the terminal, and an exit code."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args, Settings.from_env()))
+    except (Stop, ConfigError, PolicyError, DatabaseUrlError) as error:
+        print(f"changebot: {error}", file=sys.stderr)
+        return error.code if isinstance(error, Stop) else 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="changebot",
+        description="Run your change-management policy in Slack.",
+        epilog="Configuration comes from the environment: see the README.",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the Slack app")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
+    serve.add_argument(
+        "--socket-mode", action="store_true", help="connect out to Slack instead (SLACK_APP_TOKEN)"
+    )
+    serve.set_defaults(run=_serve)
+
+    db = commands.add_parser("db", help="the database schema").add_subparsers(metavar="ACTION")
+    db.add_parser("upgrade", help="bring the database to the current schema").set_defaults(
+        run=_db_upgrade
+    )
+    db.add_parser("status", help="show the schema revision").set_defaults(run=_db_status)
+
+    audit = commands.add_parser("audit", help="the audit trail").add_subparsers(metavar="ACTION")
+    audit.add_parser("verify", help="check the hash chain; exit 1 if broken").set_defaults(
+        run=_audit_verify
+    )
+    export = audit.add_parser("export", help="write the trail for auditors")
+    export.add_argument("--change", metavar="CHG-n", help="only this change")
+    export.add_argument("--since", metavar="YYYY-MM-DD", help="only events on or after this date")
+    export.add_argument("--format", choices=("csv", "jsonl"), required=True)
+    export.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    export.set_defaults(run=_audit_export)
+
+    policy = commands.add_parser("policy", help="the change policy").add_subparsers(
+        metavar="ACTION"
+    )
+    check = policy.add_parser("check", help="validate a policy file and summarise it")
+    check.add_argument("file", nargs="?", help="default: CHANGEBOT_POLICY, else the built-in one")
+    check.set_defaults(run=_policy_check)
+    return parser
+
+
+# -- database ------------------------------------------------------------------------------
+
+
+def _where(settings: Settings) -> str:
+    return make_url(normalise_url(settings.database_url)).render_as_string(hide_password=True)
+
+
+def open_database(settings: Settings, *, upgrade_embedded: bool = False) -> Engine:
+    """An engine on a reachable database whose schema is current, or Stop saying what to do."""
+    engine = make_engine(settings.database_url)
+    try:
+        state = migrate.status(engine)
+        if not state.is_current and upgrade_embedded and is_sqlite(engine):
+            state = migrate.upgrade(engine)
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else "unknown error"
+        raise Stop(f"cannot reach the database at {_where(settings)}: {reason}") from error
+    if not state.is_current:
+        raise Stop(
+            f"the database at {_where(settings)} is at schema {state.current or 'none'} but this "
+            f"changebot needs {state.head}: run `changebot db upgrade` first."
+        )
+    return engine
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    engine = make_engine(settings.database_url)
+    try:
+        before = migrate.status(engine).current
+        after = migrate.upgrade(engine)
+    except OperationalError as error:
+        raise Stop(f"cannot reach the database at {_where(settings)}: {error.orig}") from error
+    if before == after.current:
+        print(f"{_where(settings)} is already at the current schema ({after.current}).")
+    else:
+        print(f"Upgraded {_where(settings)} from {before or 'empty'} to {after.current}.")
+    return 0
+
+
+def _db_status(args: argparse.Namespace, settings: Settings) -> int:
+    state = migrate.status(make_engine(settings.database_url))
+    verdict = "current" if state.is_current else "behind: run `changebot db upgrade`"
+    print(f"{_where(settings)}: schema {state.current or 'none'}, latest {state.head} ({verdict})")
+    return 0 if state.is_current else 1
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    engine = open_database(settings)
+    with read_session(engine) as session:
+        head = read_head(session)
+        count, broken = verify(read_trail(session), head)
+    if broken is not None:
+        print(f"Audit trail BROKEN at {broken}.", file=sys.stderr)
+        print(f"Events from #{broken.seq} on cannot be trusted; checked {count}.", file=sys.stderr)
+        return 1
+    last = f", ending at #{head[0]} ({head[1][:12]})" if head and head[0] else ""
+    print(f"Audit trail intact: {count} events{last}.")
+    return 0
+
+
+def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
+    ref = None
+    if args.change:
+        number = parse_ref(args.change)
+        if number is None:
+            raise Stop(f"--change {args.change!r} is not a change reference such as CHG-0042.")
+        ref = format_ref(number)
+    since = None
+    if args.since:
+        try:
+            since = datetime.combine(date.fromisoformat(args.since), datetime.min.time(), UTC)
+        except ValueError as error:
+            raise Stop(f"--since {args.since!r} is not a date such as 2026-01-31.") from error
+    engine = open_database(settings)
+    writer = write_csv if args.format == "csv" else write_jsonl
+    with read_session(engine) as session:
+        events = read_trail(session, ref=ref, since=since)
+        if args.output:
+            with Path(args.output).open("w", encoding="utf-8", newline="") as out:
+                count = writer(events, out)
+            print(f"Wrote {count} audit events to {args.output}.", file=sys.stderr)
+        else:
+            writer(events, sys.stdout)
+    return 0
+
+
+# -- policy and serving ----------------------------------------------------------------------
+
+
+def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
+    policy = load_policy(args.file or settings.policy_path or None)
+    source = args.file or settings.policy_path or "the built-in default policy"
+    e = policy.emergency
+    print(f"{source}: valid.")
+    print(f"  {policy.policy.name}; owner {policy.policy.owner or '(none named)'}")
+    print(f"  scope: {', '.join(s.id for s in policy.scope)}")
+    print(f"  catalog: {', '.join(p.id for p in policy.catalog) or '(empty)'}")
+    a = policy.approvals
+    print(
+        f"  approvals: normal {a.normal}, high risk {a.normal_high_risk}, emergency {a.emergency}"
+    )
+    who = [*policy.approvers.users, *policy.approvers.groups]
+    print(f"  approvers: {', '.join(who) or '(none yet: nobody can approve)'}")
+    print(
+        f"  emergency review due {format_duration(e.review_deadline)} after the outcome, "
+        f"reminders every {format_duration(e.reminder_every)}"
+    )
+    print(f"  next policy review due {policy.policy_review_due():%Y-%m-%d}")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    load_policy(settings.policy_path or None)
+    settings.check_slack(socket_mode=args.socket_mode)
+    open_database(settings, upgrade_embedded=True)
+    raise Stop("serving Slack is not built yet (the Slack adapter comes next).")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

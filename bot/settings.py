@@ -1,0 +1,72 @@
+"""Configuration from the environment, checked once at start-up with one clear line per problem."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from storage.db import DEFAULT_URL
+
+SLACK_API_DEFAULT = "https://slack.com/api/"
+_HOW = "create the Slack app from manifest.yml (see the README's 'Install in a workspace')"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_URL
+    policy_path: str = ""
+    bot_token: str = ""
+    signing_secret: str = ""
+    app_token: str = ""
+    slack_api_url: str = SLACK_API_DEFAULT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        api = env.get("SLACK_API_URL", "").strip() or SLACK_API_DEFAULT
+        return cls(
+            database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_URL,
+            policy_path=env.get("CHANGEBOT_POLICY", "").strip(),
+            bot_token=env.get("SLACK_BOT_TOKEN", "").strip(),
+            signing_secret=env.get("SLACK_SIGNING_SECRET", "").strip(),
+            app_token=env.get("SLACK_APP_TOKEN", "").strip(),
+            # slack_sdk drops the last path segment of a base URL without a trailing slash.
+            slack_api_url=api if api.endswith("/") else api + "/",
+        )
+
+    def check_slack(self, *, socket_mode: bool) -> None:
+        """Refuse to start without usable Slack credentials, naming the variable."""
+        if not self.bot_token:
+            raise ConfigError(
+                "SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-...) from "
+                f"your app's 'OAuth & Permissions' page; {_HOW}."
+            )
+        if not self.bot_token.startswith("xoxb-"):
+            raise ConfigError(
+                "SLACK_BOT_TOKEN does not look like a bot token (it starts with xoxb-): copy "
+                "the Bot User OAuth Token from your app's 'OAuth & Permissions' page."
+            )
+        if socket_mode:
+            if not self.app_token.startswith("xapp-"):
+                what = "is not set" if not self.app_token else "does not start with xapp-"
+                raise ConfigError(
+                    f"SLACK_APP_TOKEN {what}: Socket Mode needs an app-level token with the "
+                    "connections:write scope, from your app's 'Basic Information' page."
+                )
+            return
+        if not self.signing_secret:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET is not set: copy the Signing Secret from your app's "
+                f"'Basic Information' page; {_HOW}."
+            )
+        if not re.fullmatch(r"[0-9a-f]{32}", self.signing_secret):
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET does not look like a signing secret (32 hexadecimal "
+                "characters): copy it from your app's 'Basic Information' page."
+            )
