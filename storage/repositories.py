@@ -9,19 +9,24 @@ from datetime import datetime
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
+from storage.outbox import mark_due
 from storage.rows import change_from_row, row_values
 from storage.tables import AuditEventRow, AuditHeadRow, ChangeRow
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, canonical_details, chain
 from workflows.errors import NotFound, StaleChange
-from workflows.model import Change, ChangeDetails, Stage, format_ref
+from workflows.model import Change, ChangeDetails, Stage, format_ref, parse_ref
 
 
 class SqlChanges:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, details: ChangeDetails, requester: str, at: datetime) -> Change:
-        change = Change(number=0, details=details, requester=requester, created_at=at)
+    def add(
+        self, details: ChangeDetails, requester: str, at: datetime, requested_in: str = ""
+    ) -> Change:
+        change = Change(
+            number=0, details=details, requester=requester, created_at=at, requested_in=requested_in
+        )
         row = ChangeRow(version=0, **row_values(change))
         self.session.add(row)
         self.session.flush()
@@ -91,6 +96,10 @@ class SqlAudit:
         self.session.add(to_row(event))
         head.seq, head.hash = event.seq, event.hash
         self.session.add(head)
+        number = parse_ref(entry.ref)
+        if number is not None:
+            self.session.flush()
+            mark_due(self.session, number, entry.at)
         self.session.flush()
 
     def _lock_head(self) -> AuditHeadRow:

@@ -153,6 +153,7 @@ def change_document(c: Change) -> Json:
         "owed_documents": list(c.owed_documents),
         "cancel_reason": c.cancel_reason,
         "closed_at": _time(c.closed_at),
+        "requested_in": c.requested_in,
     }
 
 
@@ -206,4 +207,5 @@ def change_from_row(row: ChangeRow) -> Change:
         owed_documents=tuple(j["owed_documents"]),
         cancel_reason=j["cancel_reason"],
         closed_at=_parse(j["closed_at"]),
+        requested_in=j.get("requested_in", ""),
     )

@@ -191,6 +191,8 @@ MATERIAL_FIELDS = (
     "rollback",
     "classification",
     "procedure_id",
+    # Who deploys is part of what was approved, and an approver may not implement.
+    "implementer",
 )
 
 #: Documentation an emergency change may skip at first; it is owed, not waived.
@@ -223,6 +225,8 @@ class Change:
     owed_documents: tuple[str, ...] = ()
     cancel_reason: str = ""
     closed_at: datetime | None = None
+    #: Where the request was made (a Slack channel ID, opaque to the process).
+    requested_in: str = ""
 
     @property
     def ref(self) -> str:

@@ -23,7 +23,9 @@ class SystemClock:
 
 
 class ChangeRepository(Protocol):
-    def add(self, details: ChangeDetails, requester: str, at: datetime) -> Change:
+    def add(
+        self, details: ChangeDetails, requester: str, at: datetime, requested_in: str = ""
+    ) -> Change:
         """Store a new change in Request and give it its number."""
         ...
 

@@ -31,9 +31,17 @@ class FakeChanges:
         self.committed: dict[int, Change] = {}
         self.pending: dict[int, Change] = {}
 
-    def add(self, details: ChangeDetails, requester: str, at: datetime) -> Change:
+    def add(
+        self, details: ChangeDetails, requester: str, at: datetime, requested_in: str = ""
+    ) -> Change:
         number = max([0, *self.committed, *self.pending]) + 1
-        change = Change(number=number, details=details, requester=requester, created_at=at)
+        change = Change(
+            number=number,
+            details=details,
+            requester=requester,
+            created_at=at,
+            requested_in=requested_in,
+        )
         self.pending[number] = copy.deepcopy(change)
         change.version = 0
         return change

@@ -1,0 +1,184 @@
+"""What Slack must still be shown, kept in the database until Slack has accepted it.
+
+One `publications` row per change. Writing an audit event marks the change's row due in the
+same transaction, so a state change can never be committed without the work of showing it.
+A publisher claims due rows with a time-limited lease, delivers, and records its progress
+only while it still holds the lease (see bot/publisher.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, update
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from storage.db import is_sqlite
+from storage.tables import AuditEventRow, _when
+from workflows.model import format_ref
+
+
+class PublicationRow(SQLModel, table=True):
+    __tablename__ = "publications"
+
+    number: int = Field(primary_key=True, foreign_key="changes.number")
+    channel: str = Field(default="", max_length=40)
+    thread_ts: str = Field(default="", max_length=40)
+    card_version: int = -1
+    published_seq: int = 0
+    effect_index: int = 0
+    due_at: datetime | None = _when(nullable=True, index=True)
+    attempts: int = 0
+    lease_owner: str = Field(default="", max_length=80)
+    lease_until: datetime | None = _when(nullable=True)
+    last_error: str = Field(default="", max_length=500)
+
+
+@dataclass(frozen=True)
+class Publication:
+    """A claimed publication: where the change's card is and how far its news got."""
+
+    number: int
+    channel: str
+    thread_ts: str
+    card_version: int
+    published_seq: int
+    effect_index: int
+    attempts: int
+    last_error: str
+
+
+def mark_due(session: Session, number: int, at: datetime) -> None:
+    """The change has news: create its publication or bring its next attempt forward."""
+    row = session.get(PublicationRow, number)
+    if row is None:
+        session.add(PublicationRow(number=number, due_at=at))
+        return
+    session.execute(
+        update(PublicationRow)
+        .where(col(PublicationRow.number) == number)
+        .where(or_(col(PublicationRow.due_at).is_(None), col(PublicationRow.due_at) > at))
+        .values(due_at=at, attempts=0)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def claim_due(
+    session: Session, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[Publication]:
+    """Lease up to `limit` due publications to `owner`; commits.
+
+    PostgreSQL skips rows another replica holds (FOR UPDATE SKIP LOCKED); SQLite serialises
+    writers with its immediate write transactions.
+    """
+    free = or_(col(PublicationRow.lease_until).is_(None), col(PublicationRow.lease_until) < now)
+    query = (
+        select(PublicationRow)
+        .where(col(PublicationRow.due_at).is_not(None))
+        .where(col(PublicationRow.due_at) <= now)
+        .where(free)
+        .order_by(col(PublicationRow.due_at))
+        .limit(limit)
+    )
+    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        query = query.with_for_update(skip_locked=True)
+    rows = list(session.exec(query))
+    claimed = []
+    for row in rows:
+        row.lease_owner, row.lease_until = owner, now + lease
+        session.add(row)
+        claimed.append(_publication(row))
+    session.commit()
+    return claimed
+
+
+def _publication(row: PublicationRow) -> Publication:
+    return Publication(
+        row.number,
+        row.channel,
+        row.thread_ts,
+        row.card_version,
+        row.published_seq,
+        row.effect_index,
+        row.attempts,
+        row.last_error,
+    )
+
+
+def _held(number: int, owner: str, now: datetime) -> object:
+    return and_(
+        col(PublicationRow.number) == number,
+        col(PublicationRow.lease_owner) == owner,
+        col(PublicationRow.lease_until) > now,
+    )
+
+
+def record_progress(
+    session: Session, number: int, owner: str, now: datetime, **values: object
+) -> bool:
+    """Write progress only while the lease is still ours; False if it was lost. Commits."""
+    result = session.execute(
+        update(PublicationRow)
+        .where(_held(number, owner, now))  # type: ignore[arg-type]
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def release(
+    session: Session,
+    number: int,
+    owner: str,
+    now: datetime,
+    *,
+    due_at: datetime | None,
+    attempts: int = 0,
+    last_error: str = "",
+) -> bool:
+    """Give the lease back: done (due_at None, unless news arrived meanwhile) or retry later."""
+    values: dict[str, object] = {
+        "lease_owner": "",
+        "lease_until": None,
+        "attempts": attempts,
+        "last_error": last_error[:500],
+    }
+    if due_at is not None:
+        values["due_at"] = due_at
+    done = record_progress(session, number, owner, now, **values)
+    if due_at is None and done:
+        _clear_if_caught_up(session, number)
+    return done
+
+
+def _clear_if_caught_up(session: Session, number: int) -> None:
+    """Nothing more is due once every event is published (checked in one statement, so news
+    written meanwhile keeps the row due)."""
+    latest = (
+        select(func.coalesce(func.max(AuditEventRow.seq), 0))
+        .where(AuditEventRow.ref == format_ref(number))
+        .scalar_subquery()
+    )
+    session.execute(
+        update(PublicationRow)
+        .where(col(PublicationRow.number) == number)
+        .where(col(PublicationRow.published_seq) >= latest)
+        .where(col(PublicationRow.lease_owner) == "")
+        .values(due_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def release_all(session: Session, owner: str) -> int:
+    """On shutdown: hand every lease back so another replica takes over at once."""
+    result = session.execute(
+        update(PublicationRow)
+        .where(col(PublicationRow.lease_owner) == owner)
+        .values(lease_owner="", lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
