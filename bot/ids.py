@@ -1,0 +1,100 @@
+"""Every Slack ID the bot uses (action_id, callback_id, block_id), in one place.
+
+Card buttons carry `{"n": <change number>, "s": <stage seen>}` as their value, so a click on
+a stale card is recognised and refused without changing anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from workflows.model import Stage
+from workflows.stages import Action
+
+COMMAND = "/change"
+
+# -- modals (callback_id) ----------------------------------------------------------------
+REQUEST_MODAL = "change_request"  # new change
+EDIT_MODAL = "change_edit"  # edit an existing change (private_metadata carries the button)
+REVIEW_MODAL = "change_review"
+EVIDENCE_MODAL = "change_test_evidence"
+REJECT_MODAL = "change_reject"
+OUTCOME_MODAL = "change_outcome"
+CANCEL_MODAL = "change_cancel"
+PCR_MODAL = "change_post_change_review"
+MODALS = (
+    REQUEST_MODAL,
+    EDIT_MODAL,
+    REVIEW_MODAL,
+    EVIDENCE_MODAL,
+    REJECT_MODAL,
+    OUTCOME_MODAL,
+    CANCEL_MODAL,
+    PCR_MODAL,
+)
+
+# -- card buttons (action_id "change.<action>") ------------------------------------------
+CARD_ACTION_PREFIX = "change."
+
+
+def card_action_id(action: Action) -> str:
+    return CARD_ACTION_PREFIX + action.value
+
+
+# -- other actions --------------------------------------------------------------------------
+NEW_CHANGE = "home.new_change"  # App Home button
+CLASSIFICATION_PICKED = "classification"  # dispatch_action select in the request modal
+
+# -- request modal inputs: block_id == action_id == the form field name ---------------------
+TITLE = "title"
+CLASSIFICATION = "classification"
+SCOPE = "scope"
+PROCEDURE = "procedure"
+DESCRIPTION = "description"
+SERVICES = "services"
+RISK = "risk"
+IMPACT = "impact"
+ROLLBACK_PLAN = "rollback_plan"
+NOT_REVERSIBLE_REASON = "not_reversible_reason"
+WINDOW_START = "window_start"
+WINDOW_END = "window_end"
+PULL_REQUEST = "pull_request"
+TICKET = "ticket"
+INCIDENT = "incident"
+IMPLEMENTER = "implementer"
+
+# -- other modal inputs ----------------------------------------------------------------------
+ASSESSMENT = "assessment"
+REVIEW_RISK = "review_risk"
+EVIDENCE = "evidence"
+REASON = "reason"
+OUTCOME = "outcome"
+NOTES = "notes"
+WHAT_WAS_DONE = "what_was_done"
+WHY_IT_COULD_NOT_WAIT = "why_it_could_not_wait"
+ROOT_CAUSE = "root_cause"
+CLASSIFICATION_JUSTIFIED = "classification_justified"
+FOLLOW_UPS = "follow_ups"
+CONTRIBUTED_TO_INCIDENT = "contributed_to_incident"
+OWED_PREFIX = "owed_"  # + the owed document's name (description, rollback, test_evidence)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The change a button or modal is about, and the stage the person saw."""
+
+    number: int
+    seen: Stage | None = None
+
+    def encode(self) -> str:
+        return json.dumps({"n": self.number, "s": self.seen.value if self.seen else None})
+
+    @classmethod
+    def decode(cls, value: str) -> Target:
+        """Parse a button value or private_metadata; ValueError if it is not ours."""
+        data = json.loads(value)
+        if not isinstance(data, dict) or not isinstance(data.get("n"), int):
+            raise ValueError("not a change target")
+        seen = data.get("s")
+        return cls(data["n"], Stage(seen) if seen else None)
