@@ -1,0 +1,98 @@
+"""conversations.* methods: DMs, joining channels, channel info, members, history, threads."""
+
+from __future__ import annotations
+
+import base64
+
+from standin.api.base import ApiRequest, Body, Handler, SlackState, visible_channel
+from standin.errors import ApiError
+
+DEFAULT_PAGE = 100
+
+
+def open_dm(state: SlackState, req: ApiRequest) -> Body:
+    """Only one-to-one DMs: the bot's conversation with a single user."""
+    if req.text("channel"):
+        channel = visible_channel(state, req.text("channel"))
+        return {"ok": True, "channel": {"id": channel.id}}
+    users = [u for u in req.require("users", "users_list_not_supplied").split(",") if u]
+    if len(users) != 1:
+        raise ApiError("not_supported", detail="the stand-in opens one-to-one DMs only")
+    if users[0] not in state.workspace.users:
+        raise ApiError("user_not_found")
+    channel = state.workspace.dm_with(users[0])
+    bot = state.workspace.bot_user_id
+    body = channel.to_api(bot) if req.flag("return_im") else {"id": channel.id}
+    return {"ok": True, "channel": body}
+
+
+def join(state: SlackState, req: ApiRequest) -> Body:
+    channel = visible_channel(state, req.require("channel", "channel_not_found"))
+    bot = state.workspace.bot_user_id
+    if channel.private or channel.is_dm:
+        raise ApiError("method_not_supported_for_channel_type")
+    if channel.archived:
+        raise ApiError("is_archived")
+    if bot in channel.members:
+        warning = "already_in_channel"
+        return {
+            "ok": True,
+            "channel": channel.to_api(bot),
+            "warning": warning,
+            "response_metadata": {"warnings": [warning]},
+        }
+    channel.members.append(bot)
+    return {"ok": True, "channel": channel.to_api(bot)}
+
+
+def info(state: SlackState, req: ApiRequest) -> Body:
+    channel = visible_channel(state, req.require("channel", "channel_not_found"))
+    return {"ok": True, "channel": channel.to_api(state.workspace.bot_user_id)}
+
+
+def _page(items: list[str], req: ApiRequest) -> tuple[list[str], str]:
+    """Slack's cursor pagination; cursors are opaque base64 strings, here of an offset."""
+    cursor = req.text("cursor")
+    try:
+        start = int(base64.b64decode(cursor).decode().split(":")[1]) if cursor else 0
+    except (ValueError, IndexError) as exc:
+        raise ApiError("invalid_cursor") from exc
+    limit = int(req.text("limit") or DEFAULT_PAGE)
+    end = start + limit
+    next_cursor = base64.b64encode(f"offset:{end}".encode()).decode() if end < len(items) else ""
+    return items[start:end], next_cursor
+
+
+def members(state: SlackState, req: ApiRequest) -> Body:
+    channel = visible_channel(state, req.require("channel", "channel_not_found"))
+    page, next_cursor = _page(channel.members, req)
+    return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
+
+
+def history(state: SlackState, req: ApiRequest) -> Body:
+    channel = visible_channel(state, req.require("channel", "channel_not_found"))
+    if state.workspace.bot_user_id not in channel.members:
+        raise ApiError("not_in_channel")
+    newest_first = list(reversed(state.messages.top_level(channel.id)))
+    limit = int(req.text("limit") or DEFAULT_PAGE)
+    messages = [{k: v for k, v in m.items() if k != "channel"} for m in newest_first[:limit]]
+    return {"ok": True, "messages": messages, "has_more": len(newest_first) > limit}
+
+
+def replies(state: SlackState, req: ApiRequest) -> Body:
+    channel = visible_channel(state, req.require("channel", "channel_not_found"))
+    thread = state.messages.thread(channel.id, req.require("ts", "thread_not_found"))
+    if not thread:
+        raise ApiError("thread_not_found")
+    messages = [{k: v for k, v in m.items() if k != "channel"} for m in thread]
+    return {"ok": True, "messages": messages, "has_more": False}
+
+
+HANDLERS: dict[str, Handler] = {
+    "conversations.open": open_dm,
+    "conversations.join": join,
+    "conversations.info": info,
+    "conversations.members": members,
+    "conversations.history": history,
+    "conversations.replies": replies,
+}

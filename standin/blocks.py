@@ -1,0 +1,62 @@
+"""Block Kit bookkeeping Slack does on the server side: ids for blocks, finding elements.
+
+Slack gives every block without a `block_id` a random one, and interaction payloads name the
+block an element lives in; the stand-in and the driver both need to find elements by action_id.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import string
+from collections.abc import Iterator
+from typing import Any
+
+Block = dict[str, Any]
+
+# Seeded so that two runs of a test produce the same ids, which keeps failures reproducible.
+_ids = random.Random(20231123)
+
+
+def _random_id() -> str:
+    return "".join(_ids.choices(string.ascii_letters + string.digits, k=5))
+
+
+def with_block_ids(blocks: list[Block]) -> list[Block]:
+    """A copy of `blocks` where each block has a block_id and each element an action_id,
+    as Slack stores them."""
+    stored = copy.deepcopy(blocks)
+    for block in stored:
+        if isinstance(block, dict) and not block.get("block_id"):
+            block["block_id"] = _random_id()
+    for _, element in interactive_elements(stored):
+        if element.get("type") not in (None, "image", "mrkdwn", "plain_text"):
+            element.setdefault("action_id", _random_id())
+    return stored
+
+
+def interactive_elements(blocks: list[Block]) -> Iterator[tuple[Block, Block]]:
+    """(block, element) for every element that can carry an action_id."""
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        for element in block.get("elements") or []:
+            if isinstance(element, dict) and block.get("type") == "actions":
+                yield block, element
+        for key in ("accessory", "element"):
+            element = block.get(key)
+            if isinstance(element, dict):
+                yield block, element
+
+
+def find_element(blocks: list[Block], action_id: str) -> tuple[Block, Block] | None:
+    """The (block, element) whose action_id is `action_id`, or None."""
+    return next(
+        ((b, e) for b, e in interactive_elements(blocks) if e.get("action_id") == action_id), None
+    )
+
+
+def input_blocks(blocks: list[Block]) -> Iterator[Block]:
+    for block in blocks:
+        if isinstance(block, dict) and block.get("type") == "input":
+            yield block

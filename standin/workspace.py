@@ -1,0 +1,166 @@
+"""The workspace the stand-in pretends to be: its team, bot, people, channels and user groups.
+
+Real Slack answers from a workspace's directory; the stand-in answers from this model, so a test
+can say "the bot is not in #random" and see `not_in_channel` exactly as it would in production.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class User:
+    """A person (or the bot) in the workspace, as users.info describes them."""
+
+    id: str
+    name: str
+    real_name: str = ""
+    email: str = ""
+    tz: str = "Europe/London"
+    is_bot: bool = False
+    deleted: bool = False
+
+    def to_api(self, team_id: str) -> dict[str, Any]:
+        real_name = self.real_name or self.name
+        return {
+            "id": self.id,
+            "team_id": team_id,
+            "name": self.name,
+            "deleted": self.deleted,
+            "real_name": real_name,
+            "tz": self.tz,
+            "is_bot": self.is_bot,
+            "is_app_user": False,
+            "profile": {
+                "real_name": real_name,
+                "display_name": self.name,
+                "email": self.email,
+                "team": team_id,
+            },
+        }
+
+
+@dataclass
+class Channel:
+    """A conversation: public or private channel, or the bot's DM with one user."""
+
+    id: str
+    name: str
+    private: bool = False
+    members: list[str] = field(default_factory=list)
+    archived: bool = False
+    dm_user: str | None = None
+
+    @property
+    def is_dm(self) -> bool:
+        return self.dm_user is not None
+
+    def to_api(self, bot_user_id: str) -> dict[str, Any]:
+        if self.dm_user is not None:
+            return {"id": self.id, "is_im": True, "user": self.dm_user, "is_open": True}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "is_channel": not self.private,
+            "is_group": self.private,
+            "is_im": False,
+            "is_private": self.private,
+            "is_archived": self.archived,
+            "is_member": bot_user_id in self.members,
+            "num_members": len(self.members),
+        }
+
+
+@dataclass
+class Workspace:
+    """Team, bot identity, users, channels and user groups; mutable between test steps."""
+
+    team_id: str = "T0TEAM"
+    team_domain: str = "changebot-test"
+    team_name: str = "Changebot Test"
+    app_id: str = "A0APP"
+    bot_id: str = "B0BOT"
+    bot_user_id: str = "U0BOT"
+    bot_name: str = "changebot"
+    users: dict[str, User] = field(default_factory=dict)
+    channels: dict[str, Channel] = field(default_factory=dict)
+    usergroups: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.bot_user_id not in self.users:
+            self.users[self.bot_user_id] = User(self.bot_user_id, self.bot_name, is_bot=True)
+
+    @classmethod
+    def sample(cls) -> Workspace:
+        """Three people, a channel the bot is in, one it is not, and a private one it can't see."""
+        ws = cls()
+        for user_id, name in (("U0ALICE", "alice"), ("U0BOB", "bob"), ("U0CAROL", "carol")):
+            ws.add_user(user_id, name, email=f"{name}@example.com")
+        people = ["U0ALICE", "U0BOB", "U0CAROL"]
+        ws.add_channel("C0CHANGES", "changes", members=people)
+        ws.add_channel("C0RANDOM", "random", members=people, bot=False)
+        ws.add_channel("G0SECRET", "secret", private=True, members=["U0ALICE"], bot=False)
+        return ws
+
+    def add_user(self, user_id: str, name: str, **details: Any) -> User:
+        user = User(user_id, name, **details)
+        self.users[user_id] = user
+        return user
+
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        private: bool = False,
+        members: list[str] | None = None,
+        bot: bool = True,
+        archived: bool = False,
+    ) -> Channel:
+        people = list(members or [])
+        if bot:
+            people.append(self.bot_user_id)
+        channel = Channel(channel_id, name, private=private, members=people, archived=archived)
+        self.channels[channel_id] = channel
+        return channel
+
+    def set_usergroup(self, group_id: str, members: list[str]) -> None:
+        self.usergroups[group_id] = list(members)
+
+    def user(self, user_id: str) -> User | None:
+        return self.users.get(user_id)
+
+    def user_name(self, user_id: str) -> str:
+        user = self.users.get(user_id)
+        return user.name if user else user_id.lower()
+
+    def find_channel(self, ref: str) -> Channel | None:
+        """By id, or by name with or without '#', as chat.postMessage accepts both."""
+        if ref in self.channels:
+            return self.channels[ref]
+        name = ref.removeprefix("#")
+        return next((c for c in self.channels.values() if c.name == name and not c.is_dm), None)
+
+    def dm_with(self, user_id: str) -> Channel:
+        """The bot's DM with a user, created on first use as Slack does."""
+        for channel in self.channels.values():
+            if channel.dm_user == user_id:
+                return channel
+        channel_id = "D" + user_id.removeprefix("U").removeprefix("W").rjust(8, "0")
+        channel = Channel(
+            channel_id, user_id, private=True, members=[user_id, self.bot_user_id], dm_user=user_id
+        )
+        self.channels[channel_id] = channel
+        return channel
+
+    def bot_sees(self, channel: Channel) -> bool:
+        """Private channels the bot is not in are invisible to it: Slack says channel_not_found."""
+        return not channel.private or self.bot_user_id in channel.members
+
+    def channel_name(self, channel_id: str) -> str:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return channel_id
+        return "directmessage" if channel.is_dm else channel.name
