@@ -205,10 +205,22 @@ def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    load_policy(settings.policy_path or None)
+    import asyncio
+    import logging
+
+    from bot.app import create_app
+    from bot.server import serve_http, serve_socket_mode
+
+    policy = load_policy(settings.policy_path or None)
     settings.check_slack(socket_mode=args.socket_mode)
-    open_database(settings, upgrade_embedded=True)
-    raise Stop("serving Slack is not built yet (the Slack adapter comes next).")
+    engine = open_database(settings, upgrade_embedded=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    bot = create_app(settings, engine, policy, socket_mode=args.socket_mode)
+    if args.socket_mode:
+        asyncio.run(serve_socket_mode(bot, settings.app_token))
+    else:
+        serve_http(bot, args.host, args.port)
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ from typing import Self
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from storage.db import is_sqlite
 from storage.repositories import SqlAudit, SqlChanges
+from workflows.ports import AuditLog, ChangeRepository
 
 
 class SqlUnitOfWork:
-    changes: SqlChanges
-    audit: SqlAudit
+    changes: ChangeRepository
+    audit: AuditLog
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -51,5 +53,15 @@ class SqlUnitOfWork:
 
 
 def read_session(engine: Engine) -> Session:
-    """A session for reading only: on SQLite it does not take the write lock."""
-    return Session(engine.execution_options(sqlite_begin="DEFERRED"))
+    """A session for reading only, which sees the database as it was at its first query.
+
+    So the audit head and the trail read after it agree while other transactions append: on
+    PostgreSQL a repeatable-read snapshot (each statement would see a new one under the default
+    read committed); on SQLite a deferred transaction, which does not take the write lock and
+    in WAL mode keeps its snapshot.
+    """
+    if is_sqlite(engine):
+        return Session(engine.execution_options(sqlite_begin="DEFERRED"))
+    return Session(
+        engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    )

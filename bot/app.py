@@ -1,0 +1,101 @@
+"""The composition root: one function builds the Bolt app from settings."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Engine
+
+from bot import listeners
+from bot.directory import Directory
+from bot.listeners.tell import tell
+from bot.publisher import Publisher
+from bot.services import Services
+from bot.settings import Settings
+from workflows.errors import ChangeError
+from workflows.policy import Policy
+from workflows.ports import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Bot:
+    """Everything `changebot serve` runs: the Bolt app, its services and the publisher."""
+
+    app: AsyncApp
+    services: Services
+    publisher: Publisher
+
+
+def web_client(settings: Settings, *, timeout: int = 10) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=settings.bot_token,
+        base_url=settings.slack_api_url,
+        timeout=timeout,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=1),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=1),
+        ],
+    )
+
+
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    policy: Policy,
+    *,
+    clock: Clock | None = None,
+    socket_mode: bool = False,
+) -> Bot:
+    clock = clock or SystemClock()
+    client = web_client(settings)
+    app = AsyncApp(
+        client=client,
+        signing_secret=settings.signing_secret or "socket-mode",
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,
+        ignoring_self_events_enabled=True,
+    )
+    publisher = Publisher(engine, web_client(settings, timeout=15), policy, clock)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        policy=policy,
+        clock=clock,
+        directory=Directory(client, policy),
+        kick=publisher.kick,
+    )
+
+    @app.middleware
+    async def provide_services(context: AsyncBoltContext, next: Any) -> Any:
+        context["services"] = services
+        return await next()
+
+    listeners.register(app)
+    app.error(on_error)
+    return Bot(app, services, publisher)
+
+
+async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:
+    """Known errors become a sentence for the person; unknown ones a reference they can quote."""
+    if isinstance(error, ChangeError):
+        await tell(client, body, str(error))
+        return
+    reference = uuid.uuid4().hex[:8]
+    log.exception("unexpected error (reference %s)", reference, exc_info=error)
+    await tell(
+        client,
+        body,
+        f"Something went wrong on my side; nothing was changed. Quote reference {reference} "
+        "to whoever runs changebot.",
+    )

@@ -1,0 +1,73 @@
+"""Who is in the approver groups: Slack user groups resolved with usergroups.users.list,
+cached for a few minutes so a membership change in Slack is honoured without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from workflows.model import Actor
+from workflows.policy import Policy
+
+log = logging.getLogger(__name__)
+DEFAULT_TTL_SECONDS = 300.0
+
+
+class Directory:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        policy: Policy,
+        *,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.ttl = ttl_seconds
+        self.monotonic = monotonic
+        self.groups = tuple(
+            dict.fromkeys([*policy.approvers.groups, *policy.emergency.approver_groups])
+        )
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def actor(self, user_id: str) -> Actor:
+        """The person, with the approver groups of the policy they belong to."""
+        member_of = [group for group in self.groups if user_id in await self.members(group)]
+        return Actor(user_id, frozenset(member_of))
+
+    async def members(self, group: str) -> frozenset[str]:
+        cached = self._cache.get(group)
+        if cached and self.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        lock = self._locks.setdefault(group, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(group)
+            if cached and self.monotonic() - cached[0] < self.ttl:
+                return cached[1]
+            try:
+                response = await self.client.usergroups_users_list(usergroup=group)
+            except SlackApiError as error:
+                # Keep the last known membership rather than lock every approver out.
+                log.warning(
+                    "could not read user group %s (%s); using the last known members",
+                    group,
+                    error.response.get("error"),
+                )
+                return cached[1] if cached else frozenset()
+            members = frozenset(response.get("users") or ())
+            self._cache[group] = (self.monotonic(), members)
+            return members
+
+    async def approver_ids(self, policy: Policy, *, emergency: bool) -> frozenset[str]:
+        """Everyone who may approve: named users and the members of named groups."""
+        approvers = policy.emergency_approvers if emergency else policy.approvers
+        people = set(approvers.users)
+        for group in approvers.groups:
+            people |= await self.members(group)
+        return frozenset(people)

@@ -1,0 +1,132 @@
+"""The card's buttons: each either opens the form its step needs or makes the move at once."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import ids
+from bot.listeners.commands import open_request_modal
+from bot.listeners.tell import tell
+from bot.services import Services
+from bot.views import forms
+from storage.repositories import SqlChanges
+from workflows import process
+from workflows.errors import ChangeError, StaleAction
+from workflows.model import Actor, Change
+from workflows.stages import Action, Attempt, move_for
+
+log = logging.getLogger(__name__)
+
+#: Buttons that open a form first; the form's submission makes the move.
+FORMS: dict[Action, Callable[[Change], dict[str, Any]]] = {
+    Action.RECORD_REVIEW: forms.review_modal,
+    Action.ADD_TEST_EVIDENCE: forms.evidence_modal,
+    Action.REJECT: forms.reject_modal,
+    Action.RECORD_OUTCOME: forms.outcome_modal,
+    Action.CANCEL: forms.cancel_modal,
+    Action.SUBMIT_POST_CHANGE_REVIEW: forms.post_change_review_modal,
+}
+
+#: Buttons that make their move at once.
+DIRECT: dict[Action, Callable[..., Any]] = {
+    Action.APPROVE: process.approve,
+    Action.START_DEPLOYMENT: process.start_deployment,
+    Action.SUBMIT: process.submit,
+}
+
+
+def register(app: AsyncApp) -> None:
+    app.action(re.compile(rf"^{re.escape(ids.CARD_ACTION_PREFIX)}"))(card_button)
+    app.action(ids.NEW_CHANGE)(new_change_button)
+    app.action(ids.CLASSIFICATION_PICKED)(classification_picked)
+
+
+async def card_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    services: Services,
+) -> None:
+    await ack()
+    try:
+        move = Action(action["action_id"].removeprefix(ids.CARD_ACTION_PREFIX))
+        target = ids.Target.decode(action.get("value") or "")
+    except ValueError:
+        await tell(client, body, "That button is not one I know. Nothing was changed.")
+        return
+    actor = await services.directory.actor(body["user"]["id"])
+    try:
+        if move in DIRECT:
+            await services.run(DIRECT[move], target.number, actor, seen_stage=target.seen)
+        elif move in FORMS or move is Action.EDIT:
+            await _open_form(client, body, services, move, target, actor)
+        else:
+            await tell(client, body, "That button is not one I know. Nothing was changed.")
+    except ChangeError as error:
+        await tell(client, body, str(error))
+
+
+async def _open_form(
+    client: AsyncWebClient,
+    body: dict[str, Any],
+    services: Services,
+    move: Action,
+    target: ids.Target,
+    actor: Actor,
+) -> None:
+    """Check the person may make the move before asking them to fill a form for it."""
+    change = await services.query(lambda s: SqlChanges(s).get(target.number))
+    if target.seen is not None and change.stage is not target.seen:
+        raise StaleAction(change.ref, target.seen.label, change.stage.label)
+    move_for(change, move, Attempt(actor, services.policy))
+    if move is Action.EDIT:
+        view = forms.request_modal(
+            services.policy,
+            callback_id=ids.EDIT_MODAL,
+            classification=change.classification,
+            details=change.details,
+            private_metadata=ids.Target(change.number, change.stage).encode(),
+        )
+    else:
+        view = FORMS[move](change)
+    await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+
+async def new_change_button(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, services: Services
+) -> None:
+    await ack()
+    await open_request_modal(client, body["trigger_id"], services, requested_in="")
+
+
+async def classification_picked(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    services: Services,
+) -> None:
+    """The request form adapts to the classification chosen (catalog picker, risk...)."""
+    await ack()
+    view = body.get("view") or {}
+    picked = forms.classification_of(action)
+    if picked is None or not view.get("id"):
+        return
+    details = forms.parse_request_leniently(
+        view.get("state", {}).get("values", {}), services.policy
+    )
+    updated = forms.request_modal(
+        services.policy,
+        callback_id=view.get("callback_id", ids.REQUEST_MODAL),
+        classification=picked,
+        details=details,
+        private_metadata=view.get("private_metadata", ""),
+    )
+    await client.views_update(view_id=view["id"], hash=view.get("hash"), view=updated)

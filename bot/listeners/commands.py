@@ -1,0 +1,86 @@
+"""`/change`: new, list, show, help (and anything else gets the help)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import ids, queries
+from bot.services import Services
+from bot.views import forms, messages
+from storage.repositories import SqlChanges
+from workflows.errors import NotFound
+from workflows.model import Classification, parse_ref
+
+LISTS = {"mine", "open", "awaiting-me"}
+
+
+def register(app: AsyncApp) -> None:
+    app.command(ids.COMMAND)(change_command)
+
+
+async def change_command(
+    ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, services: Services
+) -> None:
+    verb, _, rest = (command.get("text") or "").strip().partition(" ")
+    verb, rest = verb.lower(), rest.strip()
+    if verb in ("", "new"):
+        await ack()
+        await open_request_modal(
+            client, command["trigger_id"], services, command.get("channel_id", "")
+        )
+    elif verb == "list":
+        await ack(**await list_response(services, command["user_id"], rest.lower() or "mine"))
+    elif verb == "show":
+        await ack(**await show_response(services, rest))
+    else:
+        unknown = "" if verb == "help" else verb
+        await ack(response_type="ephemeral", **messages.help_message(unknown=unknown))
+
+
+async def open_request_modal(
+    client: AsyncWebClient, trigger_id: str, services: Services, requested_in: str
+) -> None:
+    meta = json.dumps({"c": requested_in})
+    view = forms.request_modal(
+        services.policy, classification=Classification.NORMAL, private_metadata=meta
+    )
+    await client.views_open(trigger_id=trigger_id, view=view)
+
+
+async def list_response(services: Services, user_id: str, which: str) -> dict[str, Any]:
+    if which not in LISTS:
+        return {
+            "response_type": "ephemeral",
+            "text": f"I can list mine, open or awaiting-me changes, not {which!r}.",
+        }
+    now = services.clock.now()
+    if which == "mine":
+        changes = await services.query(queries.mine, user_id)
+        owed = await services.query(queries.reviews_owed, user_id)
+        return messages.list_message("Your open changes", changes, now, reviews_owed=owed)
+    if which == "open":
+        return messages.list_message(
+            "Open changes", await services.query(queries.open_changes), now
+        )
+    actor = await services.directory.actor(user_id)
+    found = await services.query(queries.awaiting, actor, services.policy)
+    owed = await services.query(queries.reviews_owed, user_id)
+    return messages.list_message("Waiting for you", found, now, reviews_owed=owed)
+
+
+async def show_response(services: Services, text: str) -> dict[str, Any]:
+    number = parse_ref(text)
+    if number is None:
+        return {
+            "response_type": "ephemeral",
+            "text": "Say which change to show, for example `/change show CHG-0042`.",
+        }
+    try:
+        change = await services.query(lambda s: SqlChanges(s).get(number))
+    except NotFound as error:
+        return {"response_type": "ephemeral", "text": str(error)}
+    return messages.show_message(change, services.policy)

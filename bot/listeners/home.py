@@ -1,0 +1,38 @@
+"""App Home: my open changes, what waits for me, the reviews I owe, and a New change button."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import queries
+from bot.services import Services
+from bot.views import home as home_view
+
+
+def register(app: AsyncApp) -> None:
+    app.event("app_home_opened")(home_opened)
+
+
+async def home_opened(event: dict[str, Any], client: AsyncWebClient, services: Services) -> None:
+    if event.get("tab", "home") != "home":
+        return
+    await publish_home(client, services, event["user"])
+
+
+async def publish_home(client: AsyncWebClient, services: Services, user_id: str) -> None:
+    actor = await services.directory.actor(user_id)
+    mine = await services.query(queries.mine, user_id)
+    awaiting = await services.query(queries.awaiting, actor, services.policy)
+    owed = await services.query(queries.reviews_owed, user_id)
+    view = home_view.home(
+        user_id,
+        mine=mine,
+        awaiting_me=awaiting,
+        reviews_owed=owed,
+        policy=services.policy,
+        now=services.clock.now(),
+    )
+    await client.views_publish(user_id=user_id, view=view)

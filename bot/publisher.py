@@ -1,0 +1,260 @@
+"""Delivers to Slack what the database says is still to be shown, until Slack accepts it.
+
+For each change with news: post its card (the root of its thread) or bring the card up to
+the change's latest version — one update however many steps happened meanwhile — then post
+each new audit event's effects in order. Progress is recorded after every accepted call and
+only while this replica still holds the lease, so a reply is posted once; only a crash
+between Slack accepting a call and the progress being written can repeat one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.effects import Effect, effects_for
+from bot.views import card as card_view
+from storage import outbox
+from storage.outbox import Publication
+from storage.repositories import SqlChanges, read_trail
+from workflows.audit import ChainedEntry
+from workflows.model import Change
+from workflows.policy import Policy
+from workflows.ports import Clock
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+BATCH = 25
+RETRY_FIRST = 2.0
+RETRY_MAX = 300.0
+#: Errors that retrying will not fix until a person acts: logged once, told, retried slowly.
+NEEDS_A_PERSON = {
+    "invalid_auth": "the bot token is invalid: check SLACK_BOT_TOKEN",
+    "not_authed": "no bot token was sent: check SLACK_BOT_TOKEN",
+    "token_revoked": "the bot token was revoked: reinstall the app and update SLACK_BOT_TOKEN",
+    "account_inactive": "the bot's account is inactive: reinstall the app",
+    "missing_scope": "the app lacks a scope: reinstall it from manifest.yml",
+    "channel_not_found": "the changes channel does not exist or the bot cannot see it",
+    "not_in_channel": "the bot is not in the channel: invite it with /invite @changebot",
+    "is_archived": "the channel is archived: choose another changes channel in the policy",
+}
+
+
+def replica_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class _Delivery:
+    """One claimed publication being delivered."""
+
+    pub: Publication
+    change: Change
+    channel: str
+    thread_ts: str
+
+
+class LeaseLost(Exception):
+    """Another replica took the publication over; stop without writing anything."""
+
+
+class Publisher:
+    def __init__(
+        self,
+        engine: Engine,
+        client: AsyncWebClient,
+        policy: Policy,
+        clock: Clock,
+        *,
+        owner: str | None = None,
+        lease: timedelta = LEASE,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.policy = policy
+        self.clock = clock
+        self.owner = owner or replica_id()
+        self.lease = lease
+        self._wake = asyncio.Event()
+        self._told: set[tuple[int, str]] = set()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """There is news: publish soon rather than at the next sweep."""
+        self._wake.set()
+
+    async def run(self, interval: float = 2.0) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                while await self.sweep() == BATCH:
+                    pass
+            except Exception:  # the loop must outlive any one bad sweep
+                log.exception("publishing failed; trying again at the next sweep")
+
+    async def sweep(self) -> int:
+        claimed = await asyncio.to_thread(self._claim)
+        await asyncio.gather(*(self._publish(pub) for pub in claimed))
+        return len(claimed)
+
+    def _claim(self) -> list[Publication]:
+        with Session(self.engine) as session:
+            return outbox.claim_due(session, self.owner, self.clock.now(), self.lease, BATCH)
+
+    async def release_all(self) -> None:
+        def go() -> int:
+            with Session(self.engine) as session:
+                return outbox.release_all(session, self.owner)
+
+        await asyncio.to_thread(go)
+
+    # -- one change ----------------------------------------------------------------------------
+
+    async def _publish(self, pub: Publication) -> None:
+        try:
+            change, events = await asyncio.to_thread(self._load, pub)
+            delivery = _Delivery(pub, change, pub.channel, pub.thread_ts)
+            await self._show_card(delivery)
+            await self._deliver_effects(delivery, events)
+            await self._release(pub.number, due_at=None)
+        except LeaseLost:
+            log.info("lost the lease on %s to another replica", pub.number)
+        except SlackApiError as error:
+            await self._failed(pub, error)
+        except (TimeoutError, OSError) as error:
+            await self._retry_later(pub, f"Slack did not answer ({error!r})", RETRY_FIRST)
+
+    def _load(self, pub: Publication) -> tuple[Change, list[ChainedEntry]]:
+        with Session(self.engine) as session:
+            change = SqlChanges(session).get(pub.number)
+            events = [e for e in read_trail(session, ref=change.ref) if e.seq > pub.published_seq]
+        return change, events
+
+    async def _show_card(self, d: _Delivery) -> None:
+        shown = card_view.card(d.change, self.policy)
+        if not d.thread_ts:
+            await self._post_card(d, shown)
+        elif d.pub.card_version < d.change.version:
+            try:
+                await self.client.chat_update(channel=d.channel, ts=d.thread_ts, **shown)
+            except SlackApiError as error:
+                if error.response.get("error") != "message_not_found":
+                    raise
+                note = "The card of this change was deleted in Slack; here it is again."
+                await self._post_card(d, shown, note=note)
+        await self._progress(d.pub.number, card_version=d.change.version)
+
+    async def _post_card(self, d: _Delivery, shown: dict[str, Any], note: str = "") -> None:
+        channel = self.policy.channels.changes or d.change.requested_in or d.change.requester
+        response = await self._post_joining(channel, shown)
+        d.channel, d.thread_ts = response["channel"], response["ts"]
+        await self._progress(d.pub.number, channel=d.channel, thread_ts=d.thread_ts)
+        if note:
+            await self.client.chat_postMessage(channel=d.channel, thread_ts=d.thread_ts, text=note)
+        else:
+            await self._confirm_to_requester(d)
+
+    async def _post_joining(self, channel: str, shown: dict[str, Any]) -> Any:
+        """Post in the channel, joining it first if it is public and the bot is not in it."""
+        try:
+            return await self.client.chat_postMessage(channel=channel, **shown)
+        except SlackApiError as error:
+            if error.response.get("error") != "not_in_channel":
+                raise
+            await self.client.conversations_join(channel=channel)
+            return await self.client.chat_postMessage(channel=channel, **shown)
+
+    async def _confirm_to_requester(self, d: _Delivery) -> None:
+        link = await self.client.chat_getPermalink(channel=d.channel, message_ts=d.thread_ts)
+        text = card_view.confirmation(d.change, link.get("permalink", ""))
+        await self.client.chat_postMessage(channel=d.change.requester, text=text)
+
+    async def _deliver_effects(self, d: _Delivery, events: list[ChainedEntry]) -> None:
+        start = d.pub.effect_index
+        for event in events:
+            effects = effects_for(event.entry, d.change, self.policy)
+            for index in range(start, len(effects)):
+                await self._send(d, effects[index])
+                await self._progress(d.pub.number, effect_index=index + 1)
+            start = 0
+            await self._progress(d.pub.number, published_seq=event.seq, effect_index=0)
+
+    async def _send(self, d: _Delivery, effect: Effect) -> None:
+        if effect.to:
+            await self.client.chat_postMessage(channel=effect.to, text=effect.text)
+        else:
+            await self.client.chat_postMessage(
+                channel=d.channel, thread_ts=d.thread_ts, text=effect.text
+            )
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+
+    async def _progress(self, number: int, **values: object) -> None:
+        def go() -> bool:
+            with Session(self.engine) as session:
+                return outbox.record_progress(
+                    session, number, self.owner, self.clock.now(), **values
+                )
+
+        if not await asyncio.to_thread(go):
+            raise LeaseLost(number)
+
+    async def _release(
+        self, number: int, *, due_at: datetime | None, attempts: int = 0, error: str = ""
+    ) -> None:
+        def go() -> bool:
+            with Session(self.engine) as session:
+                return outbox.release(
+                    session,
+                    number,
+                    self.owner,
+                    self.clock.now(),
+                    due_at=due_at,
+                    attempts=attempts,
+                    last_error=error,
+                )
+
+        await asyncio.to_thread(go)
+
+    async def _failed(self, pub: Publication, error: SlackApiError) -> None:
+        code = str(error.response.get("error") or f"HTTP {error.response.status_code}")
+        if error.response.status_code == 429 or code == "ratelimited":
+            wait = float(error.response.headers.get("Retry-After", RETRY_FIRST) or RETRY_FIRST)
+            await self._retry_later(pub, code, max(wait, 1.0), backoff=False)
+        elif code in NEEDS_A_PERSON:
+            if (pub.number, code) not in self._told:
+                self._told.add((pub.number, code))
+                log.error(
+                    "cannot show change %s in Slack: %s (%s)",
+                    pub.number,
+                    NEEDS_A_PERSON[code],
+                    code,
+                )
+            await self._retry_later(pub, code, 60.0)
+        else:
+            await self._retry_later(pub, code, RETRY_FIRST)
+
+    async def _retry_later(
+        self, pub: Publication, why: str, first: float, backoff: bool = True
+    ) -> None:
+        delay = min(first * (2**pub.attempts if backoff else 1), RETRY_MAX)
+        due = self.clock.now() + timedelta(seconds=delay)
+        log.warning("change %s: Slack refused (%s); retrying in %.0fs", pub.number, why, delay)
+        await self._release(pub.number, due_at=due, attempts=pub.attempts + 1, error=why)

@@ -1,0 +1,73 @@
+"""What the listeners need, built once by the composition root and reached through Bolt's
+context: the database, the policy, the clock, the approver directory and the publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy import Engine
+
+from bot.directory import Directory
+from bot.settings import Settings
+from storage.uow import SqlUnitOfWork, read_session
+from workflows.errors import StaleChange
+from workflows.policy import Policy
+from workflows.ports import Clock, UnitOfWork
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: How often a use case is retried when another replica saved the same change first.
+CONFLICT_RETRIES = 8
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    policy: Policy
+    clock: Clock
+    directory: Directory
+    kick: Callable[[], None] = field(default=lambda: None)
+
+    def read(self) -> Any:
+        return read_session(self.engine)
+
+    async def run(
+        self,
+        use_case: Callable[Concatenate[UnitOfWork, Clock, Policy, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run a use case in a worker thread, in its own transaction.
+
+        A compare-and-set conflict means another click on another replica won the race: the
+        use case runs again on the fresh state, so both are counted (or the second refused by
+        the rules, never silently lost). Afterwards the publisher is told there is news.
+        """
+        call = functools.partial(use_case, SqlUnitOfWork(self.engine), self.clock, self.policy)
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                result = await asyncio.to_thread(call, *args, **kwargs)
+            except StaleChange:
+                log.info("retrying %s after a concurrent update", use_case.__name__)
+                await asyncio.sleep(0.005 * (attempt + 1))
+                continue
+            self.kick()
+            return result
+        return await asyncio.to_thread(call, *args, **kwargs)
+
+    async def query(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a read in a worker thread with a read-only session."""
+
+        def go() -> T:
+            with self.read() as session:
+                return fn(session, *args, **kwargs)
+
+        return await asyncio.to_thread(go)
