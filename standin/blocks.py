@@ -40,9 +40,11 @@ def interactive_elements(blocks: list[Block]) -> Iterator[tuple[Block, Block]]:
     for block in blocks:
         if not isinstance(block, dict):
             continue
-        for element in block.get("elements") or []:
-            if isinstance(element, dict) and block.get("type") == "actions":
-                yield block, element
+        # Other blocks have "elements" too (context, rich_text), but nothing to act on.
+        if block.get("type") == "actions":
+            for element in block.get("elements") or []:
+                if isinstance(element, dict):
+                    yield block, element
         for key in ("accessory", "element"):
             element = block.get(key)
             if isinstance(element, dict):

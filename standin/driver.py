@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from standin import payloads
 from standin.blocks import find_element
-from standin.inputs import state_values, value_fields
+from standin.inputs import STATELESS, state_values, value_fields
 from standin.signing import sign, signed_headers
 from standin.transport import Delivery, HttpTransport, Reply, SocketTransport, Transport
 from standin.webapi import SlackStandIn
@@ -82,27 +82,26 @@ class SlackDriver:
         )
 
     async def click(
-        self, user: str, where: Surface | None, action_id: str, value: Any = None
+        self,
+        user: str,
+        where: Surface | None,
+        action_id: str,
+        value: Any = None,
+        *,
+        inputs: Mapping[str, Any] | None = None,
     ) -> Reply:
         """`user` uses the element `action_id` in a message or view (None: wherever it is).
 
         Buttons send their own value; for menus, pickers and inputs `value` is what is chosen.
+        `inputs` are values already entered elsewhere in the view, which Slack sends along.
         """
         surface = self._current(user, where, action_id)
         block, element = find_element(surface["blocks"], action_id) or ({}, {})
-        action = {
-            "type": element.get("type"),
-            "action_id": action_id,
-            "block_id": block.get("block_id", ""),
-            "action_ts": payloads.action_ts(),
-        }
-        if element.get("type") == "button":
-            action["text"] = element.get("text")
-            if value is not None or "value" in element:
-                action["value"] = value if value is not None else element["value"]
-        else:
-            action.update(value_fields(element, value))
-        return await self._send_action(user, surface, action)
+        entered = dict(inputs or {})
+        if element.get("type") not in STATELESS and value is not None:
+            entered[action_id] = value
+        state = state_values(surface["blocks"], entered, require=False)
+        return await self._send_action(user, surface, _action(block, element, value), state)
 
     async def submit_modal(
         self, user: str, values: Mapping[str, Any] | None = None, *, view: Surface | None = None
@@ -235,12 +234,13 @@ class SlackDriver:
         ephemeral = [m for m in self.standin.ephemerals(user) if m["ts"] == ts]
         return {**ephemeral[-1], "ephemeral": True} if ephemeral else None
 
-    async def _send_action(self, user: str, surface: Surface, action: dict[str, Any]) -> Reply:
+    async def _send_action(
+        self, user: str, surface: Surface, action: dict[str, Any], state: dict[str, Any]
+    ) -> Reply:
         trigger_id = self.standin.issue_trigger(user)
         ws, token = self.workspace, self.token
         if "ts" not in surface:
-            values = state_values(surface["blocks"], {}, require=False)
-            view = {**surface, "state": {"values": values}}
+            view = {**surface, "state": {"values": state}}
             payload = payloads.block_actions_in_view(
                 ws, token=token, user=user, trigger_id=trigger_id, action=action, view=view
             )
@@ -256,6 +256,7 @@ class SlackDriver:
                 channel=channel,
                 message=message,
                 ephemeral=ephemeral,
+                state=state,
                 response_url=self.standin.issue_response_url(
                     channel, user, message["ts"], ephemeral
                 ),
@@ -281,3 +282,20 @@ class SlackDriver:
             surfaces.push(user, answer["view"])
         elif action != "errors":
             raise DriverError(f"Slack does not know response_action {action!r}")
+
+
+def _action(block: dict[str, Any], element: dict[str, Any], value: Any) -> dict[str, Any]:
+    """One entry of block_actions' `actions`: which element, and what it now says."""
+    action = {
+        "type": element.get("type"),
+        "action_id": element.get("action_id"),
+        "block_id": block.get("block_id", ""),
+        "action_ts": payloads.action_ts(),
+    }
+    if element.get("type") == "button":
+        action["text"] = element.get("text")
+        if value is not None or "value" in element:
+            action["value"] = value if value is not None else element["value"]
+    else:
+        action.update(value_fields(element, value))
+    return action

@@ -76,6 +76,7 @@ def block_actions_in_message(
     message: Payload,
     ephemeral: bool,
     response_url: str,
+    state: Payload,
 ) -> Payload:
     """A click in a message; ephemeral messages are not echoed back, as in Slack."""
     payload = _interaction(ws, "block_actions", token, user, trigger_id)
@@ -85,10 +86,12 @@ def block_actions_in_message(
         "channel_id": channel,
         "is_ephemeral": ephemeral,
     }
+    if message.get("thread_ts"):
+        payload["container"]["thread_ts"] = message["thread_ts"]
     payload["channel"] = {"id": channel, "name": ws.channel_name(channel)}
     if not ephemeral:
         payload["message"] = message
-    payload["state"] = {"values": {}}
+    payload["state"] = {"values": state}
     payload["response_url"] = response_url
     payload["actions"] = [action]
     return payload

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from standin.api.base import SlackState
+from standin.api.base import SlackState, bot_message
 from standin.errors import ApiError
 from standin.store import Ephemeral
 
@@ -66,7 +66,7 @@ class ResponseUrls:
             self._change_original(target, body)
             return
         messages = self.state.messages
-        message = {"type": "message", "user": self.state.workspace.bot_user_id, **_content(body)}
+        message = bot_message(self.state.workspace, _content(body))
         if body.get("thread_ts"):
             message["thread_ts"] = body["thread_ts"]
         if body.get("response_type") == "in_channel":

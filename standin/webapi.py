@@ -173,24 +173,29 @@ class SlackStandIn(Records):
     # -- the Web API ------------------------------------------------------------------------
 
     async def _api(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        call = Call(method, {}, None, time.time(), http_method=request.method)
+        call = Call(request.match_info["method"], {}, None, time.time(), request.method)
         self.calls.append(call)
+        try:
+            call.params, call.token = await _read_params(request)
+        except ApiError as error:
+            return self._answer(call, error.to_body())
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
-        fault = self.faults.pick(method)
+        fault = self.faults.pick(call.method)
         if fault is not None and not fault.is_timeout:
             return self._fail(call, fault)
         try:
-            call.params, call.token = await _read_params(request)
-            body = self._dispatch(method, call.params, call.token)
+            body = self._dispatch(call.method, call.params, call.token)
         except ApiError as error:
             body = error.to_body()
-        call.status, call.response = 200, body
         if fault is not None:
             # Slack did the work; only the answer is late. Retrying clients must cope.
             call.fault = fault.error
             await asyncio.sleep(self.client_timeout + TIMEOUT_MARGIN)
+        return self._answer(call, body)
+
+    def _answer(self, call: Call, body: dict[str, Any]) -> web.Response:
+        call.status, call.response = 200, body
         return web.json_response(body)
 
     def _fail(self, call: Call, fault: Fault) -> web.Response:

@@ -79,3 +79,20 @@ def postable_channel(state: SlackState, ref: str) -> Channel:
     if state.workspace.bot_user_id not in channel.members:
         raise ApiError("not_in_channel")
     return channel
+
+
+def bot_message(workspace: Workspace, content: dict[str, Any]) -> dict[str, Any]:
+    """A message as Slack stores it when the bot posts `content` (text, blocks, ...)."""
+    return {
+        "type": "message",
+        "user": workspace.bot_user_id,
+        "bot_id": workspace.bot_id,
+        "app_id": workspace.app_id,
+        "team": workspace.team_id,
+        "bot_profile": {
+            "id": workspace.bot_id,
+            "app_id": workspace.app_id,
+            "name": workspace.bot_name,
+        },
+        **content,
+    }

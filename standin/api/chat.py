@@ -9,6 +9,7 @@ from standin.api.base import (
     Body,
     Handler,
     SlackState,
+    bot_message,
     postable_channel,
     visible_channel,
 )
@@ -47,25 +48,12 @@ def _checked_blocks(blocks: Any) -> list[dict[str, Any]]:
     return with_block_ids(blocks)
 
 
-def _bot_message(state: SlackState, content: dict[str, Any]) -> dict[str, Any]:
-    ws = state.workspace
-    return {
-        "type": "message",
-        "user": ws.bot_user_id,
-        "bot_id": ws.bot_id,
-        "app_id": ws.app_id,
-        "team": ws.team_id,
-        "bot_profile": {"id": ws.bot_id, "app_id": ws.app_id, "name": ws.bot_name},
-        **content,
-    }
-
-
 def post_message(state: SlackState, req: ApiRequest) -> Body:
     channel = postable_channel(state, req.require("channel", "channel_not_found"))
     content = _content(req, partial=False)
     if not (content["text"] or content.get("blocks") or content.get("attachments")):
         raise ApiError("no_text")
-    message = _bot_message(state, content)
+    message = bot_message(state.workspace, content)
     thread_ts = req.text("thread_ts")
     if thread_ts:
         message["thread_ts"] = thread_ts
@@ -107,7 +95,7 @@ def post_ephemeral(state: SlackState, req: ApiRequest) -> Body:
     content = _content(req, partial=False)
     if not (content["text"] or content.get("blocks") or content.get("attachments")):
         raise ApiError("no_text")
-    message = _bot_message(state, content)
+    message = bot_message(state.workspace, content)
     message["ts"] = state.messages.next_ts()
     if req.text("thread_ts"):
         message["thread_ts"] = req.text("thread_ts")

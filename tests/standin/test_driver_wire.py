@@ -124,6 +124,36 @@ async def test_choosing_from_a_menu_sends_the_selected_option(
     assert action["selected_option"]["value"] == "high"
 
 
+async def test_a_click_in_a_modal_sends_the_views_current_state(
+    slack: SlackStandIn, recording_driver: SlackDriver, recorder: Recorder
+) -> None:
+    view = slack.state.surfaces.open(
+        "U0ALICE", {**modal(), "blocks": modal()["blocks"] + BUTTON_MESSAGE}
+    )
+
+    await recording_driver.click("U0ALICE", view, "risk", "high", inputs={"title": "typed"})
+
+    payload = interaction(recorder.requests[0])
+    values = payload["view"]["state"]["values"]
+    assert payload["container"] == {"type": "view", "view_id": view["id"]}
+    assert values["decide"]["risk"]["selected_option"]["value"] == "high"
+    assert values["title_block"]["title"]["value"] == "typed"
+
+
+async def test_a_click_in_a_thread_names_the_thread(
+    slack: SlackStandIn, recording_driver: SlackDriver, recorder: Recorder
+) -> None:
+    root = slack.add_user_message("C0CHANGES", "U0ALICE", "please approve")
+    slack.state.messages.post(
+        "C0CHANGES", {"user": "U0BOT", "blocks": BUTTON_MESSAGE, "thread_ts": root["ts"]}
+    )
+
+    await recording_driver.click("U0BOB", None, "approve")
+
+    container = interaction(recorder.requests[0])["container"]
+    assert container["thread_ts"] == root["ts"]
+
+
 async def test_every_request_brings_a_trigger_the_stand_in_accepts(
     slack: SlackStandIn, recording_driver: SlackDriver, recorder: Recorder
 ) -> None:

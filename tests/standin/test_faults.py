@@ -32,6 +32,7 @@ async def test_ratelimited_is_http_429_with_retry_after(
     assert response.headers["Retry-After"] == "7"
     assert response["error"] == "ratelimited"
     assert [c.status for c in slack.calls] == [429, 200]
+    assert slack.calls[0].params["text"] == "x"  # what the failed call asked for is kept
     assert len(slack.messages("C0CHANGES")) == 1  # a rate-limited call does nothing
 
 
