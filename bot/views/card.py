@@ -1,0 +1,335 @@
+"""A change's card: the message in the changes channel that shows where the change stands,
+with one button for each move the stage machine allows now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    PlainTextObject,
+)
+
+from bot import ids, text
+from bot.views.common import (
+    CLASSIFICATION_EMOJI,
+    context,
+    document_label,
+    header,
+    scope_name,
+    section,
+    to_dicts,
+)
+from workflows import process
+from workflows.model import FIVE_STAGES, Change, Classification, Stage
+from workflows.policy import Policy
+from workflows.stages import Action, available_actions
+
+#: Slack's limit on the elements of one actions block.
+ACTIONS_PER_BLOCK = 25
+
+LABELS = {
+    # A change is back in Request only after a rejection or a reclassification.
+    Action.SUBMIT: "Resubmit",
+    Action.RECORD_REVIEW: "Record review",
+    Action.ADD_TEST_EVIDENCE: "Add test evidence",
+    Action.APPROVE: "Approve",
+    Action.REJECT: "Reject",
+    Action.START_DEPLOYMENT: "Start deployment",
+    Action.RECORD_OUTCOME: "Record outcome",
+    Action.SUBMIT_POST_CHANGE_REVIEW: "Write post-change review",
+    Action.CLOSE: "Close change",
+    Action.EDIT: "Edit",
+    Action.CANCEL: "Cancel change",
+}
+STYLES = {Action.APPROVE: "primary", Action.REJECT: "danger", Action.CANCEL: "danger"}
+
+DONE, CURRENT, PENDING = "✅", "▶️", "▫️"
+
+
+def card(change: Change, policy: Policy) -> dict[str, Any]:
+    """The card as chat.postMessage / chat.update arguments: `text` and `blocks`."""
+    return {"text": fallback_text(change), "blocks": to_dicts(card_blocks(change, policy))}
+
+
+def fallback_text(change: Change) -> str:
+    """The notification text: escaped like any mrkdwn, since Slack parses it too."""
+    line = text.render_macro(
+        "card.j2",
+        "fallback",
+        ref=change.ref,
+        title=text.plain_label(change.title, 200),
+        classification=change.classification.label,
+        stage=change.stage.label,
+    )
+    return text.truncate(line, text.MESSAGE_TEXT_LIMIT)
+
+
+def card_blocks(change: Change, policy: Policy, *, buttons: bool = True) -> list[Block]:
+    blocks: list[Block] = [
+        header(f"{change.ref} · {change.title}"),
+        context(_kind(change)),
+        section(progress(change, policy)),
+        section("", fields=_facts(change, policy)),
+    ]
+    if change.details.description.strip():
+        blocks.append(section("*Description*\n" + text.escape(change.details.description)))
+    if (rollback := _rollback(change)) is not None:
+        blocks.append(section(rollback))
+    if decisions := _decisions(change):
+        blocks.append(section("\n".join(decisions)))
+    blocks.append(section("\n".join(status_lines(change, policy))))
+    if links := _links(change):
+        blocks.append(context(links))
+    if buttons:
+        blocks.extend(action_blocks(change, policy))
+    return blocks
+
+
+# -- where it stands ---------------------------------------------------------------------
+
+
+def progress(change: Change, policy: Policy | None = None) -> str:
+    """The five stages, each done, current or pending, then Closed or Cancelled."""
+    stage = change.stage
+    if stage is Stage.CLOSED:
+        marks = [DONE] * len(FIVE_STAGES)
+    elif stage is Stage.CANCELLED:
+        reached = _stages_done(change, policy)
+        marks = [DONE if i < reached else PENDING for i in range(len(FIVE_STAGES))]
+    else:
+        current = FIVE_STAGES.index(stage)
+        marks = [
+            DONE if i < current else CURRENT if i == current else PENDING
+            for i in range(len(FIVE_STAGES))
+        ]
+    steps = [f"{mark} {s.label}" for mark, s in zip(marks, FIVE_STAGES, strict=True)]
+    if stage is Stage.CLOSED:
+        steps.append("🏁 Closed")
+    elif stage is Stage.CANCELLED:
+        steps.append("⛔ Cancelled")
+    return " → ".join(steps)
+
+
+def _stages_done(change: Change, policy: Policy | None) -> int:
+    """How many stages a cancelled change had been through, judged by what is on record."""
+    if change.approvals:
+        authorised = change.classification is Classification.STANDARD or (
+            policy is not None
+            and len(change.approvers())
+            >= policy.required_approvals(change.classification, change.risk)
+        )
+        return 4 if authorised else 3
+    if change.test_evidence:
+        return 3
+    if change.review:
+        return 2
+    return 0
+
+
+def _kind(change: Change) -> str:
+    return text.render_macro(
+        "card.j2",
+        "kind",
+        emoji=CLASSIFICATION_EMOJI[change.classification],
+        classification=change.classification.label,
+        stage=change.stage.label,
+        created_at=change.created_at,
+    )
+
+
+def _facts(change: Change, policy: Policy) -> list[str]:
+    details = change.details
+    window = details.window
+    when = (
+        f"{text.slack_date(window.start)} – {text.slack_date(window.end)}"
+        if window
+        else "_not planned_"
+    )
+    risk = change.risk.value.capitalize()
+    if change.review and change.risk is not details.risk:
+        risk += f" (raised in review from {details.risk.value.capitalize()})"
+    services = text.escape(", ".join(details.services)) if details.services else "_none named_"
+    implementer = text.mention(details.implementer) if details.implementer else "_the requester_"
+    return [
+        f"*Requester*\n{text.mention(change.requester)}",
+        f"*Implementer*\n{implementer}",
+        f"*Window*\n{when}",
+        f"*Services*\n{services}",
+        f"*Scope*\n{text.escape(scope_name(policy, details.scope))}",
+        f"*Risk / impact*\n{risk} / {details.impact.value.capitalize()}",
+    ]
+
+
+def _rollback(change: Change) -> str | None:
+    rollback = change.details.rollback
+    if rollback.plan.strip():
+        return "*Rollback plan*\n" + text.escape(rollback.plan)
+    if rollback.not_reversible_reason.strip():
+        return "*Not reversible*\n" + text.escape(rollback.not_reversible_reason)
+    if change.classification is Classification.NORMAL:
+        return "*Rollback plan*\n_none given_"
+    return None
+
+
+def _decisions(change: Change) -> list[str]:
+    lines = []
+    if change.review and change.review.kind != "procedure":
+        review = change.review
+        lines.append(
+            text.render_macro(
+                "card.j2", "review", by=review.by, assessment=review.assessment, kind=review.kind
+            )
+        )
+    evidence = [e for e in change.test_evidence if e.kind != "procedure"]
+    if evidence:
+        latest = evidence[-1]
+        lines.append(
+            text.render_macro(
+                "card.j2", "evidence", by=latest.by, text=latest.evidence, kind=latest.kind
+            )
+        )
+    return lines
+
+
+def status_lines(change: Change, policy: Policy) -> list[str]:
+    """Approvals, what is owed, the outcome, a cancellation or rejection: one line each."""
+    lines = [_approvals(change, policy)]
+    if change.rejections:
+        latest = change.rejections[-1]
+        lines.append(
+            text.render_macro(
+                "card.j2",
+                "rejection",
+                count=len(change.rejections),
+                by=latest.by,
+                stage=latest.stage.label,
+                reason=latest.reason,
+            )
+        )
+    if change.deployment_started_at is not None:
+        lines.append(
+            text.render_macro(
+                "card.j2",
+                "deployment",
+                started_at=change.deployment_started_at,
+                by=change.deployed_by,
+            )
+        )
+    if change.outcome is not None:
+        lines.append(
+            text.render_macro(
+                "card.j2", "outcome", label=change.outcome.label, notes=change.outcome_notes
+            )
+        )
+    lines.extend(_owed(change))
+    if (review := change.post_change_review) is not None:
+        lines.append(
+            text.render_macro(
+                "card.j2",
+                "post_change_review",
+                by=review.by,
+                justified=review.classification_justified,
+                contributed=review.contributed_to_incident,
+            )
+        )
+    if change.stage is Stage.CANCELLED:
+        lines.append(text.render_macro("card.j2", "cancelled", reason=change.cancel_reason))
+    elif change.stage is Stage.CLOSED and change.closed_at is not None:
+        lines.append(text.render_macro("card.j2", "closed", at=change.closed_at))
+    return lines
+
+
+def _owed(change: Change) -> list[str]:
+    """The post-change review owed, or the documentation an emergency will owe after it."""
+    if change.review_owed:
+        docs = [document_label(d) for d in change.owed_documents]
+        return [
+            text.render_macro("card.j2", "review_owed", due_at=change.review_due_at, documents=docs)
+        ]
+    if change.classification is not Classification.EMERGENCY or change.outcome is not None:
+        return []
+    owed = [document_label(d) for d in process.owed_documents(change)]
+    return [text.render_macro("card.j2", "documentation_to_owe", documents=owed)] if owed else []
+
+
+def _approvals(change: Change, policy: Policy) -> str:
+    if change.classification is Classification.STANDARD:
+        procedure = policy.procedure(change.details.procedure_id)
+        if procedure is None:
+            return text.render_macro(
+                "card.j2", "procedure_missing", procedure_id=change.details.procedure_id
+            )
+        return text.render_macro("card.j2", "pre_approved", procedure=procedure)
+    approvers = list(change.approvers())
+    name = (
+        "emergency_approvals" if change.classification is Classification.EMERGENCY else "approvals"
+    )
+    needed = policy.required_approvals(change.classification, change.risk)
+    return text.render_macro(
+        "card.j2", name, have=len(approvers), needed=needed, approvers=approvers
+    )
+
+
+def _links(change: Change) -> str:
+    """Links the bot builds only for web addresses; anything else is shown as written."""
+    links = change.details.links
+    named = (
+        ("Pull request", links.pull_request),
+        ("Ticket", links.ticket),
+        ("Incident", links.incident),
+    )
+    shown = [
+        text.link(url, label) if text.is_web_address(url) else f"{label}: {text.escape(url)}"
+        for label, url in named
+        if url.strip()
+    ]
+    return "🔗 " + " · ".join(shown) if shown else ""
+
+
+# -- the buttons -------------------------------------------------------------------------
+
+
+def action_blocks(change: Change, policy: Policy) -> list[ActionsBlock]:
+    """One button per move available now; no block at all when there is none."""
+    buttons = [button(change, action) for action in available_actions(change, policy)]
+    return [
+        ActionsBlock(elements=buttons[i : i + ACTIONS_PER_BLOCK])
+        for i in range(0, len(buttons), ACTIONS_PER_BLOCK)
+    ]
+
+
+def button(change: Change, action: Action) -> ButtonElement:
+    label = LABELS.get(action, action.verb.capitalize())
+    return ButtonElement(
+        text=PlainTextObject(text=text.plain_label(label, text.BUTTON_LIMIT)),
+        action_id=ids.card_action_id(action),
+        value=ids.Target(change.number, change.stage).encode(),
+        style=STYLES.get(action),
+        confirm=_confirm(change, action),
+    )
+
+
+def _confirm(change: Change, action: Action) -> ConfirmObject | None:
+    if action is Action.START_DEPLOYMENT:
+        return ConfirmObject(
+            title=f"Start deploying {change.ref}?",
+            text=(
+                "Everyone following the change will see that its deployment has started. "
+                "From then on it can no longer be edited or cancelled: record its outcome."
+            ),
+            confirm="Start deployment",
+            deny="Not yet",
+        )
+    if action is Action.CANCEL:
+        return ConfirmObject(
+            title=f"Cancel {change.ref}?",
+            text="You will be asked for a reason. A cancelled change cannot be reopened.",
+            confirm="Cancel change",
+            deny="Keep it",
+            style="danger",
+        )
+    return None

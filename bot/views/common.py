@@ -1,0 +1,111 @@
+"""Small pieces every surface shares: text blocks cut to Slack's limits, and the words for
+the domain's names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot import text
+from workflows.model import Change, Classification
+from workflows.policy import Policy
+
+#: Most blocks Slack accepts in one message, and in one modal or App Home.
+MESSAGE_BLOCKS = 50
+VIEW_BLOCKS = 100
+
+CLASSIFICATION_EMOJI = {
+    Classification.STANDARD: "🟩",
+    Classification.NORMAL: "🟦",
+    Classification.EMERGENCY: "🟥",
+}
+
+DOCUMENT_LABELS = {
+    "description": "description",
+    "rollback": "rollback plan",
+    "test_evidence": "test evidence",
+}
+
+
+def document_label(name: str) -> str:
+    return DOCUMENT_LABELS.get(name, name.replace("_", " "))
+
+
+def scope_name(policy: Policy, scope_id: str) -> str:
+    scope = policy.scope_named(scope_id)
+    return scope.name if scope else scope_id
+
+
+def header(plain: str) -> HeaderBlock:
+    return HeaderBlock(text=PlainTextObject(text=text.plain_label(plain, text.HEADER_LIMIT)))
+
+
+def section(mrkdwn: str, *, fields: Sequence[str] = ()) -> SectionBlock:
+    """A section of mrkdwn (already escaped), cut to Slack's limits."""
+    return SectionBlock(
+        text=MarkdownTextObject(text=text.truncate(mrkdwn, text.MRKDWN_LIMIT)) if mrkdwn else None,
+        fields=[MarkdownTextObject(text=text.truncate(field, text.FIELD_LIMIT)) for field in fields]
+        or None,
+    )
+
+
+def context(*mrkdwn: str) -> ContextBlock:
+    return ContextBlock(
+        elements=[MarkdownTextObject(text=text.truncate(m, text.MRKDWN_LIMIT)) for m in mrkdwn]
+    )
+
+
+def divider() -> DividerBlock:
+    return DividerBlock()
+
+
+def to_dicts(blocks: Iterable[Block]) -> list[dict[str, Any]]:
+    return [block.to_dict() for block in blocks]
+
+
+def change_line(change: Change, now: datetime | None = None) -> str:
+    """One change on one line: reference, title, stage, classification, and a review owed."""
+    overdue = bool(
+        now is not None
+        and change.review_owed
+        and change.review_due_at is not None
+        and change.review_due_at < now
+    )
+    return text.render_macro(
+        "lists.j2",
+        "change_line",
+        ref=change.ref,
+        title=change.title,
+        stage=change.stage.label,
+        classification=change.classification.label,
+        emoji=CLASSIFICATION_EMOJI[change.classification],
+        review_owed=change.review_owed,
+        due_at=change.review_due_at,
+        overdue=overdue,
+    )
+
+
+def list_sections(
+    changes: Sequence[Change], now: datetime | None, *, room: int, empty: str
+) -> list[Block]:
+    """One section per change, in at most `room` blocks; the rest counted in a last line."""
+    if not changes:
+        return [context(empty)]
+    room = max(room, 1)
+    shown = changes if len(changes) <= room else changes[: room - 1]
+    blocks: list[Block] = [section(change_line(change, now)) for change in shown]
+    if len(shown) < len(changes):
+        more = text.render_macro("lists.j2", "more", count=len(changes) - len(shown))
+        blocks.append(context(more))
+    return blocks

@@ -1,0 +1,124 @@
+"""Every modal the bot opens, its parser, and the mapping of the domain's errors onto the
+modal's inputs for `response_action: errors`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot import ids
+from bot.views.request_form import (
+    classification_of,
+    parse_request,
+    parse_request_leniently,
+    request_modal,
+    split_services,
+)
+from bot.views.step_forms import (
+    OutcomeInput,
+    ReviewInput,
+    cancel_modal,
+    evidence_modal,
+    outcome_modal,
+    parse_evidence,
+    parse_outcome,
+    parse_post_change_review,
+    parse_reason,
+    parse_review,
+    post_change_review_modal,
+    reject_modal,
+    review_modal,
+)
+from workflows.errors import PolicyViolation, ValidationFailed
+
+__all__ = [
+    "OutcomeInput",
+    "ReviewInput",
+    "cancel_modal",
+    "classification_of",
+    "errors_for",
+    "evidence_modal",
+    "outcome_modal",
+    "parse_evidence",
+    "parse_outcome",
+    "parse_post_change_review",
+    "parse_reason",
+    "parse_request",
+    "parse_request_leniently",
+    "parse_review",
+    "post_change_review_modal",
+    "reject_modal",
+    "request_modal",
+    "review_modal",
+    "split_services",
+]
+
+#: The domain's field names (workflows.validation, workflows.process) -> the inputs that
+#: show the error, most likely first. The first one present in the view is used.
+FIELD_BLOCKS: dict[str, tuple[str, ...]] = {
+    "title": (ids.TITLE,),
+    "classification": (ids.CLASSIFICATION,),
+    "scope": (ids.SCOPE, ids.PROCEDURE),
+    # Raised only for a procedure named by a change that is not Standard: its classification
+    # is what is wrong (a Standard change outside the catalog is a PolicyViolation).
+    "procedure": (ids.CLASSIFICATION, ids.PROCEDURE),
+    "description": (ids.DESCRIPTION, ids.OWED_PREFIX + "description"),
+    "services": (ids.SERVICES,),
+    "risk": (ids.RISK, ids.REVIEW_RISK),
+    "impact": (ids.IMPACT,),
+    "rollback": (ids.ROLLBACK_PLAN, ids.OWED_PREFIX + "rollback"),
+    "window": (ids.WINDOW_END, ids.WINDOW_START),
+    "window_start": (ids.WINDOW_START, ids.WINDOW_END),
+    "pull_request": (ids.PULL_REQUEST,),
+    "ticket": (ids.TICKET,),
+    "incident": (ids.INCIDENT,),
+    "implementer": (ids.IMPLEMENTER,),
+    "assessment": (ids.ASSESSMENT,),
+    "evidence": (ids.EVIDENCE,),
+    "reason": (ids.REASON,),
+    "comment": (ids.REASON,),
+    "outcome": (ids.OUTCOME,),
+    "notes": (ids.NOTES,),
+    "what_was_done": (ids.WHAT_WAS_DONE,),
+    "why_it_could_not_wait": (ids.WHY_IT_COULD_NOT_WAIT,),
+    "root_cause": (ids.ROOT_CAUSE,),
+    "follow_ups": (ids.FOLLOW_UPS,),
+    "classification_justified": (ids.CLASSIFICATION_JUSTIFIED,),
+    "contributed_to_incident": (ids.CONTRIBUTED_TO_INCIDENT,),
+    "test_evidence": (ids.OWED_PREFIX + "test_evidence",),
+}
+#: Where a policy violation (a Standard change outside the catalog) is shown.
+POLICY_BLOCKS = (ids.PROCEDURE, ids.CLASSIFICATION)
+
+
+def errors_for(
+    error: ValidationFailed | PolicyViolation, *, view: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """`{block_id: message}` for `response_action: errors`.
+
+    With the submitted `view`, the error goes on an input the view really has (Slack refuses
+    errors for blocks it does not show), falling back to its first input.
+    """
+    if isinstance(error, ValidationFailed):
+        candidates = FIELD_BLOCKS.get(error.field, (error.field, ids.OWED_PREFIX + error.field))
+        message = error.reason
+    else:
+        candidates = POLICY_BLOCKS
+        message = error.message
+    message = message[:1].upper() + message[1:]
+    if view is None:
+        return {candidates[0]: message}
+    present = _input_blocks(view)
+    block_id = next((b for b in candidates if b in present), None)
+    if block_id is None:
+        block_id = present[0] if present else candidates[0]
+    return {block_id: message}
+
+
+def _input_blocks(view: Mapping[str, Any]) -> list[str]:
+    blocks = view.get("blocks")
+    return [
+        str(block["block_id"])
+        for block in (blocks if isinstance(blocks, list) else [])
+        if isinstance(block, Mapping) and block.get("type") == "input" and block.get("block_id")
+    ]

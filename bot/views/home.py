@@ -1,0 +1,71 @@
+"""App Home: the person's open changes, what waits for their review or approval, the
+post-change reviews they owe, and a button to request a change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, PlainTextObject
+from slack_sdk.models.views import View
+
+from bot import ids, text
+from bot.views.common import VIEW_BLOCKS, context, divider, header, list_sections, section
+from workflows.model import Change
+from workflows.policy import Policy
+
+#: Changes shown per list: three lists and the fixed blocks stay within Slack's 100.
+PER_LIST = 25
+
+
+def home(
+    user_id: str,
+    *,
+    mine: Sequence[Change],
+    awaiting_me: Sequence[Change],
+    reviews_owed: Sequence[Change],
+    policy: Policy,
+    now: datetime,
+) -> dict[str, Any]:
+    """The App Home view, for views.publish."""
+    blocks: list[Block] = [
+        header("Changes"),
+        section(_prose("intro", who=user_id)),
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text=PlainTextObject(text="New change"),
+                    action_id=ids.NEW_CHANGE,
+                    style="primary",
+                )
+            ]
+        ),
+    ]
+    lists = (
+        ("Your open changes", mine, "nothing_mine"),
+        ("Waiting for your review or approval", awaiting_me, "nothing_awaiting"),
+        ("Post-change reviews you owe", reviews_owed, "nothing_owed"),
+    )
+    for title, changes, empty in lists:
+        blocks += [divider(), section(_prose("list_title", title=title, count=len(changes)))]
+        blocks += list_sections(changes, now, room=PER_LIST, empty=_prose(empty))
+    due = policy.policy_review_due()
+    blocks += [
+        divider(),
+        context(
+            _prose(
+                "footer",
+                policy_name=policy.policy.name,
+                owner=policy.policy.owner,
+                review_due=due,
+                overdue=due < now,
+            )
+        ),
+    ]
+    assert len(blocks) <= VIEW_BLOCKS, "App Home has more blocks than Slack accepts"
+    return View(type="home", blocks=blocks).to_dict()
+
+
+def _prose(name: str, **context: Any) -> str:
+    return text.render_macro("home.j2", name, **context)

@@ -1,0 +1,88 @@
+"""Answers to `/change` commands, seen only by the person who asked (ephemeral)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import Block
+
+from bot import text
+from bot.views.card import card_blocks, fallback_text
+from bot.views.common import MESSAGE_BLOCKS, context, divider, list_sections, section, to_dicts
+from workflows.model import Change
+from workflows.policy import Policy
+
+#: Changes listed in one answer, and reviews owed listed after them: within 50 blocks.
+LISTED = 30
+OWED_LISTED = 15
+EPHEMERAL = "ephemeral"
+
+
+def help_blocks(unknown: str = "") -> list[dict[str, Any]]:
+    """What `/change` can do; `unknown` is a subcommand that was not understood."""
+    return to_dicts([section(text.render("help.j2", unknown=unknown))])
+
+
+def help_message(*, unknown: str = "") -> dict[str, Any]:
+    """`help_blocks` with the fallback text, for a command's response."""
+    return {"text": "How to use /change", "blocks": help_blocks(unknown)}
+
+
+def list_blocks(
+    title: str,
+    changes: Sequence[Change],
+    now: datetime,
+    *,
+    reviews_owed: Sequence[Change] = (),
+) -> list[dict[str, Any]]:
+    blocks: list[Block] = [section(_prose("list_title", title=title, count=len(changes)))]
+    blocks += list_sections(changes, now, room=LISTED, empty=_prose("nothing_listed"))
+    if reviews_owed:
+        blocks += [divider(), section(_prose("owed_title", count=len(reviews_owed)))]
+        blocks += list_sections(reviews_owed, now, room=OWED_LISTED, empty="")
+    assert len(blocks) <= MESSAGE_BLOCKS
+    return to_dicts(blocks)
+
+
+def list_message(
+    title: str,
+    changes: Sequence[Change],
+    now: datetime,
+    *,
+    reviews_owed: Sequence[Change] = (),
+) -> dict[str, Any]:
+    return {
+        "response_type": EPHEMERAL,
+        "text": _prose("list_fallback", title=title, count=len(changes)),
+        "blocks": list_blocks(title, changes, now, reviews_owed=reviews_owed),
+    }
+
+
+def show_blocks(change: Change, policy: Policy, permalink: str = "") -> list[dict[str, Any]]:
+    """The change as its card shows it, without buttons, and a link to its thread."""
+    blocks = card_blocks(change, policy, buttons=False)
+    if permalink:
+        blocks.append(context(_prose("thread_link", permalink=permalink)))
+    return to_dicts(blocks)
+
+
+def show_message(change: Change, policy: Policy, permalink: str = "") -> dict[str, Any]:
+    return {
+        "response_type": EPHEMERAL,
+        "text": fallback_text(change),
+        "blocks": show_blocks(change, policy, permalink),
+    }
+
+
+def refusal(message: str) -> dict[str, Any]:
+    """A refusal or error, seen only by the person: nothing was changed."""
+    return {
+        "response_type": EPHEMERAL,
+        "text": text.truncate(text.escape(message), text.MESSAGE_TEXT_LIMIT),
+    }
+
+
+def _prose(name: str, **context: Any) -> str:
+    return text.render_macro("messages.j2", name, **context)

@@ -1,0 +1,249 @@
+"""What the bot says in a change's thread, and to its requester, about each audit entry.
+
+Each audit action has a macro of the same name in `replies.j2` (and, for the decisions a
+requester hears about, in `notices.j2`); what the macro needs is read from the entry here,
+defensively, because stored entries are JSON and may predate a field. An action with no
+macro gets a generic line, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from bot import text
+from bot.views.common import document_label, scope_name
+from workflows.audit import AuditEntry
+from workflows.model import Change, Classification, Stage
+from workflows.policy import Policy
+
+Context = dict[str, Any]
+
+#: How the audit trail's field names read in a sentence.
+FIELD_LABELS = {"procedure_id": "procedure", "rollback": "rollback plan"}
+#: What a requester hears about: decisions on their change by someone else.
+NOTICES = ("approved", "rejected", "approvals_withdrawn", "authorised", "satisfied_by_procedure")
+
+
+def thread_reply(entry: AuditEntry, change: Change, policy: Policy) -> str | None:
+    """One line for the change's thread, or None when there is nothing to say."""
+    action = entry.action
+    if not (action.isidentifier() and text.has_macro("replies.j2", action)):
+        what = action.replace("_", " ").strip() or "did something"
+        line = text.render_macro("replies.j2", "unknown_action", who=entry.actor, what=what)
+    else:
+        build = _REPLY_CONTEXT.get(action, _nothing)
+        line = text.render_macro(
+            "replies.j2", action, who=entry.actor, **build(entry, change, policy)
+        )
+    return text.truncate(line, text.MESSAGE_TEXT_LIMIT)
+
+
+def requester_notice(entry: AuditEntry, change: Change) -> str | None:
+    """The direct message the requester gets about a decision on their change, if any."""
+    action = entry.action
+    if action not in NOTICES or entry.actor == change.requester:
+        return None
+    if action == "satisfied_by_procedure" and entry.details.get("satisfies") != "approval":
+        return None
+    window = change.details.window
+    context: Context = {"who": entry.actor, "ref": change.ref, "title": change.title}
+    if action == "rejected":
+        context["reason"] = _text(entry.details.get("reason"))
+    elif action == "approvals_withdrawn":
+        context["withdrawn"] = _names(entry.details.get("withdrawn"))
+        context["because"] = _field_labels(entry.details.get("because"))
+    elif action in ("authorised", "satisfied_by_procedure"):
+        context["window_start"] = window.start if window else None
+        if action == "satisfied_by_procedure":
+            context["procedure"] = _text(entry.details.get("procedure")) or "its procedure"
+    return text.truncate(
+        text.render_macro("notices.j2", action, **context), text.MESSAGE_TEXT_LIMIT
+    )
+
+
+def approvers_mention(policy: Policy, classification: Classification) -> str:
+    """Who to ask for approval: `<!subteam^S…>` groups, then `<@U…>` users; "" for Standard."""
+    if classification is Classification.STANDARD:
+        return ""
+    approvers = (
+        policy.emergency_approvers
+        if classification is Classification.EMERGENCY
+        else policy.approvers
+    )
+    groups = [text.group_mention(group) for group in approvers.groups]
+    users = [text.mention(user) for user in approvers.users]
+    return " ".join([*groups, *users])
+
+
+# -- reading entries ----------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _names(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list | tuple):
+        return [str(item) for item in value if item]
+    return []
+
+
+def _field_labels(value: object) -> list[str]:
+    return [FIELD_LABELS.get(name, name.replace("_", " ")) for name in _names(value)]
+
+
+def _stage_label(value: str) -> str:
+    try:
+        return Stage(value).label
+    except ValueError:
+        return value
+
+
+def _moment(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+# -- what each line needs ------------------------------------------------------------------
+
+Builder = Callable[[AuditEntry, Change, Policy], Context]
+
+
+def _nothing(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    return {}
+
+
+def _requested(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    d = entry.details
+    try:
+        classification = Classification(_text(d.get("classification"))).label
+    except ValueError:
+        classification = change.classification.label
+    return {
+        "classification": classification,
+        "scope": scope_name(policy, _text(d.get("scope")) or change.details.scope),
+    }
+
+
+def _submitted(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    return {"standard": change.classification is Classification.STANDARD}
+
+
+def _reviewed(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    d = entry.details
+    return {
+        "risk": _text(d.get("risk")) or change.risk.value,
+        "risk_raised": bool(d.get("risk_raised")),
+        "assessment": _text(d.get("assessment")),
+    }
+
+
+def _tested(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    return {"evidence": _text(entry.details.get("evidence"))}
+
+
+def _approved(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    approvers = list(change.approvers())
+    # Counted on the change as it is now; an approval since withdrawn is shown without one.
+    count = approvers.index(entry.actor) + 1 if entry.actor in approvers else None
+    return {
+        "count": count,
+        "needed": policy.required_approvals(change.classification, change.risk),
+        "stands_for": _names(entry.details.get("stands_for")),
+        "comment": _text(entry.details.get("comment")),
+    }
+
+
+def _authorised(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    return {"approvers": _names(entry.details.get("approvers"))}
+
+
+def _rejected(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    return {
+        "stage": _stage_label(entry.from_stage),
+        "reason": _text(entry.details.get("reason")),
+        "withdrawn": _names(entry.details.get("approvals_withdrawn")),
+    }
+
+
+def _satisfied(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    d = entry.details
+    procedure_id = _text(d.get("procedure"))
+    procedure = policy.procedure(procedure_id)
+    version = _text(d.get("version"))
+    label = f"{procedure.name} (v{version})" if procedure and version else procedure_id
+    satisfies = {"approval": "approval", "review": "review", "test": "testing"}
+    return {
+        "satisfies": satisfies.get(_text(d.get("satisfies")), "step"),
+        "procedure": label or "of the catalog",
+        "runbook": _text(d.get("runbook")),
+    }
+
+
+def _outcome(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    d = entry.details
+    raw = _text(d.get("outcome"))
+    return {
+        "outcome": raw.replace("_", " ").capitalize() or "recorded",
+        "notes": _text(d.get("notes")),
+        "review_owed": bool(d.get("review_owed")),
+        "due_at": _moment(d.get("review_due_at")),
+        "owed": [document_label(doc) for doc in _names(d.get("owed_documents"))],
+    }
+
+
+def _post_change_review(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    d = entry.details
+    return {
+        "justified": bool(d.get("classification_justified")),
+        "contributed": bool(d.get("contributed_to_incident")),
+        "documentation": [document_label(doc) for doc in _names(d.get("documentation"))],
+    }
+
+
+def _edited(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    return {"fields": _field_labels(entry.details.get("fields"))}
+
+
+def _withdrawn(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    return {
+        "withdrawn": _names(entry.details.get("withdrawn")),
+        "because": _field_labels(entry.details.get("because")),
+    }
+
+
+def _because(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    return {"because": _field_labels(entry.details.get("because"))}
+
+
+def _cancelled(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    return {"reason": _text(entry.details.get("reason"))}
+
+
+_REPLY_CONTEXT: Mapping[str, Builder] = {
+    "requested": _requested,
+    "submitted": _submitted,
+    "reviewed": _reviewed,
+    "tested": _tested,
+    "approved": _approved,
+    "authorised": _authorised,
+    "rejected": _rejected,
+    "satisfied_by_procedure": _satisfied,
+    "outcome_recorded": _outcome,
+    "post_change_review_submitted": _post_change_review,
+    "edited": _edited,
+    "approvals_withdrawn": _withdrawn,
+    "returned_to_request": _because,
+    "returned_to_approve": _because,
+    "cancelled": _cancelled,
+}

@@ -1,0 +1,245 @@
+"""A change's card: valid Block Kit, the buttons the stage machine allows and no others,
+and whatever people wrote shown literally."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot import ids
+from bot.text import CUT_MARKER
+from bot.views.card import card, progress
+from tests.bot.blockkit import (
+    HOSTILE,
+    HOSTILE_ESCAPED,
+    UNICODE,
+    all_mrkdwn,
+    assert_safe_mrkdwn,
+    parse_message,
+    texts,
+)
+from tests.bot.changes import ANNA, IVAN, SCENARIOS, a_desk, every_change, normal_details
+from workflows.model import Change, Level, Links, Outcome, Rollback, Stage
+from workflows.stages import Action, available_actions
+
+CHANGES = list(every_change())
+
+
+def buttons(message: dict[str, object]) -> list[dict[str, object]]:
+    blocks = message["blocks"]
+    assert isinstance(blocks, list)
+    return [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+@pytest.mark.parametrize(("name", "desk", "change"), CHANGES, ids=[n for n, _, _ in CHANGES])
+def test_every_card_is_valid_block_kit(name: str, desk: object, change: Change) -> None:
+    parse_message(card(change, desk.policy))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("name", "desk", "change"), CHANGES, ids=[n for n, _, _ in CHANGES])
+def test_the_buttons_are_the_moves_available_now(name: str, desk: object, change: Change) -> None:
+    policy = desk.policy  # type: ignore[attr-defined]
+    shown = buttons(card(change, policy))
+    expected = [ids.card_action_id(a) for a in available_actions(change, policy)]
+    assert [b["action_id"] for b in shown] == expected
+    for button in shown:
+        target = ids.Target.decode(str(button["value"]))
+        assert target == ids.Target(change.number, change.stage)
+
+
+def test_the_scenarios_visit_every_stage() -> None:
+    assert {c.stage for _, _, c in CHANGES} == set(Stage)
+    assert len(SCENARIOS) == len(CHANGES)
+
+
+@pytest.mark.parametrize(
+    ("name", "desk", "change"),
+    [c for c in CHANGES if c[2].stage.is_final],
+    ids=[n for n, _, c in CHANGES if c.stage.is_final],
+)
+def test_a_closed_or_cancelled_card_has_no_actions_block(
+    name: str, desk: object, change: Change
+) -> None:
+    blocks = card(change, desk.policy)["blocks"]  # type: ignore[attr-defined]
+    assert all(b["type"] != "actions" for b in blocks)
+
+
+def test_buttons_are_labelled_and_styled_for_what_they_do() -> None:
+    desk = a_desk()
+    change = desk.normal_change_in(Stage.APPROVE)
+    by_action = {b["action_id"]: b for b in buttons(card(change, desk.policy))}
+    approve = by_action[ids.card_action_id(Action.APPROVE)]
+    reject = by_action[ids.card_action_id(Action.REJECT)]
+    cancel = by_action[ids.card_action_id(Action.CANCEL)]
+    assert (approve["text"]["text"], approve["style"]) == ("Approve", "primary")
+    assert (reject["text"]["text"], reject["style"]) == ("Reject", "danger")
+    assert cancel["text"]["text"] == "Cancel change"
+    assert cancel["confirm"]["style"] == "danger"
+
+
+def test_starting_a_deployment_asks_for_confirmation() -> None:
+    desk = a_desk()
+    change = desk.normal_change_in(Stage.DEPLOY)
+    (start,) = [
+        b
+        for b in buttons(card(change, desk.policy))
+        if b["action_id"] == ids.card_action_id(Action.START_DEPLOYMENT)
+    ]
+    assert start["text"]["text"] == "Start deployment"
+    assert change.ref in start["confirm"]["title"]["text"]
+
+
+def test_a_rejected_change_offers_to_resubmit() -> None:
+    desk = a_desk()
+    change = desk.reject(desk.request())
+    labels = [b["text"]["text"] for b in buttons(card(change, desk.policy))]
+    assert labels[0] == "Resubmit"
+
+
+def test_the_header_names_the_change() -> None:
+    desk = a_desk()
+    change = desk.request(normal_details(title="Upgrade Postgres"))
+    header = card(change, desk.policy)["blocks"][0]
+    assert header == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": f"{change.ref} · Upgrade Postgres"},
+    }
+
+
+def test_the_progress_line_shows_done_current_and_pending_stages() -> None:
+    desk = a_desk()
+    change = desk.normal_change_in(Stage.TEST)
+    assert progress(change) == ("✅ Request → ✅ Review → ▶️ Test → ▫️ Approve → ▫️ Deploy and verify")
+    closed = desk.stored(desk.record_outcome(desk.deploying()))
+    assert progress(closed).endswith("✅ Deploy and verify → 🏁 Closed")
+    cancelled = desk.stored(desk.cancel(desk.request()))
+    assert progress(cancelled).endswith("▫️ Deploy and verify → ⛔ Cancelled")
+    assert progress(card_change_in_approve_cancelled()).startswith(
+        "✅ Request → ✅ Review → ✅ Test"
+    )
+
+
+def card_change_in_approve_cancelled() -> Change:
+    desk = a_desk()
+    return desk.stored(desk.cancel(desk.normal_change_in(Stage.APPROVE)))
+
+
+def test_people_are_mentioned_and_the_window_is_in_each_readers_time_zone() -> None:
+    desk = a_desk()
+    change = desk.request(normal_details(implementer=IVAN.user_id))
+    mrkdwn = all_mrkdwn(card(change, desk.policy)["blocks"])
+    assert "*Requester*\n<@UALICE>" in mrkdwn
+    assert "*Implementer*\n<@UIVAN>" in mrkdwn
+    start = int(change.details.window.start.timestamp())  # type: ignore[union-attr]
+    assert f"<!date^{start}^{{date_short_pretty}} {{time}}|" in mrkdwn
+
+
+def test_approvals_are_counted_against_what_the_risk_needs_with_names() -> None:
+    desk = a_desk()
+    change = desk.normal_change_in(Stage.APPROVE, normal_details(risk=Level.HIGH))
+    change = desk.approve(change, by=ANNA)
+    assert "*Approvals:* 1 of 2 — <@UANNA>" in all_mrkdwn(card(change, desk.policy)["blocks"])
+
+
+def test_a_standard_change_cites_its_procedure_and_runbook() -> None:
+    _, desk, change = next(c for c in CHANGES if c[0] == "standard authorised")
+    mrkdwn = all_mrkdwn(card(change, desk.policy)["blocks"])
+    assert (
+        "*Pre-approved:* Rolling restart of a stateless service (v3) · "
+        "<https://example.com/runbooks/restart|runbook>"
+    ) in mrkdwn
+
+
+def test_an_emergency_card_says_what_documentation_will_be_owed_and_when() -> None:
+    _, desk, emergency = next(c for c in CHANGES if c[0] == "emergency authorised")
+    mrkdwn = all_mrkdwn(card(emergency, desk.policy)["blocks"])
+    assert "To be supplied in the post-change review: description, rollback plan" in mrkdwn
+    assert "<@UEMMA>" in mrkdwn
+    _, desk, owed = next(c for c in CHANGES if c[0] == "emergency review owed")
+    mrkdwn = all_mrkdwn(card(owed, desk.policy)["blocks"])
+    assert "*Post-change review owed*, due <!date^" in mrkdwn
+    assert "*Outcome:* Failed" in mrkdwn
+
+
+def test_outcome_cancel_reason_and_latest_rejection_are_shown() -> None:
+    desk = a_desk()
+    rejected = desk.reject(
+        desk.submit(desk.reject(desk.request(), reason="First")), reason="Second"
+    )
+    mrkdwn = all_mrkdwn(card(desk.stored(rejected), desk.policy)["blocks"])
+    assert "*Rejected* 2 times; latest by <@UANNA> in Review: Second" in mrkdwn
+    cancelled = desk.cancel(desk.request(), reason="Superseded by CHG-0009")
+    assert "*Cancelled:* Superseded by CHG-0009" in all_mrkdwn(
+        card(desk.stored(cancelled), desk.policy)["blocks"]
+    )
+    closed = desk.record_outcome(desk.deploying(), Outcome.SUCCESSFUL_WITH_ISSUES, notes="Slow")
+    assert "*Outcome:* Successful with issues — Slow" in all_mrkdwn(
+        card(desk.stored(closed), desk.policy)["blocks"]
+    )
+
+
+def test_only_web_addresses_become_links() -> None:
+    desk = a_desk()
+    change = desk.request(normal_details())
+    change.details = change.details.with_changes(
+        links=Links(pull_request="https://example.com/pr/1", ticket="JIRA-7 <https://evil|x>")
+    )
+    mrkdwn = all_mrkdwn(card(change, desk.policy)["blocks"])
+    assert "<https://example.com/pr/1|Pull request>" in mrkdwn
+    assert "Ticket: JIRA-7 &lt;https://evil|x&gt;" in mrkdwn
+
+
+def test_what_people_wrote_is_shown_literally_and_pings_nobody() -> None:
+    desk = a_desk()
+    hostile = f"{HOSTILE} {UNICODE}"
+    change = desk.request(
+        normal_details(
+            title=hostile[:150],
+            description=hostile,
+            services=(HOSTILE[:80], UNICODE),
+            rollback=Rollback(plan=hostile),
+        )
+    )
+    change = desk.review(change, assessment=hostile)
+    change = desk.add_evidence(change, evidence=hostile)
+    change = desk.reject(change, reason=hostile)
+    message = card(desk.stored(change), desk.policy)
+    mrkdwn = all_mrkdwn(message["blocks"])
+    assert_safe_mrkdwn(mrkdwn)
+    assert_safe_mrkdwn(message["text"])
+    assert HOSTILE_ESCAPED in mrkdwn
+    assert UNICODE in mrkdwn
+    # Plain text is never parsed by Slack: the header shows the title as written.
+    assert texts(message["blocks"][0], "plain_text")[0].startswith(f"{change.ref} · <!channel>")
+
+
+def test_very_long_text_is_cut_with_the_marker_and_stays_within_limits() -> None:
+    desk = a_desk()
+    change = desk.request(
+        normal_details(description="&" * 3000, rollback=Rollback(plan="x" * 3000))
+    )
+    message = card(change, desk.policy)
+    parse_message(message)
+    description = next(
+        t for t in texts(message["blocks"], "mrkdwn") if t.startswith("*Description*")
+    )
+    assert description.endswith(CUT_MARKER)
+    assert (
+        description.removeprefix("*Description*\n").removesuffix(CUT_MARKER).replace("&amp;", "")
+        == ""
+    )
+
+
+def test_the_button_value_fits_and_round_trips() -> None:
+    desk = a_desk()
+    change = desk.request()
+    for button in buttons(card(change, desk.policy)):
+        assert json.loads(str(button["value"])) == {"n": change.number, "s": "review"}
+
+
+def test_an_emergency_in_review_can_be_approved_straight_away() -> None:
+    _, desk, emergency = next(c for c in CHANGES if c[0] == "emergency in review")
+    actions = [b["action_id"] for b in buttons(card(emergency, desk.policy))]
+    assert ids.card_action_id(Action.APPROVE) in actions
+    assert ids.card_action_id(Action.RECORD_REVIEW) in actions
