@@ -109,6 +109,13 @@ def verify(
         expected_seq, expected_prev = event.seq + 1, event.hash
     if head is not None and head != (expected_seq - 1, expected_prev):
         last = expected_seq - 1
-        problem = f"the trail ends at #{last} but #{head[0]} was written: events were removed"
-        return count, ChainBreak(last + 1, problem)
+        if head[0] > last:
+            problem = f"the trail ends at #{last} but #{head[0]} was written: events were removed"
+            return count, ChainBreak(last + 1, problem)
+        if head[0] < last:
+            problem = f"#{head[0]} was the last event written: events were added after it"
+            return count, ChainBreak(head[0] + 1, problem)
+        # A consistent chain with the wrong head was re-hashed after an edit somewhere in it.
+        problem = f"#{last} is not the event that was written: the trail was rewritten"
+        return count, ChainBreak(last, problem)
     return count, None

@@ -22,8 +22,11 @@ def parse_duration(text: str) -> timedelta:
             'for example "48h", "30m", "2d" or "1h30m"'
         )
     total = timedelta()
-    for amount, unit in _PART.findall(lowered):
-        total += timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        for amount, unit in _PART.findall(lowered):
+            total += timedelta(**{_UNITS[unit]: int(amount)})
+    except OverflowError:
+        raise ValueError(f'"{text}" is too long a duration') from None
     if total <= timedelta():
         raise ValueError(f'"{text}" is zero: a duration must be longer than that')
     return total

@@ -234,11 +234,13 @@ def approve(
     with _step(uow, clock, policy, number, seen_stage) as step:
         change = step.change
         compressed = change.stage in (Stage.REVIEW, Stage.TEST)
+        # In Test the peer review is already on record; the approval stands only for testing.
+        stands_for = ["test"] if change.review else ["review", "test"]
         step.move(
             Action.APPROVE,
             actor,
             comment=comment,
-            **({"stands_for": ["review", "test"]} if compressed else {}),
+            **({"stands_for": stands_for} if compressed else {}),
         )
         if compressed:
             _compress_review_and_test(step, actor)
@@ -320,8 +322,10 @@ def record_outcome(
     notes = check_text("notes", notes, "notes", required=outcome is not Outcome.SUCCESSFUL)
     with _step(uow, clock, policy, number, seen_stage) as step:
         change = step.change
-        owes = change.classification is Classification.EMERGENCY or outcome.owes_review
-        owed_docs = owed_documents(change) if owes else ()
+        emergency = change.classification is Classification.EMERGENCY
+        owes = emergency or outcome.owes_review
+        # Only an emergency skips documentation; a Standard procedure stands for its own.
+        owed_docs = owed_documents(change) if emergency else ()
         due = step.at + policy.emergency.review_deadline if owes else None
         step.move(
             Action.RECORD_OUTCOME,
@@ -417,8 +421,9 @@ def edit(
     *,
     seen_stage: Stage | None = None,
 ) -> Change:
-    """Change what the request says. A material edit withdraws the approvals given, visibly;
-    a new classification sends the change back to Request."""
+    """Change what the request says. A material edit withdraws the approvals given, visibly,
+    and an authorised change goes back to Approve; a new classification sends the change back
+    to Request."""
     with _step(uow, clock, policy, number, seen_stage) as step:
         change = step.change
         old = change.details
@@ -436,9 +441,14 @@ def edit(
         if material and withdrawn:
             change.approvals = tuple(a for a in change.approvals if a.kind != "approver")
             step.note("approvals_withdrawn", actor, withdrawn=withdrawn, because=material)
-        if {"classification", "procedure_id"} & set(changed) and change.stage is not Stage.REQUEST:
+        reclassified = bool({"classification", "procedure_id"} & set(changed))
+        unauthorised = quorum_met(change, Attempt(actor, policy)) is not None
+        if reclassified and change.stage is not Stage.REQUEST:
             step.move(Action.RETURN_TO_REQUEST, _SYSTEM, because=changed)
             _reset_decisions(change)
+        elif change.stage is Stage.DEPLOY and unauthorised:
+            # Without its approvals an authorised change may not be deployed: it needs them again.
+            step.move(Action.RETURN_TO_APPROVE, _SYSTEM, because=material)
     return change
 
 

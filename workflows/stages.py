@@ -34,6 +34,7 @@ class Action(StrEnum):
     SATISFY_BY_PROCEDURE = "satisfy_by_procedure"
     AUTHORISE = "authorise"
     RETURN_TO_REQUEST = "return_to_request"
+    RETURN_TO_APPROVE = "return_to_approve"
 
     @property
     def verb(self) -> str:
@@ -60,6 +61,7 @@ _VERBS = {
     Action.SATISFY_BY_PROCEDURE: "pre-approve by procedure",
     Action.AUTHORISE: "authorise deployment of",
     Action.RETURN_TO_REQUEST: "return to Request",
+    Action.RETURN_TO_APPROVE: "return to Approve",
 }
 
 _PAST = {
@@ -77,11 +79,17 @@ _PAST = {
     Action.SATISFY_BY_PROCEDURE: "satisfied_by_procedure",
     Action.AUTHORISE: "authorised",
     Action.RETURN_TO_REQUEST: "returned_to_request",
+    Action.RETURN_TO_APPROVE: "returned_to_approve",
 }
 
 #: Actions only the process itself takes; never offered as buttons.
 SYSTEM_ACTIONS = frozenset(
-    {Action.SATISFY_BY_PROCEDURE, Action.AUTHORISE, Action.RETURN_TO_REQUEST}
+    {
+        Action.SATISFY_BY_PROCEDURE,
+        Action.AUTHORISE,
+        Action.RETURN_TO_REQUEST,
+        Action.RETURN_TO_APPROVE,
+    }
 )
 
 
@@ -225,6 +233,8 @@ MOVES: tuple[Move, ...] = (
     Move(S.TEST, A.ADD_TEST_EVIDENCE, S.APPROVE, when=(not_standard,)),
     Move(S.APPROVE, A.APPROVE, S.APPROVE, when=(not_standard,), who=_APPROVER),
     Move(S.APPROVE, A.AUTHORISE, S.DEPLOY, when=(quorum_met,)),
+    # An edit that withdraws the approvals of an authorised change takes the authorisation too.
+    Move(S.DEPLOY, A.RETURN_TO_APPROVE, S.APPROVE, when=(not_deploying,)),
     # Emergency: one approval stands for the compressed review and test.
     Move(S.REVIEW, A.APPROVE, S.APPROVE, when=(is_emergency,), who=_APPROVER),
     Move(S.TEST, A.APPROVE, S.APPROVE, when=(is_emergency,), who=_APPROVER),

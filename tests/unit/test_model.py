@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.builders import ALICE, ANNA, IVAN, NOW, PETER, a_change
+from workflows.model import (
+    FIVE_STAGES,
+    Classification,
+    Level,
+    Outcome,
+    PeerReview,
+    Rollback,
+    Stage,
+    format_ref,
+    parse_ref,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("CHG-0042", 42), ("chg-42", 42), ("42", 42), (" CHG-1 ", 1), ("CHG-123456", 123456)],
+)
+def test_a_change_is_found_by_its_reference_however_it_is_typed(text: str, number: int) -> None:
+    assert parse_ref(text) == number
+
+
+@pytest.mark.parametrize("text", ["", "CHG-", "CHG-0", "0", "-3", "CHG-4x", "INC-42", "1" * 13])
+def test_anything_else_is_not_a_reference(text: str) -> None:
+    assert parse_ref(text) is None
+
+
+def test_references_are_padded_to_four_digits() -> None:
+    assert (format_ref(7), format_ref(12345)) == ("CHG-0007", "CHG-12345")
+    assert parse_ref(format_ref(7)) == 7
+
+
+def test_the_five_stages_come_in_order_and_two_stages_are_final() -> None:
+    assert [s.label for s in FIVE_STAGES] == [
+        "Request",
+        "Review",
+        "Test",
+        "Approve",
+        "Deploy and verify",
+    ]
+    assert {s for s in Stage if s.is_final} == {Stage.CLOSED, Stage.CANCELLED}
+
+
+def test_only_a_failed_or_rolled_back_outcome_owes_a_review_by_itself() -> None:
+    assert {o for o in Outcome if o.owes_review} == {Outcome.FAILED, Outcome.ROLLED_BACK}
+    assert Outcome.SUCCESSFUL_WITH_ISSUES.label == "Successful with issues"
+
+
+def test_classifications_are_named_as_the_policy_names_them() -> None:
+    assert [c.label for c in Classification] == ["Standard", "Normal", "Emergency"]
+
+
+def test_risk_levels_are_ranked() -> None:
+    assert Level.LOW.rank < Level.MEDIUM.rank < Level.HIGH.rank
+
+
+def test_a_rollback_is_given_as_a_plan_or_as_a_reason_there_is_none() -> None:
+    assert Rollback(plan="Revert.").is_given
+    assert Rollback(not_reversible_reason="Data is deleted.").is_given
+    assert not Rollback(plan="  ").is_given
+
+
+def test_the_reviewed_risk_overrides_the_requested_one() -> None:
+    requested = a_change()
+    reviewed = a_change(review=PeerReview(PETER.user_id, NOW, "Riskier than it looks.", Level.HIGH))
+    assert (requested.risk, reviewed.risk) == (Level.LOW, Level.HIGH)
+
+
+def test_the_implementer_answers_for_a_change_else_the_requester() -> None:
+    change = a_change()
+    assert change.owner == IVAN.user_id
+    assert change.people_in_charge() == {ALICE.user_id, IVAN.user_id}
+    change.details = change.details.with_changes(implementer="")
+    assert change.owner == ALICE.user_id
+    assert change.people_in_charge() == {ALICE.user_id}
+    assert ANNA.user_id not in change.people_in_charge()
