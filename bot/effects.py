@@ -24,8 +24,7 @@ def effects_for(entry: AuditEntry, change: Change, policy: Policy) -> list[Effec
     reply = replies.thread_reply(entry, change, policy)
     if reply:
         if _calls_approvers(entry, change):
-            emergency = change.classification is Classification.EMERGENCY
-            mention = replies.approvers_mention(policy, emergency=emergency)
+            mention = replies.approvers_mention(policy, change.classification)
             if mention:
                 reply = f"{reply}\n{mention} this change is waiting for your approval."
         found.append(Effect(reply))

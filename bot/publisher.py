@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from bot.effects import Effect, effects_for
 from bot.views import card as card_view
+from bot.views import replies
 from storage import outbox
 from storage.outbox import Publication
 from storage.repositories import SqlChanges, read_trail
@@ -183,7 +184,7 @@ class Publisher:
 
     async def _confirm_to_requester(self, d: _Delivery) -> None:
         link = await self.client.chat_getPermalink(channel=d.channel, message_ts=d.thread_ts)
-        text = card_view.confirmation(d.change, link.get("permalink", ""))
+        text = replies.confirmation(d.change, link.get("permalink", ""))
         await self.client.chat_postMessage(channel=d.change.requester, text=text)
 
     async def _deliver_effects(self, d: _Delivery, events: list[ChainedEntry]) -> None:

@@ -36,7 +36,7 @@ async def request_submitted(
         details = forms.parse_request(_values(view), services.policy)
         await services.run(process.request_change, actor, details, requested_in=_origin(view))
     except (ValidationFailed, PolicyViolation) as error:
-        await ack(response_action="errors", errors=forms.errors_for(error))
+        await ack(response_action="errors", errors=forms.errors_for(error, view=view))
         return
     await ack()
 

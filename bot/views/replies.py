@@ -247,3 +247,11 @@ _REPLY_CONTEXT: Mapping[str, Builder] = {
     "returned_to_approve": _because,
     "cancelled": _cancelled,
 }
+
+
+def confirmation(change: Change, permalink: str) -> str:
+    """The requester's confirmation, with a link to the change's thread."""
+    line = text.render_macro(
+        "notices.j2", "confirmation", ref=change.ref, title=change.title, permalink=permalink
+    )
+    return text.truncate(line, text.MESSAGE_TEXT_LIMIT)
