@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
+    demo = commands.add_parser(
+        "demo", help="run a scripted change end to end against a local Slack stand-in"
+    )
+    demo.set_defaults(run=_demo)
+
     db = commands.add_parser("db", help="the database schema").add_subparsers(metavar="ACTION")
     db.add_parser("upgrade", help="bring the database to the current schema").set_defaults(
         run=_db_upgrade
@@ -97,6 +102,12 @@ def _where(settings: Settings) -> str:
     return make_url(normalise_url(settings.database_url)).render_as_string(hide_password=True)
 
 
+def _unreachable(settings: Settings, error: OperationalError) -> Stop:
+    """One line: where (without the password) and the driver's first line of why."""
+    reason = str(error.orig).strip().splitlines()[0] if error.orig else "unknown error"
+    return Stop(f"cannot reach the database at {_where(settings)}: {reason}")
+
+
 def open_database(settings: Settings, *, upgrade_embedded: bool = False) -> Engine:
     """An engine on a reachable database whose schema is current, or Stop saying what to do."""
     engine = make_engine(settings.database_url)
@@ -105,8 +116,7 @@ def open_database(settings: Settings, *, upgrade_embedded: bool = False) -> Engi
         if not state.is_current and upgrade_embedded and is_sqlite(engine):
             state = migrate.upgrade(engine)
     except OperationalError as error:
-        reason = str(error.orig).strip().splitlines()[0] if error.orig else "unknown error"
-        raise Stop(f"cannot reach the database at {_where(settings)}: {reason}") from error
+        raise _unreachable(settings, error) from error
     if not state.is_current:
         raise Stop(
             f"the database at {_where(settings)} is at schema {state.current or 'none'} but this "
@@ -121,7 +131,7 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
         before = migrate.status(engine).current
         after = migrate.upgrade(engine)
     except OperationalError as error:
-        raise Stop(f"cannot reach the database at {_where(settings)}: {error.orig}") from error
+        raise _unreachable(settings, error) from error
     if before == after.current:
         print(f"{_where(settings)} is already at the current schema ({after.current}).")
     else:
@@ -130,7 +140,10 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _db_status(args: argparse.Namespace, settings: Settings) -> int:
-    state = migrate.status(make_engine(settings.database_url))
+    try:
+        state = migrate.status(make_engine(settings.database_url))
+    except OperationalError as error:
+        raise _unreachable(settings, error) from error
     verdict = "current" if state.is_current else "behind: run `changebot db upgrade`"
     print(f"{_where(settings)}: schema {state.current or 'none'}, latest {state.head} ({verdict})")
     return 0 if state.is_current else 1
@@ -202,6 +215,12 @@ def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"  next policy review due {policy.policy_review_due():%Y-%m-%d}")
     return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.demo import run
+
+    return run()
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
