@@ -102,12 +102,13 @@ def request_change(
     details: ChangeDetails,
     *,
     submit: bool = True,
+    requested_in: str = "",
 ) -> Change:
     """Record a new change in Request and, unless told otherwise, submit it for review."""
     at = clock.now()
     checked = validate_details(details, policy, at)
     with uow:
-        change = uow.changes.add(checked, actor.user_id, at)
+        change = uow.changes.add(checked, actor.user_id, at, requested_in)
         step = _Step(uow, policy, change, at)
         step.note("requested", actor, **_describe(checked))
         if submit:
