@@ -27,7 +27,7 @@ def normalise_url(url: str) -> str:
     url = url.strip() or DEFAULT_URL
     try:
         parsed = make_url(url)
-    except ArgumentError as error:
+    except (ArgumentError, ValueError) as error:  # ValueError: a port that is not a number
         raise DatabaseUrlError(
             f"DATABASE_URL is not a database URL (expected e.g. {DEFAULT_URL} or "
             "postgresql://user@host:5432/dbname)"
