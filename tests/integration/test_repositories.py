@@ -1,0 +1,356 @@
+"""The repositories and the unit of work, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Engine
+
+from storage.repositories import read_head, read_trail
+from storage.uow import SqlUnitOfWork, read_session
+from tests.integration.changes import (
+    APPROVER,
+    PEER,
+    POLICY,
+    REQUESTER,
+    check_trail,
+    deploy,
+    normal_details,
+    request,
+    review_test_and_approve,
+    trail,
+)
+from tests.unit.fakes import FakeClock
+from workflows import process
+from workflows.audit import AuditEntry
+from workflows.errors import NotAllowed, NotFound, StaleChange
+from workflows.model import (
+    Approval,
+    Change,
+    ChangeDetails,
+    Classification,
+    Level,
+    Links,
+    Outcome,
+    PeerReview,
+    PostChangeReview,
+    Rejection,
+    Rollback,
+    Stage,
+    Window,
+)
+from workflows.model import (
+    TestEvidence as Evidence,  # not TestEvidence: pytest would try to collect it
+)
+
+INDIA = timezone(timedelta(hours=5, minutes=30))
+PACIFIC = timezone(timedelta(hours=-8))
+CREATED = datetime(2026, 11, 23, 9, 15, 30, 123456, tzinfo=PACIFIC)
+
+# Hebrew and Arabic run right to left; the emoji need four bytes in UTF-8.
+RTL = "שינוי בסיס הנתונים · ترقية قاعدة البيانات"
+EMOJI = "🚀 deploy 🧪✅ and 👩🏽‍💻"
+
+
+def _at(minutes: int, zone: timezone = UTC) -> datetime:
+    return (CREATED + timedelta(minutes=minutes, microseconds=minutes)).astimezone(zone)
+
+
+def every_field_filled(change: Change, classification: Classification) -> Change:
+    """The change with every field it has set to something other than its default."""
+    details = ChangeDetails(
+        title=f"Move {EMOJI} to the new cluster — {RTL}",
+        classification=classification,
+        scope="database",
+        description=f"Ünïcödé all the way down\n{RTL}\n\t«quoted» 'single' \"double\" <&>",
+        services=("payments", "billing-ωμέγα", "日本語サービス"),
+        risk=Level.HIGH,
+        impact=Level.MEDIUM,
+        rollback=Rollback("Fail back to the old cluster ↩️", "Data written since cannot move"),
+        window=Window(_at(60, INDIA), _at(120, PACIFIC)),
+        links=Links(
+            "https://example.com/pr/1?x=é", "https://example.com/T-1", "https://example.com/i/2"
+        ),
+        procedure_id="restart-service",
+        implementer="UIMPLEMENTER",
+    )
+    return replace(
+        change,
+        details=details,
+        stage=Stage.CLOSED,
+        updated_at=_at(300, INDIA),
+        review=PeerReview("UPEER", _at(10, INDIA), f"Reviewed {EMOJI}", Level.HIGH, "peer"),
+        test_evidence=(
+            Evidence("UPEER", _at(20), "Staging green ✅", "staging"),
+            Evidence("UIMPLEMENTER", _at(200, PACIFIC), RTL, "retrospective"),
+        ),
+        approvals=(
+            Approval("UAPPROVER", _at(30, PACIFIC), "LGTM 👍", "approver"),
+            Approval("UAPPROVER2", _at(31, INDIA), "", "approver"),
+        ),
+        rejections=(Rejection("UAPPROVER", _at(5), f"Needs a rollback {RTL}", Stage.APPROVE),),
+        deployment_started_at=_at(40, INDIA),
+        deployed_by="UIMPLEMENTER",
+        outcome=Outcome.ROLLED_BACK,
+        outcome_notes=f"Rolled back after errors {EMOJI}",
+        outcome_at=_at(50, PACIFIC),
+        post_change_review=PostChangeReview(
+            by="UIMPLEMENTER",
+            at=_at(250, INDIA),
+            what_was_done="Moved, then moved back",
+            why_it_could_not_wait="Disk nearly full 💾",
+            root_cause=RTL,
+            classification_justified=True,
+            follow_ups="Capacity alerts",
+            contributed_to_incident=True,
+            documentation={"rollback": "Fail back ↩️", "test_evidence": "Ran in staging"},
+        ),
+        review_owed=True,
+        review_due_at=_at(48 * 60, INDIA),
+        owed_documents=("rollback", "test_evidence"),
+        cancel_reason=f"Not cancelled, but the field round-trips {EMOJI}",
+        closed_at=_at(260, PACIFIC),
+        requested_in="C0CHANGES",
+    )
+
+
+def _timestamps(value: object) -> list[datetime]:
+    """Every datetime inside a change, however deeply nested."""
+    if isinstance(value, datetime):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [t for item in value for t in _timestamps(item)]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in _timestamps(item)]
+    if hasattr(value, "__dataclass_fields__"):
+        return [t for f in fields(value) for t in _timestamps(getattr(value, f.name))]
+    return []
+
+
+def _stored(engine: Engine, number: int) -> Change:
+    with SqlUnitOfWork(engine) as uow:
+        return uow.changes.get(number)
+
+
+# -- add, get, save ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("classification", list(Classification))
+def test_a_change_comes_back_exactly_as_it_was_saved(
+    engine: Engine, classification: Classification
+) -> None:
+    with SqlUnitOfWork(engine) as uow:
+        added = uow.changes.add(normal_details(), REQUESTER.user_id, CREATED, "C0CHANGES")
+        change = every_field_filled(added, classification)
+        uow.changes.save(change)
+        uow.commit()
+
+    stored = _stored(engine, change.number)
+
+    assert stored == change
+    assert stored.version == 1
+    assert stored.title == change.title  # emoji and right-to-left text, byte for byte
+    assert len(_timestamps(stored)) == len(_timestamps(change)) == 15
+    assert all(moment.tzinfo is not None for moment in _timestamps(stored))
+
+
+def test_the_filled_change_leaves_no_field_at_its_default() -> None:
+    """Guards the round-trip above: a field added to Change must be filled there too."""
+    nothing = ChangeDetails(title="", classification=Classification.NORMAL, scope="")
+    blank = Change(number=1, details=nothing, requester="", created_at=CREATED)
+    filled = every_field_filled(blank, Classification.EMERGENCY)
+
+    def unchanged(a: object, b: object) -> list[str]:
+        return [f.name for f in fields(a) if getattr(a, f.name) == getattr(b, f.name)]  # type: ignore[arg-type]
+
+    assert unchanged(filled, blank) == ["number", "requester", "created_at", "version"]
+    assert unchanged(filled.details, blank.details) == []
+
+
+def test_new_changes_are_numbered_one_after_another(engine: Engine) -> None:
+    with SqlUnitOfWork(engine) as uow:
+        first = uow.changes.add(normal_details("One"), REQUESTER.user_id, CREATED)
+        second = uow.changes.add(normal_details("Two"), REQUESTER.user_id, CREATED)
+        uow.commit()
+
+    assert (first.number, second.number) == (1, 2)
+    assert (first.ref, first.stage, first.version) == ("CHG-0001", Stage.REQUEST, 0)
+
+
+def test_an_unknown_change_is_not_found(engine: Engine) -> None:
+    with SqlUnitOfWork(engine) as uow, pytest.raises(NotFound) as missing:
+        uow.changes.get(42)
+
+    assert str(missing.value) == "There is no change CHG-0042."
+
+
+def test_work_not_committed_is_not_kept(engine: Engine) -> None:
+    with SqlUnitOfWork(engine) as uow:
+        uow.changes.add(normal_details(), REQUESTER.user_id, CREATED)
+
+    with SqlUnitOfWork(engine) as uow, pytest.raises(NotFound):
+        uow.changes.get(1)
+
+
+def test_of_two_saves_based_on_the_same_read_the_second_is_refused_and_writes_nothing(
+    engine: Engine,
+) -> None:
+    with SqlUnitOfWork(engine) as uow:
+        number = uow.changes.add(normal_details(), REQUESTER.user_id, CREATED).number
+        uow.commit()
+    first, second = _stored(engine, number), _stored(engine, number)
+
+    first.stage = Stage.REVIEW
+    with SqlUnitOfWork(engine) as uow:
+        uow.changes.save(first)
+        uow.commit()
+    second.stage, second.cancel_reason = Stage.CANCELLED, "Changed my mind"
+    with pytest.raises(StaleChange) as refused, SqlUnitOfWork(engine) as uow:
+        uow.audit.append(AuditEntry(CREATED, "UREQUESTER", "cancelled", "CHG-0001", "x", "y"))
+        uow.changes.save(second)
+        uow.commit()
+
+    assert (refused.value.expected, refused.value.actual) == (0, 1)
+    assert _stored(engine, number) == first
+    assert (first.version, second.version) == (1, 0)
+    assert trail(engine) == []
+
+
+def test_saving_a_change_that_was_never_added_is_not_found(engine: Engine) -> None:
+    ghost = Change(number=7, details=normal_details(), requester="U1", created_at=CREATED)
+
+    with SqlUnitOfWork(engine) as uow, pytest.raises(NotFound):
+        uow.changes.save(ghost)
+
+
+# -- find ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def five_changes(engine: Engine) -> None:
+    """1 Alice's in Request; 2 Bob's, implemented by Alice, in Review; 3 Bob's, deployed and
+    owing a review; 4 Carol's, closed; 5 Alice's, deployed and owing nothing."""
+    plan = [
+        ("UALICE", "", Stage.REQUEST, False),
+        ("UBOB", "UALICE", Stage.REVIEW, False),
+        ("UBOB", "", Stage.DEPLOY, True),
+        ("UCAROL", "", Stage.CLOSED, False),
+        ("UALICE", "UDAVE", Stage.DEPLOY, False),
+    ]
+    with SqlUnitOfWork(engine) as uow:
+        for requester, implementer, stage, owed in plan:
+            details = normal_details(f"Change by {requester}", implementer=implementer)
+            change = uow.changes.add(details, requester, CREATED)
+            change.stage, change.review_owed = stage, owed
+            uow.changes.save(change)
+        uow.commit()
+
+
+def _numbers(engine: Engine, **criteria: object) -> list[int]:
+    with SqlUnitOfWork(engine) as uow:
+        return [change.number for change in uow.changes.find(**criteria)]  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("five_changes")
+def test_find_returns_every_change_newest_first_up_to_the_limit(engine: Engine) -> None:
+    assert _numbers(engine) == [5, 4, 3, 2, 1]
+    assert _numbers(engine, limit=2) == [5, 4]
+
+
+@pytest.mark.usefixtures("five_changes")
+def test_find_filters_by_stage(engine: Engine) -> None:
+    assert _numbers(engine, stages=[Stage.DEPLOY]) == [5, 3]
+    assert _numbers(engine, stages=[Stage.REQUEST, Stage.REVIEW]) == [2, 1]
+    assert _numbers(engine, stages=[Stage.CANCELLED]) == []
+    assert _numbers(engine, stages=[]) == []
+
+
+@pytest.mark.usefixtures("five_changes")
+def test_find_filters_by_a_person_who_requested_or_implements_the_change(engine: Engine) -> None:
+    assert _numbers(engine, person="UALICE") == [5, 2, 1]
+    assert _numbers(engine, person="UDAVE") == [5]
+    assert _numbers(engine, person="UNOBODY") == []
+    assert _numbers(engine, person="UALICE", limit=1) == [5]
+
+
+@pytest.mark.usefixtures("five_changes")
+def test_find_filters_by_whether_a_review_is_owed(engine: Engine) -> None:
+    assert _numbers(engine, review_owed=True) == [3]
+    assert _numbers(engine, review_owed=False) == [5, 4, 2, 1]
+
+
+@pytest.mark.usefixtures("five_changes")
+def test_find_combines_its_filters(engine: Engine) -> None:
+    assert _numbers(engine, stages=[Stage.DEPLOY], person="UBOB") == [3]
+    assert _numbers(engine, stages=[Stage.DEPLOY], review_owed=False) == [5]
+    assert _numbers(engine, stages=[Stage.DEPLOY], person="UALICE", review_owed=True) == []
+
+
+# -- use cases through the unit of work ----------------------------------------------------
+
+
+def test_a_normal_change_goes_from_request_to_closed_with_a_verifiable_trail(
+    engine: Engine, clock: FakeClock
+) -> None:
+    number = request(engine, clock).number
+    clock.advance(hours=1)
+    review_test_and_approve(engine, clock, number)
+    clock.advance(days=1)
+    deploy(engine, clock, number)
+
+    change = _stored(engine, number)
+    events = trail(engine)
+    assert change.stage is Stage.CLOSED
+    assert change.closed_at == clock.now()
+    assert (change.review.by, change.approvers()) == (PEER.user_id, (APPROVER.user_id,))
+    assert [e.entry.action for e in events] == [
+        "requested",
+        "submitted",
+        "reviewed",
+        "tested",
+        "approved",
+        "authorised",
+        "deployment_started",
+        "outcome_recorded",
+        "closed",
+    ]
+    assert [e.seq for e in events] == list(range(1, 10))
+    assert {e.entry.ref for e in events} == {"CHG-0001"}
+    assert check_trail(engine) == (9, None)
+
+
+def test_a_use_case_that_is_refused_writes_nothing(engine: Engine, clock: FakeClock) -> None:
+    number = request(engine, clock).number
+    uow = SqlUnitOfWork(engine)
+    process.record_review(uow, clock, POLICY, number, PEER, assessment="Ok", risk=Level.LOW)
+    process.add_test_evidence(uow, clock, POLICY, number, REQUESTER, evidence="Green")
+    before, events_before = _stored(engine, number), trail(engine)
+    with read_session(engine) as session:
+        head_before = read_head(session)
+
+    with pytest.raises(NotAllowed, match="someone else must review or approve it"):
+        process.approve(SqlUnitOfWork(engine), clock, POLICY, number, REQUESTER)
+
+    assert _stored(engine, number) == before
+    assert before.version == 3 and before.stage is Stage.APPROVE
+    assert trail(engine) == events_before
+    with read_session(engine) as session:
+        assert read_head(session) == head_before
+
+
+def test_a_read_session_sees_one_moment_while_others_append(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """`audit verify` reads the head, then the trail; events appended in between must not
+    make an intact trail look cut short or added to."""
+    request(engine, clock, "First")
+    with read_session(engine) as session:
+        head = read_head(session)
+        request(engine, clock, "Second")  # committed by another transaction meanwhile
+        events = list(read_trail(session, batch=1))
+
+    assert head == (2, events[-1].hash)
+    assert [e.seq for e in events] == [1, 2]
+    assert check_trail(engine) == (4, None)
