@@ -227,6 +227,13 @@ class Change:
     closed_at: datetime | None = None
     #: Where the request was made (a Slack channel ID, opaque to the process).
     requested_in: str = ""
+    submitted_at: datetime | None = None
+    #: Break-glass: the requester went ahead alone; an approval is owed in retrospect.
+    break_glass_at: datetime | None = None
+    break_glass_reason: str = ""
+    retro_approval_owed: bool = False
+    #: An approver closed the change without its post-change review, and why.
+    closed_without_review: str = ""
 
     @property
     def ref(self) -> str:

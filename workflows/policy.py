@@ -96,6 +96,8 @@ class Emergency(_Strict):
     escalation_every: Duration = timedelta(hours=4)
     break_glass_allowed: bool = True
     break_glass_after: Duration = timedelta(minutes=15)
+    #: The scope recorded for `/change emergency` until someone adds details.
+    default_scope: str = ""
 
 
 class Scope(_Strict):
@@ -132,6 +134,12 @@ class Policy(_Strict):
         scope_ids = [s.id for s in self.scope]
         _unique(scope_ids, "scope")
         _unique([p.id for p in self.catalog], "catalog")
+        default = self.emergency.default_scope
+        if default and default not in scope_ids:
+            raise ValueError(
+                f"emergency.default_scope: {default!r} is not one of the scope ids "
+                f"({', '.join(scope_ids)})"
+            )
         for index, procedure in enumerate(self.catalog):
             if procedure.scope not in scope_ids:
                 raise ValueError(

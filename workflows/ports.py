@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from workflows.audit import AuditEntry
+from workflows.chase import Obligation, Owed
 from workflows.model import Change, ChangeDetails, Stage
 
 
@@ -59,11 +60,33 @@ class AuditLog(Protocol):
         ...
 
 
+class ObligationBook(Protocol):
+    """What is owed and when it is chased next (post-change reviews, retrospective approvals,
+    the policy review): one open obligation per (kind, change)."""
+
+    def owe(self, obligation: Obligation) -> None:
+        """Open the obligation, or reopen it with this deadline and plan."""
+        ...
+
+    def find(self, kind: Owed, number: int) -> Obligation | None:
+        """The open obligation, if any."""
+        ...
+
+    def update(self, obligation: Obligation) -> None:
+        """Write a new plan (after a reminder or a snooze)."""
+        ...
+
+    def settle(self, kind: Owed, number: int, at: datetime) -> None:
+        """Nothing more is owed; stop chasing."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything recorded in it is committed together or not at all."""
 
     changes: ChangeRepository
     audit: AuditLog
+    obligations: ObligationBook
 
     def __enter__(self) -> Self: ...
 

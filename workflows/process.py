@@ -7,17 +7,13 @@ transaction. Nothing here knows about Slack or SQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import fields, replace
-from datetime import datetime
+from dataclasses import fields
 from typing import Any
 
-from workflows.audit import AuditEntry
-from workflows.errors import StaleAction, ValidationFailed
+from workflows.chase import Owed
+from workflows.errors import ValidationFailed
 from workflows.model import (
     MATERIAL_FIELDS,
-    OWED_DOCUMENTS,
     SYSTEM,
     Actor,
     Approval,
@@ -25,9 +21,7 @@ from workflows.model import (
     ChangeDetails,
     Classification,
     Level,
-    Outcome,
     PeerReview,
-    PostChangeReview,
     Rejection,
     Rollback,
     Stage,
@@ -35,61 +29,12 @@ from workflows.model import (
 )
 from workflows.policy import Policy
 from workflows.ports import Clock, UnitOfWork
-from workflows.stages import Action, Attempt, move_for, quorum_met
+from workflows.stages import Action, Attempt, quorum_met
+from workflows.steps import SYSTEM_ACTOR as _SYSTEM
+from workflows.steps import Step as _Step
+from workflows.steps import changing as _step
+from workflows.steps import close_if_done
 from workflows.validation import check_text, validate_details
-
-_SYSTEM = Actor(SYSTEM)
-
-
-class _Step:
-    """One use case in progress: the change, the time, and the moves made so far."""
-
-    def __init__(self, uow: UnitOfWork, policy: Policy, change: Change, at: datetime) -> None:
-        self.uow = uow
-        self.policy = policy
-        self.change = change
-        self.at = at
-        self.moved = False
-
-    def move(self, action: Action, actor: Actor, **details: Any) -> None:
-        """Make a move through the stage machine and record it in the audit trail."""
-        change = self.change
-        target = move_for(change, action, Attempt(actor, self.policy)).target
-        before = change.stage
-        change.stage = target
-        change.updated_at = self.at
-        self.note(action.past, actor, before, **details)
-
-    def note(self, what: str, actor: Actor, before: Stage | None = None, **details: Any) -> None:
-        """Record something that happened without a move (approvals withdrawn, say)."""
-        change = self.change
-        entry = AuditEntry(
-            at=self.at,
-            actor=actor.user_id,
-            action=what,
-            ref=change.ref,
-            from_stage=(before or change.stage).value,
-            to_stage=change.stage.value,
-            details=details,
-        )
-        self.uow.audit.append(entry)
-        self.moved = True
-
-
-@contextmanager
-def _step(
-    uow: UnitOfWork, clock: Clock, policy: Policy, number: int, seen_stage: Stage | None
-) -> Iterator[_Step]:
-    with uow:
-        change = uow.changes.get(number)
-        if seen_stage is not None and change.stage is not seen_stage:
-            raise StaleAction(change.ref, seen_stage.label, change.stage.label)
-        step = _Step(uow, policy, change, clock.now())
-        yield step
-        if step.moved:
-            uow.changes.save(change)
-            uow.commit()
-
 
 # -- Request ------------------------------------------------------------------------------
 
@@ -136,6 +81,7 @@ def submit(
 
 def _submit(step: _Step, actor: Actor) -> None:
     step.move(Action.SUBMIT, actor)
+    step.change.submitted_at = step.at
     change = step.change
     if change.classification is Classification.STANDARD:
         _satisfy_by_procedure(step)
@@ -235,6 +181,7 @@ def approve(
     with _step(uow, clock, policy, number, seen_stage) as step:
         change = step.change
         compressed = change.stage in (Stage.REVIEW, Stage.TEST)
+        retrospective = change.stage is Stage.DEPLOY
         # In Test the peer review is already on record; the approval stands only for testing.
         stands_for = ["test"] if change.review else ["review", "test"]
         step.move(
@@ -242,11 +189,16 @@ def approve(
             actor,
             comment=comment,
             **({"stands_for": stands_for} if compressed else {}),
+            **({"retrospective": True} if retrospective else {}),
         )
         if compressed:
             _compress_review_and_test(step, actor)
         change.approvals += (Approval(actor.user_id, step.at, comment),)
-        if quorum_met(change, Attempt(actor, policy)) is None:
+        if retrospective:
+            change.retro_approval_owed = False
+            uow.obligations.settle(Owed.RETROSPECTIVE_APPROVAL, number, step.at)
+            close_if_done(step, actor)
+        elif quorum_met(change, Attempt(actor, policy)) is None:
             step.move(Action.AUTHORISE, _SYSTEM, approvers=list(change.approvers()))
     return change
 
@@ -308,107 +260,6 @@ def start_deployment(
     return step.change
 
 
-def record_outcome(
-    uow: UnitOfWork,
-    clock: Clock,
-    policy: Policy,
-    number: int,
-    actor: Actor,
-    *,
-    outcome: Outcome,
-    notes: str = "",
-    seen_stage: Stage | None = None,
-) -> Change:
-    """Verify the deployment. Emergency, failed and rolled-back changes then owe a review."""
-    notes = check_text("notes", notes, "notes", required=outcome is not Outcome.SUCCESSFUL)
-    with _step(uow, clock, policy, number, seen_stage) as step:
-        change = step.change
-        emergency = change.classification is Classification.EMERGENCY
-        owes = emergency or outcome.owes_review
-        # Only an emergency skips documentation; a Standard procedure stands for its own.
-        owed_docs = owed_documents(change) if emergency else ()
-        due = step.at + policy.emergency.review_deadline if owes else None
-        step.move(
-            Action.RECORD_OUTCOME,
-            actor,
-            outcome=outcome.value,
-            notes=notes,
-            review_owed=owes,
-            review_due_at=due.isoformat() if due else None,
-            owed_documents=list(owed_docs),
-        )
-        change.outcome, change.outcome_notes, change.outcome_at = outcome, notes, step.at
-        change.review_owed, change.review_due_at = owes, due
-        change.owed_documents = owed_docs
-        if not owes:
-            _close(step, actor)
-    return change
-
-
-def owed_documents(change: Change) -> tuple[str, ...]:
-    """Documentation an emergency change skipped, which its post-change review must supply."""
-    missing = {
-        "description": not change.details.description.strip(),
-        "rollback": not change.details.rollback.is_given,
-        "test_evidence": all(e.kind == "compressed" for e in change.test_evidence),
-    }
-    return tuple(doc for doc in OWED_DOCUMENTS if missing[doc])
-
-
-def submit_post_change_review(
-    uow: UnitOfWork,
-    clock: Clock,
-    policy: Policy,
-    number: int,
-    actor: Actor,
-    review: PostChangeReview,
-    *,
-    seen_stage: Stage | None = None,
-) -> Change:
-    """The review the policy still demands after an emergency or a failed change; closes it."""
-    for name in ("what_was_done", "why_it_could_not_wait", "root_cause", "follow_ups"):
-        check_text(name, getattr(review, name), "review_text", required=name == "what_was_done")
-    with _step(uow, clock, policy, number, seen_stage) as step:
-        change = step.change
-        documentation = _owed_documentation(change, review.documentation)
-        review = replace(review, by=actor.user_id, at=step.at, documentation=documentation)
-        step.move(
-            Action.SUBMIT_POST_CHANGE_REVIEW,
-            actor,
-            classification_justified=review.classification_justified,
-            contributed_to_incident=review.contributed_to_incident,
-            policy_review_triggered=review.contributed_to_incident,
-            documentation=sorted(documentation),
-        )
-        _supply_documentation(change, actor, step.at, documentation)
-        change.post_change_review = review
-        change.review_owed = False
-        change.closed_at = step.at
-    return change
-
-
-def _owed_documentation(change: Change, given: dict[str, str]) -> dict[str, str]:
-    documentation = {}
-    for doc in change.owed_documents:
-        documentation[doc] = check_text(doc, given.get(doc, ""), "review_text", required=True)
-    return documentation
-
-
-def _supply_documentation(change: Change, actor: Actor, at: datetime, docs: dict[str, str]) -> None:
-    if "description" in docs:
-        change.details = change.details.with_changes(description=docs["description"])
-    if "rollback" in docs:
-        change.details = change.details.with_changes(rollback=Rollback(plan=docs["rollback"]))
-    if "test_evidence" in docs:
-        evidence = TestEvidence(actor.user_id, at, docs["test_evidence"], "retrospective")
-        change.test_evidence += (evidence,)
-
-
-def _close(step: _Step, actor: Actor) -> None:
-    step.move(Action.CLOSE, actor)
-    step.change.closed_at = step.at
-
-
 # -- Edit and cancel ----------------------------------------------------------------------
 
 
@@ -437,7 +288,7 @@ def edit(
             return change
         step.move(Action.EDIT, actor, fields=changed)
         change.details = new
-        material = [name for name in changed if name in MATERIAL_FIELDS]
+        material = [n for n in changed if n in MATERIAL_FIELDS and not _filled_in(old, n)]
         withdrawn = list(change.approvers())
         if material and withdrawn:
             change.approvals = tuple(a for a in change.approvals if a.kind != "approver")
@@ -451,6 +302,15 @@ def edit(
             # Without its approvals an authorised change may not be deployed: it needs them again.
             step.move(Action.RETURN_TO_APPROVE, _SYSTEM, because=material)
     return change
+
+
+def _filled_in(old: ChangeDetails, name: str) -> bool:
+    """Writing down what was missing (an emergency's description or rollback plan, say) adds
+    documentation without changing what was approved; changing what was there does."""
+    if name in ("implementer", "classification", "procedure_id"):
+        return False
+    value = getattr(old, name)
+    return not (value.is_given if isinstance(value, Rollback) else value)
 
 
 def cancel(
@@ -486,3 +346,28 @@ def _describe(details: ChangeDetails) -> dict[str, Any]:
         "window": [window.start.isoformat(), window.end.isoformat()] if window else None,
         "rollback_given": details.rollback.is_given,
     }
+
+
+# The steps after deployment live in workflows.followup; they are part of the same process.
+from workflows.followup import (  # noqa: E402
+    close_without_review,
+    owed_documents,
+    record_outcome,
+    submit_post_change_review,
+)
+
+__all__ = [
+    "add_test_evidence",
+    "approve",
+    "cancel",
+    "close_without_review",
+    "edit",
+    "owed_documents",
+    "record_outcome",
+    "record_review",
+    "reject",
+    "request_change",
+    "start_deployment",
+    "submit",
+    "submit_post_change_review",
+]

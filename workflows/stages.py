@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from workflows.errors import NotAllowed, TransitionNotAllowed
@@ -35,6 +36,8 @@ class Action(StrEnum):
     AUTHORISE = "authorise"
     RETURN_TO_REQUEST = "return_to_request"
     RETURN_TO_APPROVE = "return_to_approve"
+    BREAK_GLASS = "break_glass"
+    CLOSE_WITHOUT_REVIEW = "close_without_review"
 
     @property
     def verb(self) -> str:
@@ -62,6 +65,8 @@ _VERBS = {
     Action.AUTHORISE: "authorise deployment of",
     Action.RETURN_TO_REQUEST: "return to Request",
     Action.RETURN_TO_APPROVE: "return to Approve",
+    Action.BREAK_GLASS: "break glass on",
+    Action.CLOSE_WITHOUT_REVIEW: "close without its post-change review",
 }
 
 _PAST = {
@@ -80,6 +85,8 @@ _PAST = {
     Action.AUTHORISE: "authorised",
     Action.RETURN_TO_REQUEST: "returned_to_request",
     Action.RETURN_TO_APPROVE: "returned_to_approve",
+    Action.BREAK_GLASS: "break_glass",
+    Action.CLOSE_WITHOUT_REVIEW: "closed_without_review",
 }
 
 #: Actions only the process itself takes; never offered as buttons.
@@ -88,6 +95,7 @@ SYSTEM_ACTIONS = frozenset(
         Action.SATISFY_BY_PROCEDURE,
         Action.AUTHORISE,
         Action.RETURN_TO_REQUEST,
+        Action.CLOSE,
         Action.RETURN_TO_APPROVE,
     }
 )
@@ -99,6 +107,8 @@ class Attempt:
 
     actor: Actor
     policy: Policy
+    #: When the move is tried; guards about waiting (break-glass) need it.
+    now: datetime | None = None
 
 
 #: A guard returns None when the move may go ahead, or the reason it may not.
@@ -172,6 +182,22 @@ def review_owed(change: Change, _: Attempt) -> str | None:
 def nothing_owed(change: Change, _: Attempt) -> str | None:
     if change.review_owed:
         return "a post-change review is still owed."
+    if change.retro_approval_owed:
+        return "a retrospective approval is still owed."
+    return None
+
+
+def retro_approval_owed(change: Change, _: Attempt) -> str | None:
+    if not change.retro_approval_owed:
+        return "it needs no approval now."
+    return None
+
+
+def break_glass_allowed(change: Change, attempt: Attempt) -> str | None:
+    if change.classification is not Classification.EMERGENCY:
+        return "only an Emergency change may break glass."
+    if not attempt.policy.emergency.break_glass_allowed:
+        return "the change policy does not allow break-glass."
     return None
 
 
@@ -203,6 +229,24 @@ def not_yet_approved_by_actor(change: Change, attempt: Attempt) -> str | None:
     if attempt.actor.user_id in change.approvers():
         return f"You have already approved {change.ref}; an approval counts once."
     return None
+
+
+def waited_for_approvers(change: Change, attempt: Attempt) -> str | None:
+    """Break-glass only once no approver has acted within the policy's time."""
+    wait = attempt.policy.emergency.break_glass_after
+    since = change.submitted_at or change.created_at
+    if attempt.now is None or attempt.now < since + wait:
+        ready = since + wait
+        return (
+            f"Break-glass opens at {ready:%H:%M:%S} UTC, {_minutes(wait)} after {change.ref} was "
+            "submitted, if no approver has acted by then; the approvers have been asked."
+        )
+    return None
+
+
+def _minutes(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
 
 
 def in_charge_or_approver(change: Change, attempt: Attempt) -> str | None:
@@ -251,11 +295,32 @@ MOVES: tuple[Move, ...] = (
     Move(
         S.DEPLOY,
         A.SUBMIT_POST_CHANGE_REVIEW,
-        S.CLOSED,
+        S.DEPLOY,
         when=(outcome_recorded, review_owed),
         who=(in_charge_or_approver,),
     ),
     Move(S.DEPLOY, A.CLOSE, S.CLOSED, when=(outcome_recorded, nothing_owed)),
+    # An approver may close a change whose review will never come, with a reason.
+    Move(
+        S.DEPLOY,
+        A.CLOSE_WITHOUT_REVIEW,
+        S.CLOSED,
+        when=(outcome_recorded, review_owed),
+        who=(not_own_change, approver),
+    ),
+    # Break-glass: no approver acted in time, so the requester goes ahead alone; an approval
+    # is then owed in retrospect and chased like the review.
+    *(
+        Move(
+            s,
+            A.BREAK_GLASS,
+            S.DEPLOY,
+            when=(break_glass_allowed,),
+            who=(in_charge, waited_for_approvers),
+        )
+        for s in (S.REVIEW, S.TEST, S.APPROVE)
+    ),
+    Move(S.DEPLOY, A.APPROVE, S.DEPLOY, when=(retro_approval_owed,), who=_APPROVER),
     # Before deployment the requester may edit or cancel; an approver may cancel too.
     *(Move(s, A.EDIT, s, when=(not_deploying,), who=(in_charge,)) for s in _OPEN_BEFORE_CLOSE),
     # Reclassifying a submitted change sends it back to Request, to be submitted again.

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.unit.fakes import FakeClock, FakeUnitOfWork
-from workflows import process
+from workflows import emergency, process
 from workflows.audit import ChainedEntry
 from workflows.model import (
     Actor,
@@ -264,6 +264,16 @@ class Desk:
         details = self.stored(change).details.with_changes(**fields)
         return process.edit(
             self.uow, self.clock, self.policy, change.number, by, details, seen_stage=seen_stage
+        )
+
+    def break_glass(self, change: Change, by: Actor = ALICE, **kw: Any) -> Change:
+        return emergency.break_glass(self.uow, self.clock, self.policy, change.number, by, **kw)
+
+    def close_without_review(
+        self, change: Change, by: Actor = ANNA, *, reason: str = "The owner left.", **kw: Any
+    ) -> Change:
+        return process.close_without_review(
+            self.uow, self.clock, self.policy, change.number, by, reason=reason, **kw
         )
 
     def cancel(

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Self
 
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, chain
+from workflows.chase import Obligation, Owed
 from workflows.errors import NotFound, StaleChange
 from workflows.model import Change, ChangeDetails, Stage, format_ref
 
@@ -95,10 +96,41 @@ class FakeAudit:
         return [e.entry.action for e in self.events if ref is None or e.entry.ref == ref]
 
 
+class FakeObligations:
+    def __init__(self) -> None:
+        self.committed: dict[tuple[Owed, int], Obligation] = {}
+        self.pending: dict[tuple[Owed, int], Obligation | None] = {}
+
+    def _current(self, key: tuple[Owed, int]) -> Obligation | None:
+        return self.pending[key] if key in self.pending else self.committed.get(key)
+
+    def owe(self, obligation: Obligation) -> None:
+        self.pending[(obligation.kind, obligation.number)] = obligation
+
+    def find(self, kind: Owed, number: int) -> Obligation | None:
+        return self._current((kind, number))
+
+    def update(self, obligation: Obligation) -> None:
+        self.pending[(obligation.kind, obligation.number)] = obligation
+
+    def settle(self, kind: Owed, number: int, at: datetime) -> None:
+        if self._current((kind, number)) is not None:
+            self.pending[(kind, number)] = None
+
+    def flush(self) -> None:
+        for key, value in self.pending.items():
+            if value is None:
+                self.committed.pop(key, None)
+            else:
+                self.committed[key] = value
+        self.pending.clear()
+
+
 class FakeUnitOfWork:
     def __init__(self) -> None:
         self.changes = FakeChanges()
         self.audit = FakeAudit()
+        self.obligations = FakeObligations()
         self.commits = 0
 
     def __enter__(self) -> Self:
@@ -116,8 +148,10 @@ class FakeUnitOfWork:
         self.changes.committed.update(self.changes.pending)
         self.changes.pending.clear()
         self.audit.flush()
+        self.obligations.flush()
         self.commits += 1
 
     def rollback(self) -> None:
         self.changes.pending.clear()
         self.audit.pending.clear()
+        self.obligations.pending.clear()

@@ -113,6 +113,8 @@ CLICKS: dict[Action, Callable[[Desk, Change, Actor], Change]] = {
     A.SUBMIT_POST_CHANGE_REVIEW: lambda d, c, by: d.submit_post_change_review(c, by=by),
     A.EDIT: lambda d, c, by: d.edit(c, by=by, title="A clearer title"),
     A.CANCEL: lambda d, c, by: d.cancel(c, by=by),
+    A.BREAK_GLASS: lambda d, c, by: d.break_glass(c, by=by),
+    A.CLOSE_WITHOUT_REVIEW: lambda d, c, by: d.close_without_review(c, by=by),
 }
 
 
@@ -195,6 +197,7 @@ def test_an_emergency_in_review_offers_its_approvers_the_compressed_approval(
         A.RECORD_REVIEW,
         A.APPROVE,
         A.REJECT,
+        A.BREAK_GLASS,
         A.EDIT,
         A.CANCEL,
     ]
@@ -219,10 +222,13 @@ def test_a_deployment_under_way_offers_only_its_outcome(desk: Desk) -> None:
     assert available_actions(change, desk.policy) == [A.RECORD_OUTCOME]
 
 
-def test_a_change_owing_its_review_offers_only_the_review(desk: Desk) -> None:
+def test_a_change_owing_its_review_offers_the_review_or_an_approvers_close(desk: Desk) -> None:
     change = desk.stored(STATES["emergency owing its review"](desk))
-    assert available_actions(change, desk.policy) == [A.SUBMIT_POST_CHANGE_REVIEW]
-    assert allowed_actions(change, EMMA, desk.policy) == [A.SUBMIT_POST_CHANGE_REVIEW]
+    assert available_actions(change, desk.policy) == [
+        A.SUBMIT_POST_CHANGE_REVIEW,
+        A.CLOSE_WITHOUT_REVIEW,
+    ]
+    assert A.CLOSE_WITHOUT_REVIEW in allowed_actions(change, EMMA, desk.policy)
     assert allowed_actions(change, PETER, desk.policy) == []
 
 

@@ -236,7 +236,9 @@ def test_an_authorised_change_takes_no_more_approvals(desk: Desk) -> None:
     change = desk.normal_change_in(Stage.DEPLOY)
     with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
         desk.approve(change, by=ARTHUR)
-    assert str(refused.value) == "Can't approve a change that is in Deploy and verify."
+    assert str(refused.value) == (
+        "Can't approve a change that is in Deploy and verify: it needs no approval now."
+    )
 
 
 def test_an_approval_comment_has_a_limit(desk: Desk) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tests.unit.builders import (
@@ -67,8 +69,11 @@ EXPECTED = {
     (S.APPROVE, A.REJECT): (S.REQUEST, BY_PEOPLE),
     (S.DEPLOY, A.START_DEPLOYMENT): (S.DEPLOY, ALL),
     (S.DEPLOY, A.RECORD_OUTCOME): (S.DEPLOY, ALL),
-    (S.DEPLOY, A.SUBMIT_POST_CHANGE_REVIEW): (S.CLOSED, ALL),
+    (S.DEPLOY, A.SUBMIT_POST_CHANGE_REVIEW): (S.DEPLOY, ALL),
     (S.DEPLOY, A.CLOSE): (S.CLOSED, ALL),
+    (S.DEPLOY, A.CLOSE_WITHOUT_REVIEW): (S.CLOSED, ALL),
+    (S.DEPLOY, A.APPROVE): (S.DEPLOY, ALL),
+    **{(s, A.BREAK_GLASS): (S.DEPLOY, EMERGENCY) for s in (S.REVIEW, S.TEST, S.APPROVE)},
     **{(s, A.EDIT): (s, ALL) for s in OPEN},
     **{(s, A.RETURN_TO_REQUEST): (S.REQUEST, ALL) for s in OPEN[1:]},
     **{(s, A.CANCEL): (S.CANCELLED, ALL) for s in OPEN},
@@ -82,10 +87,12 @@ def ready(stage: Stage, action: Action, classification: Classification) -> Chang
         change.review = PeerReview(PETER.user_id, NOW, "Fine.", Level.LOW)
     if action is A.AUTHORISE:
         change.approvals = (Approval(ANNA.user_id, NOW),)
-    if action in (A.RECORD_OUTCOME, A.SUBMIT_POST_CHANGE_REVIEW, A.CLOSE):
+    if action in (A.RECORD_OUTCOME, A.SUBMIT_POST_CHANGE_REVIEW, A.CLOSE, A.CLOSE_WITHOUT_REVIEW):
         change.deployment_started_at = NOW
-    if action is A.SUBMIT_POST_CHANGE_REVIEW:
+    if action in (A.SUBMIT_POST_CHANGE_REVIEW, A.CLOSE_WITHOUT_REVIEW):
         change.outcome, change.review_owed = Outcome.FAILED, True
+    if stage is S.DEPLOY and action is A.APPROVE:
+        change.deployment_started_at, change.retro_approval_owed = NOW, True
     if action is A.CLOSE:
         change.outcome = Outcome.SUCCESSFUL
     return change
@@ -95,7 +102,7 @@ def mover(action: Action, classification: Classification) -> Actor:
     """Someone who may take the action, so only the change's state is on trial."""
     if action in SYSTEM_ACTIONS or action is A.CLOSE:
         return Actor(SYSTEM)
-    if action in (A.APPROVE, A.REJECT):
+    if action in (A.APPROVE, A.REJECT, A.CLOSE_WITHOUT_REVIEW):
         return EMMA if classification is C.EMERGENCY else ANNA
     if action in (A.RECORD_REVIEW, A.ADD_TEST_EVIDENCE):
         return PETER
@@ -125,7 +132,9 @@ def test_each_move_is_open_to_exactly_the_classifications_it_serves(
     target, classifications = EXPECTED[(stage, action)]
     for classification in C:
         change = ready(stage, action, classification)
-        attempt = Attempt(mover(action, classification), policy)
+        # Break-glass waits for the approvers: try it long after the change was submitted.
+        later = NOW + timedelta(days=1) if action is A.BREAK_GLASS else None
+        attempt = Attempt(mover(action, classification), policy, later)
         if classification in classifications:
             assert move_for(change, action, attempt).target is target, classification
         else:
