@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 
 from bot import listeners
+from bot.chaser import Chaser
 from bot.directory import Directory
 from bot.listeners.tell import tell
 from bot.publisher import Publisher
@@ -35,6 +36,7 @@ class Bot:
     app: AsyncApp
     services: Services
     publisher: Publisher
+    chaser: Chaser
 
 
 def web_client(settings: Settings, *, timeout: int = 10) -> AsyncWebClient:
@@ -67,6 +69,7 @@ def create_app(
         ignoring_self_events_enabled=True,
     )
     publisher = Publisher(engine, web_client(settings, timeout=15), policy, clock)
+    chaser = Chaser(engine, web_client(settings, timeout=15), policy, clock, owner=publisher.owner)
     services = Services(
         settings=settings,
         engine=engine,
@@ -83,7 +86,7 @@ def create_app(
 
     listeners.register(app)
     app.error(on_error)
-    return Bot(app, services, publisher)
+    return Bot(app, services, publisher, chaser)
 
 
 async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -20,7 +20,7 @@ from storage.repositories import read_head, read_trail
 from storage.uow import read_session
 from workflows.audit import verify
 from workflows.durations import format_duration
-from workflows.errors import PolicyError
+from workflows.errors import ChangeError, PolicyError
 from workflows.model import format_ref, parse_ref
 from workflows.policy import load_policy
 
@@ -92,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     check = policy.add_parser("check", help="validate a policy file and summarise it")
     check.add_argument("file", nargs="?", help="default: CHANGEBOT_POLICY, else the built-in one")
     check.set_defaults(run=_policy_check)
+    reviewed = policy.add_parser(
+        "reviewed", help="record that the policy was reviewed (stops the reminders)"
+    )
+    reviewed.add_argument("--by", required=True, metavar="USER_ID", help="who reviewed it")
+    reviewed.add_argument("--note", default="", help="what the review concluded")
+    reviewed.set_defaults(run=_policy_reviewed)
     return parser
 
 
@@ -214,6 +220,28 @@ def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
         f"reminders every {format_duration(e.reminder_every)}"
     )
     print(f"  next policy review due {policy.policy_review_due():%Y-%m-%d}")
+    return 0
+
+
+def _policy_reviewed(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.uow import SqlUnitOfWork
+    from workflows.followup import record_policy_review
+    from workflows.model import Actor
+    from workflows.ports import SystemClock
+    from workflows.validation import check_text
+
+    policy = load_policy(settings.policy_path or None)
+    engine = open_database(settings)
+    try:
+        check_text("note", args.note, "comment")
+    except ChangeError as error:
+        raise Stop(str(error)) from error
+    following = record_policy_review(
+        SqlUnitOfWork(engine), SystemClock(), policy, Actor(args.by), note=args.note
+    )
+    print(
+        f"Policy review recorded by {args.by}. The next one is due {following.deadline:%Y-%m-%d}."
+    )
     return 0
 
 

@@ -132,24 +132,37 @@ class _Script:
 
     async def normal_change(self) -> dict[str, Any]:
         start = datetime.now(UTC) + timedelta(hours=2)
-        card = await self.request("U0ALICE", {
-            ids.TITLE: "Upgrade Postgres 16.3 → 16.4 on billing-db",
-            ids.SCOPE: "database",
-            ids.DESCRIPTION: "Minor upgrade of the primary and both replicas, one at a time.",
-            ids.SERVICES: "billing-db, invoicing",
-            ids.RISK: "medium",
-            ids.IMPACT: "medium",
-            ids.ROLLBACK_PLAN: "Fail over to the untouched replica, then rebuild.",
-            ids.WINDOW_START: start,
-            ids.WINDOW_END: start + timedelta(hours=1),
-        })
-        await self.form("U0BOB", card, Action.RECORD_REVIEW, {
-            ids.ASSESSMENT: "Replica lag is low; failover was drilled last week.",
-            ids.REVIEW_RISK: "high",
-        })
-        await self.form("U0ALICE", card, Action.ADD_TEST_EVIDENCE, {
-            ids.EVIDENCE: "Upgraded staging-billing; integration suite and smoke tests green.",
-        })
+        card = await self.request(
+            "U0ALICE",
+            {
+                ids.TITLE: "Upgrade Postgres 16.3 → 16.4 on billing-db",
+                ids.SCOPE: "database",
+                ids.DESCRIPTION: "Minor upgrade of the primary and both replicas, one at a time.",
+                ids.SERVICES: "billing-db, invoicing",
+                ids.RISK: "medium",
+                ids.IMPACT: "medium",
+                ids.ROLLBACK_PLAN: "Fail over to the untouched replica, then rebuild.",
+                ids.WINDOW_START: start,
+                ids.WINDOW_END: start + timedelta(hours=1),
+            },
+        )
+        await self.form(
+            "U0BOB",
+            card,
+            Action.RECORD_REVIEW,
+            {
+                ids.ASSESSMENT: "Replica lag is low; failover was drilled last week.",
+                ids.REVIEW_RISK: "high",
+            },
+        )
+        await self.form(
+            "U0ALICE",
+            card,
+            Action.ADD_TEST_EVIDENCE,
+            {
+                ids.EVIDENCE: "Upgraded staging-billing; integration suite and smoke tests green.",
+            },
+        )
         await self.click("U0CAROL", card, Action.APPROVE)
         await self.click("U0DAVE", card, Action.APPROVE)
         await self.click("U0ALICE", card, Action.START_DEPLOYMENT)
@@ -163,13 +176,16 @@ class _Script:
         modal = self.driver.open_modal_for("U0BOB")
         await self.driver.click("U0BOB", modal, ids.CLASSIFICATION, "standard")
         await self.until(lambda: ids.PROCEDURE in str(self.driver.open_modal_for("U0BOB")))
-        card = await self.submit("U0BOB", {
-            ids.TITLE: "Rolling restart of checkout-api",
-            ids.PROCEDURE: "restart-service",
-            ids.SERVICES: "checkout-api",
-            ids.WINDOW_START: start,
-            ids.WINDOW_END: start + timedelta(minutes=20),
-        })
+        card = await self.submit(
+            "U0BOB",
+            {
+                ids.TITLE: "Rolling restart of checkout-api",
+                ids.PROCEDURE: "restart-service",
+                ids.SERVICES: "checkout-api",
+                ids.WINDOW_START: start,
+                ids.WINDOW_END: start + timedelta(minutes=20),
+            },
+        )
         await self.click("U0BOB", card, Action.START_DEPLOYMENT)
         await self.form("U0BOB", card, Action.RECORD_OUTCOME, {ids.OUTCOME: "successful"})
         return card
@@ -226,9 +242,8 @@ def _card_text(message: dict[str, Any]) -> str:
     parts = []
     for block in message.get("blocks") or []:
         if block.get("type") in ("header", "section", "context"):
-            texts = [block.get("text")] + list(block.get("fields") or []) + list(
-                block.get("elements") or []
-            )
+            fields = list(block.get("fields") or [])
+            texts = [block.get("text"), *fields, *list(block.get("elements") or [])]
             parts += [t["text"] for t in texts if isinstance(t, dict) and t.get("text")]
     return "\n".join(parts)
 

@@ -44,6 +44,10 @@ def card_action_id(action: Action) -> str:
 
 # -- other actions --------------------------------------------------------------------------
 NEW_CHANGE = "home.new_change"  # App Home button
+WRITE_REVIEW = "chase.write_review"  # in a reminder: opens the post-change review
+POLICY_REVIEWED = "chase.policy_reviewed"  # in a policy review reminder
+SNOOZE_PREFIX = "chase.snooze."  # + "1h" or "1d"; value {"k": kind, "n": number, "c": choice}
+CLOSE_WITHOUT_REVIEW_MODAL = "change_close_without_review"
 CLASSIFICATION_PICKED = "classification"  # dispatch_action select in the request modal
 
 # -- request modal inputs: block_id == action_id == the form field name ---------------------

@@ -10,6 +10,7 @@ between Slack accepting a call and the progress being written can repeat one mes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -30,7 +31,7 @@ from storage import outbox
 from storage.outbox import Publication
 from storage.repositories import SqlChanges, read_trail
 from workflows.audit import ChainedEntry
-from workflows.model import Change
+from workflows.model import Change, Classification
 from workflows.policy import Policy
 from workflows.ports import Clock
 
@@ -51,6 +52,16 @@ NEEDS_A_PERSON = {
     "not_in_channel": "the bot is not in the channel: invite it with /invite @changebot",
     "is_archived": "the channel is archived: choose another changes channel in the policy",
 }
+
+
+#: Answers meaning the bot cannot post in a channel (and joining did not help).
+CANNOT_POST = (
+    "not_in_channel",
+    "channel_not_found",
+    "is_archived",
+    "method_not_supported_for_channel_type",
+    "restricted_action",
+)
 
 
 def replica_id() -> str:
@@ -99,10 +110,8 @@ class Publisher:
 
     async def run(self, interval: float = 2.0) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 while await self.sweep() == BATCH:
@@ -160,7 +169,39 @@ class Publisher:
                     raise
                 note = "The card of this change was deleted in Slack; here it is again."
                 await self._post_card(d, shown, note=note)
+            if d.pub.mirror_ts:
+                await self._update_mirror(d, shown)
+        await self._mirror(d, shown)
         await self._progress(d.pub.number, card_version=d.change.version)
+
+    async def _mirror(self, d: _Delivery, shown: dict[str, Any]) -> None:
+        """An emergency's card also goes where it was declared (usually the incident channel),
+        or, where the bot cannot post, its requester gets a link to it."""
+        change, pub = d.change, d.pub
+        where = change.requested_in
+        if change.classification is not Classification.EMERGENCY or pub.mirror_channel:
+            return
+        if not where or where == d.channel:
+            return
+        try:
+            response = await self._post_joining(where, shown)
+        except SlackApiError as error:
+            if error.response.get("error") not in CANNOT_POST:
+                raise
+            link = await self.client.chat_getPermalink(channel=d.channel, message_ts=d.thread_ts)
+            text = replies.mirror_refused(change, where, link.get("permalink", ""))
+            await self.client.chat_postMessage(channel=change.requester, text=text)
+            await self._progress(pub.number, mirror_channel="-")
+            return
+        await self._progress(pub.number, mirror_channel=where, mirror_ts=response["ts"])
+
+    async def _update_mirror(self, d: _Delivery, shown: dict[str, Any]) -> None:
+        try:
+            await self.client.chat_update(channel=d.pub.mirror_channel, ts=d.pub.mirror_ts, **shown)
+        except SlackApiError as error:
+            if error.response.get("error") not in (*CANNOT_POST, "message_not_found"):
+                raise
+            log.info("the copy of change %s's card is gone: %s", d.pub.number, error)
 
     async def _post_card(self, d: _Delivery, shown: dict[str, Any], note: str = "") -> None:
         channel = self.policy.channels.changes or d.change.requested_in or d.change.requester

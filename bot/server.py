@@ -8,13 +8,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
 from bot.app import Bot
 from storage import migrate
+from storage.uow import SqlUnitOfWork
+from workflows.followup import ensure_policy_review
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
@@ -50,15 +54,58 @@ def web_app(bot: Bot) -> web.Application:
 
 def _background(bot: Bot):  # type: ignore[no-untyped-def]
     async def run(_: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(bot.publisher.run(), name="publisher")
-        bot.publisher.kick()  # anything left from before a restart goes out now
+        stop = await start_background(bot)
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await bot.publisher.release_all()
+        await stop()
 
     return run
+
+
+async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
+    """The publisher's loop and the timer that sweeps for due reminders, in this replica.
+
+    APScheduler is only the in-process timer: what is owed lives in the database, so a
+    replica that restarts (or several that run at once) pick up exactly what is due.
+    """
+    interval = bot.services.settings.sweep_seconds
+    if bot.services.policy.policy.owner:
+        await asyncio.to_thread(
+            ensure_policy_review,
+            SqlUnitOfWork(bot.services.engine),
+            bot.services.clock,
+            bot.services.policy,
+        )
+    publisher = asyncio.create_task(bot.publisher.run(interval), name="publisher")
+    bot.publisher.kick()  # anything left from before a restart goes out now
+    scheduler = AsyncIOScheduler()
+    scheduler.add_job(
+        _sweep,
+        "interval",
+        args=[bot],
+        seconds=interval,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.start()
+
+    async def stop() -> None:
+        scheduler.shutdown(wait=False)
+        publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publisher
+        await bot.publisher.release_all()
+        await bot.chaser.release_all()
+
+    return stop
+
+
+async def _sweep(bot: Bot) -> None:
+    try:
+        await bot.chaser.sweep()
+    except Exception:  # the timer must outlive any one bad sweep
+        log.exception("the reminder sweep failed; trying again at the next tick")
 
 
 def serve_http(bot: Bot, host: str, port: int) -> None:
@@ -70,12 +117,8 @@ async def serve_socket_mode(bot: Bot, app_token: str) -> None:
     from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
     handler = AsyncSocketModeHandler(bot.app, app_token, web_client=bot.app.client)
-    publisher = asyncio.create_task(bot.publisher.run(), name="publisher")
-    bot.publisher.kick()
+    stop = await start_background(bot)
     try:
-        await handler.start_async()
+        await handler.start_async()  # type: ignore[no-untyped-call]
     finally:
-        publisher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await publisher
-        await bot.publisher.release_all()
+        await stop()

@@ -17,6 +17,20 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message says which and how to fix it."""
 
 
+def _seconds(value: str) -> float:
+    if not value.strip():
+        return 5.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(
+            f"CHANGEBOT_SWEEP_SECONDS must be a number of seconds, not {value!r}."
+        ) from None
+    if not 0.05 <= seconds <= 3600:
+        raise ConfigError("CHANGEBOT_SWEEP_SECONDS must be between 0.05 and 3600 seconds.")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_URL
@@ -25,6 +39,8 @@ class Settings:
     signing_secret: str = ""
     app_token: str = ""
     slack_api_url: str = SLACK_API_DEFAULT
+    #: How often each replica's timer sweeps for due reminders and undelivered messages.
+    sweep_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +54,7 @@ class Settings:
             app_token=env.get("SLACK_APP_TOKEN", "").strip(),
             # slack_sdk drops the last path segment of a base URL without a trailing slash.
             slack_api_url=api if api.endswith("/") else api + "/",
+            sweep_seconds=_seconds(env.get("CHANGEBOT_SWEEP_SECONDS", "")),
         )
 
     def check_slack(self, *, socket_mode: bool) -> None:

@@ -75,6 +75,12 @@ def group_mention(group_id: str) -> Mrkdwn:
     return Mrkdwn(escape(group_id))
 
 
+def channel_mention(channel_id: str) -> Mrkdwn:
+    if re.fullmatch(r"[CG][A-Z0-9]{2,}", channel_id):
+        return Mrkdwn(f"<#{channel_id}>")
+    return Mrkdwn(escape(channel_id))
+
+
 def is_web_address(url: str) -> bool:
     return bool(_URL.match(url))
 
@@ -146,6 +152,7 @@ def environment() -> Environment:
         mention=mention,
         mentions=mentions,
         group_mention=group_mention,
+        channel_mention=channel_mention,
         link=link,
         slack_date=slack_date,
         cut=cut,

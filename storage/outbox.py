@@ -25,6 +25,9 @@ class PublicationRow(SQLModel, table=True):
     number: int = Field(primary_key=True, foreign_key="changes.number")
     channel: str = Field(default="", max_length=40)
     thread_ts: str = Field(default="", max_length=40)
+    #: An emergency card's copy in the channel where it was declared (the incident channel).
+    mirror_channel: str = Field(default="", max_length=40)
+    mirror_ts: str = Field(default="", max_length=40)
     card_version: int = -1
     published_seq: int = 0
     effect_index: int = 0
@@ -42,6 +45,8 @@ class Publication:
     number: int
     channel: str
     thread_ts: str
+    mirror_channel: str
+    mirror_ts: str
     card_version: int
     published_seq: int
     effect_index: int
@@ -98,6 +103,8 @@ def _publication(row: PublicationRow) -> Publication:
         row.number,
         row.channel,
         row.thread_ts,
+        row.mirror_channel,
+        row.mirror_ts,
         row.card_version,
         row.published_seq,
         row.effect_index,

@@ -154,6 +154,11 @@ def change_document(c: Change) -> Json:
         "cancel_reason": c.cancel_reason,
         "closed_at": _time(c.closed_at),
         "requested_in": c.requested_in,
+        "submitted_at": _time(c.submitted_at),
+        "break_glass_at": _time(c.break_glass_at),
+        "break_glass_reason": c.break_glass_reason,
+        "retro_approval_owed": c.retro_approval_owed,
+        "closed_without_review": c.closed_without_review,
     }
 
 
@@ -208,4 +213,9 @@ def change_from_row(row: ChangeRow) -> Change:
         cancel_reason=j["cancel_reason"],
         closed_at=_parse(j["closed_at"]),
         requested_in=j.get("requested_in", ""),
+        submitted_at=_parse(j.get("submitted_at")),
+        break_glass_at=_parse(j.get("break_glass_at")),
+        break_glass_reason=j.get("break_glass_reason", ""),
+        retro_approval_owed=j.get("retro_approval_owed", False),
+        closed_without_review=j.get("closed_without_review", ""),
     )

@@ -9,13 +9,15 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from storage.db import is_sqlite
+from storage.obligations import SqlObligations
 from storage.repositories import SqlAudit, SqlChanges
-from workflows.ports import AuditLog, ChangeRepository
+from workflows.ports import AuditLog, ChangeRepository, ObligationBook
 
 
 class SqlUnitOfWork:
     changes: ChangeRepository
     audit: AuditLog
+    obligations: ObligationBook
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -25,6 +27,7 @@ class SqlUnitOfWork:
         self._session = Session(self.engine, expire_on_commit=False)
         self.changes = SqlChanges(self._session)
         self.audit = SqlAudit(self._session)
+        self.obligations = SqlObligations(self._session)
         return self
 
     def __exit__(

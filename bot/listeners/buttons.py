@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -14,9 +15,11 @@ from bot import ids
 from bot.listeners.commands import open_request_modal
 from bot.listeners.tell import tell
 from bot.services import Services
+from bot.text import slack_date
 from bot.views import forms
 from storage.repositories import SqlChanges
-from workflows import process
+from workflows import emergency, followup, process
+from workflows.chase import Owed
 from workflows.errors import ChangeError, StaleAction
 from workflows.model import Actor, Change
 from workflows.stages import Action, Attempt, move_for
@@ -31,6 +34,7 @@ FORMS: dict[Action, Callable[[Change], dict[str, Any]]] = {
     Action.RECORD_OUTCOME: forms.outcome_modal,
     Action.CANCEL: forms.cancel_modal,
     Action.SUBMIT_POST_CHANGE_REVIEW: forms.post_change_review_modal,
+    Action.CLOSE_WITHOUT_REVIEW: forms.close_without_review_modal,
 }
 
 #: Buttons that make their move at once.
@@ -38,6 +42,7 @@ DIRECT: dict[Action, Callable[..., Any]] = {
     Action.APPROVE: process.approve,
     Action.START_DEPLOYMENT: process.start_deployment,
     Action.SUBMIT: process.submit,
+    Action.BREAK_GLASS: emergency.break_glass,
 }
 
 
@@ -45,6 +50,9 @@ def register(app: AsyncApp) -> None:
     app.action(re.compile(rf"^{re.escape(ids.CARD_ACTION_PREFIX)}"))(card_button)
     app.action(ids.NEW_CHANGE)(new_change_button)
     app.action(ids.CLASSIFICATION_PICKED)(classification_picked)
+    app.action(ids.WRITE_REVIEW)(write_review_button)
+    app.action(re.compile(rf"^{re.escape(ids.SNOOZE_PREFIX)}"))(snooze_button)
+    app.action(ids.POLICY_REVIEWED)(policy_reviewed_button)
 
 
 async def card_button(
@@ -130,3 +138,71 @@ async def classification_picked(
         private_metadata=view.get("private_metadata", ""),
     )
     await client.views_update(view_id=view["id"], hash=view.get("hash"), view=updated)
+
+
+async def write_review_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    services: Services,
+) -> None:
+    """From a reminder: open the post-change review, if it is still owed."""
+    await ack()
+    try:
+        target = ids.Target.decode(action.get("value") or "")
+    except ValueError:
+        await tell(client, body, "That button is not one I know. Nothing was changed.")
+        return
+    actor = await services.directory.actor(body["user"]["id"])
+    try:
+        await _open_form(
+            client,
+            body,
+            services,
+            Action.SUBMIT_POST_CHANGE_REVIEW,
+            ids.Target(target.number),
+            actor,
+        )
+    except ChangeError as error:
+        await tell(client, body, str(error))
+
+
+async def snooze_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    services: Services,
+) -> None:
+    await ack()
+    try:
+        value = json.loads(action.get("value") or "")
+        kind, number, choice = Owed(value["k"]), int(value["n"]), str(value["c"])
+    except (ValueError, KeyError, TypeError):
+        await tell(client, body, "That button is not one I know. Nothing was changed.")
+        return
+    actor = await services.directory.actor(body["user"]["id"])
+    try:
+        later = await services.run(followup.snooze_reminder, kind, number, actor, choice=choice)
+    except ChangeError as error:
+        await tell(client, body, str(error))
+        return
+    until = slack_date(later.snoozed_until or later.next_at)
+    await tell(client, body, f"💤 Snoozed: the next reminder comes {until}.")
+
+
+async def policy_reviewed_button(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, services: Services
+) -> None:
+    await ack()
+    actor = Actor(body["user"]["id"])
+    if actor.user_id != services.policy.policy.owner:
+        await tell(client, body, "Only the owner of the change policy can record its review.")
+        return
+    following = await services.run(followup.record_policy_review, actor)
+    await tell(
+        client,
+        body,
+        f"📋 Policy review recorded. The next one is due {following.deadline:%Y-%m-%d}.",
+    )

@@ -12,8 +12,9 @@ from bot import ids, queries
 from bot.services import Services
 from bot.views import forms, messages
 from storage.repositories import SqlChanges
-from workflows.errors import NotFound
-from workflows.model import Classification, parse_ref
+from workflows import emergency
+from workflows.errors import ChangeError, NotFound
+from workflows.model import Actor, Classification, parse_ref
 
 LISTS = {"mine", "open", "awaiting-me"}
 
@@ -32,6 +33,8 @@ async def change_command(
         await open_request_modal(
             client, command["trigger_id"], services, command.get("channel_id", "")
         )
+    elif verb == "emergency":
+        await ack(**await declare(services, command, rest))
     elif verb == "list":
         await ack(**await list_response(services, command["user_id"], rest.lower() or "mine"))
     elif verb == "show":
@@ -39,6 +42,27 @@ async def change_command(
     else:
         unknown = "" if verb == "help" else verb
         await ack(response_type="ephemeral", **messages.help_message(unknown=unknown))
+
+
+async def declare(services: Services, command: dict[str, Any], text: str) -> dict[str, Any]:
+    """`/change emergency <what and why>`: the change exists before the answer goes back."""
+    if not text:
+        return {
+            "response_type": "ephemeral",
+            "text": "Say what and why in one line: `/change emergency Roll back checkout "
+            "to v41, payments failing https://incidents.example.com/123`",
+        }
+    actor = Actor(command["user_id"])
+    try:
+        change = await services.run(
+            emergency.declare_emergency,
+            actor,
+            text,
+            requested_in=command.get("channel_id", ""),
+        )
+    except ChangeError as error:
+        return {"response_type": "ephemeral", "text": str(error)}
+    return messages.emergency_declared(change, services.policy)
 
 
 async def open_request_modal(

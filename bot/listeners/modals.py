@@ -148,7 +148,20 @@ async def _post_change_review(
     )
 
 
+async def _close_without_review(
+    services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
+) -> Any:
+    return await services.run(
+        process.close_without_review,
+        target.number,
+        actor,
+        reason=forms.parse_reason(values),
+        seen_stage=target.seen,
+    )
+
+
 SUBMISSIONS: dict[str, Submission] = {
+    ids.CLOSE_WITHOUT_REVIEW_MODAL: _close_without_review,
     ids.EDIT_MODAL: _edit,
     ids.REVIEW_MODAL: _review,
     ids.EVIDENCE_MODAL: _evidence,

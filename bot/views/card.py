@@ -44,8 +44,15 @@ LABELS = {
     Action.CLOSE: "Close change",
     Action.EDIT: "Edit",
     Action.CANCEL: "Cancel change",
+    Action.BREAK_GLASS: "Break glass: deploy unapproved",
+    Action.CLOSE_WITHOUT_REVIEW: "Close without review",
 }
-STYLES = {Action.APPROVE: "primary", Action.REJECT: "danger", Action.CANCEL: "danger"}
+STYLES = {
+    Action.APPROVE: "primary",
+    Action.REJECT: "danger",
+    Action.CANCEL: "danger",
+    Action.BREAK_GLASS: "danger",
+}
 
 DONE, CURRENT, PENDING = "✅", "▶️", "▫️"
 
@@ -210,6 +217,22 @@ def status_lines(change: Change, policy: Policy) -> list[str]:
                 reason=latest.reason,
             )
         )
+    if change.break_glass_at is not None:
+        lines.append(
+            text.render_macro(
+                "card.j2",
+                "break_glass",
+                at=change.break_glass_at,
+                by=change.deployed_by or change.requester,
+                owed=change.retro_approval_owed,
+            )
+        )
+    if change.closed_without_review:
+        lines.append(
+            text.render_macro(
+                "card.j2", "closed_without_review", reason=change.closed_without_review
+            )
+        )
     if change.deployment_started_at is not None:
         lines.append(
             text.render_macro(
@@ -304,6 +327,8 @@ def action_blocks(change: Change, policy: Policy) -> list[ActionsBlock]:
 
 def button(change: Change, action: Action) -> ButtonElement:
     label = LABELS.get(action, action.verb.capitalize())
+    if action is Action.EDIT and change.classification is Classification.EMERGENCY:
+        label = "Add details"
     return ButtonElement(
         text=PlainTextObject(text=text.plain_label(label, text.BUTTON_LIMIT)),
         action_id=ids.card_action_id(action),
@@ -323,6 +348,17 @@ def _confirm(change: Change, action: Action) -> ConfirmObject | None:
             ),
             confirm="Start deployment",
             deny="Not yet",
+        )
+    if action is Action.BREAK_GLASS:
+        return ConfirmObject(
+            title="Deploy without approval?",
+            text=(
+                f"No approver has acted on {change.ref}. Break-glass lets you deploy now; it is "
+                "recorded loudly, shown on the card, and an approval is owed in retrospect."
+            ),
+            confirm="Break glass",
+            deny="Wait",
+            style="danger",
         )
     if action is Action.CANCEL:
         return ConfirmObject(

@@ -11,6 +11,7 @@ from slack_sdk.models.blocks import Block
 from bot import text
 from bot.views.card import card_blocks, fallback_text
 from bot.views.common import MESSAGE_BLOCKS, context, divider, list_sections, section, to_dicts
+from workflows.durations import format_duration
 from workflows.model import Change
 from workflows.policy import Policy
 
@@ -82,6 +83,20 @@ def refusal(message: str) -> dict[str, Any]:
         "response_type": EPHEMERAL,
         "text": text.truncate(text.escape(message), text.MESSAGE_TEXT_LIMIT),
     }
+
+
+def emergency_declared(change: Change, policy: Policy) -> dict[str, Any]:
+    """The answer to `/change emergency`, within Slack's three seconds."""
+    line = text.render_macro(
+        "messages.j2",
+        "emergency_declared",
+        ref=change.ref,
+        title=change.title,
+        channel=policy.channels.changes,
+        break_glass=policy.emergency.break_glass_allowed,
+        after=format_duration(policy.emergency.break_glass_after),
+    )
+    return {"response_type": EPHEMERAL, "text": text.truncate(line, text.MESSAGE_TEXT_LIMIT)}
 
 
 def _prose(name: str, **context: Any) -> str:

@@ -9,12 +9,14 @@ macro gets a generic line, never an exception.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import text
 from bot.views.common import document_label, scope_name
 from workflows.audit import AuditEntry
+from workflows.chase import Owed
+from workflows.durations import format_duration
 from workflows.model import Change, Classification, Stage
 from workflows.policy import Policy
 
@@ -161,6 +163,7 @@ def _approved(entry: AuditEntry, change: Change, policy: Policy) -> Context:
         "needed": policy.required_approvals(change.classification, change.risk),
         "stands_for": _names(entry.details.get("stands_for")),
         "comment": _text(entry.details.get("comment")),
+        "retrospective": bool(entry.details.get("retrospective")),
     }
 
 
@@ -230,7 +233,51 @@ def _cancelled(entry: AuditEntry, change: Change, policy: Policy) -> Context:
     return {"reason": _text(entry.details.get("reason"))}
 
 
+def _break_glass(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    seconds = entry.details.get("waited_seconds")
+    waited = format_duration(timedelta(seconds=seconds)) if isinstance(seconds, int) else "time"
+    return {"waited": waited, "reason": _text(entry.details.get("reason"))}
+
+
+def _reminder(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    owed = Owed(entry.details.get("kind", Owed.POST_CHANGE_REVIEW.value))
+    due = _parse_time(entry.details.get("due"))
+    seconds = entry.details.get("overdue_seconds")
+    overdue = format_duration(timedelta(seconds=seconds)) if isinstance(seconds, int) else ""
+    return {
+        "owner": _text(entry.details.get("owner")),
+        "owed": owed.label,
+        "due": due,
+        "overdue": overdue or "a moment",
+        "approvers": approvers_mention(policy, change.classification),
+    }
+
+
+def _snoozed(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    owed = Owed(entry.details.get("kind", Owed.POST_CHANGE_REVIEW.value))
+    return {"owed": owed.label, "until": _parse_time(entry.details.get("until"))}
+
+
+def _triggered(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    return {"owner": _text(entry.details.get("owner"))}
+
+
+def _parse_time(value: object) -> datetime:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return datetime.now(UTC)
+
+
 _REPLY_CONTEXT: Mapping[str, Builder] = {
+    "break_glass": _break_glass,
+    "closed_without_review": _cancelled,
+    "reminder_sent": _reminder,
+    "reminder_escalated": _reminder,
+    "reminder_snoozed": _snoozed,
+    "policy_review_triggered": _triggered,
     "requested": _requested,
     "submitted": _submitted,
     "reviewed": _reviewed,
@@ -253,5 +300,13 @@ def confirmation(change: Change, permalink: str) -> str:
     """The requester's confirmation, with a link to the change's thread."""
     line = text.render_macro(
         "notices.j2", "confirmation", ref=change.ref, title=change.title, permalink=permalink
+    )
+    return text.truncate(line, text.MESSAGE_TEXT_LIMIT)
+
+
+def mirror_refused(change: Change, channel: str, permalink: str) -> str:
+    """Told to the requester when an emergency's card cannot be posted where it was declared."""
+    line = text.render_macro(
+        "notices.j2", "mirror_refused", ref=change.ref, channel=channel, permalink=permalink
     )
     return text.truncate(line, text.MESSAGE_TEXT_LIMIT)

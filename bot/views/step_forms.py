@@ -122,6 +122,20 @@ def cancel_modal(change: Change) -> dict[str, Any]:
     return _modal(ids.CANCEL_MODAL, "Cancel change", change, blocks, submit="Cancel change")
 
 
+def close_without_review_modal(change: Change) -> dict[str, Any]:
+    blocks: list[Block] = [
+        inputs.text_input(
+            ids.REASON,
+            "Why will its review never come?",
+            limit=LIMITS["reason"],
+            multiline=True,
+        ),
+    ]
+    return _modal(
+        ids.CLOSE_WITHOUT_REVIEW_MODAL, "Close without review", change, blocks, submit="Close it"
+    )
+
+
 def parse_reason(values: Values) -> str:
     return inputs.read_text(values, ids.REASON)
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.unit.fakes import FakeClock, FakeUnitOfWork
-from workflows import process
+from workflows import emergency, process
 from workflows.audit import AuditEntry
 from workflows.model import (
     Actor,
@@ -207,6 +207,17 @@ class Desk:
         return self.start_deployment(change)
 
 
+def _broken_glass(desk: Desk) -> Change:
+    change = desk.request(emergency_details())
+    desk.clock.advance(hours=1)
+    return desk._run(emergency.break_glass, change, ALICE, reason="Checkout is down.")
+
+
+def _closed_without_review(desk: Desk) -> Change:
+    change = _emergency_failed(desk)
+    return desk._run(process.close_without_review, change, EMMA, reason="The owner left.")
+
+
 def a_desk() -> Desk:
     return Desk()
 
@@ -273,6 +284,9 @@ SCENARIOS: dict[str, Callable[[Desk], Change]] = {
     "emergency review owed": _emergency_failed,
     "emergency closed": lambda d: d.submit_post_change_review(_emergency_failed(d)),
     "emergency cancelled": lambda d: d.cancel(_emergency(d)),
+    "emergency after break-glass": _broken_glass,
+    "emergency approved in retrospect": lambda d: d.approve(_broken_glass(d), by=EMMA),
+    "emergency closed without review": _closed_without_review,
 }
 
 

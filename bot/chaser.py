@@ -1,0 +1,211 @@
+"""The sweep that chases what is owed, run every few seconds by each replica's timer.
+
+It claims due obligations under a lease, sends the reminder (a direct message with a button
+to act and snoozes), then — still holding the lease — records the next plan and an audit
+event in one transaction. The thread hears of it through that audit event (the publisher
+posts it once). A reminder can only be sent twice if a replica crashes between Slack
+accepting the message and the record being written: then at most one duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot import ids
+from bot.publisher import replica_id
+from bot.text import escape, slack_date
+from storage import obligations as store
+from storage.obligations import Claimed
+from storage.repositories import SqlChanges
+from workflows.audit import AuditEntry
+from workflows.chase import Cadence, Obligation, Owed, Reminder, remind
+from workflows.durations import format_duration
+from workflows.followup import POLICY_REF, WEEK, review_cadence
+from workflows.model import SYSTEM, Change
+from workflows.policy import Policy
+from workflows.ports import Clock
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(seconds=60)
+BATCH = 50
+
+
+class Chaser:
+    def __init__(
+        self,
+        engine: Engine,
+        client: AsyncWebClient,
+        policy: Policy,
+        clock: Clock,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.policy = policy
+        self.clock = clock
+        self.owner = owner or replica_id()
+        self._sweeping = asyncio.Lock()
+
+    async def sweep(self) -> int:
+        """One pass: remind everything due now. Returns how many reminders were recorded."""
+        if self._sweeping.locked():
+            return 0  # the previous sweep is still sending; the timer fires again soon
+        async with self._sweeping:
+            claimed = await asyncio.to_thread(self._claim)
+            done = await asyncio.gather(*(self._chase(c) for c in claimed))
+            return sum(done)
+
+    def _claim(self) -> list[Claimed]:
+        with Session(self.engine) as session:
+            return store.claim_due(session, self.owner, self.clock.now(), LEASE, BATCH)
+
+    async def _chase(self, claimed: Claimed) -> int:
+        obligation = claimed.obligation
+        now = self.clock.now()
+        reminder, planned = remind(obligation, now, self._cadence(obligation.kind))
+        try:
+            change = await asyncio.to_thread(self._change, obligation.number)
+            await self._send(reminder, change)
+        except SlackApiError as error:
+            log.warning(
+                "could not send the %s reminder for #%s: %s",
+                obligation.kind.label,
+                obligation.number,
+                error.response.get("error"),
+            )
+            await asyncio.to_thread(self._release, claimed.id)
+            return 0
+        entry = _audit_entry(reminder, change, now)
+        recorded = await asyncio.to_thread(self._record, claimed.id, planned, entry)
+        if not recorded:
+            log.warning("lost the lease on obligation %s while reminding", claimed.id)
+        return int(recorded)
+
+    def _cadence(self, kind: Owed) -> Cadence:
+        return Cadence(WEEK, WEEK) if kind is Owed.POLICY_REVIEW else review_cadence(self.policy)
+
+    def _change(self, number: int) -> Change | None:
+        if number == 0:
+            return None
+        with Session(self.engine) as session:
+            return SqlChanges(session).get(number)
+
+    def _record(self, claimed_id: int, planned: Obligation, entry: AuditEntry) -> bool:
+        with Session(self.engine) as session:
+            return store.record_reminder(
+                session, claimed_id, self.owner, self.clock.now(), planned, entry
+            )
+
+    def _release(self, claimed_id: int) -> None:
+        with Session(self.engine) as session:
+            store.release(session, claimed_id, self.owner)
+
+    async def release_all(self) -> None:
+        def go() -> int:
+            with Session(self.engine) as session:
+                return store.release_all(session, self.owner)
+
+        await asyncio.to_thread(go)
+
+    # -- the messages ------------------------------------------------------------------------
+
+    async def _send(self, reminder: Reminder, change: Change | None) -> None:
+        obligation = reminder.obligation
+        if obligation.owner:
+            await self.client.chat_postMessage(
+                channel=obligation.owner,
+                text=_reminder_text(reminder, change),
+                blocks=_reminder_blocks(reminder, change),
+            )
+        policy_owner = self.policy.policy.owner
+        if reminder.escalated and policy_owner and policy_owner != obligation.owner:
+            await self.client.chat_postMessage(
+                channel=policy_owner, text=_escalation_text(reminder, change)
+            )
+
+
+def _what(reminder: Reminder, change: Change | None) -> str:
+    label = reminder.obligation.kind.label
+    return f"the {label} of {change.ref} “{change.title}”" if change else f"the {label}"
+
+
+def _reminder_text(reminder: Reminder, change: Change | None) -> str:
+    what = escape(_what(reminder, change))
+    if reminder.escalated:
+        overdue = format_duration(reminder.overdue_by) if reminder.overdue_by else "now"
+        return f"🚨 Overdue by {overdue}: {what}. Please write it now."
+    return f"⏰ Reminder: {what} is owed. It is due {slack_date(reminder.obligation.deadline)}."
+
+
+def _escalation_text(reminder: Reminder, change: Change | None) -> str:
+    overdue = format_duration(reminder.overdue_by) if reminder.overdue_by else "a moment"
+    owner = f"<@{reminder.obligation.owner}>" if reminder.obligation.owner else "nobody"
+    return (
+        f"🚨 As the owner of the change policy: {escape(_what(reminder, change))} by {owner} "
+        f"is overdue by {overdue}."
+    )
+
+
+def _reminder_blocks(reminder: Reminder, change: Change | None) -> list[dict[str, Any]]:
+    obligation = reminder.obligation
+    buttons: list[dict[str, Any]] = []
+    if obligation.kind is Owed.POST_CHANGE_REVIEW and change is not None:
+        buttons.append(
+            _button(
+                "Write the review",
+                ids.WRITE_REVIEW,
+                ids.Target(change.number, change.stage).encode(),
+                "primary",
+            )
+        )
+    if obligation.kind is Owed.POLICY_REVIEW:
+        buttons.append(_button("Record the policy review", ids.POLICY_REVIEWED, "{}", "primary"))
+    for choice, label in (("1h", "Snooze 1 hour"), ("1d", "Snooze 1 day")):
+        value = json.dumps({"k": obligation.kind.value, "n": obligation.number, "c": choice})
+        buttons.append(_button(label, f"{ids.SNOOZE_PREFIX}{choice}", value))
+    section = {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": _reminder_text(reminder, change)},
+    }
+    return [section, {"type": "actions", "elements": buttons}]
+
+
+def _button(label: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": label},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _audit_entry(reminder: Reminder, change: Change | None, now: Any) -> AuditEntry:
+    obligation = reminder.obligation
+    return AuditEntry(
+        at=now,
+        actor=SYSTEM,
+        action="reminder_escalated" if reminder.escalated else "reminder_sent",
+        ref=change.ref if change else POLICY_REF,
+        from_stage=change.stage.value if change else "",
+        to_stage=change.stage.value if change else "",
+        details={
+            "kind": obligation.kind.value,
+            "owner": obligation.owner,
+            "due": obligation.deadline.isoformat(),
+            "reminder": obligation.reminders + 1,
+            "overdue_seconds": int(reminder.overdue_by.total_seconds()),
+        },
+    )

@@ -1,0 +1,199 @@
+"""What is owed, in the database: one row per obligation, with when it is chased next.
+
+The sweep of every replica claims due rows with a time-limited lease (PostgreSQL: FOR UPDATE
+SKIP LOCKED; SQLite: a write transaction that begins immediately), sends the reminder, then
+records it — the new plan and its audit event, in one transaction — only while it still holds
+the lease. A replica that dies leaves leases that expire and are taken over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from datetime import datetime, timedelta
+
+from sqlalchemy import Index, or_, text, update
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from storage.db import is_sqlite
+from storage.repositories import SqlAudit
+from storage.tables import _when
+from workflows.audit import AuditEntry
+from workflows.chase import Obligation, Owed
+
+
+class ObligationRow(SQLModel, table=True):
+    __tablename__ = "obligations"
+    __table_args__ = (
+        Index(
+            "ux_obligations_open",
+            "kind",
+            "number",
+            unique=True,
+            sqlite_where=text("settled_at IS NULL"),
+            postgresql_where=text("settled_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=30)
+    number: int = 0
+    owner: str = Field(default="", max_length=40)
+    deadline: datetime = _when()
+    next_at: datetime = _when(index=True)
+    reminders: int = 0
+    escalations: int = 0
+    snoozed_until: datetime | None = _when(nullable=True)
+    settled_at: datetime | None = _when(nullable=True)
+    lease_owner: str = Field(default="", max_length=80)
+    lease_until: datetime | None = _when(nullable=True)
+
+
+def to_obligation(row: ObligationRow) -> Obligation:
+    return Obligation(
+        kind=Owed(row.kind),
+        owner=row.owner,
+        deadline=row.deadline,
+        next_at=row.next_at,
+        number=row.number,
+        reminders=row.reminders,
+        escalations=row.escalations,
+        snoozed_until=row.snoozed_until,
+    )
+
+
+def _plan(o: Obligation) -> dict[str, Any]:
+    return {
+        "owner": o.owner,
+        "deadline": o.deadline,
+        "next_at": o.next_at,
+        "reminders": o.reminders,
+        "escalations": o.escalations,
+        "snoozed_until": o.snoozed_until,
+    }
+
+
+class SqlObligations:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _open(self, kind: Owed, number: int) -> ObligationRow | None:
+        query = select(ObligationRow).where(
+            ObligationRow.kind == kind.value,
+            ObligationRow.number == number,
+            col(ObligationRow.settled_at).is_(None),
+        )
+        return self.session.exec(query).first()
+
+    def owe(self, obligation: Obligation) -> None:
+        row = self._open(obligation.kind, obligation.number)
+        if row is None:
+            row = ObligationRow(
+                kind=obligation.kind.value, number=obligation.number, **_plan(obligation)
+            )
+        else:
+            for name, value in _plan(obligation).items():
+                setattr(row, name, value)
+        self.session.add(row)
+        self.session.flush()
+
+    def find(self, kind: Owed, number: int) -> Obligation | None:
+        row = self._open(kind, number)
+        return to_obligation(row) if row else None
+
+    def update(self, obligation: Obligation) -> None:
+        self.owe(obligation)
+
+    def settle(self, kind: Owed, number: int, at: datetime) -> None:
+        row = self._open(kind, number)
+        if row is not None:
+            row.settled_at = at
+            self.session.add(row)
+            self.session.flush()
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    obligation: Obligation
+
+
+def claim_due(
+    session: Session, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[Claimed]:
+    """Lease up to `limit` obligations whose next reminder is due; commits."""
+    free = or_(col(ObligationRow.lease_until).is_(None), col(ObligationRow.lease_until) < now)
+    query = (
+        select(ObligationRow)
+        .where(col(ObligationRow.settled_at).is_(None))
+        .where(col(ObligationRow.next_at) <= now)
+        .where(free)
+        .order_by(col(ObligationRow.next_at))
+        .limit(limit)
+    )
+    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        query = query.with_for_update(skip_locked=True)
+    claimed = []
+    for row in session.exec(query).all():
+        row.lease_owner, row.lease_until = owner, now + lease
+        session.add(row)
+        assert row.id is not None
+        claimed.append(Claimed(row.id, to_obligation(row)))
+    session.commit()
+    return claimed
+
+
+def record_reminder(
+    session: Session,
+    claimed_id: int,
+    owner: str,
+    now: datetime,
+    planned: Obligation,
+    entry: AuditEntry,
+) -> bool:
+    """Write the next plan and the reminder's audit event, only if the lease is still ours."""
+    result = session.execute(
+        update(ObligationRow)
+        .where(col(ObligationRow.id) == claimed_id)
+        .where(col(ObligationRow.lease_owner) == owner)
+        .where(col(ObligationRow.lease_until) > now)
+        .where(col(ObligationRow.settled_at).is_(None))
+        .values(lease_owner="", lease_until=None, **_plan(planned))
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return False
+    SqlAudit(session).append(entry)
+    session.commit()
+    return True
+
+
+def release(session: Session, claimed_id: int, owner: str) -> None:
+    """Give a lease back without reminding (nothing could be sent): retried next sweep."""
+    session.execute(
+        update(ObligationRow)
+        .where(col(ObligationRow.id) == claimed_id)
+        .where(col(ObligationRow.lease_owner) == owner)
+        .values(lease_owner="", lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def release_all(session: Session, owner: str) -> int:
+    result = session.execute(
+        update(ObligationRow)
+        .where(col(ObligationRow.lease_owner) == owner)
+        .values(lease_owner="", lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def open_obligations(session: Session, kind: Owed | None = None) -> list[Obligation]:
+    query = select(ObligationRow).where(col(ObligationRow.settled_at).is_(None))
+    if kind is not None:
+        query = query.where(ObligationRow.kind == kind.value)
+    return [to_obligation(row) for row in session.exec(query.order_by(col(ObligationRow.next_at)))]
