@@ -190,8 +190,11 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
     with read_session(engine) as session:
         events = read_trail(session, ref=ref, since=since)
         if args.output:
-            with Path(args.output).open("w", encoding="utf-8", newline="") as out:
-                count = writer(events, out)
+            try:
+                with Path(args.output).open("w", encoding="utf-8", newline="") as out:
+                    count = writer(events, out)
+            except OSError as error:  # no such directory, no permission, disk full
+                raise Stop(f"cannot write {args.output}: {error.strerror}.") from error
             print(f"Wrote {count} audit events to {args.output}.", file=sys.stderr)
         else:
             writer(events, sys.stdout)
