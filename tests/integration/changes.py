@@ -3,13 +3,13 @@ leave: the use cases of workflows.process run on a real database."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
 from storage.repositories import read_head, read_trail
 from storage.uow import SqlUnitOfWork, read_session
-from workflows import process
+from workflows import followup, process
 from workflows.audit import ChainBreak, ChainedEntry, verify
 from workflows.model import (
     Actor,
@@ -74,7 +74,9 @@ def deploy(engine: Engine, clock: Clock, number: int) -> Change:
     """Deploy the change successfully, which closes it."""
     uow = SqlUnitOfWork(engine)
     process.start_deployment(uow, clock, POLICY, number, REQUESTER)
-    return process.record_outcome(uow, clock, POLICY, number, REQUESTER, outcome=Outcome.SUCCESSFUL)
+    return followup.record_outcome(
+        uow, clock, POLICY, number, REQUESTER, outcome=Outcome.SUCCESSFUL
+    )
 
 
 def requested_and_closed(engine: Engine, clock: Clock, title: str) -> Change:
@@ -92,7 +94,3 @@ def check_trail(engine: Engine) -> tuple[int, ChainBreak | None]:
     """How many events the chain has, and where it first breaks (None if intact)."""
     with read_session(engine) as session:
         return verify(read_trail(session), read_head(session))
-
-
-def days_later(clock_start: datetime, days: int) -> datetime:
-    return clock_start + timedelta(days=days)

@@ -134,21 +134,17 @@ def test_a_csv_export_of_one_change_since_a_date_is_safe_to_open_in_a_spreadshee
     changebot: Changebot, exported: Engine, tmp_path: Path
 ) -> None:
     out = tmp_path / "trail.csv"
+    nowhere = tmp_path / "no such directory" / "trail.csv"
+    export = ["audit", "export", "--format", "csv", "--change", "CHG-0001", "--since", "2026-11-25"]
+    env = {"DATABASE_URL": exported.url.render_as_string(hide_password=False)}
 
-    code, stdout, stderr = _export(
-        changebot,
-        exported,
-        "--format",
-        "csv",
-        "--change",
-        "CHG-0001",
-        "--since",
-        "2026-11-25",
-        "--output",
-        str(out),
+    written, unwritable = changebot.side_by_side(
+        ([*export, "--output", str(out)], env), ([*export, "--output", str(nowhere)], env)
     )
 
-    assert (code, stdout, stderr) == (0, "", f"Wrote 4 audit events to {out}.\n")
+    assert (written.code, written.output) == (0, f"Wrote 4 audit events to {out}.\n")
+    assert (unwritable.code, unwritable.stdout) == (2, "")
+    assert unwritable.stderr == f"changebot: cannot write {nowhere}: No such file or directory.\n"
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert [row["seq"] for row in rows] == ["5", "6", "7", "8"]
     assert [row["actor"] for row in rows] == ["'" + actor for actor in HOSTILE_ACTORS]

@@ -25,7 +25,7 @@ from tests.integration.changes import (
 from tests.unit.fakes import FakeClock
 from workflows import process
 from workflows.audit import AuditEntry
-from workflows.errors import NotAllowed, NotFound, StaleChange
+from workflows.errors import NotAllowed, NotFound, StaleChange, ValidationFailed
 from workflows.model import (
     Approval,
     Change,
@@ -113,6 +113,11 @@ def every_field_filled(change: Change, classification: Classification) -> Change
         cancel_reason=f"Not cancelled, but the field round-trips {EMOJI}",
         closed_at=_at(260, PACIFIC),
         requested_in="C0CHANGES",
+        submitted_at=_at(2, INDIA),
+        break_glass_at=_at(35, PACIFIC),
+        break_glass_reason=f"Nobody answered in 15 minutes {EMOJI}",
+        retro_approval_owed=True,
+        closed_without_review=f"Duplicate of CHG-0007 {RTL}",
     )
 
 
@@ -152,7 +157,7 @@ def test_a_change_comes_back_exactly_as_it_was_saved(
     assert stored == change
     assert stored.version == 1
     assert stored.title == change.title  # emoji and right-to-left text, byte for byte
-    assert len(_timestamps(stored)) == len(_timestamps(change)) == 15
+    assert len(_timestamps(stored)) == len(_timestamps(change)) == 17
     assert all(moment.tzinfo is not None for moment in _timestamps(stored))
 
 
@@ -354,3 +359,17 @@ def test_a_read_session_sees_one_moment_while_others_append(
     assert head == (2, events[-1].hash)
     assert [e.seq for e in events] == [1, 2]
     assert check_trail(engine) == (4, None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="workflows.validation.check_text lets NUL through: SQLite stores it, PostgreSQL "
+    "refuses it with a DataError instead of the form showing which field is wrong",
+)
+def test_text_with_a_nul_character_is_refused_as_invalid_on_every_engine(
+    engine: Engine, clock: FakeClock
+) -> None:
+    details = normal_details("Upgrade the\x00payments database")
+
+    with pytest.raises(ValidationFailed, match="title"):
+        process.request_change(SqlUnitOfWork(engine), clock, POLICY, REQUESTER, details)
