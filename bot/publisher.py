@@ -150,6 +150,9 @@ class Publisher:
             await self._failed(pub, error)
         except (TimeoutError, OSError) as error:
             await self._retry_later(pub, f"Slack did not answer ({error!r})", RETRY_FIRST)
+        except Exception as error:  # one broken change must not hold up the others
+            log.exception("could not publish change %s; backing off", pub.number)
+            await self._retry_later(pub, f"internal error: {type(error).__name__}", 30.0)
 
     def _load(self, pub: Publication) -> tuple[Change, list[ChainedEntry]]:
         with Session(self.engine) as session:
