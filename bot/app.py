@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -68,8 +69,11 @@ def create_app(
         process_before_response=False,
         ignoring_self_events_enabled=True,
     )
-    publisher = Publisher(engine, web_client(settings, timeout=15), policy, clock)
-    chaser = Chaser(engine, web_client(settings, timeout=15), policy, clock, owner=publisher.owner)
+    lease = timedelta(seconds=settings.lease_seconds)
+    publisher = Publisher(engine, web_client(settings, timeout=15), policy, clock, lease=lease)
+    chaser = Chaser(
+        engine, web_client(settings, timeout=15), policy, clock, owner=publisher.owner, lease=lease
+    )
     services = Services(
         settings=settings,
         engine=engine,

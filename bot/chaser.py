@@ -48,7 +48,9 @@ class Chaser:
         clock: Clock,
         *,
         owner: str | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
+        self.lease = lease
         self.engine = engine
         self.client = client
         self.policy = policy
@@ -67,7 +69,7 @@ class Chaser:
 
     def _claim(self) -> list[Claimed]:
         with Session(self.engine) as session:
-            return store.claim_due(session, self.owner, self.clock.now(), LEASE, BATCH)
+            return store.claim_due(session, self.owner, self.clock.now(), self.lease, BATCH)
 
     async def _chase(self, claimed: Claimed) -> int:
         obligation = claimed.obligation

@@ -17,17 +17,16 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message says which and how to fix it."""
 
 
-def _seconds(value: str) -> float:
-    if not value.strip():
-        return 5.0
+def _seconds(name: str, env: Mapping[str, str], default: float) -> float:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
     try:
         seconds = float(value)
     except ValueError:
-        raise ConfigError(
-            f"CHANGEBOT_SWEEP_SECONDS must be a number of seconds, not {value!r}."
-        ) from None
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}.") from None
     if not 0.05 <= seconds <= 3600:
-        raise ConfigError("CHANGEBOT_SWEEP_SECONDS must be between 0.05 and 3600 seconds.")
+        raise ConfigError(f"{name} must be between 0.05 and 3600 seconds.")
     return seconds
 
 
@@ -41,6 +40,8 @@ class Settings:
     slack_api_url: str = SLACK_API_DEFAULT
     #: How often each replica's timer sweeps for due reminders and undelivered messages.
     sweep_seconds: float = 5.0
+    #: How long a replica holds what it claimed before another may take it over.
+    lease_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -54,7 +55,8 @@ class Settings:
             app_token=env.get("SLACK_APP_TOKEN", "").strip(),
             # slack_sdk drops the last path segment of a base URL without a trailing slash.
             slack_api_url=api if api.endswith("/") else api + "/",
-            sweep_seconds=_seconds(env.get("CHANGEBOT_SWEEP_SECONDS", "")),
+            sweep_seconds=_seconds("CHANGEBOT_SWEEP_SECONDS", env, 5.0),
+            lease_seconds=_seconds("CHANGEBOT_LEASE_SECONDS", env, 60.0),
         )
 
     def check_slack(self, *, socket_mode: bool) -> None:
