@@ -30,6 +30,8 @@ _URL = re.compile(r"^https?://[^\s<>|]+$")
 def check_text(field: str, value: str, limit_key: str, *, required: bool = False) -> str:
     """Trimmed text within its limit, or ValidationFailed naming the field."""
     text = value.strip()
+    if "\x00" in text:
+        raise ValidationFailed(field, "contains a NUL character; remove it and try again.")
     if required and not text:
         raise ValidationFailed(field, "this field is required.")
     limit = LIMITS[limit_key]
