@@ -120,7 +120,7 @@ class PostgresServer:
     def _migrated_template(self) -> str:
         with self._template_lock:
             if self._template is None:
-                name = f"cb_template_{secrets.token_hex(6)}"
+                name = f"cb_tmpl_{secrets.token_hex(6)}"
                 self._execute(f'CREATE DATABASE "{name}" TEMPLATE "template0"')
                 try:
                     # Migrated with every connection closed again: a template must have none.
