@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+from sqlmodel import Session
 
 from standin import SlackStandIn, Workspace
+from storage.db import make_engine
+from storage.repositories import read_trail
 
 SIGNING_SECRET = "8f742231b10e8888abcd99a0b1c2d385"
 CHANGEBOT = str(Path(sys.executable).with_name("changebot"))
@@ -181,3 +184,15 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"still not true after {timeout}s (last: {last!r})")
         await asyncio.sleep(interval)
+
+
+def audit_trail(bot: BotProcess, ref: str | None = None) -> list[tuple[str, str, str]]:
+    """(ref, actor, action) of every audit event, read from the bot's database as it stands."""
+    engine = make_engine(bot.env["DATABASE_URL"])
+    try:
+        with Session(engine) as session:
+            return [
+                (e.entry.ref, e.entry.actor, e.entry.action) for e in read_trail(session, ref=ref)
+            ]
+    finally:
+        engine.dispose()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from bot import ids
-from standin import SlackDriver, SlackStandIn
+from standin import SlackDriver, SlackStandIn, payloads
+from standin.blocks import find_element
 from tests.e2e.harness import eventually
 from workflows.stages import Action
 
@@ -39,21 +43,56 @@ async def request_change(
 ) -> dict[str, Any]:
     """`user` types /change, fills the form and submits; returns the card once posted."""
     before = len(cards(slack))
-    reply = await driver.slash_command(user, "/change", channel=CHANGES)
-    assert reply.status == 200, reply.text
-    await eventually(lambda: driver.open_modal_for(user))
+    await open_request_form(driver, slack, user)
     classification = overrides.pop("classification", None)
     if classification:
-        await driver.click(user, driver.open_modal_for(user), ids.CLASSIFICATION, classification)
-        await eventually(lambda: _shows_class(driver, user, classification))
-    answer = await driver.submit_modal(user, overrides.pop("values", None) or normal_request(**overrides))
+        await pick_classification(driver, slack, user, classification)
+    answer = await driver.submit_modal(
+        user, overrides.pop("values", None) or normal_request(**overrides)
+    )
     assert answer.status == 200 and not (answer.body or {}).get("errors"), answer.text
     return (await eventually(lambda: cards(slack)[before:]))[0]
 
 
-def _shows_class(driver: SlackDriver, user: str, classification: str) -> bool:
-    view = driver.open_modal_for(user) or {}
-    return classification in str(view.get("blocks"))
+async def open_request_form(
+    driver: SlackDriver, slack: SlackStandIn, user: str, channel: str = CHANGES
+) -> dict[str, Any]:
+    """`user` types /change in `channel`; returns the request form once it is open."""
+    shown_before = (slack.open_modal(user) or {}).get("id")
+    reply = await driver.slash_command(user, "/change", channel=channel)
+    assert reply.status == 200, reply.text
+    return await eventually(lambda: _opened_since(slack, user, shown_before))
+
+
+async def pick_classification(
+    driver: SlackDriver, slack: SlackStandIn, user: str, classification: str
+) -> dict[str, Any]:
+    """`user` picks a classification in the open request form; returns the redrawn form."""
+    await driver.click(user, slack.open_modal(user), ids.CLASSIFICATION, classification)
+    return await eventually(
+        lambda: (
+            chosen(slack.open_modal(user), ids.CLASSIFICATION) == classification
+            and slack.open_modal(user)
+        )
+    )
+
+
+def chosen(view: dict[str, Any] | None, block_id: str) -> str | None:
+    """The option a select in `view` shows as chosen."""
+    for block in (view or {}).get("blocks") or []:
+        if block.get("block_id") == block_id:
+            return ((block.get("element") or {}).get("initial_option") or {}).get("value")
+    return None
+
+
+def input_ids(view: dict[str, Any] | None) -> list[str]:
+    """The block_ids of a view's inputs, in order."""
+    return [b["block_id"] for b in (view or {}).get("blocks") or [] if b.get("type") == "input"]
+
+
+def _opened_since(slack: SlackStandIn, user: str, before: str | None) -> dict[str, Any] | None:
+    shown = slack.open_modal(user)
+    return shown if shown is not None and shown.get("id") != before else None
 
 
 def latest(slack: SlackStandIn, card: dict[str, Any]) -> dict[str, Any]:
@@ -87,11 +126,18 @@ async def step_with_form(
     values: dict[str, Any],
 ) -> Any:
     """Click a button that opens a form, fill it and submit it."""
-    modals_before = len(slack.modals(user))
+    await open_form(driver, slack, user, card, action)
+    return await driver.submit_modal(user, values)
+
+
+async def open_form(
+    driver: SlackDriver, slack: SlackStandIn, user: str, card: dict[str, Any], action: Action
+) -> dict[str, Any]:
+    """Click a button that opens a form; returns the form once it is open."""
+    shown_before = (slack.open_modal(user) or {}).get("id")
     reply = await click(driver, slack, user, card, action)
     assert reply.status == 200, reply.text
-    await eventually(lambda: len(slack.modals(user)) > modals_before)
-    return await driver.submit_modal(user, values)
+    return await eventually(lambda: _opened_since(slack, user, shown_before))
 
 
 def thread_texts(slack: SlackStandIn, card: dict[str, Any]) -> list[str]:
@@ -99,4 +145,50 @@ def thread_texts(slack: SlackStandIn, card: dict[str, Any]) -> list[str]:
 
 
 async def stage_shown(slack: SlackStandIn, card: dict[str, Any], words: str) -> dict[str, Any]:
-    return await eventually(lambda: words in str(latest(slack, card).get("blocks")) and latest(slack, card))
+    return await eventually(
+        lambda: words in str(latest(slack, card).get("blocks")) and latest(slack, card)
+    )
+
+
+async def quiet(slack: SlackStandIn, moment: float = 0.2) -> None:
+    """Wait until the bot has called Slack's Web API for nothing for a moment: whatever it
+    was going to post or update (the publisher works in the background) is out by then."""
+    while True:
+        seen = len(slack.calls)
+        await asyncio.sleep(moment)
+        if len(slack.calls) == seen:
+            return
+
+
+async def click_on_copy(
+    driver: SlackDriver, slack: SlackStandIn, user: str, copy: dict[str, Any], action: Action
+) -> Any:
+    """Click a button on `copy`, a card as it was once shown, not as it is now.
+
+    `driver.click` always sends the freshest copy of a message, as Slack's client does once
+    it has caught up; a person whose client still shows the old card sends the old one.
+    """
+    found = find_element(copy["blocks"], ids.card_action_id(action))
+    assert found is not None, f"the copy has no {action} button"
+    block, element = found
+    pressed = {
+        "type": "button",
+        "action_id": element["action_id"],
+        "block_id": block["block_id"],
+        "text": element["text"],
+        "value": element["value"],
+        "action_ts": payloads.action_ts(),
+    }
+    payload = payloads.block_actions_in_message(
+        driver.workspace,
+        token=driver.token,
+        user=user,
+        trigger_id=slack.issue_trigger(user),
+        action=pressed,
+        channel=CHANGES,
+        message={k: v for k, v in copy.items() if k != "channel"},
+        ephemeral=False,
+        response_url=slack.issue_response_url(CHANGES, user, copy["ts"]),
+        state={},
+    )
+    return await driver.post_raw(urlencode({"payload": json.dumps(payload)}).encode())

@@ -30,12 +30,20 @@ async def test_normal_change_runs_through_all_five_stages_to_closed(
     assert "CHG-0001" in confirmation[0]["text"] and "thread" in confirmation[0]["text"]
 
     await step_with_form(
-        driver, slack, "U0BOB", card, Action.RECORD_REVIEW,
+        driver,
+        slack,
+        "U0BOB",
+        card,
+        Action.RECORD_REVIEW,
         {ids.ASSESSMENT: "Replicas checked; low blast radius.", ids.REVIEW_RISK: "low"},
     )
     await stage_shown(slack, card, "add_test_evidence")
     await step_with_form(
-        driver, slack, "U0ALICE", card, Action.ADD_TEST_EVIDENCE,
+        driver,
+        slack,
+        "U0ALICE",
+        card,
+        Action.ADD_TEST_EVIDENCE,
         {ids.EVIDENCE: "Upgraded staging; integration suite green."},
     )
     await eventually(lambda: any("S0APPROVERS" in t for t in thread_texts(slack, card)))
@@ -50,7 +58,9 @@ async def test_normal_change_runs_through_all_five_stages_to_closed(
     closed = await eventually(lambda: not buttons(latest(slack, card)) and latest(slack, card))
     assert "Closed" in str(closed["blocks"])
 
-    replies = await eventually(lambda: len(thread_texts(slack, card)) >= 8 and thread_texts(slack, card))
+    replies = await eventually(
+        lambda: len(thread_texts(slack, card)) >= 8 and thread_texts(slack, card)
+    )
     assert any("reviewed" in t for t in replies)
     assert any("approved" in t for t in replies)
     approval_dm = await eventually(
@@ -59,7 +69,10 @@ async def test_normal_change_runs_through_all_five_stages_to_closed(
     assert approval_dm
 
     verified = subprocess.run(
-        [CHANGEBOT, "audit", "verify"], env={**os.environ, **bot.env}, capture_output=True, text=True
+        [CHANGEBOT, "audit", "verify"],
+        env={**os.environ, **bot.env},
+        capture_output=True,
+        text=True,
     )
     assert verified.returncode == 0, verified.stderr
     assert "intact" in verified.stdout
