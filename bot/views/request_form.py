@@ -17,7 +17,7 @@ from slack_sdk.models.views import View
 from bot import ids
 from bot.views import inputs
 from bot.views.inputs import Values
-from workflows.errors import ValidationFailed
+from workflows.errors import PolicyViolation, ValidationFailed
 from workflows.model import ChangeDetails, Classification, Level, Links, Rollback, Window
 from workflows.policy import Policy
 from workflows.validation import LIMITS, MAX_SERVICES
@@ -197,7 +197,9 @@ def _levels() -> list[Option]:
 
 def parse_request(values: Values, policy: Policy) -> ChangeDetails:
     """The request as the form holds it. Business rules are for workflows.validation; this
-    raises ValidationFailed only for input it cannot read."""
+    raises ValidationFailed only for input it cannot read, and PolicyViolation for a Standard
+    change whose procedure is not in the catalog (its scope, which the form does not ask for,
+    would be the procedure's)."""
     return _parse(values, policy, strict=True)
 
 
@@ -231,6 +233,10 @@ def _parse(values: Values, policy: Policy, *, strict: bool) -> ChangeDetails:
     if not scope and classification is Classification.STANDARD:
         # A Standard change's scope is its procedure's; the form does not ask for it.
         procedure = policy.procedure(procedure_id)
+        if procedure is None and strict:
+            # Without one there is no scope to check, and "choose a scope" would be asked of
+            # a form that has no scope input: say what is really wrong instead.
+            raise _outside_catalog(procedure_id)
         scope = procedure.scope if procedure else ""
     level = inputs.read_choice
     return ChangeDetails(
@@ -253,6 +259,13 @@ def _parse(values: Values, policy: Policy, *, strict: bool) -> ChangeDetails:
         ),
         procedure_id=procedure_id,
         implementer=inputs.read_user(values, ids.IMPLEMENTER),
+    )
+
+
+def _outside_catalog(procedure_id: str) -> PolicyViolation:
+    return PolicyViolation(
+        f"{procedure_id or 'This change'} is not a pre-approved procedure in the Standard "
+        "change catalog: choose Normal, so it is reviewed, tested and approved."
     )
 
 

@@ -177,6 +177,17 @@ def test_a_standard_change_takes_its_scope_from_its_procedure() -> None:
     assert forms.parse_request(values, POLICY).scope == "code"
 
 
+def test_a_standard_change_outside_the_catalog_is_refused_for_its_procedure() -> None:
+    view = forms.request_modal(POLICY, classification=Classification.STANDARD)
+    values = slack_state(view, title="Restart", procedure="restart-service", services="api")
+    values[ids.PROCEDURE][ids.PROCEDURE]["selected_option"] = {"value": "drop-database"}
+    with pytest.raises(PolicyViolation) as raised:
+        forms.parse_request(values, POLICY)
+    assert "drop-database is not a pre-approved procedure" in str(raised.value)
+    assert list(forms.errors_for(raised.value, view=view)) == [ids.PROCEDURE]
+    assert forms.parse_request_leniently(values, POLICY).scope == ""
+
+
 def test_parsing_tolerates_missing_blocks_nulls_and_unknown_keys() -> None:
     values = {
         ids.TITLE: {ids.TITLE: {"type": "plain_text_input", "value": "Only a title"}},
