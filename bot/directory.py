@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -52,12 +53,12 @@ class Directory:
                 return cached[1]
             try:
                 response = await self.client.usergroups_users_list(usergroup=group)
-            except SlackApiError as error:
-                # Keep the last known membership rather than lock every approver out.
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
+                # Keep the last known membership rather than lock every approver out (or
+                # fail every click) while Slack refuses, is unreachable or is slow.
+                why = error.response.get("error") if isinstance(error, SlackApiError) else error
                 log.warning(
-                    "could not read user group %s (%s); using the last known members",
-                    group,
-                    error.response.get("error"),
+                    "could not read user group %s (%r); using the last known members", group, why
                 )
                 return cached[1] if cached else frozenset()
             members = frozenset(response.get("users") or ())
