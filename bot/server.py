@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from sqlalchemy.exc import IntegrityError
 
 from bot.app import Bot
 from storage import migrate
@@ -69,12 +71,15 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
     """
     interval = bot.services.settings.sweep_seconds
     if bot.services.policy.policy.owner:
-        await asyncio.to_thread(
-            ensure_policy_review,
-            SqlUnitOfWork(bot.services.engine),
-            bot.services.clock,
-            bot.services.policy,
-        )
+        try:
+            await asyncio.to_thread(
+                ensure_policy_review,
+                SqlUnitOfWork(bot.services.engine),
+                bot.services.clock,
+                bot.services.policy,
+            )
+        except IntegrityError:
+            log.info("another replica opened the policy review obligation first")
     publisher = asyncio.create_task(bot.publisher.run(interval), name="publisher")
     bot.publisher.kick()  # anything left from before a restart goes out now
     scheduler = AsyncIOScheduler()
@@ -114,11 +119,21 @@ def serve_http(bot: Bot, host: str, port: int) -> None:
 
 
 async def serve_socket_mode(bot: Bot, app_token: str) -> None:
+    """Connect out to Slack and serve until SIGTERM or SIGINT, then stop as HTTP serving does:
+    close the connection, hand the leases back and return, so the process exits 0."""
     from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
     handler = AsyncSocketModeHandler(bot.app, app_token, web_client=bot.app.client)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
     stop = await start_background(bot)
     try:
-        await handler.start_async()  # type: ignore[no-untyped-call]
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("changebot connected to Slack over Socket Mode")
+        await stopping.wait()
+        log.info("changebot stopping")
     finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
         await stop()
