@@ -21,7 +21,7 @@ HERE = Path(__file__).parent
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every e2e test runs on its module's loop, where the shared stand-in lives."""
     for item in items:
-        if Path(str(item.fspath)).parent == HERE:
+        if item.path.parent == HERE:
             item.add_marker(pytest.mark.asyncio(loop_scope="module"), append=False)
 
 
