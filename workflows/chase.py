@@ -99,9 +99,13 @@ def remind(obligation: Obligation, now: datetime, cadence: Cadence) -> tuple[Rem
 
 
 def snooze(obligation: Obligation, now: datetime, choice: str) -> Obligation:
-    """Put the next reminder off by one of the allowed snoozes (recorded by the caller)."""
+    """Put the next reminder off by one of the allowed snoozes (recorded by the caller).
+
+    A snooze never brings a reminder forward; `snoozed_until` is when the next one really
+    comes, which is what the person who snoozed is told.
+    """
     delay = SNOOZES.get(choice)
     if delay is None:
         raise ValidationFailed("snooze", f"choose one of {', '.join(SNOOZES)}.")
-    until = now + delay
-    return replace(obligation, next_at=max(obligation.next_at, until), snoozed_until=until)
+    until = max(obligation.next_at, now + delay)
+    return replace(obligation, next_at=until, snoozed_until=until)

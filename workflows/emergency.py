@@ -33,7 +33,9 @@ def emergency_details(text: str, policy: Policy) -> ChangeDetails:
     line = " ".join(text.split())
     check_text("title", line, "description", required=True)
     found = _URL.search(line)
-    incident = found.group(0) if found else ""
+    # A link too long to record (a dashboard's query, say) must not refuse the emergency: it
+    # stays in the description, which holds any line longer than a title.
+    incident = found.group(0) if found and len(found.group(0)) <= LIMITS["link"] else ""
     title = line if len(line) <= LIMITS["title"] else line[: LIMITS["title"] - 1] + "…"
     description = line if len(line) > LIMITS["title"] else ""
     return ChangeDetails(

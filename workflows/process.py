@@ -290,7 +290,8 @@ def edit(
         change.details = new
         material = [n for n in changed if n in MATERIAL_FIELDS and not _filled_in(old, n)]
         withdrawn = list(change.approvers())
-        if material and withdrawn:
+        withdrew = bool(material and withdrawn)
+        if withdrew:
             change.approvals = tuple(a for a in change.approvals if a.kind != "approver")
             step.note("approvals_withdrawn", actor, withdrawn=withdrawn, because=material)
         reclassified = bool({"classification", "procedure_id"} & set(changed))
@@ -298,8 +299,9 @@ def edit(
         if reclassified and change.stage is not Stage.REQUEST:
             step.move(Action.RETURN_TO_REQUEST, _SYSTEM, because=changed)
             _reset_decisions(change)
-        elif change.stage is Stage.DEPLOY and unauthorised:
+        elif change.stage is Stage.DEPLOY and withdrew and unauthorised:
             # Without its approvals an authorised change may not be deployed: it needs them again.
+            # (A break-glass change reached Deploy without any; an edit takes none from it.)
             step.move(Action.RETURN_TO_APPROVE, _SYSTEM, because=material)
     return change
 
@@ -329,6 +331,8 @@ def cancel(
         step.move(Action.CANCEL, actor, reason=reason)
         step.change.cancel_reason = reason
         step.change.closed_at = step.at
+        # Cancelled before deploying, a break-glass change has nothing to approve in retrospect.
+        uow.obligations.settle(Owed.RETROSPECTIVE_APPROVAL, number, step.at)
     return step.change
 
 

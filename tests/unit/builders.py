@@ -10,8 +10,9 @@ from datetime import timedelta
 from typing import Any
 
 from tests.unit.fakes import FakeClock, FakeUnitOfWork
-from workflows import emergency, process
+from workflows import emergency, followup, process
 from workflows.audit import ChainedEntry
+from workflows.chase import Obligation, Owed
 from workflows.model import (
     Actor,
     Change,
@@ -38,6 +39,7 @@ EMMA = Actor("UEMMA")  # emergency approver, by name
 OSCAR = Actor("UOSCAR", frozenset({"SONCALL"}))  # emergency approver, through on-call group
 PETER = Actor("UPETER")  # a peer: reviews and tests, approves nothing
 BOB = Actor("UBOB")  # a bystander
+POLLY = Actor("UOWNER")  # owns the change policy
 
 EVERYONE = (ALICE, IVAN, ANNA, ARTHUR, GRACE, EMMA, OSCAR, PETER, BOB)
 
@@ -266,8 +268,26 @@ class Desk:
             self.uow, self.clock, self.policy, change.number, by, details, seen_stage=seen_stage
         )
 
+    def declare_emergency(self, text: str, by: Actor = ALICE, **kw: Any) -> Change:
+        return emergency.declare_emergency(self.uow, self.clock, self.policy, by, text, **kw)
+
     def break_glass(self, change: Change, by: Actor = ALICE, **kw: Any) -> Change:
         return emergency.break_glass(self.uow, self.clock, self.policy, change.number, by, **kw)
+
+    def snooze(
+        self, kind: Owed, change: Change | None, by: Actor = ALICE, *, choice: str = "1h"
+    ) -> Obligation:
+        """Snooze a reminder about the change, or (change None) about the policy review."""
+        number = change.number if change else 0
+        return followup.snooze_reminder(
+            self.uow, self.clock, self.policy, kind, number, by, choice=choice
+        )
+
+    def ensure_policy_review(self) -> Obligation:
+        return followup.ensure_policy_review(self.uow, self.clock, self.policy)
+
+    def record_policy_review(self, by: Actor = POLLY, *, note: str = "") -> Obligation:
+        return followup.record_policy_review(self.uow, self.clock, self.policy, by, note=note)
 
     def close_without_review(
         self, change: Change, by: Actor = ANNA, *, reason: str = "The owner left.", **kw: Any
@@ -296,6 +316,10 @@ class Desk:
 
     def last_entry(self, change: Change, action: str) -> ChainedEntry:
         return [e for e in self.trail(change) if e.entry.action == action][-1]
+
+    def owed(self, kind: Owed, change: Change | None = None) -> Obligation | None:
+        """The committed obligation about the change (None: the policy review), if open."""
+        return self.uow.obligations.committed.get((kind, change.number if change else 0))
 
     # -- getting a change to where a test starts ----------------------------------------------
 
@@ -331,13 +355,16 @@ class Desk:
 
 @contextmanager
 def nothing_written(uow: FakeUnitOfWork) -> Iterator[None]:
-    """The block (which should be refused) leaves the store and the trail as they were.
+    """The refused block leaves the store, the trail and what is owed as they were.
 
     The fake hands out copies and replaces what it commits, so an unwritten change is still
     the very object it was.
     """
     changes, events, commits = dict(uow.changes.committed), list(uow.audit.events), uow.commits
+    owed = dict(uow.obligations.committed)
     yield
+    assert uow.obligations.committed == owed
+    assert not uow.obligations.pending
     assert uow.changes.committed.keys() == changes.keys()
     assert all(uow.changes.committed[n] is change for n, change in changes.items())
     assert uow.audit.events == events

@@ -29,7 +29,8 @@ def uow() -> Iterator[FakeUnitOfWork]:
     """An in-memory store whose audit trail must still verify when the test is done."""
     uow = FakeUnitOfWork()
     yield uow
-    assert not uow.changes.pending and not uow.audit.pending, "a use case left writes uncommitted"
+    pending = uow.changes.pending or uow.audit.pending or uow.obligations.pending
+    assert not pending, "a use case left writes uncommitted"
     events = uow.audit.events
     head = (events[-1].seq, events[-1].hash) if events else None
     checked, broken = verify(events, head)

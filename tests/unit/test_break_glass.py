@@ -1,0 +1,286 @@
+"""Break-glass: when no approver acts in time, the requester of an emergency goes ahead alone —
+loudly recorded, and owing an approval in retrospect before the change can close."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.unit.builders import (
+    ALICE,
+    ANNA,
+    BOB,
+    EMMA,
+    IVAN,
+    NOW,
+    OSCAR,
+    PETER,
+    Desk,
+    a_policy,
+    emergency_details,
+    normal_details,
+    nothing_written,
+)
+from workflows.chase import Obligation, Owed
+from workflows.errors import NotAllowed, TransitionNotAllowed
+from workflows.model import SYSTEM, Actor, Change, Outcome, Rollback, Stage
+from workflows.stages import Action, Attempt, available_actions, move_for
+
+RULES = 'approver_users = ["UEMMA"]\napprover_groups = ["SONCALL"]\n'
+WAIT = timedelta(minutes=15)  # the test policy's break_glass_after, by default
+
+
+def an_emergency(desk: Desk, **fields: object) -> Change:
+    return desk.request(emergency_details(**fields))
+
+
+def broken_glass(desk: Desk, **fields: object) -> Change:
+    """An emergency nobody approved within the wait, deployed by its requester alone."""
+    change = an_emergency(desk, **fields)
+    desk.clock.advance(minutes=20)
+    return desk.break_glass(change, reason="Nobody answered; the API is down.")
+
+
+# -- when it opens ------------------------------------------------------------------------
+
+
+def test_break_glass_is_refused_until_the_policys_wait_has_passed(desk: Desk) -> None:
+    change = an_emergency(desk)
+    desk.clock.advance(minutes=14, seconds=59)
+    with nothing_written(desk.uow), pytest.raises(NotAllowed) as refused:
+        desk.break_glass(change)
+    assert refused.value.action == "break_glass"
+    assert str(refused.value) == (
+        "Break-glass opens at 09:15:00 UTC, 15 min after CHG-0001 was submitted, if no approver "
+        "has acted by then; the approvers have been asked."
+    )
+
+
+def test_break_glass_opens_once_the_wait_has_passed(desk: Desk) -> None:
+    change = an_emergency(desk)
+    desk.clock.advance(minutes=15)
+    broken = desk.break_glass(change, reason="Nobody answered.")
+    assert broken.stage is Stage.DEPLOY
+    assert (broken.break_glass_at, broken.break_glass_reason) == (NOW + WAIT, "Nobody answered.")
+    assert broken.retro_approval_owed
+
+
+def test_the_wait_counts_from_submission_not_from_the_request(desk: Desk) -> None:
+    change = desk.request(emergency_details(), submit=False)
+    desk.clock.advance(hours=1)
+    desk.submit(change)
+    desk.clock.advance(minutes=14)
+    with nothing_written(desk.uow), pytest.raises(NotAllowed, match="opens at 10:15:00 UTC"):
+        desk.break_glass(change)
+    desk.clock.advance(minutes=1)
+    assert desk.break_glass(change).stage is Stage.DEPLOY
+
+
+def test_the_policy_sets_how_long_to_wait(desk: Desk) -> None:
+    desk.policy = a_policy(emergency=RULES + 'break_glass_after = "90s"')
+    change = an_emergency(desk)
+    desk.clock.advance(seconds=89)
+    with nothing_written(desk.uow), pytest.raises(NotAllowed, match="1 min after"):
+        desk.break_glass(change)
+    desk.clock.advance(seconds=1)
+    assert desk.break_glass(change).stage is Stage.DEPLOY
+
+
+@pytest.mark.parametrize("stage", [Stage.REVIEW, Stage.TEST, Stage.APPROVE])
+def test_break_glass_opens_from_any_stage_before_deploy(stage: Stage, desk: Desk) -> None:
+    change = an_emergency(desk)
+    if stage is not Stage.REVIEW:
+        change = desk.review(change)
+    if stage is Stage.APPROVE:
+        change = desk.add_evidence(change)
+    assert change.stage is stage
+    desk.clock.advance(minutes=15)
+    assert desk.break_glass(change).stage is Stage.DEPLOY
+
+
+# -- who, and for what ----------------------------------------------------------------------
+
+
+def test_the_implementer_may_break_glass(desk: Desk) -> None:
+    change = an_emergency(desk, implementer=IVAN.user_id)
+    desk.clock.advance(minutes=15)
+    assert desk.break_glass(change, by=IVAN).stage is Stage.DEPLOY
+
+
+@pytest.mark.parametrize("who", [EMMA, ANNA, PETER, BOB])
+def test_only_the_requester_or_implementer_may_break_glass(who: Actor, desk: Desk) -> None:
+    change = an_emergency(desk)
+    desk.clock.advance(hours=1)
+    with nothing_written(desk.uow), pytest.raises(NotAllowed) as refused:
+        desk.break_glass(change, by=who)
+    assert str(refused.value) == "Only the requester or the implementer of CHG-0001 can do that."
+
+
+def test_only_an_emergency_change_may_break_glass(desk: Desk) -> None:
+    change = desk.request(normal_details())
+    desk.clock.advance(hours=1)
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+        desk.break_glass(change)
+    assert refused.value.reason == "only an Emergency change may break glass."
+
+
+def test_a_policy_that_forbids_break_glass_is_obeyed(desk: Desk) -> None:
+    desk.policy = a_policy(emergency=RULES + "break_glass_allowed = false")
+    change = an_emergency(desk)
+    desk.clock.advance(hours=1)
+    assert Action.BREAK_GLASS not in available_actions(desk.stored(change), desk.policy)
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+        desk.break_glass(change)
+    assert refused.value.reason == "the change policy does not allow break-glass."
+
+
+def test_glass_once_broken_cannot_be_broken_again(desk: Desk) -> None:
+    broken = broken_glass(desk)
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed):
+        desk.break_glass(broken)
+
+
+# -- loudly recorded, with an approval owed ------------------------------------------------
+
+
+def test_break_glass_is_loudly_recorded_in_the_audit_trail(desk: Desk) -> None:
+    broken = broken_glass(desk)
+    assert desk.actions(broken) == ["requested", "submitted", "break_glass"]
+    entry = desk.last_entry(broken, "break_glass").entry
+    assert (entry.actor, entry.at) == (ALICE.user_id, NOW + timedelta(minutes=20))
+    assert (entry.from_stage, entry.to_stage) == ("review", "deploy")
+    assert entry.details == {
+        "reason": "Nobody answered; the API is down.",
+        "waited_seconds": 1200,
+        "approvals_at_the_time": 0,
+        "retrospective_approval_owed": True,
+    }
+
+
+def test_break_glass_records_the_approvals_it_went_ahead_without(desk: Desk) -> None:
+    desk.policy = a_policy(approvals="emergency = 2", emergency=RULES)
+    change = desk.approve(an_emergency(desk), by=EMMA)
+    assert change.stage is Stage.APPROVE
+    desk.clock.advance(minutes=30)
+    desk.break_glass(change)
+    assert desk.last_entry(change, "break_glass").entry.details["approvals_at_the_time"] == 1
+
+
+def test_break_glass_stands_in_for_the_review_and_test_it_skipped(desk: Desk) -> None:
+    broken = broken_glass(desk)
+    assert broken.review is not None
+    assert (broken.review.by, broken.review.kind) == (ALICE.user_id, "break_glass")
+    assert [(e.by, e.kind) for e in broken.test_evidence] == [(ALICE.user_id, "compressed")]
+    assert broken.approvers() == ()
+
+
+def test_a_peer_review_given_before_break_glass_is_kept(desk: Desk) -> None:
+    change = desk.review(an_emergency(desk))
+    desk.clock.advance(minutes=15)
+    broken = desk.break_glass(change)
+    assert broken.review is not None and (broken.review.by, broken.review.kind) == (
+        PETER.user_id,
+        "peer",
+    )
+
+
+def test_break_glass_opens_a_retrospective_approval_chased_like_the_review(desk: Desk) -> None:
+    broken = broken_glass(desk)
+    at = NOW + timedelta(minutes=20)
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, broken) == Obligation(
+        Owed.RETROSPECTIVE_APPROVAL,
+        ALICE.user_id,
+        deadline=at + timedelta(hours=48),
+        next_at=at + timedelta(hours=12),
+        number=broken.number,
+    )
+
+
+# -- the retrospective approval -------------------------------------------------------------
+
+
+def test_a_broken_glass_change_cannot_close_until_it_is_approved_in_retrospect(
+    desk: Desk,
+) -> None:
+    broken = desk.start_deployment(broken_glass(desk))
+    reviewed = desk.submit_post_change_review(desk.record_outcome(broken))
+    assert (reviewed.stage, reviewed.review_owed, reviewed.retro_approval_owed) == (
+        Stage.DEPLOY,
+        False,
+        True,
+    )
+    with pytest.raises(TransitionNotAllowed) as refused:
+        move_for(desk.stored(broken), Action.CLOSE, Attempt(Actor(SYSTEM), desk.policy))
+    assert refused.value.reason == "a retrospective approval is still owed."
+    desk.clock.advance(hours=3)
+    closed = desk.approve(reviewed, by=EMMA, comment="Right call.")
+    assert (closed.stage, closed.retro_approval_owed) == (Stage.CLOSED, False)
+    assert closed.closed_at == desk.clock.now()
+    assert desk.uow.obligations.committed == {}
+    approved = desk.last_entry(broken, "approved").entry
+    assert (approved.from_stage, approved.to_stage) == ("deploy", "deploy")
+    assert approved.details == {"comment": "Right call.", "retrospective": True}
+    assert desk.actions(broken)[-2:] == ["approved", "closed"]
+
+
+def test_the_retrospective_approval_may_come_before_the_post_change_review(desk: Desk) -> None:
+    broken = desk.record_outcome(desk.start_deployment(broken_glass(desk)))
+    approved = desk.approve(broken, by=OSCAR)
+    assert (approved.stage, approved.retro_approval_owed) == (Stage.DEPLOY, False)
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, broken) is None
+    assert desk.owed(Owed.POST_CHANGE_REVIEW, broken) is not None
+    assert desk.submit_post_change_review(broken).stage is Stage.CLOSED
+    assert desk.actions(broken)[-3:] == ["approved", "post_change_review_submitted", "closed"]
+
+
+def test_a_retrospective_approval_before_the_outcome_waits_for_the_outcome(desk: Desk) -> None:
+    broken = desk.approve(broken_glass(desk), by=EMMA)
+    assert (broken.stage, broken.retro_approval_owed) == (Stage.DEPLOY, False)
+    assert "closed" not in desk.actions(broken)
+    owing = desk.record_outcome(desk.start_deployment(broken))
+    assert (owing.stage, owing.review_owed) == (Stage.DEPLOY, True)
+
+
+@pytest.mark.parametrize("who", [ALICE, ANNA, PETER, BOB])
+def test_only_an_emergency_approver_other_than_the_requester_approves_in_retrospect(
+    who: Actor, desk: Desk
+) -> None:
+    broken = desk.record_outcome(desk.start_deployment(broken_glass(desk)))
+    with nothing_written(desk.uow), pytest.raises(NotAllowed):
+        desk.approve(broken, by=who)
+
+
+def test_an_approval_given_in_retrospect_is_not_asked_for_twice(desk: Desk) -> None:
+    broken = desk.approve(broken_glass(desk), by=EMMA)
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+        desk.approve(broken, by=OSCAR)
+    assert refused.value.reason == "it needs no approval now."
+
+
+def test_filling_in_the_missing_details_after_break_glass_keeps_the_change_in_deploy(
+    desk: Desk,
+) -> None:
+    broken = broken_glass(desk)
+    edited = desk.edit(
+        broken, description="A client floods the API.", rollback=Rollback(plan="Drop the rule.")
+    )
+    assert (edited.stage, edited.retro_approval_owed) == (Stage.DEPLOY, True)
+    assert "returned_to_approve" not in desk.actions(broken)
+    assert desk.start_deployment(edited).deployment_started_at is not None
+
+
+def test_cancelling_a_broken_glass_change_before_deploying_stops_its_chase(desk: Desk) -> None:
+    broken = broken_glass(desk)
+    cancelled = desk.cancel(broken, reason="The incident resolved itself.")
+    assert cancelled.stage is Stage.CANCELLED
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, broken) is None
+
+
+def test_closing_without_the_review_stops_the_chase_of_the_retrospective_approval_too(
+    desk: Desk,
+) -> None:
+    broken = desk.record_outcome(desk.start_deployment(broken_glass(desk)), Outcome.FAILED)
+    closed = desk.close_without_review(broken, by=EMMA, reason="Superseded by CHG-0002.")
+    assert closed.stage is Stage.CLOSED
+    assert desk.uow.obligations.committed == {}
