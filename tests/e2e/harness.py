@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import subprocess
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from sqlmodel import Session
+from sqlalchemy import Engine, or_
+from sqlmodel import Session, col, select
 
 from standin import SlackStandIn, Workspace
 from storage.db import make_engine
+from storage.outbox import PublicationRow
 from storage.repositories import read_trail
 
 SIGNING_SECRET = "8f742231b10e8888abcd99a0b1c2d385"
@@ -188,11 +191,24 @@ async def eventually(
 
 def audit_trail(bot: BotProcess, ref: str | None = None) -> list[tuple[str, str, str]]:
     """(ref, actor, action) of every audit event, read from the bot's database as it stands."""
-    engine = make_engine(bot.env["DATABASE_URL"])
-    try:
-        with Session(engine) as session:
-            return [
-                (e.entry.ref, e.entry.actor, e.entry.action) for e in read_trail(session, ref=ref)
-            ]
-    finally:
-        engine.dispose()
+    with Session(_engine(bot)) as session:
+        return [(e.entry.ref, e.entry.actor, e.entry.action) for e in read_trail(session, ref=ref)]
+
+
+def everything_shown(bot: BotProcess) -> bool:
+    """Whether the bot has shown in Slack all its database says is to be shown: no change's
+    publication is due or being delivered (see storage/outbox.py)."""
+    pending = select(PublicationRow).where(
+        or_(col(PublicationRow.due_at).is_not(None), col(PublicationRow.lease_owner) != "")
+    )
+    with Session(_engine(bot)) as session:
+        return session.exec(pending).first() is None
+
+
+@functools.cache
+def _engine_for(url: str) -> Engine:
+    return make_engine(url)
+
+
+def _engine(bot: BotProcess) -> Engine:
+    return _engine_for(bot.env["DATABASE_URL"])

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from bot import ids
 from standin import SlackDriver, SlackStandIn, payloads
 from standin.blocks import find_element
-from tests.e2e.harness import eventually
+from tests.e2e.harness import BotProcess, eventually, everything_shown
 from workflows.stages import Action
 
 CHANGES = "C0CHANGES"
@@ -148,6 +148,12 @@ async def stage_shown(slack: SlackStandIn, card: dict[str, Any], words: str) -> 
     return await eventually(
         lambda: words in str(latest(slack, card).get("blocks")) and latest(slack, card)
     )
+
+
+async def settled(bot: BotProcess, slack: SlackStandIn) -> None:
+    """Wait until the bot has shown in Slack everything that happened so far."""
+    await eventually(lambda: everything_shown(bot))
+    await quiet(slack, 0.1)
 
 
 async def quiet(slack: SlackStandIn, moment: float = 0.2) -> None:

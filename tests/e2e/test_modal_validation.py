@@ -10,7 +10,7 @@ import pytest
 from bot import ids
 from standin import SlackDriver, SlackStandIn
 from tests.e2e.harness import BotProcess, audit_trail
-from tests.e2e.steps import cards, normal_request, open_request_form, quiet
+from tests.e2e.steps import cards, normal_request, open_request_form, settled
 
 NOW = datetime.now(UTC)
 HOUR = timedelta(hours=1)
@@ -54,7 +54,7 @@ async def test_the_request_form_shows_the_error_on_the_field_and_stores_nothing(
     assert list(answer.body["errors"]) == [block_id]
     assert words in answer.body["errors"][block_id]
     assert slack.open_modal("U0ALICE")["id"] == form["id"]  # type: ignore[index]
-    await quiet(slack)
+    await settled(bot, slack)
     assert (len(cards(slack)), len(audit_trail(bot))) == before
 
 
@@ -70,5 +70,5 @@ async def test_a_corrected_form_is_then_accepted(
 
     assert second.status == 200 and not second.body, second.text
     assert slack.open_modal("U0ALICE") is None
-    await quiet(slack)
+    await settled(bot, slack)
     assert len(cards(slack)) == before + 1

@@ -19,7 +19,7 @@ from bot import ids
 from standin import Reply, SlackDriver, SlackStandIn
 from standin.blocks import find_element
 from standin.inputs import state_values
-from tests.e2e.harness import eventually
+from tests.e2e.harness import BotProcess, eventually
 from tests.e2e.steps import (
     CHANGES,
     buttons,
@@ -27,8 +27,8 @@ from tests.e2e.steps import (
     latest,
     normal_request,
     open_request_form,
-    quiet,
     request_change,
+    settled,
     step_with_form,
 )
 from workflows.stages import Action
@@ -262,10 +262,10 @@ async def test_an_app_home_opened_event_shaped_like_the_sample_publishes_home(
 
 
 async def test_an_unknown_button_gets_a_polite_answer(
-    slack: SlackStandIn, driver: SlackDriver
+    slack: SlackStandIn, driver: SlackDriver, bot: BotProcess
 ) -> None:
     card = await request_change(driver, slack, **{ids.TITLE: "Payloads: unknown buttons"})
-    await quiet(slack)
+    await settled(bot, slack)
     shown = latest(slack, card)
     for action_id, value in (("change.fly_to_the_moon", "{}"), ("a", "click_me_123")):
         told = len(slack.ephemerals("U0ERIN"))
@@ -279,15 +279,15 @@ async def test_an_unknown_button_gets_a_polite_answer(
         assert reply.status == 200, reply.text
         answer = await eventually(lambda n=told: slack.ephemerals("U0ERIN")[n:])
         assert "not one I know" in answer[0]["text"]
-    await quiet(slack)
+    await settled(bot, slack)
     assert latest(slack, card) == shown
 
 
 async def test_a_button_carrying_a_value_that_is_not_ours_gets_a_polite_answer(
-    slack: SlackStandIn, driver: SlackDriver
+    slack: SlackStandIn, driver: SlackDriver, bot: BotProcess
 ) -> None:
     card = await request_change(driver, slack, **{ids.TITLE: "Payloads: forged value"})
-    await quiet(slack)
+    await settled(bot, slack)
     shown = latest(slack, card)
     told = len(slack.ephemerals("U0CAROL"))
     pressed = {**card_button(shown, Action.REJECT), "value": "click_me_123"}

@@ -14,15 +14,17 @@ from tests.e2e.steps import (
     click,
     click_on_copy,
     latest,
-    quiet,
     request_change,
+    settled,
     step_with_form,
     thread_texts,
 )
 from workflows.stages import Action
 
 
-async def in_approve(driver: SlackDriver, slack: SlackStandIn, title: str) -> dict[str, Any]:
+async def in_approve(
+    driver: SlackDriver, slack: SlackStandIn, bot: BotProcess, title: str
+) -> dict[str, Any]:
     """A high-risk change (two approvals needed) waiting for its approvals."""
     card = await request_change(driver, slack, **{ids.TITLE: title, ids.RISK: "high"})
     await step_with_form(
@@ -38,17 +40,17 @@ async def in_approve(driver: SlackDriver, slack: SlackStandIn, title: str) -> di
         driver, slack, "U0ALICE", card, Action.ADD_TEST_EVIDENCE, {ids.EVIDENCE: "Green."}
     )
     await eventually(lambda: "approve" in buttons(latest(slack, card)))
-    await quiet(slack)
+    await settled(bot, slack)
     return card
 
 
 async def approved_by(
-    driver: SlackDriver, slack: SlackStandIn, card: dict[str, Any], *approvers: str
+    driver: SlackDriver, slack: SlackStandIn, bot: BotProcess, card: dict[str, Any], *approvers: str
 ) -> None:
     for count, approver in enumerate(approvers, 1):
         await click(driver, slack, approver, card, Action.APPROVE)
         await eventually(lambda n=count: f"{n} of 2" in str(latest(slack, card)["blocks"]))
-    await quiet(slack)
+    await settled(bot, slack)
 
 
 async def assert_refused(
@@ -71,7 +73,7 @@ async def assert_refused(
     told = await eventually(lambda: slack.ephemerals(user)[told_before:])
     assert len(told) == 1 and explanation in told[0]["text"], told
     assert told[0]["channel"] == slack.workspace.find_channel(CHANGES).id  # type: ignore[union-attr]
-    await quiet(slack)
+    await settled(bot, slack)
     assert (latest(slack, card), thread_texts(slack, card), audit_trail(bot)) == before
     assert len(slack.calls_to("chat.postMessage")) == posted_before
     assert len(slack.calls_to("views.open")) == opened_before
@@ -80,7 +82,7 @@ async def assert_refused(
 async def test_the_requester_cannot_approve_their_own_change(
     slack: SlackStandIn, driver: SlackDriver, bot: BotProcess
 ) -> None:
-    card = await in_approve(driver, slack, "Raise the API rate limits")
+    card = await in_approve(driver, slack, bot, "Raise the API rate limits")
     await assert_refused(
         slack,
         bot,
@@ -94,7 +96,7 @@ async def test_the_requester_cannot_approve_their_own_change(
 async def test_someone_who_is_not_an_approver_cannot_approve(
     slack: SlackStandIn, driver: SlackDriver, bot: BotProcess
 ) -> None:
-    card = await in_approve(driver, slack, "Switch the mail provider")
+    card = await in_approve(driver, slack, bot, "Switch the mail provider")
     await assert_refused(
         slack,
         bot,
@@ -108,8 +110,8 @@ async def test_someone_who_is_not_an_approver_cannot_approve(
 async def test_an_approval_counts_once(
     slack: SlackStandIn, driver: SlackDriver, bot: BotProcess
 ) -> None:
-    card = await in_approve(driver, slack, "Turn on query logging")
-    await approved_by(driver, slack, card, "U0CAROL")
+    card = await in_approve(driver, slack, bot, "Turn on query logging")
+    await approved_by(driver, slack, bot, card, "U0CAROL")
     await assert_refused(
         slack,
         bot,
@@ -124,9 +126,9 @@ async def test_an_approval_counts_once(
 async def test_a_button_on_an_older_copy_of_the_card_is_refused(
     slack: SlackStandIn, driver: SlackDriver, bot: BotProcess
 ) -> None:
-    card = await in_approve(driver, slack, "Drop the legacy queue")
+    card = await in_approve(driver, slack, bot, "Drop the legacy queue")
     old_copy = latest(slack, card)  # what a client that has not caught up still shows
-    await approved_by(driver, slack, card, "U0CAROL", "U0DAVE")
+    await approved_by(driver, slack, bot, card, "U0CAROL", "U0DAVE")
     assert "start_deployment" in buttons(latest(slack, card))
 
     await assert_refused(
@@ -150,8 +152,8 @@ async def test_a_button_on_an_older_copy_of_the_card_is_refused(
 async def test_a_bystander_cannot_start_the_deployment(
     slack: SlackStandIn, driver: SlackDriver, bot: BotProcess
 ) -> None:
-    card = await in_approve(driver, slack, "Upgrade the load balancers")
-    await approved_by(driver, slack, card, "U0CAROL", "U0DAVE")
+    card = await in_approve(driver, slack, bot, "Upgrade the load balancers")
+    await approved_by(driver, slack, bot, card, "U0CAROL", "U0DAVE")
     await assert_refused(
         slack,
         bot,
@@ -166,7 +168,7 @@ async def test_the_requester_cannot_review_their_own_change_and_no_form_opens(
     slack: SlackStandIn, driver: SlackDriver, bot: BotProcess
 ) -> None:
     card = await request_change(driver, slack, **{ids.TITLE: "Trim the audit log index"})
-    await quiet(slack)
+    await settled(bot, slack)
     await assert_refused(
         slack,
         bot,

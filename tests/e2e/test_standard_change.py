@@ -17,6 +17,7 @@ from tests.e2e.steps import (
     open_request_form,
     pick_classification,
     request_change,
+    settled,
     step_with_form,
     thread_texts,
 )
@@ -69,9 +70,8 @@ async def test_a_standard_change_is_pre_approved_and_goes_straight_to_deploy(
     assert "▶️ Deploy and verify" in shown
     assert buttons(card) == ["start_deployment", "edit", "cancel"]
 
-    procedure_lines = await eventually(
-        lambda: [t for t in thread_texts(slack, card) if "pre-approved procedure" in t] or None
-    )
+    await settled(bot, slack)
+    procedure_lines = [t for t in thread_texts(slack, card) if "pre-approved procedure" in t]
     assert len(procedure_lines) == 3
     for satisfied in ("the review", "the testing", "the approval"):
         assert any(line.endswith(f"satisfies {satisfied}.") for line in procedure_lines)
