@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
@@ -63,35 +64,61 @@ class Chaser:
         if self._sweeping.locked():
             return 0  # the previous sweep is still sending; the timer fires again soon
         async with self._sweeping:
+            claimed_at = self.clock.now()
             claimed = await asyncio.to_thread(self._claim)
-            done = await asyncio.gather(*(self._chase(c) for c in claimed))
+            # Never start a send late in the lease: another replica may take the row over
+            # once it expires, and would send the same reminder again.
+            send_by = claimed_at + self.lease / 4
+            done = await asyncio.gather(*(self._chase(c, send_by) for c in claimed))
             return sum(done)
 
     def _claim(self) -> list[Claimed]:
         with Session(self.engine) as session:
             return store.claim_due(session, self.owner, self.clock.now(), self.lease, BATCH)
 
-    async def _chase(self, claimed: Claimed) -> int:
+    async def _chase(self, claimed: Claimed, send_by: datetime) -> int:
         obligation = claimed.obligation
-        now = self.clock.now()
-        reminder, planned = remind(obligation, now, self._cadence(obligation.kind))
         try:
             change = await asyncio.to_thread(self._change, obligation.number)
-            await self._send(reminder, change)
-        except SlackApiError as error:
+            now = self.clock.now()
+            if now >= send_by:
+                await asyncio.to_thread(self._release, claimed.id)
+                return 0
+            reminder, planned = remind(obligation, now, self._cadence(obligation.kind))
+            delivery = await self._deliver(reminder, change)
+        except Exception as error:  # one reminder failing must not hold up the others
+            reason = error.response.get("error") if isinstance(error, SlackApiError) else error
             log.warning(
-                "could not send the %s reminder for #%s: %s",
+                "could not send the %s reminder for #%s (%s); retrying at the next sweep",
                 obligation.kind.label,
                 obligation.number,
-                error.response.get("error"),
+                reason,
             )
             await asyncio.to_thread(self._release, claimed.id)
             return 0
-        entry = _audit_entry(reminder, change, now)
+        entry = _audit_entry(reminder, change, now, delivery)
         recorded = await asyncio.to_thread(self._record, claimed.id, planned, entry)
         if not recorded:
             log.warning("lost the lease on obligation %s while reminding", claimed.id)
         return int(recorded)
+
+    async def _deliver(self, reminder: Reminder, change: Change | None) -> str:
+        """Send; "sent" when Slack accepted it, "uncertain" when nobody can tell.
+
+        A refusal (`ok: false`) means nothing was posted: it raises, and the reminder is tried
+        again. A timeout, a dropped connection or a server error may have posted it anyway;
+        sending again could remind twice, so it is recorded as uncertain instead — the chase
+        goes on at its cadence, so nothing owed is ever dropped.
+        """
+        try:
+            await self._send(reminder, change)
+        except SlackApiError as error:
+            if error.response.status_code < 500:
+                raise
+            return "uncertain"
+        except (TimeoutError, aiohttp.ClientError):
+            return "uncertain"
+        return "sent"
 
     def _cadence(self, kind: Owed) -> Cadence:
         return Cadence(WEEK, WEEK) if kind is Owed.POLICY_REVIEW else review_cadence(self.policy)
@@ -112,6 +139,15 @@ class Chaser:
         with Session(self.engine) as session:
             store.release(session, claimed_id, self.owner)
 
+    async def drain(self, timeout: float) -> None:
+        """Let a sweep in progress finish: a send cut off mid-flight may be repeated later."""
+        try:
+            await asyncio.wait_for(self._sweeping.acquire(), timeout)
+        except TimeoutError:
+            log.warning("a reminder sweep was still running at shutdown")
+            return
+        self._sweeping.release()
+
     async def release_all(self) -> None:
         def go() -> int:
             with Session(self.engine) as session:
@@ -122,6 +158,8 @@ class Chaser:
     # -- the messages ------------------------------------------------------------------------
 
     async def _send(self, reminder: Reminder, change: Change | None) -> None:
+        """The owner's direct message is the reminder; once Slack has it, it must be recorded,
+        so what follows (the policy owner's copy of an escalation) can only be best effort."""
         obligation = reminder.obligation
         if obligation.owner:
             await self.client.chat_postMessage(
@@ -131,9 +169,12 @@ class Chaser:
             )
         policy_owner = self.policy.policy.owner
         if reminder.escalated and policy_owner and policy_owner != obligation.owner:
-            await self.client.chat_postMessage(
-                channel=policy_owner, text=_escalation_text(reminder, change)
-            )
+            try:
+                await self.client.chat_postMessage(
+                    channel=policy_owner, text=_escalation_text(reminder, change)
+                )
+            except Exception as error:  # the escalation is also in the thread, via the audit
+                log.warning("could not tell the policy owner of an overdue review: %s", error)
 
 
 def _what(reminder: Reminder, change: Change | None) -> str:
@@ -194,7 +235,9 @@ def _button(label: str, action_id: str, value: str, style: str | None = None) ->
     return button
 
 
-def _audit_entry(reminder: Reminder, change: Change | None, now: Any) -> AuditEntry:
+def _audit_entry(
+    reminder: Reminder, change: Change | None, now: datetime, delivery: str
+) -> AuditEntry:
     obligation = reminder.obligation
     return AuditEntry(
         at=now,
@@ -209,5 +252,6 @@ def _audit_entry(reminder: Reminder, change: Change | None, now: Any) -> AuditEn
             "due": obligation.deadline.isoformat(),
             "reminder": obligation.reminders + 1,
             "overdue_seconds": int(reminder.overdue_by.total_seconds()),
+            "delivery": delivery,
         },
     )

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -27,7 +28,8 @@ EVENTS_PATH = "/slack/events"
 MAX_BODY = 1024 * 1024
 
 
-def web_app(bot: Bot) -> web.Application:
+def web_app(bot: Bot, *, background: bool = True) -> web.Application:
+    """The HTTP app; with `background`, the publisher and timer start and stop with it."""
     app = web.Application(client_max_size=MAX_BODY)
 
     async def slack_events(request: web.Request) -> web.Response:
@@ -50,7 +52,8 @@ def web_app(bot: Bot) -> web.Application:
     app.router.add_post(EVENTS_PATH, slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.cleanup_ctx.append(_background(bot))
+    if background:
+        app.cleanup_ctx.append(_background(bot))
     return app
 
 
@@ -70,6 +73,10 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
     replica that restarts (or several that run at once) pick up exactly what is due.
     """
     interval = bot.services.settings.sweep_seconds
+    # Database work runs in threads; the default pool (cores + 4) starves under bursts.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=32, thread_name_prefix="changebot-db")
+    )
     if bot.services.policy.policy.owner:
         try:
             await asyncio.to_thread(
@@ -96,6 +103,10 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
     scheduler.start()
 
     async def stop() -> None:
+        # Shutting APScheduler down cancels a running job, which could cut a reminder between
+        # its send and its record; so stop the timer, let the sweep finish, then shut down.
+        scheduler.pause()
+        await bot.chaser.drain(timeout=bot.services.settings.lease_seconds / 2)
         scheduler.shutdown(wait=False)
         publisher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -114,8 +125,31 @@ async def _sweep(bot: Bot) -> None:
 
 
 def serve_http(bot: Bot, host: str, port: int) -> None:
+    asyncio.run(_serve_http(bot, host, port))
+
+
+async def _serve_http(bot: Bot, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, then stop in order: stop taking requests, finish those in
+    flight, let a reminder sweep in progress finish, hand the leases back, return."""
+    runner = web.AppRunner(web_app(bot, background=False), access_log=None, shutdown_timeout=10)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    stop_background = await start_background(bot)
     log.info("changebot listening on http://%s:%s%s", host, port, EVENTS_PATH)
-    web.run_app(web_app(bot), host=host, port=port, print=None, shutdown_timeout=10)
+    await _until_signalled()
+    log.info("stopping: no new requests; finishing those in flight")
+    await runner.cleanup()
+    await stop_background()
+    log.info("stopped cleanly")
+
+
+async def _until_signalled() -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
 
 
 async def serve_socket_mode(bot: Bot, app_token: str) -> None:
@@ -124,15 +158,11 @@ async def serve_socket_mode(bot: Bot, app_token: str) -> None:
     from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
     handler = AsyncSocketModeHandler(bot.app, app_token, web_client=bot.app.client)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
     stop = await start_background(bot)
     try:
         await handler.connect_async()  # type: ignore[no-untyped-call]
         log.info("changebot connected to Slack over Socket Mode")
-        await stopping.wait()
+        await _until_signalled()
         log.info("changebot stopping")
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]

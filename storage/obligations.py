@@ -9,8 +9,8 @@ the lease. A replica that dies leaves leases that expire and are taken over.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Index, or_, text, update
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -151,12 +151,15 @@ def record_reminder(
     planned: Obligation,
     entry: AuditEntry,
 ) -> bool:
-    """Write the next plan and the reminder's audit event, only if the lease is still ours."""
+    """Write the next plan and the reminder's audit event, only if the lease is still ours.
+
+    A lease that ran out but was not taken over is still ours: nobody else can have sent this
+    reminder, so recording it is right (refusing would make another replica send it again).
+    """
     result = session.execute(
         update(ObligationRow)
         .where(col(ObligationRow.id) == claimed_id)
         .where(col(ObligationRow.lease_owner) == owner)
-        .where(col(ObligationRow.lease_until) > now)
         .where(col(ObligationRow.settled_at).is_(None))
         .values(lease_owner="", lease_until=None, **_plan(planned))
         .execution_options(synchronize_session=False)
