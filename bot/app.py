@@ -71,8 +71,15 @@ def create_app(
     )
     lease = timedelta(seconds=settings.lease_seconds)
     publisher = Publisher(engine, web_client(settings, timeout=15), policy, clock, lease=lease)
+    # A reminder's send must end well inside its lease, or another replica could repeat it.
+    chase_timeout = max(1, min(15, int(settings.lease_seconds / 4)))  # see Chaser.sweep
     chaser = Chaser(
-        engine, web_client(settings, timeout=15), policy, clock, owner=publisher.owner, lease=lease
+        engine,
+        web_client(settings, timeout=chase_timeout),
+        policy,
+        clock,
+        owner=publisher.owner,
+        lease=lease,
     )
     services = Services(
         settings=settings,

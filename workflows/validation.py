@@ -59,6 +59,13 @@ def validate_details(details: ChangeDetails, policy: Policy, now: datetime | Non
     description = check_text(
         "description", details.description, "description", required=kind is Classification.NORMAL
     )
+    if kind is Classification.STANDARD:
+        # The catalog procedure decides the scope; name the real problem first.
+        procedure = policy.procedure(details.procedure_id.strip())
+        if procedure is not None:
+            details = details.with_changes(scope=procedure.scope)
+        else:
+            _refuse_outside_catalog(details.procedure_id.strip())
     if policy.scope_named(details.scope) is None:
         names = ", ".join(s.id for s in policy.scope)
         raise ValidationFailed("scope", f"choose one of the policy's scope categories ({names}).")
@@ -94,11 +101,9 @@ def validate_details(details: ChangeDetails, policy: Policy, now: datetime | Non
     if kind is Classification.STANDARD:
         procedure = policy.procedure(procedure_id)
         if procedure is None:
-            raise PolicyViolation(
-                f"{procedure_id or 'This change'} is not a pre-approved procedure in the Standard "
-                "change catalog: choose Normal, so it is reviewed, tested and approved."
-            )
-        scope = procedure.scope
+            _refuse_outside_catalog(procedure_id)
+        else:
+            scope = procedure.scope
     elif procedure_id:
         raise ValidationFailed("procedure", "only a Standard change names a catalog procedure.")
     return details.with_changes(
@@ -107,4 +112,11 @@ def validate_details(details: ChangeDetails, policy: Policy, now: datetime | Non
         services=services,
         scope=scope,
         procedure_id=procedure_id,
+    )
+
+
+def _refuse_outside_catalog(procedure_id: str) -> None:
+    raise PolicyViolation(
+        f"{procedure_id or 'This change'} is not a pre-approved procedure in the Standard "
+        "change catalog: choose Normal, so it is reviewed, tested and approved."
     )

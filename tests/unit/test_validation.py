@@ -11,6 +11,7 @@ from tests.unit.builders import (
     NOW,
     TOMORROW,
     Desk,
+    a_policy,
     emergency_details,
     normal_details,
     nothing_written,
@@ -224,3 +225,12 @@ def test_a_refused_request_writes_nothing(desk: Desk) -> None:
             desk.request(normal_details(**fields))
     with nothing_written(desk.uow), pytest.raises(PolicyViolation):
         desk.request(standard_details(procedure_id="reboot-the-world"))
+
+
+def test_a_standard_change_outside_the_catalog_is_told_to_choose_normal_whatever_its_scope() -> (
+    None
+):
+    # The Standard form has no scope field: the catalog, not the scope, is the problem.
+    details = standard_details(procedure_id="reboot-the-world").with_changes(scope="")
+    with pytest.raises(PolicyViolation, match="choose Normal"):
+        validate_details(details, a_policy(), NOW)
