@@ -12,6 +12,7 @@ from tests.e2e.steps import (
     click,
     latest,
     request_change,
+    review_and_test,
     step_with_form,
 )
 from workflows.stages import Action
@@ -91,19 +92,7 @@ async def test_home_lists_the_post_change_reviews_i_owe(
     slack: SlackStandIn, driver: SlackDriver
 ) -> None:
     card = await request_change(driver, slack, **{ids.TITLE: "Home: failover drill"})
-    await step_with_form(
-        driver,
-        slack,
-        "U0BOB",
-        card,
-        Action.RECORD_REVIEW,
-        {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"},
-    )
-    await eventually(lambda: "add_test_evidence" in buttons(latest(slack, card)))
-    await step_with_form(
-        driver, slack, "U0ALICE", card, Action.ADD_TEST_EVIDENCE, {ids.EVIDENCE: "Ok."}
-    )
-    await eventually(lambda: "approve" in buttons(latest(slack, card)))
+    await review_and_test(driver, slack, card)
     await click(driver, slack, "U0CAROL", card, Action.APPROVE)
     await eventually(lambda: "start_deployment" in buttons(latest(slack, card)))
     await click(driver, slack, "U0ALICE", card, Action.START_DEPLOYMENT)

@@ -28,8 +28,8 @@ from tests.e2e.steps import (
     normal_request,
     open_request_form,
     request_change,
+    review_and_test,
     settled,
-    step_with_form,
 )
 from workflows.stages import Action
 
@@ -321,16 +321,4 @@ async def test_a_form_that_is_not_ours_gets_a_polite_answer(
 
 
 async def _to_approve(driver: SlackDriver, slack: SlackStandIn, card: dict[str, Any]) -> None:
-    await step_with_form(
-        driver,
-        slack,
-        "U0BOB",
-        card,
-        Action.RECORD_REVIEW,
-        {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"},
-    )
-    await eventually(lambda: "add_test_evidence" in buttons(latest(slack, card)))
-    await step_with_form(
-        driver, slack, "U0ALICE", card, Action.ADD_TEST_EVIDENCE, {ids.EVIDENCE: "Ok."}
-    )
-    await eventually(lambda: "approve" in buttons(latest(slack, card)))
+    await review_and_test(driver, slack, card)

@@ -13,7 +13,7 @@ import pytest_asyncio
 from bot import ids
 from standin import SlackDriver, SlackStandIn
 from tests.e2e.harness import SIGNING_SECRET, BotProcess, eventually
-from tests.e2e.steps import buttons, click, latest, request_change, step_with_form
+from tests.e2e.steps import buttons, click, latest, request_change, review_and_test
 from workflows.stages import Action
 
 
@@ -41,19 +41,7 @@ async def test_a_change_is_requested_and_approved_over_socket_mode(
     assert "Socket: rotate keys" in str(card["blocks"])
     assert slack.socket.sent and slack.socket.acks  # it all went over the WebSocket
 
-    await step_with_form(
-        driver,
-        slack,
-        "U0BOB",
-        card,
-        Action.RECORD_REVIEW,
-        {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"},
-    )
-    await eventually(lambda: "add_test_evidence" in buttons(latest(slack, card)))
-    await step_with_form(
-        driver, slack, "U0ALICE", card, Action.ADD_TEST_EVIDENCE, {ids.EVIDENCE: "Ok."}
-    )
-    await eventually(lambda: "approve" in buttons(latest(slack, card)))
+    await review_and_test(driver, slack, card)
     await click(driver, slack, "U0CAROL", card, Action.APPROVE)
 
     authorised = await eventually(
