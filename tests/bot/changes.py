@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
+from tests.unit.builders import NOW, emergency_details, normal_details, standard_details
 from tests.unit.fakes import FakeClock, FakeUnitOfWork
 from workflows import emergency, process
 from workflows.audit import AuditEntry
@@ -17,12 +17,10 @@ from workflows.model import (
     ChangeDetails,
     Classification,
     Level,
-    Links,
     Outcome,
     PostChangeReview,
     Rollback,
     Stage,
-    Window,
 )
 from workflows.policy import Policy, parse_policy
 
@@ -33,8 +31,6 @@ ARTHUR = Actor("UARTHUR")  # approver
 EMMA = Actor("UEMMA")  # emergency approver
 PETER = Actor("UPETER")  # a peer: reviews and tests
 
-NOW = FakeClock().now()
-TOMORROW = Window(NOW + timedelta(days=1), NOW + timedelta(days=1, hours=1))
 
 _EMERGENCY_APPROVERS = """
 [emergency]
@@ -72,38 +68,6 @@ scope = "code"
 def a_policy(*, own_emergency_approvers: bool = True) -> Policy:
     emergency = _EMERGENCY_APPROVERS if own_emergency_approvers else ""
     return parse_policy(_POLICY.format(emergency=emergency), "test policy")
-
-
-def normal_details(**fields: Any) -> ChangeDetails:
-    return ChangeDetails(
-        title="Raise the API connection pool to 50",
-        classification=Classification.NORMAL,
-        scope="code",
-        description="The pool runs dry at peak; 50 leaves headroom.",
-        services=("api",),
-        rollback=Rollback(plan="Revert the commit and redeploy."),
-        window=TOMORROW,
-        links=Links(pull_request="https://example.com/pr/1"),
-    ).with_changes(**fields)
-
-
-def standard_details(**fields: Any) -> ChangeDetails:
-    return ChangeDetails(
-        title="Restart the API after the config push",
-        classification=Classification.STANDARD,
-        scope="code",
-        services=("api",),
-        window=TOMORROW,
-        procedure_id="restart-service",
-    ).with_changes(**fields)
-
-
-def emergency_details(**fields: Any) -> ChangeDetails:
-    return ChangeDetails(
-        title="Block the abusive client at the gateway",
-        classification=Classification.EMERGENCY,
-        scope="code",
-    ).with_changes(**fields)
 
 
 @dataclass
