@@ -50,8 +50,9 @@ def make_engine(url: str = DEFAULT_URL, **options: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     options.setdefault("pool_pre_ping", True)
-    options.setdefault("pool_size", 10)
-    options.setdefault("max_overflow", 20)
+    # Several replicas share one server's connections (PostgreSQL allows 100 by default).
+    options.setdefault("pool_size", 5)
+    options.setdefault("max_overflow", 10)
     return create_engine(url, **options)
 
 
