@@ -70,9 +70,11 @@ def create_app(
         ignoring_self_events_enabled=True,
     )
     lease = timedelta(seconds=settings.lease_seconds)
-    publisher = Publisher(engine, web_client(settings, timeout=15), policy, clock, lease=lease)
-    # A reminder's send must end well inside its lease, or another replica could repeat it.
+    # Background sends must end well inside their lease, or another replica could repeat them.
     chase_timeout = max(1, min(15, int(settings.lease_seconds / 4)))  # see Chaser.sweep
+    publisher = Publisher(
+        engine, web_client(settings, timeout=chase_timeout), policy, clock, lease=lease
+    )
     chaser = Chaser(
         engine,
         web_client(settings, timeout=chase_timeout),

@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,6 +64,15 @@ CANNOT_POST = (
 )
 
 
+def _marker(change: Change, seq: int, index: int) -> dict[str, Any]:
+    """Message metadata naming the audit event and effect a reply shows, so a retry can tell
+    whether Slack already has it."""
+    return {
+        "event_type": "changebot_step",
+        "event_payload": {"ref": change.ref, "seq": seq, "effect": index},
+    }
+
+
 def replica_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -76,6 +85,7 @@ class _Delivery:
     change: Change
     channel: str
     thread_ts: str
+    progressed: bool = False
 
 
 class LeaseLost(Exception):
@@ -138,6 +148,7 @@ class Publisher:
     # -- one change ----------------------------------------------------------------------------
 
     async def _publish(self, pub: Publication) -> None:
+        delivery: _Delivery | None = None
         try:
             change, events = await asyncio.to_thread(self._load, pub)
             delivery = _Delivery(pub, change, pub.channel, pub.thread_ts)
@@ -146,13 +157,11 @@ class Publisher:
             await self._release(pub.number, due_at=None)
         except LeaseLost:
             log.info("lost the lease on %s to another replica", pub.number)
-        except SlackApiError as error:
+        except Exception as error:
+            # Backing off grows only while nothing gets through; any progress starts it over.
+            if delivery is not None and delivery.progressed:
+                pub = replace(pub, attempts=0)
             await self._failed(pub, error)
-        except (TimeoutError, OSError) as error:
-            await self._retry_later(pub, f"Slack did not answer ({error!r})", RETRY_FIRST)
-        except Exception as error:  # one broken change must not hold up the others
-            log.exception("could not publish change %s; backing off", pub.number)
-            await self._retry_later(pub, f"internal error: {type(error).__name__}", 30.0)
 
     def _load(self, pub: Publication) -> tuple[Change, list[ChainedEntry]]:
         with Session(self.engine) as session:
@@ -176,6 +185,7 @@ class Publisher:
                 await self._update_mirror(d, shown)
         await self._mirror(d, shown)
         await self._progress(d.pub.number, card_version=d.change.version)
+        d.progressed = True
 
     async def _mirror(self, d: _Delivery, shown: dict[str, Any]) -> None:
         """An emergency's card also goes where it was declared (usually the incident channel),
@@ -208,13 +218,33 @@ class Publisher:
 
     async def _post_card(self, d: _Delivery, shown: dict[str, Any], note: str = "") -> None:
         channel = self.policy.channels.changes or d.change.requested_in or d.change.requester
-        response = await self._post_joining(channel, shown)
-        d.channel, d.thread_ts = response["channel"], response["ts"]
+        marker = {"event_type": "changebot_card", "event_payload": {"ref": d.change.ref}}
+        found = None
+        if d.pub.attempts > 0 and not note:
+            found = await self._posted_card(channel, marker)
+        if found is not None:
+            d.channel, d.thread_ts = found
+        else:
+            response = await self._post_joining(channel, {**shown, "metadata": marker})
+            d.channel, d.thread_ts = response["channel"], response["ts"]
         await self._progress(d.pub.number, channel=d.channel, thread_ts=d.thread_ts)
         if note:
             await self.client.chat_postMessage(channel=d.channel, thread_ts=d.thread_ts, text=note)
         else:
             await self._confirm_to_requester(d)
+
+    async def _posted_card(self, channel: str, marker: dict[str, Any]) -> tuple[str, str] | None:
+        """A card Slack posted without confirming it (a timeout, say), to adopt, not repeat."""
+        try:
+            response = await self.client.conversations_history(
+                channel=channel, include_all_metadata=True, limit=200
+            )
+        except SlackApiError:
+            return None  # not visible (a DM, or not yet joined): nothing was posted there
+        for message in response.get("messages") or []:
+            if (message.get("metadata") or {}).get("event_payload") == marker["event_payload"]:
+                return str(response.get("channel") or channel), str(message["ts"])
+        return None
 
     async def _post_joining(self, channel: str, shown: dict[str, Any]) -> Any:
         """Post in the channel, joining it first if it is public and the bot is not in it."""
@@ -233,25 +263,47 @@ class Publisher:
 
     async def _deliver_effects(self, d: _Delivery, events: list[ChainedEntry]) -> None:
         start = d.pub.effect_index
+        # After a failure Slack may have posted what it did not confirm: look before reposting.
+        careful = d.pub.attempts > 0
         for event in events:
             effects = effects_for(event.entry, d.change, self.policy)
             for index in range(start, len(effects)):
-                await self._send(d, effects[index])
+                await self._send(d, effects[index], _marker(d.change, event.seq, index), careful)
+                careful = False
+                d.progressed = True
                 await self._progress(d.pub.number, effect_index=index + 1)
             start = 0
             await self._progress(d.pub.number, published_seq=event.seq, effect_index=0)
 
-    async def _send(self, d: _Delivery, effect: Effect) -> None:
+    async def _send(
+        self, d: _Delivery, effect: Effect, marker: dict[str, Any], careful: bool
+    ) -> None:
         if effect.to:
             await self.client.chat_postMessage(channel=effect.to, text=effect.text)
-        else:
-            await self.client.chat_postMessage(
-                channel=d.channel, thread_ts=d.thread_ts, text=effect.text
-            )
+            return
+        if careful and await self._in_thread(d, marker):
+            log.info("change %s: reply %s was already posted", d.pub.number, marker)
+            return
+        await self.client.chat_postMessage(
+            channel=d.channel, thread_ts=d.thread_ts, text=effect.text, metadata=marker
+        )
+
+    async def _in_thread(self, d: _Delivery, marker: dict[str, Any]) -> bool:
+        """Is the reply carrying this marker already in the thread?"""
+        response = await self.client.conversations_replies(
+            channel=d.channel, ts=d.thread_ts, include_all_metadata=True, limit=1000
+        )
+        wanted = marker["event_payload"]
+        return any(
+            (m.get("metadata") or {}).get("event_payload") == wanted
+            for m in response.get("messages") or []
+        )
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
     async def _progress(self, number: int, **values: object) -> None:
+        """Record progress under the lease (LeaseLost if another replica took it over)."""
+
         def go() -> bool:
             with Session(self.engine) as session:
                 return outbox.record_progress(
@@ -278,7 +330,14 @@ class Publisher:
 
         await asyncio.to_thread(go)
 
-    async def _failed(self, pub: Publication, error: SlackApiError) -> None:
+    async def _failed(self, pub: Publication, error: Exception) -> None:
+        if isinstance(error, TimeoutError | OSError):
+            await self._retry_later(pub, f"Slack did not answer ({error!r})", RETRY_FIRST)
+            return
+        if not isinstance(error, SlackApiError):  # one broken change must not hold up others
+            log.error("could not publish change %s; backing off", pub.number, exc_info=error)
+            await self._retry_later(pub, f"internal error: {type(error).__name__}", 30.0)
+            return
         code = str(error.response.get("error") or f"HTTP {error.response.status_code}")
         if error.response.status_code == 429 or code == "ratelimited":
             wait = float(error.response.headers.get("Retry-After", RETRY_FIRST) or RETRY_FIRST)

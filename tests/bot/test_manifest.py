@@ -28,6 +28,9 @@ SCOPES_OF_METHOD: dict[str, set[str]] = {
     "chat.update": {"chat:write"},
     "chat.getPermalink": set(),  # needs no scope
     "conversations.join": {"channels:join"},
+    # Reading a thread or channel back, to tell whether an unconfirmed post went through.
+    "conversations.replies": {"channels:history", "groups:history"},
+    "conversations.history": {"channels:history", "groups:history"},
     "conversations.open": {"im:write"},
     "usergroups.users.list": {"usergroups:read"},
     "users.info": {"users:read"},

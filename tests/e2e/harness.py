@@ -173,7 +173,7 @@ class BotProcess:
 
 
 async def eventually(
-    check: Callable[[], T | Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.05
+    check: Callable[[], T | Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.05
 ) -> T:
     """Wait until `check` returns something truthy (the publisher works in the background)."""
     deadline = time.monotonic() + timeout
