@@ -351,9 +351,25 @@ class Publisher:
                     NEEDS_A_PERSON[code],
                     code,
                 )
+                await self._tell_requester(pub, code)
             await self._retry_later(pub, code, 60.0)
         else:
             await self._retry_later(pub, code, RETRY_FIRST)
+
+    async def _tell_requester(self, pub: Publication, code: str) -> None:
+        """The person whose change cannot be shown hears why and what fixes it, once."""
+        if code in ("invalid_auth", "not_authed", "token_revoked", "account_inactive"):
+            return  # nothing can reach anyone until the token is fixed: the log says so
+        try:
+            change = await asyncio.to_thread(self._change, pub.number)
+            text = replies.cannot_show(change, NEEDS_A_PERSON[code])
+            await self.client.chat_postMessage(channel=change.requester, text=text)
+        except Exception as error:  # telling is best effort; the log line above stands
+            log.warning("could not tell the requester of change %s: %s", pub.number, error)
+
+    def _change(self, number: int) -> Change:
+        with Session(self.engine) as session:
+            return SqlChanges(session).get(number)
 
     async def _retry_later(
         self, pub: Publication, why: str, first: float, backoff: bool = True

@@ -310,3 +310,12 @@ def mirror_refused(change: Change, channel: str, permalink: str) -> str:
         "notices.j2", "mirror_refused", ref=change.ref, channel=channel, permalink=permalink
     )
     return text.truncate(line, text.MESSAGE_TEXT_LIMIT)
+
+
+def cannot_show(change: Change, what_to_do: str) -> str:
+    """Told to a requester when Slack refuses to show their change for a reason only a person
+    can fix."""
+    line = text.render_macro(
+        "notices.j2", "cannot_show", ref=change.ref, title=change.title, what_to_do=what_to_do
+    )
+    return text.truncate(line, text.MESSAGE_TEXT_LIMIT)
