@@ -17,6 +17,9 @@ from workflows.policy import Policy
 
 log = logging.getLogger(__name__)
 DEFAULT_TTL_SECONDS = 300.0
+#: The longest a click waits for a group Slack was never asked about (Slack wants an
+#: answer to every click within 3 s).
+FIRST_LOOKUP_SECONDS = 1.5
 
 
 class Directory:
@@ -36,6 +39,7 @@ class Directory:
         )
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._refreshing: dict[str, asyncio.Future[frozenset[str]]] = {}
 
     async def actor(self, user_id: str) -> Actor:
         """The person, with the approver groups of the policy they belong to."""
@@ -43,9 +47,32 @@ class Directory:
         return Actor(user_id, frozenset(member_of))
 
     async def members(self, group: str) -> frozenset[str]:
+        """Who is in the group. Slack is asked at most once per TTL; past the TTL the last
+        known members answer at once while a refresh runs, so no click waits on Slack."""
         cached = self._cache.get(group)
         if cached and self.monotonic() - cached[0] < self.ttl:
             return cached[1]
+        if cached:
+            self._refresh_soon(group)
+            return cached[1]
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(self._refresh(group)), FIRST_LOOKUP_SECONDS
+            )
+        except TimeoutError:
+            log.warning("user group %s is slow to answer; treating it as empty for now", group)
+            return frozenset()
+
+    async def refreshed(self) -> None:
+        """Wait for the refreshes in progress (for tests, and before shutting down)."""
+        await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
+
+    def _refresh_soon(self, group: str) -> None:
+        task = self._refreshing.get(group)
+        if task is None or task.done():
+            self._refreshing[group] = asyncio.ensure_future(self._refresh(group))
+
+    async def _refresh(self, group: str) -> frozenset[str]:
         lock = self._locks.setdefault(group, asyncio.Lock())
         async with lock:
             cached = self._cache.get(group)

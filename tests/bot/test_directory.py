@@ -3,6 +3,7 @@ minutes: a membership change in Slack is honoured once the cache runs out, witho
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -84,6 +85,9 @@ async def test_a_member_removed_in_slack_can_no_longer_approve_once_the_cache_ru
     assert len(slack.calls_to("usergroups.users.list")) == 1
 
     clock.advance(2)
+    # Past the TTL the last known members answer at once, while Slack is asked again.
+    assert await may_approve(directory, "U0DAVE")
+    await directory.refreshed()
     assert not await may_approve(directory, "U0DAVE")
     assert len(slack.calls_to("usergroups.users.list")) == 2
 
@@ -96,6 +100,8 @@ async def test_a_member_added_in_slack_may_approve_once_the_cache_runs_out(
     assert not await may_approve(directory, "U0FRANK")
 
     clock.advance(DEFAULT_TTL_SECONDS + 1)
+    await directory.actor("U0FRANK")  # answered from the cache; the refresh starts
+    await directory.refreshed()
 
     assert await may_approve(directory, "U0FRANK")
     assert await directory.approver_ids(POLICY, emergency=False) == {
@@ -123,6 +129,8 @@ async def test_when_slack_cannot_be_asked_the_last_known_members_still_count(
     slack.fail_next("usergroups.users.list", "internal_error")
 
     assert await may_approve(directory, "U0DAVE")
+    await directory.refreshed()
+    assert await may_approve(directory, "U0DAVE")
     assert slack.calls_to("usergroups.users.list")[-1].error == "internal_error"
 
 
@@ -144,4 +152,20 @@ async def test_when_slack_does_not_answer_in_time_the_last_known_members_still_c
         slack.fail_next("usergroups.users.list", "timeout")
 
         assert await may_approve(directory, "U0DAVE")
+        await directory.refreshed()
+        assert await may_approve(directory, "U0DAVE")
         assert slack.calls_to("usergroups.users.list")[-1].fault == "timeout"
+
+
+async def test_a_click_never_waits_on_slack_for_a_group_it_already_knows(
+    slack: SlackStandIn, directory: Directory, clock: FakeMonotonic
+) -> None:
+    assert await may_approve(directory, "U0DAVE")
+    clock.advance(DEFAULT_TTL_SECONDS + 1)
+    slack.delay_all(2.0)  # Slack is slow now
+
+    started = asyncio.get_running_loop().time()
+    assert await may_approve(directory, "U0DAVE")
+    assert asyncio.get_running_loop().time() - started < 0.5
+    slack.delay_all(0)
+    await directory.refreshed()
