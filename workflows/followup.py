@@ -165,6 +165,8 @@ def close_without_review(
         change = step.change
         change.closed_without_review = reason
         change.review_owed = False
+        # Nothing is chased on a closed change: the retrospective approval is settled with it.
+        change.retro_approval_owed = False
         change.closed_at = step.at
         for kind in (Owed.POST_CHANGE_REVIEW, Owed.RETROSPECTIVE_APPROVAL):
             uow.obligations.settle(kind, number, step.at)

@@ -332,6 +332,7 @@ def cancel(
         step.change.cancel_reason = reason
         step.change.closed_at = step.at
         # Cancelled before deploying, a break-glass change has nothing to approve in retrospect.
+        step.change.retro_approval_owed = False
         uow.obligations.settle(Owed.RETROSPECTIVE_APPROVAL, number, step.at)
     return step.change
 

@@ -284,3 +284,16 @@ def test_closing_without_the_review_stops_the_chase_of_the_retrospective_approva
     closed = desk.close_without_review(broken, by=EMMA, reason="Superseded by CHG-0002.")
     assert closed.stage is Stage.CLOSED
     assert desk.uow.obligations.committed == {}
+
+
+def test_a_cancelled_broken_glass_change_no_longer_owes_an_approval(desk: Desk) -> None:
+    cancelled = desk.cancel(broken_glass(desk), reason="The incident resolved itself.")
+    assert desk.stored(cancelled).retro_approval_owed is False
+
+
+def test_a_broken_glass_change_closed_without_review_no_longer_owes_an_approval(
+    desk: Desk,
+) -> None:
+    broken = desk.record_outcome(desk.start_deployment(broken_glass(desk)), Outcome.FAILED)
+    closed = desk.close_without_review(broken, by=EMMA, reason="Superseded by CHG-0002.")
+    assert desk.stored(closed).retro_approval_owed is False
