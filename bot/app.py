@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -15,14 +16,18 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from bot import listeners
 from bot.chaser import Chaser
 from bot.directory import Directory
 from bot.listeners.tell import tell
+from bot.malformed import RefuseMalformed
 from bot.publisher import Publisher
 from bot.services import Services
 from bot.settings import Settings
+from storage import events
 from workflows.errors import ChangeError
 from workflows.policy import Policy
 from workflows.ports import Clock, SystemClock
@@ -92,14 +97,52 @@ def create_app(
         kick=publisher.kick,
     )
 
+    app.use(RefuseMalformed())  # first: later middleware and listeners rely on the shape
+
     @app.middleware
     async def provide_services(context: AsyncBoltContext, next: Any) -> Any:
         context["services"] = services
         return await next()
 
+    app.middleware(FirstDeliveries(engine, clock))
     listeners.register(app)
     app.error(on_error)
     return Bot(app, services, publisher, chaser)
+
+
+class FirstDeliveries:
+    """Handles each Events API event once: Slack's retries of a handled event are acked and
+    skipped, while a retry of an event no replica has recorded is handled like a first try."""
+
+    PRUNE_EVERY = timedelta(hours=1)
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.pruned_at: datetime | None = None
+
+    async def __call__(self, body: dict[str, Any], ack: Any, next: Any) -> Any:
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if not isinstance(event_id, str) or not event_id:
+            return await next()
+        try:
+            first = await asyncio.to_thread(self._record, event_id)
+        except SQLAlchemyError:
+            # Better a possible repeat than a lost event: handle it.
+            log.warning("could not record event %s as handled; handling it", event_id)
+            return await next()
+        if not first:
+            log.info("event %s was already handled; skipping Slack's retry", event_id)
+            return await ack()
+        return await next()
+
+    def _record(self, event_id: str) -> bool:
+        now = self.clock.now()
+        with Session(self.engine) as session:
+            if self.pruned_at is None or now - self.pruned_at >= self.PRUNE_EVERY:
+                self.pruned_at = now
+                events.forget_before(session, now - events.REMEMBERED)
+            return events.first_delivery(session, event_id, now)
 
 
 async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:

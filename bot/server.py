@@ -33,7 +33,14 @@ def web_app(bot: Bot, *, background: bool = True) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
 
     async def slack_events(request: web.Request) -> web.Response:
-        bolt_response = await bot.app.async_dispatch(await to_bolt_request(request))
+        try:
+            bolt_request = await to_bolt_request(request)
+        except web.HTTPException:
+            raise  # 413 for a body over MAX_BODY
+        except Exception as error:  # Bolt parses before it verifies: a body it cannot read
+            log.info("refused a malformed request: %s", type(error).__name__)
+            return web.json_response({"ok": False, "error": "malformed request"}, status=400)
+        bolt_response = await bot.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.Response:
