@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import storage.events
 import storage.obligations
 import storage.outbox
 import storage.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
