@@ -5,6 +5,7 @@ bot's logs never carry its token or signing secret."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -17,8 +18,19 @@ import pytest
 from bot import ids
 from standin import Reply, SlackDriver, SlackStandIn, payloads
 from standin.signing import sign, signed_headers
-from tests.e2e.harness import CHANGEBOT, SIGNING_SECRET, BotProcess
-from tests.e2e.steps import CHANGES, cards, quiet
+from tests.e2e.harness import CHANGEBOT, SIGNING_SECRET, BotProcess, eventually
+from tests.e2e.steps import (
+    CHANGES,
+    buttons,
+    cards,
+    latest,
+    quiet,
+    request_change,
+    settled,
+    step_with_form,
+    thread_texts,
+)
+from workflows.stages import Action
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -237,3 +249,116 @@ async def test_an_unknown_form_gets_a_polite_answer(
     reply = await driver.post_raw(form(payload))
     assert reply.status == 200
     assert reply.body["response_action"] == "errors"
+
+
+# -- Slack control sequences in user text -------------------------------------------------------
+
+PINGS = (
+    "<!channel>",
+    "<!here>",
+    "<!subteam^S0APPROVERS>",
+    "<@U0CAROL>",
+    "<https://evil.example|docs>",
+)
+UNICODE = "🚀 שלום עולם مرحبا"
+FORMULA = "=cmd|' /C calc'!A0"
+NASTY = " ".join(PINGS) + " " + UNICODE
+RAW = ("<!channel>", "<!here>", "<https://evil.example|docs>", " ".join(PINGS[1:4]))
+
+
+def slack_escaped(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def formatted(surface: Any) -> str:
+    """Every text in `surface` Slack formats (mrkdwn and message text): plain_text is left
+    out, since Slack shows it as it is and nothing in it pings anyone."""
+    if isinstance(surface, str):
+        return surface
+    if isinstance(surface, list):
+        return "\n".join(formatted(item) for item in surface)
+    if isinstance(surface, dict):
+        if surface.get("type") == "plain_text":
+            return ""
+        return "\n".join(formatted(v) for k, v in surface.items() if k not in ("value", "type"))
+    return ""
+
+
+def assert_literal(where: str, surface: Any) -> None:
+    """`surface` shows the user's control sequences escaped, and never raw."""
+    text = formatted(surface)
+    assert slack_escaped(NASTY) in text, (where, text)
+    for raw in RAW:
+        assert raw not in text, (where, raw, text)
+
+
+async def test_control_sequences_in_user_text_are_shown_literally_everywhere(
+    slack: SlackStandIn, driver: SlackDriver, bot: BotProcess
+) -> None:
+    dms_before = len(slack.dms("U0ALICE"))
+    title = f"{FORMULA} <!channel> <@U0CAROL> {UNICODE}"
+    card = await request_change(
+        driver,
+        slack,
+        **{
+            ids.TITLE: title,
+            ids.DESCRIPTION: NASTY,
+            ids.SERVICES: f"<!here>, {UNICODE}, {FORMULA}",
+            ids.ROLLBACK_PLAN: NASTY,
+        },
+    )
+    ref = str(card["text"]).split(" ")[0]
+    await step_with_form(
+        driver,
+        slack,
+        "U0BOB",
+        card,
+        Action.RECORD_REVIEW,
+        {ids.ASSESSMENT: NASTY, ids.REVIEW_RISK: "low"},
+    )
+    await eventually(lambda: "add_test_evidence" in buttons(latest(slack, card)))
+    await step_with_form(
+        driver, slack, "U0ALICE", card, Action.ADD_TEST_EVIDENCE, {ids.EVIDENCE: NASTY}
+    )
+    await eventually(lambda: "approve" in buttons(latest(slack, card)))
+    await step_with_form(driver, slack, "U0CAROL", card, Action.REJECT, {ids.REASON: NASTY})
+    await eventually(lambda: "submit" in buttons(latest(slack, card)))
+    await settled(bot, slack)
+
+    assert_literal("card", latest(slack, card)["blocks"])
+    replies = thread_texts(slack, card)
+    assert replies
+    for reply in replies:
+        for raw in RAW:
+            assert raw not in reply, (raw, reply)
+    assert any(slack_escaped(NASTY) in r for r in replies), replies
+    for dm in slack.dms("U0ALICE")[dms_before:]:
+        for raw in RAW:
+            assert raw not in dm.get("text", ""), (raw, dm)
+    assert any(
+        slack_escaped("<!channel> <@U0CAROL>") in m.get("text", "")
+        for m in slack.dms("U0ALICE")[dms_before:]
+    )
+
+    published = len(slack.calls_to("views.publish"))
+    assert (await driver.open_home("U0ALICE")).status == 200
+    await eventually(lambda: len(slack.calls_to("views.publish")) > published)
+    home = json.dumps(slack.home_view("U0ALICE"), ensure_ascii=False)
+    assert slack_escaped("<!channel> <@U0CAROL>") in home and UNICODE in home
+    assert "<!channel>" not in home and "<@U0CAROL> " + UNICODE not in home
+
+    answer = await driver.slash_command("U0ERIN", "/change", f"show {ref}", channel=CHANGES)
+    assert answer.status == 200, answer.text
+    assert_literal("/change show", answer.body)
+
+    # Only the CLI lets anyone name an actor freely: the one column a formula could start.
+    subprocess.run(
+        [CHANGEBOT, "policy", "reviewed", "--by", FORMULA, "--note", NASTY],
+        env={**os.environ, **bot.env},
+        capture_output=True,
+        check=True,
+    )
+    cells = [cell for row in csv.reader(audit_lines(bot, "csv")) for cell in row]
+    assert "'" + FORMULA in cells
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")]
+    assert any(title in c for c in cells)  # Unicode intact in the details
