@@ -27,6 +27,8 @@ def problem(body: Any) -> str | None:
     if "command" in body:
         return None if isinstance(body.get("user_id"), str) else "a command without user_id"
     kind = body.get("type")
+    if kind is not None and not isinstance(kind, str):
+        return "a payload whose type is not a string"
     if kind in (None, "event_callback", "url_verification", "app_rate_limited"):
         return None  # Events API envelopes; Bolt answers those it does not handle itself
     user = body.get("user")

@@ -40,7 +40,17 @@ def web_app(bot: Bot, *, background: bool = True) -> web.Application:
         except Exception as error:  # Bolt parses before it verifies: a body it cannot read
             log.info("refused a malformed request: %s", type(error).__name__)
             return web.json_response({"ok": False, "error": "malformed request"}, status=400)
-        bolt_response = await bot.app.async_dispatch(bolt_request)
+        try:
+            bolt_response = await bot.app.async_dispatch(bolt_request)
+        except Exception as error:  # the error handler, too, could not read the body
+            log.info("refused a malformed request: %s", type(error).__name__)
+            return web.json_response({"ok": False, "error": "malformed request"}, status=400)
+        if bolt_response.status >= 500:
+            # Bolt answers 500 when its own middleware or matchers (after the signature check)
+            # fail on fields they assume, such as `event` being an object: listeners run after
+            # the ack, so nothing else reaches here. Such a body is malformed, not our failure.
+            log.info("refused a malformed request: Bolt could not read it")
+            return web.json_response({"ok": False, "error": "malformed request"}, status=400)
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.Response:
