@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--socket-mode", action="store_true", help="connect out to Slack instead (SLACK_APP_TOKEN)"
     )
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default) or one JSON object per line for log shippers",
+    )
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser(
@@ -256,15 +262,17 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
-    import logging
 
+    from bot import logs
     from bot.app import create_app
     from bot.server import serve_http, serve_socket_mode
 
+    password = make_url(normalise_url(settings.database_url)).password
+    secrets = (settings.bot_token, settings.signing_secret, settings.app_token, str(password or ""))
+    logs.configure(args.log_format, secrets=secrets)
     policy = load_policy(settings.policy_path or None)
     settings.check_slack(socket_mode=args.socket_mode)
     engine = open_database(settings, upgrade_embedded=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     bot = create_app(settings, engine, policy, socket_mode=args.socket_mode)
     if args.socket_mode:
         asyncio.run(serve_socket_mode(bot, settings.app_token))

@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from sqlalchemy.exc import IntegrityError
 
+from bot import logs
 from bot.app import Bot
 from storage import migrate
 from storage.uow import SqlUnitOfWork
@@ -30,7 +33,7 @@ MAX_BODY = 1024 * 1024
 
 def web_app(bot: Bot, *, background: bool = True) -> web.Application:
     """The HTTP app; with `background`, the publisher and timer start and stop with it."""
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[with_request_id])
 
     async def slack_events(request: web.Request) -> web.Response:
         try:
@@ -72,6 +75,31 @@ def web_app(bot: Bot, *, background: bool = True) -> web.Application:
     if background:
         app.cleanup_ctx.append(_background(bot))
     return app
+
+
+@web.middleware
+async def with_request_id(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Give the request a short ID, for every log line it causes and the `X-Request-Id`
+    header, and log one line for it: method, path, status and how long it took."""
+    request_id = uuid.uuid4().hex[:12]
+    token = logs.request_id.set(request_id)
+    started = time.monotonic()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    except web.HTTPException as error:
+        status = error.status
+        error.headers["X-Request-Id"] = request_id
+        raise
+    finally:
+        elapsed = (time.monotonic() - started) * 1000
+        log.info("%s %s %s %.1fms", request.method, request.path, status, elapsed)
+        logs.request_id.reset(token)
 
 
 def _background(bot: Bot):  # type: ignore[no-untyped-def]

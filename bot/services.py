@@ -16,6 +16,7 @@ from bot.directory import Directory
 from bot.settings import Settings
 from storage.uow import SqlUnitOfWork, read_session
 from workflows.errors import StaleChange
+from workflows.model import Actor
 from workflows.policy import Policy
 from workflows.ports import Clock, UnitOfWork
 
@@ -60,6 +61,7 @@ class Services:
                 await asyncio.sleep(0.005 * (attempt + 1))
                 continue
             self.kick()
+            _log_state_change(use_case.__name__, result, (*args, *kwargs.values()))
             return result
         return await asyncio.to_thread(call, *args, **kwargs)
 
@@ -71,3 +73,11 @@ class Services:
                 return fn(session, *args, **kwargs)
 
         return await asyncio.to_thread(go)
+
+
+def _log_state_change(name: str, result: object, args: tuple[object, ...]) -> None:
+    """One line per state change: the use case, the change it touched and who acted."""
+    ref = getattr(result, "ref", None)
+    actor = next((a.user_id for a in args if isinstance(a, Actor)), "-")
+    where = f" {ref}" if isinstance(ref, str) else ""
+    log.info("%s%s by %s", name, where, actor, extra={"ref": ref if isinstance(ref, str) else None})

@@ -111,6 +111,7 @@ class BotProcess:
         policy: str | None = None,
         socket_mode: bool = False,
         env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -129,6 +130,7 @@ class BotProcess:
         self.args = [CHANGEBOT, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         if socket_mode:
             self.args.append("--socket-mode")
+        self.args += extra_args or []
         self.log = workdir / f"bot-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -1,0 +1,97 @@
+"""The bot's logs: one line per request and per state change, each carrying the ID of the
+request it belongs to, as text for people or as one JSON object per line for log shippers.
+
+Secrets never reach the output: slack_sdk and Bolt log requests (with their tokens) at DEBUG,
+so those loggers are held at INFO; and a filter on the handler redacts anything shaped like a
+Slack token, and the configured secrets, from every record that gets through regardless."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+#: The ID of the HTTP request being served, set by the server's middleware. Listener tasks
+#: and worker threads copy the context they start in, so their records carry it too.
+request_id: ContextVar[str] = ContextVar("request_id", default="-")
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+#: Loggers that print tokens or request bodies below INFO.
+CHATTY = ("slack_sdk", "slack_bolt", "aiohttp", "sqlalchemy", "apscheduler")
+_TOKEN = re.compile(r"\bx(?:ox[abpre]|app)-[A-Za-z0-9-]+")
+REDACTED = "[redacted]"
+
+
+class WithRequestId(logging.Filter):
+    """Adds `request_id` to every record, "-" outside a request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces Slack tokens and the given secrets in a record's message and traceback."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return _TOKEN.sub(REDACTED, text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message, request_id, and ref if known."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", request_id.get()),
+        }
+        ref = getattr(record, "ref", None)
+        if ref:
+            line["ref"] = ref
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc"] = record.exc_text
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure(log_format: str = "text", *, secrets: Iterable[str] = ()) -> None:
+    """Send INFO and above to stderr, in `log_format` ("text" or "json"), secrets redacted."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    )
+    handler.addFilter(WithRequestId())
+    handler.addFilter(RedactSecrets(secrets))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for name in CHATTY:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
