@@ -56,14 +56,15 @@ class Services:
         for attempt in range(CONFLICT_RETRIES):
             try:
                 result = await asyncio.to_thread(call, *args, **kwargs)
+                break
             except StaleChange:
                 log.info("retrying %s after a concurrent update", use_case.__name__)
                 await asyncio.sleep(0.005 * (attempt + 1))
-                continue
-            self.kick()
-            _log_state_change(use_case.__name__, result, (*args, *kwargs.values()))
-            return result
-        return await asyncio.to_thread(call, *args, **kwargs)
+        else:  # the last try: a conflict now reaches the person as a stale click
+            result = await asyncio.to_thread(call, *args, **kwargs)
+        self.kick()
+        _log_state_change(use_case.__name__, result, (*args, *kwargs.values()))
+        return result
 
     async def query(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a read in a worker thread with a read-only session."""
