@@ -81,6 +81,8 @@ async def test_tokens_and_secrets_never_reach_the_log(
     body = b"command=%2Fchange&text=new&user_id=U0ALICE"
     forged = await driver.post_raw(body, headers=signed_headers(body, "forged-secret-123"))
     assert forged.status == 401
+    refused = [r for r in lines(bot) if r["request_id"] == request_id_of(forged)]
+    assert refused[-1]["message"].startswith("POST /slack/events 401 ")
     await open_request_form(driver, slack, "U0ERIN")
     await quiet(slack, 0.5)
 
