@@ -1,0 +1,54 @@
+"""Operations: a card deleted in Slack comes back, and /readyz tells a load balancer the truth."""
+
+from __future__ import annotations
+
+import aiohttp
+from alembic import command
+from alembic.config import Config
+
+from bot import ids
+from standin import SlackDriver, SlackStandIn
+from storage.db import make_engine
+from storage.migrate import MIGRATIONS, status, upgrade
+from tests.e2e.harness import BotProcess, eventually
+from tests.e2e.steps import CHANGES, cards, click, request_change, thread_texts
+from workflows.stages import Action
+
+
+async def test_a_card_deleted_in_slack_is_posted_again_with_a_note(
+    slack: SlackStandIn, driver: SlackDriver
+) -> None:
+    card = await request_change(driver, slack, title="Deleted card")
+    modals = len(slack.modals("U0BOB"))
+    await click(driver, slack, "U0BOB", card, Action.RECORD_REVIEW)
+    await eventually(lambda: len(slack.modals("U0BOB")) > modals)
+    # While Bob writes his review, someone deletes the card in Slack.
+    slack.state.messages.delete(CHANGES, card["ts"], slack.workspace.bot_user_id)
+    before = len(cards(slack))
+    await driver.submit_modal("U0BOB", {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"})
+    reposted = (await eventually(lambda: cards(slack)[before:]))[0]
+    assert "Deleted card" in str(reposted["blocks"]) and reposted["ts"] != card["ts"]
+    assert any("deleted in Slack" in t for t in thread_texts(slack, reposted))
+
+
+async def test_readyz_is_200_only_while_the_schema_is_current(bot: BotProcess) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(bot.url + "/readyz") as response:
+            assert response.status == 200
+        # An operator rolls the database back a migration behind this bot's back.
+        engine = make_engine(bot.env["DATABASE_URL"])
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "-1")
+        assert not status(engine).is_current
+        async with session.get(bot.url + "/readyz") as response:
+            assert response.status == 503
+            assert "behind" in (await response.json())["error"]
+        async with session.get(bot.url + "/healthz") as response:
+            assert response.status == 200  # alive, just not ready
+        upgrade(engine)
+        async with session.get(bot.url + "/readyz") as response:
+            assert response.status == 200
+        engine.dispose()
