@@ -166,7 +166,7 @@ class Publisher:
     def _load(self, pub: Publication) -> tuple[Change, list[ChainedEntry]]:
         with Session(self.engine) as session:
             change = SqlChanges(session).get(pub.number)
-            events = [e for e in read_trail(session, ref=change.ref) if e.seq > pub.published_seq]
+            events = list(read_trail(session, ref=change.ref, after=pub.published_seq))
         return change, events
 
     async def _show_card(self, d: _Delivery) -> None:

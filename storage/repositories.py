@@ -142,10 +142,16 @@ def from_row(row: AuditEventRow) -> ChainedEntry:
 
 
 def read_trail(
-    session: Session, *, ref: str | None = None, since: datetime | None = None, batch: int = 1000
+    session: Session,
+    *,
+    ref: str | None = None,
+    since: datetime | None = None,
+    after: int = 0,
+    batch: int = 1000,
 ) -> Iterator[ChainedEntry]:
-    """The trail in chain order, read in batches so a long trail never sits in memory."""
-    last = 0
+    """The trail in chain order (from event `after` + 1), read in batches so a long trail
+    never sits in memory."""
+    last = after
     while True:
         query = select(AuditEventRow).where(col(AuditEventRow.seq) > last)
         if ref is not None:

@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import ids
 from bot.listeners.commands import open_request_modal
-from bot.listeners.tell import tell
+from bot.listeners.tell import NOT_OURS, tell
 from bot.services import Services
 from bot.text import slack_date
 from bot.views import forms
@@ -67,7 +67,7 @@ async def card_button(
         move = Action(action["action_id"].removeprefix(ids.CARD_ACTION_PREFIX))
         target = ids.Target.decode(action.get("value") or "")
     except ValueError:
-        await tell(client, body, "That button is not one I know. Nothing was changed.")
+        await tell(client, body, NOT_OURS)
         return
     actor = await services.directory.actor(body["user"]["id"])
     try:
@@ -76,7 +76,7 @@ async def card_button(
         elif move in FORMS or move is Action.EDIT:
             await _open_form(client, body, services, move, target, actor)
         else:
-            await tell(client, body, "That button is not one I know. Nothing was changed.")
+            await tell(client, body, NOT_OURS)
     except ChangeError as error:
         await tell(client, body, str(error))
 
@@ -152,7 +152,7 @@ async def write_review_button(
     try:
         target = ids.Target.decode(action.get("value") or "")
     except ValueError:
-        await tell(client, body, "That button is not one I know. Nothing was changed.")
+        await tell(client, body, NOT_OURS)
         return
     actor = await services.directory.actor(body["user"]["id"])
     try:
@@ -180,7 +180,7 @@ async def snooze_button(
         value = json.loads(action.get("value") or "")
         kind, number, choice = Owed(value["k"]), int(value["n"]), str(value["c"])
     except (ValueError, KeyError, TypeError):
-        await tell(client, body, "That button is not one I know. Nothing was changed.")
+        await tell(client, body, NOT_OURS)
         return
     actor = await services.directory.actor(body["user"]["id"])
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -16,16 +17,15 @@ from bot.views import forms
 from workflows import process
 from workflows.errors import ChangeError, PolicyViolation, ValidationFailed
 from workflows.model import Actor
+from workflows.policy import Policy
 
 log = logging.getLogger(__name__)
-
-Submission = Callable[[Services, Actor, ids.Target, dict[str, Any]], Awaitable[Any]]
 
 
 def register(app: AsyncApp) -> None:
     app.view(ids.REQUEST_MODAL)(request_submitted)
-    for callback_id, submission in SUBMISSIONS.items():
-        app.view(callback_id)(_listener(callback_id, submission))
+    for callback_id, form in STEP_FORMS.items():
+        app.view(callback_id)(_listener(callback_id, form))
 
 
 async def request_submitted(
@@ -41,7 +41,7 @@ async def request_submitted(
     await ack()
 
 
-def _listener(callback_id: str, submission: Submission) -> Callable[..., Awaitable[None]]:
+def _listener(callback_id: str, form: StepForm) -> Callable[..., Awaitable[None]]:
     async def submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], services: Services
     ) -> None:
@@ -55,7 +55,7 @@ def _listener(callback_id: str, submission: Submission) -> Callable[..., Awaitab
             return
         actor = await services.directory.actor(body["user"]["id"])
         try:
-            await submission(services, actor, target, _values(view))
+            await form.submit(services, actor, target, _values(view))
         except (ValidationFailed, PolicyViolation) as error:
             await ack(response_action="errors", errors=forms.errors_for(error, view=view))
             return
@@ -68,107 +68,48 @@ def _listener(callback_id: str, submission: Submission) -> Callable[..., Awaitab
     return submitted
 
 
-async def _edit(
-    services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
-) -> Any:
-    details = forms.parse_request(values, services.policy)
-    return await services.run(process.edit, target.number, actor, details, seen_stage=target.seen)
+#: How a step's form is read: (positional, keyword) arguments for its use case.
+Reading = tuple[tuple[Any, ...], dict[str, Any]]
 
 
-async def _review(
-    services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
-) -> Any:
-    assessment, risk = forms.parse_review(values)
-    return await services.run(
-        process.record_review,
-        target.number,
-        actor,
-        assessment=assessment,
-        risk=risk,
-        seen_stage=target.seen,
-    )
+@dataclass(frozen=True)
+class StepForm:
+    """A form that makes one move: the use case, and how its inputs become its arguments."""
+
+    use_case: Callable[..., Any]
+    read: Callable[[dict[str, Any], Policy], Reading]
+
+    async def submit(
+        self, services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
+    ) -> Any:
+        args, kwargs = self.read(values, services.policy)
+        return await services.run(
+            self.use_case, target.number, actor, *args, seen_stage=target.seen, **kwargs
+        )
 
 
-async def _evidence(
-    services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
-) -> Any:
-    return await services.run(
-        process.add_test_evidence,
-        target.number,
-        actor,
-        evidence=forms.parse_evidence(values),
-        seen_stage=target.seen,
-    )
+def _reason(values: dict[str, Any], _: Policy) -> Reading:
+    return (), {"reason": forms.parse_reason(values)}
 
 
-async def _reject(
-    services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
-) -> Any:
-    return await services.run(
-        process.reject,
-        target.number,
-        actor,
-        reason=forms.parse_reason(values),
-        seen_stage=target.seen,
-    )
-
-
-async def _cancel(
-    services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
-) -> Any:
-    return await services.run(
-        process.cancel,
-        target.number,
-        actor,
-        reason=forms.parse_reason(values),
-        seen_stage=target.seen,
-    )
-
-
-async def _outcome(
-    services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
-) -> Any:
-    outcome, notes = forms.parse_outcome(values)
-    return await services.run(
-        process.record_outcome,
-        target.number,
-        actor,
-        outcome=outcome,
-        notes=notes,
-        seen_stage=target.seen,
-    )
-
-
-async def _post_change_review(
-    services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
-) -> Any:
-    review = forms.parse_post_change_review(values)
-    return await services.run(
-        process.submit_post_change_review, target.number, actor, review, seen_stage=target.seen
-    )
-
-
-async def _close_without_review(
-    services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
-) -> Any:
-    return await services.run(
-        process.close_without_review,
-        target.number,
-        actor,
-        reason=forms.parse_reason(values),
-        seen_stage=target.seen,
-    )
-
-
-SUBMISSIONS: dict[str, Submission] = {
-    ids.CLOSE_WITHOUT_REVIEW_MODAL: _close_without_review,
-    ids.EDIT_MODAL: _edit,
-    ids.REVIEW_MODAL: _review,
-    ids.EVIDENCE_MODAL: _evidence,
-    ids.REJECT_MODAL: _reject,
-    ids.CANCEL_MODAL: _cancel,
-    ids.OUTCOME_MODAL: _outcome,
-    ids.PCR_MODAL: _post_change_review,
+STEP_FORMS: dict[str, StepForm] = {
+    ids.EDIT_MODAL: StepForm(process.edit, lambda v, p: ((forms.parse_request(v, p),), {})),
+    ids.REVIEW_MODAL: StepForm(
+        process.record_review, lambda v, _: ((), forms.parse_review(v)._asdict())
+    ),
+    ids.EVIDENCE_MODAL: StepForm(
+        process.add_test_evidence, lambda v, _: ((), {"evidence": forms.parse_evidence(v)})
+    ),
+    ids.REJECT_MODAL: StepForm(process.reject, _reason),
+    ids.CANCEL_MODAL: StepForm(process.cancel, _reason),
+    ids.CLOSE_WITHOUT_REVIEW_MODAL: StepForm(process.close_without_review, _reason),
+    ids.OUTCOME_MODAL: StepForm(
+        process.record_outcome, lambda v, _: ((), forms.parse_outcome(v)._asdict())
+    ),
+    ids.PCR_MODAL: StepForm(
+        process.submit_post_change_review,
+        lambda v, _: ((forms.parse_post_change_review(v),), {}),
+    ),
 }
 
 

@@ -11,6 +11,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 log = logging.getLogger(__name__)
 
+#: The answer to a button whose value or ID is not one the bot made.
+NOT_OURS = "That button is not one I know. Nothing was changed."
+
 
 async def tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
     user = (body.get("user") or {}).get("id") or body.get("user_id", "")
