@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Index, or_, text, update
 from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.db import is_sqlite
 from storage.repositories import SqlAudit
@@ -118,10 +119,12 @@ class Claimed:
     obligation: Obligation
 
 
-def claim_due(
-    session: Session, owner: str, now: datetime, lease: timedelta, limit: int
-) -> list[Claimed]:
-    """Lease up to `limit` obligations whose next reminder is due; commits."""
+def due_query(now: datetime, limit: int, *, skip_locked: bool) -> SelectOfScalar[ObligationRow]:
+    """The claim's query: the open obligations due by `now`, oldest first, not leased.
+
+    `skip_locked` (PostgreSQL) adds FOR UPDATE SKIP LOCKED. Separate so that bench/sweep.py
+    can explain exactly the query the chaser runs.
+    """
     free = or_(col(ObligationRow.lease_until).is_(None), col(ObligationRow.lease_until) < now)
     query = (
         select(ObligationRow)
@@ -131,10 +134,16 @@ def claim_due(
         .order_by(col(ObligationRow.next_at))
         .limit(limit)
     )
-    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
-        query = query.with_for_update(skip_locked=True)
+    return query.with_for_update(skip_locked=True) if skip_locked else query
+
+
+def claim_due(
+    session: Session, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[Claimed]:
+    """Lease up to `limit` obligations whose next reminder is due; commits."""
+    skip_locked = not is_sqlite(session.get_bind())  # type: ignore[arg-type]
     claimed = []
-    for row in session.exec(query).all():
+    for row in session.exec(due_query(now, limit, skip_locked=skip_locked)).all():
         row.lease_owner, row.lease_until = owner, now + lease
         session.add(row)
         assert row.id is not None

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.db import is_sqlite
 from storage.tables import AuditEventRow, _when
@@ -69,13 +70,11 @@ def mark_due(session: Session, number: int, at: datetime) -> None:
     )
 
 
-def claim_due(
-    session: Session, owner: str, now: datetime, lease: timedelta, limit: int
-) -> list[Publication]:
-    """Lease up to `limit` due publications to `owner`; commits.
+def due_query(now: datetime, limit: int, *, skip_locked: bool) -> SelectOfScalar[PublicationRow]:
+    """The claim's query: publications due by `now`, oldest first, not leased.
 
-    PostgreSQL skips rows another replica holds (FOR UPDATE SKIP LOCKED); SQLite serialises
-    writers with its immediate write transactions.
+    `skip_locked` (PostgreSQL) adds FOR UPDATE SKIP LOCKED. Separate so that bench/sweep.py
+    can explain exactly the query the publisher runs.
     """
     free = or_(col(PublicationRow.lease_until).is_(None), col(PublicationRow.lease_until) < now)
     query = (
@@ -86,9 +85,19 @@ def claim_due(
         .order_by(col(PublicationRow.due_at))
         .limit(limit)
     )
-    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
-        query = query.with_for_update(skip_locked=True)
-    rows = list(session.exec(query))
+    return query.with_for_update(skip_locked=True) if skip_locked else query
+
+
+def claim_due(
+    session: Session, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[Publication]:
+    """Lease up to `limit` due publications to `owner`; commits.
+
+    PostgreSQL skips rows another replica holds (FOR UPDATE SKIP LOCKED); SQLite serialises
+    writers with its immediate write transactions.
+    """
+    skip_locked = not is_sqlite(session.get_bind())  # type: ignore[arg-type]
+    rows = list(session.exec(due_query(now, limit, skip_locked=skip_locked)))
     claimed = []
     for row in rows:
         row.lease_owner, row.lease_until = owner, now + lease
