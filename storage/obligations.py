@@ -34,6 +34,14 @@ class ObligationRow(SQLModel, table=True):
             sqlite_where=text("settled_at IS NULL"),
             postgresql_where=text("settled_at IS NULL"),
         ),
+        # The chaser's claim: due open obligations, oldest first. Settled ones (most of them,
+        # after years) are left out, or the claim would walk them all (bench/sweep.py).
+        Index(
+            "ix_obligations_open_next_at",
+            "next_at",
+            sqlite_where=text("settled_at IS NULL"),
+            postgresql_where=text("settled_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -41,7 +49,7 @@ class ObligationRow(SQLModel, table=True):
     number: int = 0
     owner: str = Field(default="", max_length=40)
     deadline: datetime = _when()
-    next_at: datetime = _when(index=True)
+    next_at: datetime = _when()
     reminders: int = 0
     escalations: int = 0
     snoozed_until: datetime | None = _when(nullable=True)
