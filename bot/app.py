@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -43,6 +45,31 @@ class Bot:
     services: Services
     publisher: Publisher
     chaser: Chaser
+
+    async def keep_connections(self) -> Callable[[], Awaitable[None]]:
+        """Reuse connections to Slack's Web API instead of opening one per call.
+
+        Without a session, slack_sdk opens (and closes) a connection for every call; Bolt's
+        per-request clients take the app client's session. A session's own timeout is the one
+        slack_sdk uses, so clients with different timeouts get sessions of their own. Returns
+        the function that closes them.
+        """
+        clients = [self.app.client, self.publisher.client, self.chaser.client]
+        sessions: dict[int, aiohttp.ClientSession] = {}
+        for client in clients:
+            if client.timeout not in sessions:
+                sessions[client.timeout] = aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=client.timeout)
+                )
+            client.session = sessions[client.timeout]
+
+        async def close() -> None:
+            for client in clients:
+                client.session = None
+            for session in sessions.values():
+                await session.close()
+
+        return close
 
 
 def web_client(settings: Settings, *, timeout: int = 10) -> AsyncWebClient:

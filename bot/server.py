@@ -122,6 +122,7 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=32, thread_name_prefix="changebot-db")
     )
+    close_connections = await bot.keep_connections()
     if bot.services.policy.policy.owner:
         try:
             await asyncio.to_thread(
@@ -158,6 +159,7 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
             await publisher
         await bot.publisher.release_all()
         await bot.chaser.release_all()
+        await close_connections()
 
     return stop
 

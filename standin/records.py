@@ -29,6 +29,8 @@ class Call:
     status: int = 0
     response: dict[str, Any] | None = None
     fault: str | None = None
+    #: The client's address and port: calls over one kept-alive connection share it.
+    peer: str = ""
 
     @property
     def ok(self) -> bool:

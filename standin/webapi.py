@@ -174,6 +174,8 @@ class SlackStandIn(Records):
 
     async def _api(self, request: web.Request) -> web.Response:
         call = Call(request.match_info["method"], {}, None, time.time(), request.method)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        call.peer = ":".join(map(str, peer[:2])) if peer else ""
         self.calls.append(call)
         try:
             call.params, call.token = await _read_params(request)

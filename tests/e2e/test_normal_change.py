@@ -12,6 +12,7 @@ from tests.e2e.steps import (
     buttons,
     click,
     latest,
+    open_request_form,
     request_change,
     stage_shown,
     step_with_form,
@@ -76,3 +77,16 @@ async def test_normal_change_runs_through_all_five_stages_to_closed(
     )
     assert verified.returncode == 0, verified.stderr
     assert "intact" in verified.stdout
+
+
+async def test_the_bot_keeps_its_connections_to_slack_open_across_calls(
+    slack: SlackStandIn, driver: SlackDriver, bot: BotProcess
+) -> None:
+    """Opening a connection per Web API call cost more than the call; one per client will do."""
+    first = len(slack.calls)
+    await request_change(driver, slack, title="Rotate the TLS certificate of the edge")
+    await open_request_form(driver, slack, "U0BOB")
+    calls = slack.calls[first:]
+    peers = {call.peer for call in calls}
+    assert len(calls) >= 5 and "" not in peers
+    assert len(peers) <= 3, f"{len(calls)} calls over {len(peers)} connections"
