@@ -7,6 +7,7 @@ Picking a classification redraws the form (its input block has `dispatch_action`
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -50,6 +51,24 @@ def request_modal(
     private_metadata: str = "",
 ) -> dict[str, Any]:
     """The request form for `classification`, prefilled from `details` when editing."""
+    if details is None:  # the same for everyone: built once (each `/change` opens one)
+        blank = _blank(policy, callback_id, classification)
+        return {**blank, "private_metadata": private_metadata} if private_metadata else dict(blank)
+    return _modal(policy, callback_id, classification, details, private_metadata)
+
+
+@functools.lru_cache(maxsize=16)
+def _blank(policy: Policy, callback_id: str, classification: Classification) -> dict[str, Any]:
+    return _modal(policy, callback_id, classification, None, "")
+
+
+def _modal(
+    policy: Policy,
+    callback_id: str,
+    classification: Classification,
+    details: ChangeDetails | None,
+    private_metadata: str,
+) -> dict[str, Any]:
     blocks = request_blocks(policy, classification, details)
     view = View(
         type="modal",
