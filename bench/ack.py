@@ -1,0 +1,240 @@
+"""Acknowledgement latency and throughput: changebot against a bare Bolt app.
+
+    python -m bench.ack [--smoke] [--requests 2000] [--concurrency 50] [--delay 2]
+
+Each app is served in a process of its own and driven by the same signed load from another
+process (`bench.load`): `--requests` `/change` commands (each opens the new-change form, so
+changebot calls views.open after acknowledging) and as many Approve clicks (each approves a
+different change: a database transaction, its audit event, and a card update to publish),
+shuffled together, over `--concurrency` connections, against the local Slack stand-in.
+
+The baseline is a bare Bolt `AsyncApp` whose listeners only acknowledge (`bench.bare_bolt`).
+changebot runs on SQLite and on PostgreSQL; then again with the stand-in delaying every Web API
+call by `--delay` seconds, to show that no Web API call stands before an acknowledgement.
+Every app first gets a short warm-up (the same kinds of request, not counted), as a server in
+production has long had when a burst comes.
+
+Targets: p99 <= 1.5x the baseline's; throughput >= 0.6x the baseline's; with the delay,
+p99 <= 1.2x changebot's own undelayed p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.databases import (
+    postgres_reachable,
+    postgres_url_option,
+    sqlite_url,
+    throwaway_postgres,
+)
+from bench.report import machine, percentile, postgres_version, ratio, table
+from bench.serving import (
+    Run,
+    Served,
+    bare_bolt,
+    build_load,
+    changebot,
+    seed_awaiting_approval,
+    send_load,
+    workdir,
+)
+from standin import SlackStandIn
+from tests.e2e.harness import BotProcess, eventually, everything_shown, workspace
+
+P99_TARGET = 1.5
+THROUGHPUT_TARGET = 0.6
+DELAY_TARGET = 1.2
+
+
+@dataclass(frozen=True)
+class Options:
+    requests: int
+    warmup: int
+    concurrency: int
+    delay: float
+    postgres_url: str | None
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    run: Run
+
+    def p(self, q: float, kind: str | None = None) -> float:
+        return percentile(self.run.latencies(kind), q) * 1000
+
+
+async def measure(options: Options) -> list[Result]:
+    results: list[Result] = []
+    with workdir() as work:
+        engines: list[tuple[str, str | None]] = [("SQLite", None)]
+        if options.postgres_url:
+            engines.append(("PostgreSQL", options.postgres_url))
+        first_load = None
+        for engine, server in engines:
+            with _database(engine, server, work) as url:
+                load, runs = await _changebot_runs(engine, url, options, work)
+                results += runs
+                first_load = first_load or load
+                if engine == "SQLite":
+                    # The baseline takes the very same requests, right after.
+                    results.insert(0, await _baseline(first_load, options, work))
+    return results
+
+
+async def _changebot_runs(
+    engine: str, url: str, options: Options, work: Path
+) -> tuple[tuple[list, list], list[Result]]:
+    n, warm = options.requests, options.warmup
+    seed_awaiting_approval(url, warm + 2 * n)
+    results = []
+    async with (
+        SlackStandIn(workspace(), trigger_ttl=24 * 3600) as slack,
+        changebot(slack, work, url) as (served, bot),
+    ):
+        warmup = await build_load(slack, warm, warm, seed=1)
+        load = await build_load(slack, n, n, seed=2, skip_cards=warm)
+        delayed = await build_load(slack, n, n, seed=3, skip_cards=warm + n)
+        await send_load(served.url, warmup, options.concurrency, work)
+        results.append(await _measured(f"changebot ({engine})", served, load, options, work))
+        await _settled(bot)
+        slack.delay_all(options.delay)
+        name = f"changebot ({engine}), Web API +{options.delay:g}s"
+        results.append(await _measured(name, served, delayed, options, work))
+        slack.heal()
+    return (warmup, load), results
+
+
+async def _baseline(loads: tuple[list, list], options: Options, work: Path) -> Result:
+    warmup, load = loads
+    async with (
+        SlackStandIn(workspace(), trigger_ttl=24 * 3600) as slack,
+        bare_bolt(slack, work) as served,
+    ):
+        await send_load(served.url, warmup, options.concurrency, work)
+        return await _measured("bare Bolt (baseline)", served, load, options, work)
+
+
+async def _measured(name: str, served: Served, load: list, options: Options, work: Path) -> Result:
+    run = await send_load(served.url, load, options.concurrency, work)
+    if run.failures:
+        print(f"warning: {name}: {run.failures} requests were not answered 200", file=sys.stderr)
+    return Result(name, run)
+
+
+async def _settled(bot: BotProcess) -> None:
+    """Let the previous run's after-ack work finish, so runs do not overlap."""
+    await eventually(lambda: everything_shown(bot), timeout=600, interval=0.2)
+
+
+@contextmanager
+def _database(engine: str, server: str | None, work: Path) -> Iterator[str]:
+    if server is None:
+        yield sqlite_url(work, f"ack-{engine.lower()}.db")
+    else:
+        with throwaway_postgres(server) as url:
+            yield url
+
+
+def report(results: list[Result], options: Options) -> tuple[str, bool]:
+    base = results[0]
+    base_p99, base_rps = base.p(99), base.run.throughput
+    undelayed: dict[str, float] = {}
+    rows = []
+    verdicts = []
+    for r in results:
+        p99, rps = r.p(99), r.run.throughput
+        delayed = "Web API +" in r.name
+        if r is base:
+            against = "-"
+        elif delayed:
+            own = undelayed[r.name.split(", Web API")[0]]
+            against = f"{ratio(p99, own):.2f}x own p99"
+            verdicts.append(ratio(p99, own) <= DELAY_TARGET)
+        else:
+            undelayed[r.name] = p99
+            against = "-"
+            verdicts.append(ratio(p99, base_p99) <= P99_TARGET)
+            verdicts.append(ratio(rps, base_rps) >= THROUGHPUT_TARGET)
+        rows.append(
+            [
+                r.name,
+                r.p(50),
+                r.p(95),
+                r.p(99),
+                r.p(99, "/change"),
+                r.p(99, "approve"),
+                rps,
+                ratio(p99, base_p99),
+                ratio(rps, base_rps),
+                against,
+                r.run.failures,
+            ]
+        )
+    headers = [
+        "app",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "p99 /change",
+        "p99 approve",
+        "req/s",
+        "p99 ratio",
+        "req/s ratio",
+        "delayed vs undelayed",
+        "not 200",
+    ]
+    print(table(headers, rows))
+    failures = sum(r.run.failures for r in results)
+    met = all(verdicts) and failures == 0
+    worst_p99 = max(ratio(r.p(99), base_p99) for r in results if "Web API +" not in r.name)
+    worst_rps = min(ratio(r.run.throughput, base_rps) for r in results)
+    summary = (
+        f"ack: {2 * options.requests} requests per app at {options.concurrency} connections; "
+        f"worst p99 {worst_p99:.2f}x baseline (target <= {P99_TARGET}), "
+        f"worst throughput {worst_rps:.2f}x (target >= {THROUGHPUT_TARGET}), "
+        f"Web API +{options.delay:g}s p99 within {DELAY_TARGET}x: "
+        f"{'targets met' if met else 'TARGETS MISSED'}"
+    )
+    return summary, met
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long run; no targets")
+    parser.add_argument("--requests", type=int, default=2000, help="commands, and as many clicks")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--delay", type=float, default=2.0, help="Web API delay, seconds")
+    parser.add_argument("--postgres-url", default=postgres_url_option())
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.requests, args.warmup, args.concurrency, args.delay = 20, 5, 5, 0.5
+    postgres = None if args.no_postgres else args.postgres_url
+    print(f"machine: {machine()}")
+    if postgres and not postgres_reachable(postgres):
+        print(f"PostgreSQL at {postgres} is not reachable: SQLite only")
+        postgres = None
+    elif postgres:
+        print(f"database: {postgres_version(postgres)}, and SQLite")
+    options = Options(args.requests, args.warmup, args.concurrency, args.delay, postgres)
+    results = asyncio.run(measure(options))
+    summary, met = report(results, options)
+    print(summary)
+    return 0 if met or args.smoke else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

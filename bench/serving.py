@@ -1,0 +1,259 @@
+"""What the acknowledgement and memory benchmarks share: changes waiting for approval, the app
+under test in a process of its own, the load written down and sent from another process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.load import Request, write_requests
+from bot.ids import card_action_id
+from standin import Reply, SlackDriver, SlackStandIn
+from standin.transport import Delivery
+from storage.db import make_engine
+from storage.migrate import upgrade
+from storage.uow import SqlUnitOfWork
+from tests.e2e.harness import (
+    SIGNING_SECRET,
+    BotProcess,
+    eventually,
+    everything_shown,
+    free_port,
+    policy_toml,
+)
+from workflows import process
+from workflows.model import Actor, ChangeDetails, Classification, Level, Rollback, Window
+from workflows.policy import parse_policy
+from workflows.ports import SystemClock
+from workflows.stages import Action
+
+CHANGES_CHANNEL = "C0CHANGES"
+REQUESTERS = ["U0ALICE", "U0BOB", "U0ERIN"]
+APPROVER = "U0CAROL"  # named in the policy: no user group lookup stands in the way
+APPROVE = card_action_id(Action.APPROVE)
+
+
+def seed_awaiting_approval(database_url: str, count: int) -> None:
+    """`count` Normal changes, reviewed and tested, each waiting for one approval.
+
+    They are made by the real use cases, so the bot's outbox holds their cards: the bot
+    posts them when it starts, as it would after a restart.
+    """
+    engine = make_engine(database_url)
+    upgrade(engine)
+    policy = parse_policy(policy_toml(), "bench policy")
+    clock = SystemClock()
+    start = clock.now().replace(microsecond=0) + timedelta(days=7)
+    alice, bob = Actor("U0ALICE"), Actor("U0BOB")
+    for i in range(count):
+        details = ChangeDetails(
+            title=f"Raise the API connection pool to {50 + i}",
+            classification=Classification.NORMAL,
+            scope="code",
+            description="The pool runs dry at peak; more leaves headroom.",
+            services=("api",),
+            risk=Level.LOW,
+            impact=Level.LOW,
+            rollback=Rollback(plan="Revert the commit and redeploy."),
+            window=Window(start, start + timedelta(hours=1)),
+        )
+        uow = SqlUnitOfWork(engine)
+        change = process.request_change(uow, clock, policy, alice, details)
+        number = change.number
+        process.record_review(
+            uow, clock, policy, number, bob, assessment="Looks safe.", risk=Level.LOW
+        )
+        process.add_test_evidence(
+            uow, clock, policy, number, alice, evidence="Staging green for an hour."
+        )
+    engine.dispose()
+
+
+class _Recorder:
+    """A transport that keeps what the driver would send, to be sent later by the load."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[Delivery] = []
+
+    async def send(self, delivery: Delivery) -> Reply:
+        self.deliveries.append(delivery)
+        return Reply(200)
+
+
+async def build_load(
+    slack: SlackStandIn, commands: int, clicks: int, *, seed: int = 42, skip_cards: int = 0
+) -> list[Request]:
+    """`commands` new-change `/change` commands from requesters, and Approve clicks by an
+    approver on `clicks` cards (from the `skip_cards`-th oldest on), shuffled together."""
+    recorder = _Recorder()
+    driver = SlackDriver("http://unused", SIGNING_SECRET, slack)
+    driver.transport = recorder
+    rng = random.Random(seed)
+    kinds: list[str] = []
+    for _ in range(commands):
+        await driver.slash_command(rng.choice(REQUESTERS), "/change")
+        kinds.append("/change")
+    cards = [m for m in slack.messages(CHANGES_CHANNEL) if _has_approve(m)][skip_cards:]
+    if len(cards) < clicks:
+        raise RuntimeError(f"only {len(cards)} cards await approval; {clicks} wanted")
+    for card in cards[:clicks]:
+        await driver.click(APPROVER, card, APPROVE)
+        kinds.append("approve")
+    requests = [
+        Request(kind, d.content_type, d.body)
+        for kind, d in zip(kinds, recorder.deliveries, strict=True)
+    ]
+    rng.shuffle(requests)
+    return requests
+
+
+def _has_approve(message: dict[str, Any]) -> bool:
+    return any(
+        element.get("action_id") == APPROVE
+        for block in message.get("blocks") or []
+        for element in block.get("elements") or []
+    )
+
+
+@dataclass
+class Served:
+    """An app under test: where to send requests, and its process."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@asynccontextmanager
+async def changebot(
+    slack: SlackStandIn, workdir: Path, database_url: str, *, settle: float = 300.0
+) -> AsyncIterator[tuple[Served, BotProcess]]:
+    """`changebot serve` on `database_url`, once it has shown every card it owes."""
+    bot = await BotProcess(slack, workdir, database_url=database_url).start()
+    try:
+        await eventually(lambda: everything_shown(bot), timeout=settle, interval=0.2)
+        assert bot.process is not None
+        yield Served("changebot", bot.url + "/slack/events", bot.process), bot
+    finally:
+        bot.stop()
+
+
+@asynccontextmanager
+async def bare_bolt(slack: SlackStandIn, workdir: Path) -> AsyncIterator[Served]:
+    """The baseline: `python -m bench.bare_bolt`, served the same way."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.base_url,
+    }
+    log = (workdir / f"bare-{port}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.bare_bolt", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_until_up(url + "/healthz", process)
+        yield Served("bare Bolt", url + "/slack/events", process)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+async def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    import aiohttp
+
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{url} exited early")
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@dataclass(frozen=True)
+class Run:
+    """What the load measured: per-request kind, status and seconds; the wall time."""
+
+    wall: float
+    samples: list[tuple[str, int, float]]
+
+    def latencies(self, kind: str | None = None) -> list[float]:
+        return [s for k, _, s in self.samples if kind is None or k == kind]
+
+    @property
+    def throughput(self) -> float:
+        return len(self.samples) / self.wall
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for _, status, _ in self.samples if status != 200)
+
+
+async def send_load(url: str, requests: list[Request], concurrency: int, workdir: Path) -> Run:
+    """Send `requests` from a separate process (`python -m bench.load`)."""
+    fd, name = tempfile.mkstemp(suffix=".jsonl", dir=workdir)
+    os.close(fd)
+    requests_file, out = Path(name), Path(name).with_suffix(".result.json")
+    write_requests(requests_file, requests)
+    load = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.load",
+        "--url",
+        url,
+        "--secret",
+        SIGNING_SECRET,
+        "--requests",
+        str(requests_file),
+        "--concurrency",
+        str(concurrency),
+        "--out",
+        str(out),
+    )
+    if await load.wait() != 0:
+        raise RuntimeError("the load process failed")
+    result = json.loads(out.read_text(encoding="utf-8"))
+    return Run(result["wall"], [tuple(s) for s in result["samples"]])  # type: ignore[misc]
+
+
+@contextmanager
+def workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="changebot-bench-") as name:
+        yield Path(name)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process `pid`, in MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
