@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.effects import Effect, effects_for
+from bot.traffic import Traffic
 from bot.views import card as card_view
 from bot.views import replies
 from storage import outbox
@@ -102,8 +103,10 @@ class Publisher:
         *,
         owner: str | None = None,
         lease: timedelta = LEASE,
+        traffic: Traffic | None = None,
     ) -> None:
         self.engine = engine
+        self.traffic = traffic or Traffic()
         self.client = client
         self.policy = policy
         self.clock = clock
@@ -124,8 +127,9 @@ class Publisher:
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
             self._wake.clear()
             try:
+                await self.traffic.lull()  # people first: see bot/traffic.py
                 while await self.sweep() == BATCH:
-                    pass
+                    await self.traffic.lull()
             except Exception:  # the loop must outlive any one bad sweep
                 log.exception("publishing failed; trying again at the next sweep")
 
@@ -159,8 +163,10 @@ class Publisher:
             log.info("lost the lease on %s to another replica", pub.number)
         except Exception as error:
             # Backing off grows only while nothing gets through; any progress starts it over.
+            # But a failure stays on record (1, not 0) until a delivery goes through whole:
+            # what failed may have landed in Slack, so the next delivery looks before posting.
             if delivery is not None and delivery.progressed:
-                pub = replace(pub, attempts=0)
+                pub = replace(pub, attempts=min(pub.attempts, 1))
             await self._failed(pub, error)
 
     def _load(self, pub: Publication) -> tuple[Change, list[ChainedEntry]]:
@@ -341,7 +347,8 @@ class Publisher:
         code = str(error.response.get("error") or f"HTTP {error.response.status_code}")
         if error.response.status_code == 429 or code == "ratelimited":
             wait = float(error.response.headers.get("Retry-After", RETRY_FIRST) or RETRY_FIRST)
-            await self._retry_later(pub, code, max(wait, 1.0), backoff=False)
+            # Refused, so nothing was posted: no backoff, nothing uncertain to look for.
+            await self._retry_later(pub, code, max(wait, 1.0), backoff=False, failed=False)
         elif code in NEEDS_A_PERSON:
             if (pub.number, code) not in self._told:
                 self._told.add((pub.number, code))
@@ -372,9 +379,10 @@ class Publisher:
             return SqlChanges(session).get(number)
 
     async def _retry_later(
-        self, pub: Publication, why: str, first: float, backoff: bool = True
+        self, pub: Publication, why: str, first: float, backoff: bool = True, failed: bool = True
     ) -> None:
         delay = min(first * (2**pub.attempts if backoff else 1), RETRY_MAX)
         due = self.clock.now() + timedelta(seconds=delay)
         log.warning("change %s: Slack refused (%s); retrying in %.0fs", pub.number, why, delay)
-        await self._release(pub.number, due_at=due, attempts=pub.attempts + 1, error=why)
+        attempts = pub.attempts + 1 if failed else pub.attempts
+        await self._release(pub.number, due_at=due, attempts=attempts, error=why)

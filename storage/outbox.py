@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, case, func, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -56,7 +56,12 @@ class Publication:
 
 
 def mark_due(session: Session, number: int, at: datetime) -> None:
-    """The change has news: create its publication or bring its next attempt forward."""
+    """The change has news: create its publication or bring its next attempt forward.
+
+    The backoff starts over, but a failed attempt stays on record (attempts 1, not 0): the
+    next delivery then reads Slack back before posting, as the failed post may have landed
+    (its answer lost), and must not be posted twice.
+    """
     row = session.get(PublicationRow, number)
     if row is None:
         session.add(PublicationRow(number=number, due_at=at))
@@ -65,7 +70,12 @@ def mark_due(session: Session, number: int, at: datetime) -> None:
         update(PublicationRow)
         .where(col(PublicationRow.number) == number)
         .where(or_(col(PublicationRow.due_at).is_(None), col(PublicationRow.due_at) > at))
-        .values(due_at=at, attempts=0)
+        .values(
+            due_at=at,
+            attempts=case(
+                (col(PublicationRow.attempts) > 1, 1), else_=0 + col(PublicationRow.attempts)
+            ),
+        )
         .execution_options(synchronize_session=False)
     )
 

@@ -1,0 +1,35 @@
+"""The outbox remembers a failed attempt even when news brings the next one forward: the next
+delivery must then look in Slack first, since the failed post may have landed after all. The
+backoff starts over, so the news is shown soon."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from storage import outbox
+from tests.integration.changes import request
+from tests.unit.fakes import FakeClock
+
+
+def test_news_brings_a_failed_publication_forward_without_forgetting_the_failure(
+    engine: Engine, clock: FakeClock
+) -> None:
+    number = request(engine, clock).number  # its card is due
+    now = clock.now()
+    with Session(engine) as session:
+        [claimed] = outbox.claim_due(session, "replica-a", now, timedelta(seconds=30), 10)
+        later = now + timedelta(minutes=5)
+        released = outbox.release(
+            session, number, "replica-a", now, due_at=later, attempts=3, last_error="timeout"
+        )
+        assert claimed.number == number and released
+
+        outbox.mark_due(session, number, now + timedelta(seconds=1))  # the change moved on
+        session.commit()
+        [again] = outbox.claim_due(
+            session, "replica-a", now + timedelta(seconds=2), timedelta(seconds=30), 10
+        )
+    assert again.attempts == 1  # remembered, so looked for in Slack; the backoff starts over
