@@ -11,7 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -72,15 +76,19 @@ class Bot:
         return close
 
 
-def web_client(settings: Settings, *, timeout: int = 10) -> AsyncWebClient:
+def web_client(
+    settings: Settings, *, timeout: int = 10, retry_rate_limits: bool = True
+) -> AsyncWebClient:
+    """A Web API client; `retry_rate_limits=False` for the publisher, which waits out a 429
+    itself and then sends the card as it is by then, not the superseded one it was refused."""
+    handlers: list[AsyncRetryHandler] = [AsyncConnectionErrorRetryHandler(max_retry_count=1)]
+    if retry_rate_limits:
+        handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
     return AsyncWebClient(
         token=settings.bot_token,
         base_url=settings.slack_api_url,
         timeout=timeout,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=1),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=1),
-        ],
+        retry_handlers=handlers,
     )
 
 
@@ -105,7 +113,11 @@ def create_app(
     # Background sends must end well inside their lease, or another replica could repeat them.
     chase_timeout = max(1, min(15, int(settings.lease_seconds / 4)))  # see Chaser.sweep
     publisher = Publisher(
-        engine, web_client(settings, timeout=chase_timeout), policy, clock, lease=lease
+        engine,
+        web_client(settings, timeout=chase_timeout, retry_rate_limits=False),
+        policy,
+        clock,
+        lease=lease,
     )
     chaser = Chaser(
         engine,
@@ -126,18 +138,32 @@ def create_app(
 
     app.use(RefuseMalformed())  # first: later middleware and listeners rely on the shape
 
-    @app.middleware
-    async def provide_services(context: AsyncBoltContext, next: Any) -> Any:
-        context["services"] = services
-        return await next()
-
-    app.middleware(FirstDeliveries(engine, clock))
+    app.use(ProvideServices(services))
+    app.use(FirstDeliveries(engine, clock))
     listeners.register(app)
     app.error(on_error)
     return Bot(app, services, publisher, chaser)
 
 
-class FirstDeliveries:
+# Our middleware subclass AsyncMiddleware: for function middleware Bolt works out the
+# arguments to pass by inspection, on every request (a tenth of a request's cost).
+Next = Callable[[], Awaitable[BoltResponse]]
+
+
+class ProvideServices(AsyncMiddleware):
+    """Listeners take `services` by parameter name, as Bolt injects any context key."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Next
+    ) -> BoltResponse:
+        req.context["services"] = self.services
+        return await next()
+
+
+class FirstDeliveries(AsyncMiddleware):
     """Handles each Events API event once: Slack's retries of a handled event are acked and
     skipped, while a retry of an event no replica has recorded is handled like a first try."""
 
@@ -148,7 +174,10 @@ class FirstDeliveries:
         self.clock = clock
         self.pruned_at: datetime | None = None
 
-    async def __call__(self, body: dict[str, Any], ack: Any, next: Any) -> Any:
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Next
+    ) -> BoltResponse:
+        body = req.body
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if not isinstance(event_id, str) or not event_id:
             return await next()
@@ -160,7 +189,7 @@ class FirstDeliveries:
             return await next()
         if not first:
             log.info("event %s was already handled; skipping Slack's retry", event_id)
-            return await ack()
+            return BoltResponse(status=200, body="")
         return await next()
 
     def _record(self, event_id: str) -> bool:

@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from sqlalchemy.exc import IntegrityError
 
-from bot import logs
+from bot import logs, memory
 from bot.app import Bot
 from storage import migrate
 from storage.uow import SqlUnitOfWork
@@ -28,14 +28,23 @@ from workflows.followup import ensure_policy_review
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
+DB_THREADS = 16
 MAX_BODY = 1024 * 1024
 
 
 def web_app(bot: Bot, *, background: bool = True) -> web.Application:
     """The HTTP app; with `background`, the publisher and timer start and stop with it."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[with_request_id])
+    traffic = bot.publisher.traffic
 
     async def slack_events(request: web.Request) -> web.Response:
+        traffic.started()
+        try:
+            return await _slack_events(request)
+        finally:
+            traffic.finished()
+
+    async def _slack_events(request: web.Request) -> web.Response:
         try:
             bolt_request = await to_bolt_request(request)
         except web.HTTPException:
@@ -118,9 +127,10 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
     replica that restarts (or several that run at once) pick up exactly what is due.
     """
     interval = bot.services.settings.sweep_seconds
-    # Database work runs in threads; the default pool (cores + 4) starves under bursts.
+    # Database work runs in threads; the default pool (cores + 4) starves under bursts, and
+    # more threads than the database has connections (5 + 10 overflow) only wait for one.
     asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(max_workers=32, thread_name_prefix="changebot-db")
+        ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="changebot-db")
     )
     close_connections = await bot.keep_connections()
     if bot.services.policy.policy.owner:
@@ -169,6 +179,8 @@ async def _sweep(bot: Bot) -> None:
         await bot.chaser.sweep()
     except Exception:  # the timer must outlive any one bad sweep
         log.exception("the reminder sweep failed; trying again at the next tick")
+    if bot.publisher.traffic.quiet_for(1.0):  # between bursts, give back what they freed
+        await asyncio.to_thread(memory.trim)
 
 
 def serve_http(bot: Bot, host: str, port: int) -> None:

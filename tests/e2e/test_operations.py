@@ -28,7 +28,7 @@ async def test_a_card_deleted_in_slack_is_posted_again_with_a_note(
     await driver.submit_modal("U0BOB", {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"})
     reposted = (await eventually(lambda: cards(slack)[before:]))[0]
     assert "Deleted card" in str(reposted["blocks"]) and reposted["ts"] != card["ts"]
-    assert any("deleted in Slack" in t for t in thread_texts(slack, reposted))
+    await eventually(lambda: any("deleted in Slack" in t for t in thread_texts(slack, reposted)))
 
 
 async def test_readyz_is_200_only_while_the_schema_is_current(bot: BotProcess) -> None:
