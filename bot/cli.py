@@ -263,9 +263,11 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from bot import logs
+    from bot import logs, memory
     from bot.app import create_app
     from bot.server import serve_http, serve_socket_mode
+
+    memory.limit_arenas()  # before any thread starts
 
     password = make_url(normalise_url(settings.database_url)).password
     secrets = (settings.bot_token, settings.signing_secret, settings.app_token, str(password or ""))

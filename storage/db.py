@@ -43,6 +43,9 @@ def normalise_url(url: str) -> str:
     )
 
 
+SQLITE_CACHE_KIB = 1024
+
+
 def make_engine(url: str = DEFAULT_URL, **options: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
@@ -71,6 +74,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Each pooled connection keeps its own page cache (2 MiB by default); the operating
+        # system caches the file for all of them, so 1 MiB each keeps the process small.
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
