@@ -31,6 +31,10 @@ few hundred bytes upward, while leaving room for what is noise and not growth: C
 small objects into 256 KiB arenas and 1 MiB pools it only returns to the system once wholly
 empty, and glibc malloc keeps freed heap for reuse, so the same steady state reads a few MiB
 apart from one moment to the next depending on which arenas the last burst left partly used.
+Each reading is taken once the app has been idle for IDLE_SECONDS (both apps alike): a server
+is measured as it stands between bursts, after its idle housekeeping (changebot's sweep, every
+5 s, hands freed heap back to the system when no request came for a second; see bot/memory.py).
+
 `--smoke` runs 300 + 300 requests in seconds and checks no target.
 """
 
@@ -61,6 +65,8 @@ from tests.e2e.harness import SIGNING_SECRET, BotProcess, eventually, everything
 TARGET_MB = 150.0
 TARGET_MIB = TARGET_MB * 1e6 / 2**20
 GROWTH_TOLERANCE_MIB = 5.0
+#: Longer than changebot's sweep interval (CHANGEBOT_SWEEP_SECONDS, 5 s by default).
+IDLE_SECONDS = 6.5
 
 REQUESTERS = ["U0ALICE", "U0BOB", "U0ERIN"]
 EVERYONE = ["U0ALICE", "U0BOB", "U0CAROL", "U0DAVE", "U0ERIN"]
@@ -253,14 +259,13 @@ async def _run(
     bot: BotProcess | None = None,
 ) -> Readings:
     readings = Readings(name)
+    idle = 0.5 if options.smoke else IDLE_SECONDS
     readings.failures += await send_in_batches(url, loads.warmup, options, work, bot)
-    if bot is None:
-        await asyncio.sleep(0.5)
+    await asyncio.sleep(idle)
     readings.points["start"], readings.processes = resident(pid)
     for point, block in (("first", loads.first), ("second", loads.second)):
         readings.failures += await send_in_batches(url, block, options, work, bot)
-        if bot is None:
-            await asyncio.sleep(0.5)
+        await asyncio.sleep(idle)
         readings.points[point], _ = resident(pid)
     readings.peak = peak(pid)
     return readings
