@@ -114,9 +114,10 @@ async def _changebot_runs(
             forms = len(slack.calls_to("views.open")) + n
             started = time.monotonic()
             result = await _measured(name, served, requests, options, work)
+            if delay:  # thousands of 2-second calls: what counts here is only the ack
+                slack.heal()
             await _settled(bot, slack, forms)
-            results.append(replace(result, done=time.monotonic() - started))
-        slack.heal()
+            results.append(replace(result, done=None if delay else time.monotonic() - started))
     return (warmup, load), results
 
 
