@@ -13,8 +13,12 @@ from typing import Any
 import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.middleware.authorization.async_single_team_authorization import (
+    AsyncSingleTeamAuthorization,
+)
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -49,6 +53,27 @@ class Bot:
     services: Services
     publisher: Publisher
     chaser: Chaser
+
+    async def sign_in(self) -> None:
+        """Ask Slack who we are once, at start: Bolt would otherwise call auth.test while the
+        first request waits for its acknowledgement (Bolt keeps the answer in its single-team
+        authorization middleware, which is where this puts it). A refusal is logged now,
+        and the first request asks again."""
+        for middleware in getattr(self.app, "_async_middleware_list", []):
+            if not isinstance(middleware, AsyncSingleTeamAuthorization):
+                continue
+            if middleware.auth_test_result is not None:
+                return
+            try:
+                result = await self.app.client.auth_test()
+            except SlackApiError as error:
+                log.error("Slack refused the bot token: %s", error.response.get("error"))
+                return
+            except (aiohttp.ClientError, TimeoutError) as error:
+                log.warning("could not reach Slack at start (%r); will ask again", error)
+                return
+            middleware.auth_test_result = result
+            log.info("signed in to Slack as %s in %s", result.get("user"), result.get("team"))
 
     async def keep_connections(self) -> Callable[[], Awaitable[None]]:
         """Reuse connections to Slack's Web API instead of opening one per call.

@@ -133,6 +133,7 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
         ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="changebot-db")
     )
     close_connections = await bot.keep_connections()
+    signing_in = asyncio.create_task(bot.sign_in(), name="sign-in")  # never holds up serving
     if bot.services.policy.policy.owner:
         try:
             await asyncio.to_thread(
@@ -169,6 +170,9 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
             await publisher
         await bot.publisher.release_all()
         await bot.chaser.release_all()
+        signing_in.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await signing_in
         await close_connections()
 
     return stop

@@ -26,6 +26,7 @@ SCOPES_OF_METHOD: dict[str, set[str]] = {
     "chat.postMessage": {"chat:write"},
     "chat.postEphemeral": {"chat:write"},
     "chat.update": {"chat:write"},
+    "auth.test": set(),  # needs no scope: who the token is, asked once at start
     "chat.getPermalink": set(),  # needs no scope
     "conversations.join": {"channels:join"},
     # Reading a thread or channel back, to tell whether an unconfirmed post went through.

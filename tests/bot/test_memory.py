@@ -8,8 +8,6 @@ import sys
 
 import pytest
 
-from bot import memory
-
 GLIBC = sys.platform == "linux" and ctypes.util.find_library("c") is not None
 
 

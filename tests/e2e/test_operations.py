@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 from alembic import command
 from alembic.config import Config
@@ -10,7 +12,7 @@ from bot import ids
 from standin import SlackDriver, SlackStandIn
 from storage.db import make_engine
 from storage.migrate import MIGRATIONS, status, upgrade
-from tests.e2e.harness import BotProcess, eventually
+from tests.e2e.harness import SIGNING_SECRET, BotProcess, eventually
 from tests.e2e.steps import CHANGES, cards, click, request_change, thread_texts
 from workflows.stages import Action
 
@@ -52,3 +54,19 @@ async def test_readyz_is_200_only_while_the_schema_is_current(bot: BotProcess) -
         async with session.get(bot.url + "/readyz") as response:
             assert response.status == 200
         engine.dispose()
+
+
+async def test_the_bot_signs_in_to_slack_at_start_so_no_request_waits_for_it(
+    slack: SlackStandIn, tmp_path: Path
+) -> None:
+    before = len(slack.calls_to("auth.test"))
+    bot = await BotProcess(slack, tmp_path).start()
+    try:
+        await eventually(lambda: len(slack.calls_to("auth.test")) > before, timeout=5)
+        driver = SlackDriver(bot.url + "/slack/events", SIGNING_SECRET, slack)
+        reply = await driver.slash_command("U0ALICE", "/change", "help")
+        assert reply.status == 200
+        assert len(slack.calls_to("auth.test")) == before + 1
+        assert "signed in to Slack as" in bot.output()
+    finally:
+        bot.stop()
