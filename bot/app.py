@@ -69,7 +69,7 @@ class Bot:
             except SlackApiError as error:
                 log.error("Slack refused the bot token: %s", error.response.get("error"))
                 return
-            except (aiohttp.ClientError, TimeoutError) as error:
+            except Exception as error:  # whatever it is, the first request asks again
                 log.warning("could not reach Slack at start (%r); will ask again", error)
                 return
             middleware.auth_test_result = result
@@ -105,9 +105,11 @@ def web_client(
     settings: Settings, *, timeout: int = 10, retry_rate_limits: bool = True
 ) -> AsyncWebClient:
     """A Web API client; `retry_rate_limits=False` for the publisher, which waits out a 429
-    itself and then sends the card as it is by then, not the superseded one it was refused."""
-    handlers: list[AsyncRetryHandler] = [AsyncConnectionErrorRetryHandler(max_retry_count=1)]
-    if retry_rate_limits:
+    itself and then sends the card as it is by then, not the superseded one it was refused,
+    and after a dropped connection reads Slack back before posting again."""
+    handlers: list[AsyncRetryHandler] = []
+    if retry_rate_limits:  # and dropped connections: the first try may have landed
+        handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=1))
         handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
     return AsyncWebClient(
         token=settings.bot_token,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 
@@ -19,18 +20,23 @@ M_ARENA_MAX = -8  # from glibc's malloc.h
 ARENAS = 2
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, found once (find_library runs ldconfig); None where there is none."""
+    name = ctypes.util.find_library("c") or "libc.so.6"
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
 def limit_arenas(arenas: int = ARENAS) -> bool:
     """Cap glibc's malloc arenas, unless MALLOC_ARENA_MAX is set; False where there is no
     glibc (macOS, musl) or it refused."""
     if os.environ.get("MALLOC_ARENA_MAX"):
         return False
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
         return False
     done = bool(mallopt(M_ARENA_MAX, arenas))
     if not done:
@@ -41,10 +47,5 @@ def limit_arenas(arenas: int = ARENAS) -> bool:
 def trim() -> bool:
     """Hand freed heap back to the system (glibc's malloc_trim), so that resident memory
     follows what is in use once a burst is over; False where there is no glibc."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        return bool(ctypes.CDLL(name).malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+    malloc_trim = getattr(_libc(), "malloc_trim", None)
+    return bool(malloc_trim(0)) if malloc_trim is not None else False

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
@@ -177,6 +178,7 @@ class Publisher:
 
     async def _show_card(self, d: _Delivery) -> None:
         shown = card_view.card(d.change, self.policy)
+        sends = not d.thread_ts or d.pub.card_version < d.change.version
         if not d.thread_ts:
             await self._post_card(d, shown)
         elif d.pub.card_version < d.change.version:
@@ -191,7 +193,7 @@ class Publisher:
                 await self._update_mirror(d, shown)
         await self._mirror(d, shown)
         await self._progress(d.pub.number, card_version=d.change.version)
-        d.progressed = True
+        d.progressed = d.progressed or sends  # a card already current is no progress
 
     async def _mirror(self, d: _Delivery, shown: dict[str, Any]) -> None:
         """An emergency's card also goes where it was declared (usually the incident channel),
@@ -337,7 +339,7 @@ class Publisher:
         await asyncio.to_thread(go)
 
     async def _failed(self, pub: Publication, error: Exception) -> None:
-        if isinstance(error, TimeoutError | OSError):
+        if isinstance(error, TimeoutError | OSError | aiohttp.ClientError):
             await self._retry_later(pub, f"Slack did not answer ({error!r})", RETRY_FIRST)
             return
         if not isinstance(error, SlackApiError):  # one broken change must not hold up others

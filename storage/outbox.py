@@ -110,6 +110,8 @@ def claim_due(
     rows = list(session.exec(due_query(now, limit, skip_locked=skip_locked)))
     claimed = []
     for row in rows:
+        if row.lease_owner:  # taken over from a replica that died or ran out of lease: what
+            row.attempts = max(row.attempts, 1)  # it was posting may have landed; look first
         row.lease_owner, row.lease_until = owner, now + lease
         session.add(row)
         claimed.append(_publication(row))
@@ -196,11 +198,13 @@ def _clear_if_caught_up(session: Session, number: int) -> None:
 
 
 def release_all(session: Session, owner: str) -> int:
-    """On shutdown: hand every lease back so another replica takes over at once."""
+    """On shutdown: hand every lease back so another replica takes over at once. A delivery
+    cut short may have landed in Slack, so the next one looks first (attempts at least 1)."""
+    attempts = col(PublicationRow.attempts)
     result = session.execute(
         update(PublicationRow)
         .where(col(PublicationRow.lease_owner) == owner)
-        .values(lease_owner="", lease_until=None)
+        .values(lease_owner="", lease_until=None, attempts=case((attempts < 1, 1), else_=attempts))
         .execution_options(synchronize_session=False)
     )
     session.commit()

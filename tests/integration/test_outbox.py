@@ -33,3 +33,29 @@ def test_news_brings_a_failed_publication_forward_without_forgetting_the_failure
             session, "replica-a", now + timedelta(seconds=2), timedelta(seconds=30), 10
         )
     assert again.attempts == 1  # remembered, so looked for in Slack; the backoff starts over
+
+
+def test_a_publication_taken_over_from_a_lapsed_lease_is_delivered_carefully(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """The replica that held it may have posted before it died: the taker looks first."""
+    number = request(engine, clock).number
+    now = clock.now()
+    lease = timedelta(seconds=30)
+    with Session(engine) as session:
+        [first] = outbox.claim_due(session, "replica-a", now, lease, 10)
+        [taken] = outbox.claim_due(session, "replica-b", now + timedelta(minutes=1), lease, 10)
+    assert first.number == taken.number == number
+    assert first.attempts == 0 and taken.attempts == 1
+
+
+def test_leases_handed_back_at_shutdown_are_delivered_carefully(
+    engine: Engine, clock: FakeClock
+) -> None:
+    number = request(engine, clock).number
+    now = clock.now()
+    with Session(engine) as session:
+        outbox.claim_due(session, "replica-a", now, timedelta(seconds=30), 10)
+        assert outbox.release_all(session, "replica-a") == 1
+        [again] = outbox.claim_due(session, "replica-b", now, timedelta(seconds=30), 10)
+    assert again.number == number and again.attempts == 1
