@@ -102,14 +102,21 @@ class Bot:
 
 
 def web_client(
-    settings: Settings, *, timeout: int = 10, retry_rate_limits: bool = True
+    settings: Settings,
+    *,
+    timeout: int = 10,
+    retry_rate_limits: bool = True,
+    resend_after_drop: bool = True,
 ) -> AsyncWebClient:
-    """A Web API client; `retry_rate_limits=False` for the publisher, which waits out a 429
-    itself and then sends the card as it is by then, not the superseded one it was refused,
-    and after a dropped connection reads Slack back before posting again."""
+    """A Web API client. The publisher waits out a 429 itself (`retry_rate_limits=False`), then
+    sends the card as it is by then, not the superseded one it was refused. The publisher and
+    the chaser never let slack_sdk resend after a dropped connection (`resend_after_drop=False`):
+    the first try may have landed, so the publisher reads Slack back before posting again and
+    the chaser records the reminder as uncertain rather than send it twice."""
     handlers: list[AsyncRetryHandler] = []
-    if retry_rate_limits:  # and dropped connections: the first try may have landed
+    if resend_after_drop:
         handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=1))
+    if retry_rate_limits:
         handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
     return AsyncWebClient(
         token=settings.bot_token,
@@ -141,14 +148,16 @@ def create_app(
     chase_timeout = max(1, min(15, int(settings.lease_seconds / 4)))  # see Chaser.sweep
     publisher = Publisher(
         engine,
-        web_client(settings, timeout=chase_timeout, retry_rate_limits=False),
+        web_client(
+            settings, timeout=chase_timeout, retry_rate_limits=False, resend_after_drop=False
+        ),
         policy,
         clock,
         lease=lease,
     )
     chaser = Chaser(
         engine,
-        web_client(settings, timeout=chase_timeout),
+        web_client(settings, timeout=chase_timeout, resend_after_drop=False),
         policy,
         clock,
         owner=publisher.owner,

@@ -1,7 +1,8 @@
 """Failure injection: the ways Slack's Web API lets a bot down in production.
 
 Rate limits (HTTP 429 with Retry-After), server errors (HTTP 500/503), slow answers that outlast
-the client's timeout, and method errors (HTTP 200 with ok=false) can be scheduled for the next
+the client's timeout, connections cut after the work was done but before the answer, and
+method errors (HTTP 200 with ok=false) can be scheduled for the next
 call to a method, sprinkled at random with a seed, or removed again with `heal()`.
 """
 
@@ -18,6 +19,7 @@ KINDS: dict[str, tuple[str, int]] = {
     "500": ("internal_error", 500),
     "503": ("service_unavailable", 503),
     "timeout": ("timeout", 200),
+    "dropped": ("dropped", 200),
 }
 
 
@@ -33,6 +35,11 @@ class Fault:
     def is_timeout(self) -> bool:
         """The call succeeds, but its answer arrives after the client has given up."""
         return self.error == "timeout"
+
+    @property
+    def is_dropped(self) -> bool:
+        """The call succeeds, but the connection is cut before its answer is sent."""
+        return self.error == "dropped"
 
 
 def make_fault(error: str, status: int | None = None, retry_after: int = 1) -> Fault:

@@ -184,12 +184,18 @@ class SlackStandIn(Records):
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
         fault = self.faults.pick(call.method)
-        if fault is not None and not fault.is_timeout:
+        if fault is not None and not (fault.is_timeout or fault.is_dropped):
             return self._fail(call, fault)
         try:
             body = self._dispatch(call.method, call.params, call.token)
         except ApiError as error:
             body = error.to_body()
+        if fault is not None and fault.is_dropped:
+            # Slack did the work; the connection breaks before the answer goes out.
+            call.fault = fault.error
+            if request.transport is not None:
+                request.transport.abort()
+            return self._answer(call, body)
         if fault is not None:
             # Slack did the work; only the answer is late. Retrying clients must cope.
             call.fault = fault.error

@@ -94,3 +94,19 @@ async def test_cards_and_replies_converge_exactly_once_through_a_flaky_slack(
         # Every step of the change is in its thread: requested ... closed.
         assert len({seq for seq, _ in seen}) >= 9, seen
         assert not buttons(latest(slack, card))
+
+
+async def test_a_reply_whose_connection_drops_after_slack_posted_it_appears_once(
+    slack: SlackStandIn, bot: BotProcess
+) -> None:
+    """slack_sdk would resend after a dropped connection; the publisher looks first instead."""
+    driver = SlackDriver(bot.url + "/slack/events", SIGNING_SECRET, slack, timeout=10)
+    card = await request_change(driver, slack, **{ids.TITLE: "Dropped connection"})
+    await eventually(lambda: markers(slack, card))
+    slack.fail_next("chat.postMessage", "dropped", times=2)
+    await review_and_test(driver, slack, card)
+    await eventually(lambda: "approve" in buttons(latest(slack, card)), timeout=30)
+    await asyncio.sleep(2.0)  # anything still retrying has had its chance to repeat itself
+    assert [c for c in slack.calls if c.fault == "dropped"], "the stand-in should have dropped"
+    seen = markers(slack, card)
+    assert len(seen) >= 3 and set(seen.values()) == {1}, seen

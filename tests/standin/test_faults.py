@@ -134,3 +134,19 @@ async def test_delay_all_slows_every_answer(client: AsyncWebClient, slack: Slack
     await client.auth_test()
 
     assert time.monotonic() - started >= 0.2
+
+
+async def test_a_dropped_connection_loses_the_answer_but_not_the_post(
+    slack: SlackStandIn,
+) -> None:
+    import aiohttp
+
+    # No retry handlers: by default slack_sdk would resend, and post twice.
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url, retry_handlers=[])
+    slack.fail_next("chat.postMessage", error="dropped")
+
+    with pytest.raises(aiohttp.ClientError):
+        await client.chat_postMessage(channel="C0CHANGES", text="landed anyway")
+
+    assert [c.fault for c in slack.calls] == ["dropped"]
+    assert [m["text"] for m in slack.messages("C0CHANGES")] == ["landed anyway"]
