@@ -39,6 +39,7 @@ from bench.report import machine, percentile, postgres_version, ratio, table
 from bench.serving import (
     Run,
     Served,
+    all_shown,
     bare_bolt,
     build_load,
     changebot,
@@ -47,7 +48,7 @@ from bench.serving import (
     workdir,
 )
 from standin import SlackStandIn
-from tests.e2e.harness import BotProcess, eventually, everything_shown, workspace
+from tests.e2e.harness import BotProcess, workspace
 
 P99_TARGET = 1.5
 THROUGHPUT_TARGET = 0.6
@@ -141,11 +142,7 @@ async def _measured(name: str, served: Served, load: list, options: Options, wor
 async def _settled(bot: BotProcess, slack: SlackStandIn, forms: int) -> None:
     """Wait until the requests' after-ack work is done: every card and reply shown, `forms`
     forms opened in all (so runs do not overlap, and `done` tells how long it took)."""
-
-    def settled() -> bool:
-        return len(slack.calls_to("views.open")) >= forms and everything_shown(bot)
-
-    await eventually(settled, timeout=900, interval=0.1)
+    await all_shown(bot, timeout=900, also=lambda: len(slack.calls_to("views.open")) >= forms)
 
 
 @contextmanager

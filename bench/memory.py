@@ -51,7 +51,8 @@ from bench.databases import sqlite_url
 from bench.load import Request
 from bench.report import machine, ratio, table
 from bench.serving import (
-    _Recorder,
+    Recorder,
+    all_shown,
     bare_bolt,
     build_load,
     changebot,
@@ -60,7 +61,7 @@ from bench.serving import (
     workdir,
 )
 from standin import SlackDriver, SlackStandIn
-from tests.e2e.harness import SIGNING_SECRET, BotProcess, eventually, everything_shown, workspace
+from tests.e2e.harness import SIGNING_SECRET, BotProcess, workspace
 
 TARGET_MB = 150.0
 TARGET_MIB = TARGET_MB * 1e6 / 2**20
@@ -117,7 +118,7 @@ async def build_block(
 async def _other_kinds(
     slack: SlackStandIn, counts: dict[str, int], rng: random.Random, cards: int
 ) -> list[Request]:
-    recorder = _Recorder()
+    recorder = Recorder()
     driver = SlackDriver("http://unused", SIGNING_SECRET, slack)
     driver.transport = recorder
     kinds: list[str] = []
@@ -153,13 +154,9 @@ async def send_in_batches(
         )
         failures += run.failures
         if bot is not None:
-            await _settled(bot)
+            await all_shown(bot)
+            await asyncio.sleep(0.5)  # what remains after the last card: its ack, its log line
     return failures
-
-
-async def _settled(bot: BotProcess) -> None:
-    await eventually(lambda: everything_shown(bot), timeout=600, interval=0.2)
-    await asyncio.sleep(0.5)  # what remains after the last card: its ack, its log line
 
 
 # -- memory ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -81,7 +81,7 @@ def seed_awaiting_approval(database_url: str, count: int) -> None:
     engine.dispose()
 
 
-class _Recorder:
+class Recorder:
     """A transport that keeps what the driver would send, to be sent later by the load."""
 
     def __init__(self) -> None:
@@ -97,7 +97,7 @@ async def build_load(
 ) -> list[Request]:
     """`commands` new-change `/change` commands from requesters, and Approve clicks by an
     approver on `clicks` cards (from the `skip_cards`-th oldest on), shuffled together."""
-    recorder = _Recorder()
+    recorder = Recorder()
     driver = SlackDriver("http://unused", SIGNING_SECRET, slack)
     driver.transport = recorder
     rng = random.Random(seed)
@@ -127,6 +127,16 @@ def _has_approve(message: dict[str, Any]) -> bool:
     )
 
 
+async def all_shown(
+    bot: BotProcess, *, timeout: float = 600.0, also: Callable[[], bool] | None = None
+) -> None:
+    """Wait until the bot has shown in Slack all its database owes (and `also` holds): its
+    work after the acknowledgements is done."""
+    await eventually(
+        lambda: everything_shown(bot) and (also is None or also()), timeout=timeout, interval=0.2
+    )
+
+
 @dataclass
 class Served:
     """An app under test: where to send requests, and its process."""
@@ -147,7 +157,7 @@ async def changebot(
     """`changebot serve` on `database_url`, once it has shown every card it owes."""
     bot = await BotProcess(slack, workdir, database_url=database_url).start()
     try:
-        await eventually(lambda: everything_shown(bot), timeout=settle, interval=0.2)
+        await all_shown(bot, timeout=settle)
         assert bot.process is not None
         yield Served("changebot", bot.url + "/slack/events", bot.process), bot
     finally:
@@ -249,11 +259,3 @@ async def send_load(url: str, requests: list[Request], concurrency: int, workdir
 def workdir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="changebot-bench-") as name:
         yield Path(name)
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of process `pid`, in MiB (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for {pid}")

@@ -57,6 +57,7 @@ from tests.e2e.steps import (
     click,
     latest,
     request_change,
+    review_and_test,
     settled,
     stage_shown,
     step_with_form,
@@ -191,24 +192,7 @@ async def normal_lifecycle(
     await settled(bot, slack)
     ref = _ref(card)
     posted_at = change_now(bot, ref).version
-    await step_with_form(
-        driver,
-        slack,
-        "U0BOB",
-        card,
-        Action.RECORD_REVIEW,
-        {ids.ASSESSMENT: "Replicas checked; low blast radius.", ids.REVIEW_RISK: "low"},
-    )
-    await stage_shown(slack, card, "add_test_evidence")
-    await step_with_form(
-        driver,
-        slack,
-        "U0ALICE",
-        card,
-        Action.ADD_TEST_EVIDENCE,
-        {ids.EVIDENCE: "Upgraded staging; integration suite green."},
-    )
-    await stage_shown(slack, card, "approve")
+    await review_and_test(driver, slack, card)
     await click(driver, slack, "U0CAROL", card, Action.APPROVE)
     await stage_shown(slack, card, "start_deployment")
     await click(driver, slack, "U0ALICE", card, Action.START_DEPLOYMENT)
@@ -302,19 +286,7 @@ async def coalescing(
     """Two approvals of a high-risk change while Slack turns the card's update away
     (`fault`: "503", or "ratelimited" with Retry-After 2 s); then one update must show both."""
     card = await request_change(driver, slack, **{ids.TITLE: title, ids.RISK: "high"})
-    await step_with_form(
-        driver,
-        slack,
-        "U0BOB",
-        card,
-        Action.RECORD_REVIEW,
-        {ids.ASSESSMENT: "Touches every edge node.", ids.REVIEW_RISK: "high"},
-    )
-    await stage_shown(slack, card, "add_test_evidence")
-    await step_with_form(
-        driver, slack, "U0ALICE", card, Action.ADD_TEST_EVIDENCE, {ids.EVIDENCE: "Staging ok."}
-    )
-    await stage_shown(slack, card, "approve")
+    await review_and_test(driver, slack, card, risk="high")
     await settled(bot, slack)
     ref = _ref(card)
     before = change_now(bot, ref).version

@@ -200,15 +200,18 @@ async def click_on_copy(
     return await driver.post_raw(urlencode({"payload": json.dumps(payload)}).encode())
 
 
-async def review_and_test(driver: SlackDriver, slack: SlackStandIn, card: dict[str, Any]) -> None:
-    """Bob reviews the change, Alice adds test evidence: it waits for its approvals."""
+async def review_and_test(
+    driver: SlackDriver, slack: SlackStandIn, card: dict[str, Any], risk: str = "low"
+) -> None:
+    """Bob reviews the change (assessing `risk`), Alice adds test evidence: it waits for its
+    approvals."""
     await step_with_form(
         driver,
         slack,
         "U0BOB",
         card,
         Action.RECORD_REVIEW,
-        {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"},
+        {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: risk},
     )
     await eventually(lambda: "add_test_evidence" in buttons(latest(slack, card)))
     await step_with_form(
