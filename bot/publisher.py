@@ -159,7 +159,7 @@ class Publisher:
             delivery = _Delivery(pub, change, pub.channel, pub.thread_ts)
             await self._show_card(delivery)
             await self._deliver_effects(delivery, events)
-            await self._release(pub.number, due_at=None)
+            await self._release(pub.number, due_at=None, claimed_due_at=pub.due_at)
         except LeaseLost:
             log.info("lost the lease on %s to another replica", pub.number)
         except Exception as error:
@@ -322,7 +322,13 @@ class Publisher:
             raise LeaseLost(number)
 
     async def _release(
-        self, number: int, *, due_at: datetime | None, attempts: int = 0, error: str = ""
+        self,
+        number: int,
+        *,
+        due_at: datetime | None,
+        attempts: int = 0,
+        error: str = "",
+        claimed_due_at: datetime | None = None,
     ) -> None:
         def go() -> bool:
             with Session(self.engine) as session:
@@ -334,6 +340,7 @@ class Publisher:
                     due_at=due_at,
                     attempts=attempts,
                     last_error=error,
+                    claimed_due_at=claimed_due_at,
                 )
 
         await asyncio.to_thread(go)

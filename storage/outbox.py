@@ -53,6 +53,8 @@ class Publication:
     effect_index: int
     attempts: int
     last_error: str
+    #: When it was due as claimed: news written since changes it (see _clear_if_caught_up).
+    due_at: datetime | None = None
 
 
 def mark_due(session: Session, number: int, at: datetime) -> None:
@@ -67,9 +69,10 @@ def mark_due(session: Session, number: int, at: datetime) -> None:
         session.add(PublicationRow(number=number, due_at=at))
         return
     session.execute(
+        # Always written, even when already due: a publisher delivering it meanwhile must
+        # see that there is news (its release then keeps the row due; see below).
         update(PublicationRow)
         .where(col(PublicationRow.number) == number)
-        .where(or_(col(PublicationRow.due_at).is_(None), col(PublicationRow.due_at) > at))
         .values(
             due_at=at,
             attempts=case(
@@ -131,6 +134,7 @@ def _publication(row: PublicationRow) -> Publication:
         row.effect_index,
         row.attempts,
         row.last_error,
+        row.due_at,
     )
 
 
@@ -162,8 +166,10 @@ def release(
     due_at: datetime | None,
     attempts: int = 0,
     last_error: str = "",
+    claimed_due_at: datetime | None = None,
 ) -> bool:
-    """Give the lease back: done (due_at None, unless news arrived meanwhile) or retry later."""
+    """Give the lease back: done (due_at None, unless news arrived since it was claimed, due
+    at `claimed_due_at`) or retry later."""
     values: dict[str, object] = {
         "lease_owner": "",
         "lease_until": None,
@@ -174,13 +180,17 @@ def release(
         values["due_at"] = due_at
     done = record_progress(session, number, owner, now, **values)
     if due_at is None and done:
-        _clear_if_caught_up(session, number)
+        _clear_if_caught_up(session, number, claimed_due_at)
     return done
 
 
-def _clear_if_caught_up(session: Session, number: int) -> None:
-    """Nothing more is due once every event is published (checked in one statement, so news
-    written meanwhile keeps the row due)."""
+def _clear_if_caught_up(session: Session, number: int, claimed_due_at: datetime | None) -> None:
+    """Nothing more is due once every event is published and no news came since the claim.
+
+    Both are checked in one statement. The due time is the check that holds on PostgreSQL:
+    there a concurrent writer's audit event is invisible to this statement's subquery until
+    it commits, but its mark_due locks the row and changes due_at, which PostgreSQL re-reads
+    once the lock is released."""
     latest = (
         select(func.coalesce(func.max(AuditEventRow.seq), 0))
         .where(AuditEventRow.ref == format_ref(number))
@@ -190,6 +200,7 @@ def _clear_if_caught_up(session: Session, number: int) -> None:
         update(PublicationRow)
         .where(col(PublicationRow.number) == number)
         .where(col(PublicationRow.published_seq) >= latest)
+        .where(col(PublicationRow.due_at) == claimed_due_at)
         .where(col(PublicationRow.lease_owner) == "")
         .values(due_at=None)
         .execution_options(synchronize_session=False)

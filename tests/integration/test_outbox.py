@@ -59,3 +59,24 @@ def test_leases_handed_back_at_shutdown_are_delivered_carefully(
         assert outbox.release_all(session, "replica-a") == 1
         [again] = outbox.claim_due(session, "replica-b", now, timedelta(seconds=30), 10)
     assert again.number == number and again.attempts == 1
+
+
+def test_news_written_while_a_publication_is_delivered_keeps_it_due(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """On PostgreSQL a writer's audit event is invisible to the release until it commits;
+    what the release does see is that mark_due changed the row since the claim."""
+    number = request(engine, clock).number
+    now = clock.now()
+    with Session(engine) as session:
+        [claimed] = outbox.claim_due(session, "replica-a", now, timedelta(seconds=30), 10)
+        outbox.record_progress(session, number, "replica-a", now, published_seq=10**6)
+        outbox.mark_due(session, number, now + timedelta(seconds=1))  # a step, mid-delivery
+        session.commit()
+        outbox.release(
+            session, number, "replica-a", now, due_at=None, claimed_due_at=claimed.due_at
+        )
+        [again] = outbox.claim_due(
+            session, "replica-b", now + timedelta(seconds=2), timedelta(seconds=30), 10
+        )
+    assert again.number == number
