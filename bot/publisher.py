@@ -33,7 +33,7 @@ from storage import outbox
 from storage.outbox import Publication
 from storage.repositories import SqlChanges, read_trail
 from workflows.audit import ChainedEntry
-from workflows.model import Change, Classification
+from workflows.model import Change, Classification, format_ref
 from workflows.policy import Policy
 from workflows.ports import Clock
 
@@ -171,9 +171,12 @@ class Publisher:
             await self._failed(pub, error)
 
     def _load(self, pub: Publication) -> tuple[Change, list[ChainedEntry]]:
+        # The events first, then the change: on PostgreSQL each statement sees what is
+        # committed when it starts, and replies are drawn from the change (an approval's
+        # "2 of 2"), so the change must be at least as new as the events it explains.
         with Session(self.engine) as session:
+            events = list(read_trail(session, ref=format_ref(pub.number), after=pub.published_seq))
             change = SqlChanges(session).get(pub.number)
-            events = list(read_trail(session, ref=change.ref, after=pub.published_seq))
         return change, events
 
     async def _show_card(self, d: _Delivery) -> None:
