@@ -3,6 +3,8 @@ serves (aiohttp, Bolt's aiohttp adapter, the same host and port options).
 
 `python -m bench.bare_bolt --port 3000` with SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and
 SLACK_API_URL set as for `changebot serve`. Whatever changebot costs beyond this is its own.
+Its Bolt logger has a level of its own, as changebot's has (see `bot.logs.own_level`), so
+neither pays for Bolt's debug lines.
 """
 
 from __future__ import annotations
@@ -17,12 +19,18 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.logs import own_level
+
 
 def bare_app() -> AsyncApp:
     client = AsyncWebClient(
         token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"]
     )
-    app = AsyncApp(client=client, signing_secret=os.environ["SLACK_SIGNING_SECRET"])
+    app = AsyncApp(
+        client=client,
+        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+        logger=own_level("bench.bare_bolt"),
+    )
 
     async def only_ack(ack: AsyncAck) -> None:
         await ack()

@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from bot import listeners
+from bot import listeners, logs
 from bot.chaser import Chaser
 from bot.directory import Directory
 from bot.listeners.tell import tell
@@ -123,6 +123,7 @@ def web_client(
         base_url=settings.slack_api_url,
         timeout=timeout,
         retry_handlers=handlers,
+        logger=logs.own_level(logs.WEB_API_LOGGER),
     )
 
 
@@ -142,6 +143,7 @@ def create_app(
         request_verification_enabled=not socket_mode,
         process_before_response=False,
         ignoring_self_events_enabled=True,
+        logger=logs.own_level(logs.BOLT_LOGGER),
     )
     lease = timedelta(seconds=settings.lease_seconds)
     # Background sends must end well inside their lease, or another replica could repeat them.
@@ -170,6 +172,7 @@ def create_app(
         clock=clock,
         directory=Directory(client, policy),
         kick=publisher.kick,
+        traffic=publisher.traffic,
     )
 
     app.use(RefuseMalformed())  # first: later middleware and listeners rely on the shape

@@ -22,6 +22,9 @@ request_id: ContextVar[str] = ContextVar("request_id", default="-")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 #: Loggers that print tokens or request bodies below INFO.
 CHATTY = ("slack_sdk", "slack_bolt", "aiohttp", "sqlalchemy", "apscheduler")
+#: The loggers our Web API clients and our Bolt app write to (see `own_level`).
+WEB_API_LOGGER = "changebot.slack.web_api"
+BOLT_LOGGER = "changebot.slack.bolt"
 _TOKEN = re.compile(r"\bx(?:ox[abpre]|app)-[A-Za-z0-9-]+")
 REDACTED = "[redacted]"
 
@@ -95,3 +98,16 @@ def configure(log_format: str = "text", *, secrets: Iterable[str] = ()) -> None:
     for name in CHATTY:
         logger = logging.getLogger(name)
         logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
+
+
+def own_level(name: str) -> logging.Logger:
+    """A logger for slack_sdk or Bolt to write to, with a level of its own (INFO).
+
+    Both decide whether to build a debug line by `logger.level <= DEBUG`: the logger's own
+    level, not the effective one. A logger left NOTSET (0) passes, so slack_sdk formatted every
+    Web API request and response in full (a whole form, for views.open) and Bolt named each
+    middleware, on every call, for lines that were then thrown away."""
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    return logger

@@ -10,6 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from bot import logs
+from bot.app import web_client
+from bot.settings import Settings
+from standin import SlackStandIn, Workspace
 
 SECRET = "8f742231b10e8888abcd99a0b1c2d385"
 
@@ -74,3 +77,26 @@ def test_chatty_libraries_are_held_at_info(monkeypatch: pytest.MonkeyPatch) -> N
     finally:
         for name in logs.CHATTY:
             logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+class Spy(str):
+    """A text that counts how often it is shown with repr(), as a debug line would show it."""
+
+    shown = 0
+
+    def __repr__(self) -> str:
+        Spy.shown += 1
+        return str.__repr__(self)
+
+
+async def test_no_web_api_call_builds_a_debug_line_nobody_logs() -> None:
+    """slack_sdk builds its debug line (the whole request and response) whenever its logger's
+    own level is NOTSET; a form sent with views.open made that most of the call's cost."""
+    workspace = Workspace()
+    workspace.add_channel("C0CHANGES", "changes")
+    async with SlackStandIn(workspace) as slack:
+        client = web_client(Settings(bot_token=slack.bot_token, slack_api_url=slack.base_url))
+        Spy.shown = 0
+        await client.chat_postMessage(channel="C0CHANGES", text=Spy("deploying"))
+        assert slack.calls_to("chat.postMessage")[-1].params["text"] == "deploying"
+        assert Spy.shown == 0
