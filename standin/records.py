@@ -6,13 +6,13 @@ Slack's own UI is how a person checks a bot's work; these helpers are how a test
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from standin.api.base import SlackState
+from standin.blocks import json_copy
 
 Message = dict[str, Any]
 
@@ -93,11 +93,11 @@ class Records:
     def home_view(self, user: str) -> dict[str, Any] | None:
         """The App Home view last published for `user`."""
         view = self.state.surfaces.homes.get(user)
-        return copy.deepcopy(view) if view else None
+        return json_copy(view) if view else None
 
     def modals(self, user: str) -> list[dict[str, Any]]:
         """The user's open modals, bottom of the stack first."""
-        return copy.deepcopy(self.state.surfaces.stacks.get(user, []))
+        return json_copy(self.state.surfaces.stacks.get(user, []))
 
     def open_modal(self, user: str) -> dict[str, Any] | None:
         """The modal the user is looking at now (top of the stack)."""

@@ -6,11 +6,11 @@ order under their root, edits applied.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from standin.blocks import json_copy
 from standin.errors import ApiError
 
 Message = dict[str, Any]
@@ -53,12 +53,12 @@ class MessageStore:
 
     def post(self, channel: str, message: Message) -> Message:
         ts = self._ts.next()
-        stored = {**copy.deepcopy(message), "ts": ts}
+        stored = {**json_copy(message), "ts": ts}
         self._channels.setdefault(channel, {})[ts] = stored
         thread_ts = stored.get("thread_ts")
         if thread_ts:
             self._note_reply(channel, thread_ts, stored)
-        return copy.deepcopy(stored)
+        return json_copy(stored)
 
     def _note_reply(self, channel: str, thread_ts: str, reply: Message) -> None:
         """Slack keeps reply counts and the latest reply on a thread's root message."""
@@ -76,7 +76,7 @@ class MessageStore:
         if (channel, ts) in self._deleted:
             return None
         message = self._channels.get(channel, {}).get(ts)
-        return copy.deepcopy(message) if message is not None else None
+        return json_copy(message) if message is not None else None
 
     def update(self, channel: str, ts: str, changes: Message, editor: str) -> Message:
         message = self._channels.get(channel, {}).get(ts)
@@ -84,9 +84,9 @@ class MessageStore:
             raise ApiError("message_not_found")
         if message.get("user") != editor:
             raise ApiError("cant_update_message")
-        message.update(copy.deepcopy(changes))
+        message.update(json_copy(changes))
         message["edited"] = {"user": editor, "ts": self._ts.next()}
-        return copy.deepcopy(message)
+        return json_copy(message)
 
     def delete(self, channel: str, ts: str, deleter: str) -> None:
         message = self._channels.get(channel, {}).get(ts)
@@ -117,6 +117,4 @@ class MessageStore:
 
     def _live(self, channel: str) -> list[Message]:
         messages = self._channels.get(channel, {})
-        return [
-            copy.deepcopy(m) for ts, m in messages.items() if (channel, ts) not in self._deleted
-        ]
+        return [json_copy(m) for ts, m in messages.items() if (channel, ts) not in self._deleted]

@@ -7,14 +7,13 @@ misplaced views.open calls.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from standin.blocks import with_block_ids
+from standin.blocks import json_copy, with_block_ids
 from standin.errors import ApiError
 from standin.workspace import Workspace
 
@@ -71,7 +70,7 @@ class Surfaces:
     def open(self, user: str, view: View) -> View:
         stored = self._build(view, previous=None)
         self.stacks[user] = [stored]
-        return copy.deepcopy(stored)
+        return json_copy(stored)
 
     def push(self, user: str, view: View) -> View:
         stack = self.stacks.setdefault(user, [])
@@ -80,13 +79,13 @@ class Surfaces:
         previous = stack[-1] if stack else None
         stored = self._build(view, previous=previous)
         stack.append(stored)
-        return copy.deepcopy(stored)
+        return json_copy(stored)
 
     def publish(self, user: str, view: View) -> View:
         old = self.homes.get(user)
         stored = self._build(view, previous=None, view_id=old["id"] if old else None)
         self.homes[user] = stored
-        return copy.deepcopy(stored)
+        return json_copy(stored)
 
     def update(self, view: View, view_id: str, external_id: str, hash_: str) -> View:
         user, old = self.find(view_id, external_id)
@@ -96,7 +95,7 @@ class Surfaces:
         stored["previous_view_id"] = old["previous_view_id"]
         stored["root_view_id"] = old["root_view_id"]
         self._replace(user, old, stored)
-        return copy.deepcopy(stored)
+        return json_copy(stored)
 
     def find(self, view_id: str, external_id: str) -> tuple[str, View]:
         """The stored view with this id (or external_id) and whose it is, else `not_found`."""
@@ -131,7 +130,7 @@ class Surfaces:
 
     def view(self, view_id: str) -> tuple[str, View] | None:
         found = next(((u, v) for u, v in self._all_views() if v["id"] == view_id), None)
-        return (found[0], copy.deepcopy(found[1])) if found else None
+        return (found[0], json_copy(found[1])) if found else None
 
     def _build(self, view: View, previous: View | None, view_id: str | None = None) -> View:
         """The view object Slack stores and echoes back, with its id, hash and empty state."""
