@@ -105,7 +105,7 @@ async def build_load(
     for _ in range(commands):
         await driver.slash_command(rng.choice(REQUESTERS), "/change")
         kinds.append("/change")
-    cards = [m for m in slack.messages(CHANGES_CHANNEL) if _has_approve(m)][skip_cards:]
+    cards = [m for m in slack.messages(CHANGES_CHANNEL) if has_approve(m)][skip_cards:]
     if len(cards) < clicks:
         raise RuntimeError(f"only {len(cards)} cards await approval; {clicks} wanted")
     for card in cards[:clicks]:
@@ -119,7 +119,7 @@ async def build_load(
     return requests
 
 
-def _has_approve(message: dict[str, Any]) -> bool:
+def has_approve(message: dict[str, Any]) -> bool:
     return any(
         element.get("action_id") == APPROVE
         for block in message.get("blocks") or []

@@ -203,6 +203,8 @@ async def _serve_http(bot: Bot, host: str, port: int) -> None:
     await _until_signalled()
     log.info("stopping: no new requests; finishing those in flight")
     await runner.cleanup()
+    if not await bot.publisher.traffic.drain(timeout=10):
+        log.warning("stopping with %d acknowledged moves not made", bot.publisher.traffic.owed)
     await stop_background()
     log.info("stopped cleanly")
 
@@ -229,4 +231,5 @@ async def serve_socket_mode(bot: Bot, app_token: str) -> None:
         log.info("changebot stopping")
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
+        await bot.publisher.traffic.drain(timeout=10)
         await stop()

@@ -1,5 +1,6 @@
 """What the listeners need, built once by the composition root and reached through Bolt's
-context: the database, the policy, the clock, the approver directory and the publisher."""
+context: the database, the policy, the clock, the approver directory, the publisher and how
+busy the replica is."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 
 from bot.directory import Directory
 from bot.settings import Settings
+from bot.traffic import Traffic
 from storage.uow import SqlUnitOfWork, read_session
 from workflows.errors import StaleChange
 from workflows.model import Actor
@@ -36,6 +38,7 @@ class Services:
     clock: Clock
     directory: Directory
     kick: Callable[[], None] = field(default=lambda: None)
+    traffic: Traffic = field(default_factory=Traffic)
 
     def read(self) -> Any:
         return read_session(self.engine)

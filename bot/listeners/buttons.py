@@ -69,14 +69,31 @@ async def card_button(
     except ValueError:
         await tell(client, body, NOT_OURS)
         return
+    if move in DIRECT:
+        # Bound to no deadline of Slack's: acknowledgements first (see bot/traffic.py).
+        async with services.traffic.after_ack():
+            await _make_move(client, body, services, DIRECT[move], target)
+    elif move in FORMS or move is Action.EDIT:
+        # A form must open while the click's trigger_id lasts (3 seconds): at once.
+        actor = await services.directory.actor(body["user"]["id"])
+        try:
+            await _open_form(client, body, services, move, target, actor)
+        except ChangeError as error:
+            await tell(client, body, str(error))
+    else:
+        await tell(client, body, NOT_OURS)
+
+
+async def _make_move(
+    client: AsyncWebClient,
+    body: dict[str, Any],
+    services: Services,
+    use_case: Callable[..., Any],
+    target: ids.Target,
+) -> None:
     actor = await services.directory.actor(body["user"]["id"])
     try:
-        if move in DIRECT:
-            await services.run(DIRECT[move], target.number, actor, seen_stage=target.seen)
-        elif move in FORMS or move is Action.EDIT:
-            await _open_form(client, body, services, move, target, actor)
-        else:
-            await tell(client, body, NOT_OURS)
+        await services.run(use_case, target.number, actor, seen_stage=target.seen)
     except ChangeError as error:
         await tell(client, body, str(error))
 
@@ -182,12 +199,13 @@ async def snooze_button(
     except (ValueError, KeyError, TypeError):
         await tell(client, body, NOT_OURS)
         return
-    actor = await services.directory.actor(body["user"]["id"])
-    try:
-        later = await services.run(followup.snooze_reminder, kind, number, actor, choice=choice)
-    except ChangeError as error:
-        await tell(client, body, str(error))
-        return
+    async with services.traffic.after_ack():
+        actor = await services.directory.actor(body["user"]["id"])
+        try:
+            later = await services.run(followup.snooze_reminder, kind, number, actor, choice=choice)
+        except ChangeError as error:
+            await tell(client, body, str(error))
+            return
     until = slack_date(later.snoozed_until or later.next_at)
     await tell(client, body, f"💤 Snoozed: the next reminder comes {until}.")
 

@@ -1,4 +1,5 @@
-"""Background work gives way to a burst of requests, for a bounded time only."""
+"""Background work gives way to a burst of requests, for a bounded time only, and a stop
+finishes the moves that were acknowledged."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from bot.traffic import Traffic
 
 async def test_a_lull_comes_at_once_when_nothing_is_in_flight() -> None:
     started = time.monotonic()
-    await Traffic().lull(quiet=0.05, longest=2.0)
+    await Traffic(quiet=0.05).lull(longest=2.0)
     assert time.monotonic() - started < 0.05
 
 
 async def test_background_work_waits_until_the_last_request_is_answered() -> None:
-    traffic = Traffic()
+    traffic = Traffic(quiet=0.05)
     traffic.started()
 
     async def answer_later() -> None:
@@ -24,21 +25,46 @@ async def test_background_work_waits_until_the_last_request_is_answered() -> Non
 
     answering = asyncio.ensure_future(answer_later())
     started = time.monotonic()
-    await traffic.lull(quiet=0.05, longest=5.0)
+    await traffic.lull(longest=5.0)
     waited = time.monotonic() - started
     await answering
-    assert 0.3 <= waited < 1.0
+    assert 0.3 + 0.05 <= waited < 1.0
 
 
 async def test_a_burst_that_never_ends_holds_background_work_back_only_so_long() -> None:
-    traffic = Traffic()
+    traffic = Traffic(quiet=0.02)
     traffic.started()  # never finished
     started = time.monotonic()
-    await traffic.lull(quiet=0.02, longest=0.2)
+    await traffic.lull(longest=0.2)
     assert 0.2 <= time.monotonic() - started < 0.6
 
 
-async def test_requests_that_follow_each_other_closely_count_as_busy() -> None:
+async def test_a_request_inside_the_quiet_window_starts_it_again() -> None:
+    traffic = Traffic(quiet=0.2)
+    traffic.started()
+    traffic.finished()
+    waiting = asyncio.ensure_future(traffic.lull(longest=5.0))
+    started = time.monotonic()
+    await asyncio.sleep(0.1)
+    traffic.started()  # before the 0.2 s of quiet were up
+    traffic.finished()
+    await waiting
+    assert 0.3 <= time.monotonic() - started < 1.0
+
+
+async def test_one_lull_lets_every_waiter_go() -> None:
+    traffic = Traffic(quiet=0.05)
+    traffic.started()
+    waiters = [asyncio.ensure_future(traffic.lull(longest=5.0)) for _ in range(500)]
+    await asyncio.sleep(0.1)
+    assert not any(w.done() for w in waiters)
+    started = time.monotonic()
+    traffic.finished()
+    await asyncio.gather(*waiters)
+    assert time.monotonic() - started < 0.5
+
+
+def test_requests_that_follow_each_other_closely_count_as_busy() -> None:
     clock = [100.0]
     traffic = Traffic(monotonic=lambda: clock[0])
     traffic.started()
@@ -46,3 +72,38 @@ async def test_requests_that_follow_each_other_closely_count_as_busy() -> None:
     assert not traffic.quiet_for(0.05)
     clock[0] += 0.06
     assert traffic.quiet_for(0.05)
+
+
+async def test_a_stop_waits_for_the_moves_it_acknowledged() -> None:
+    traffic = Traffic(quiet=0.05)
+    traffic.started()  # the burst is still on when the stop comes
+    made: list[int] = []
+
+    async def move(n: int) -> None:
+        async with traffic.after_ack():
+            await asyncio.sleep(0.05)
+            made.append(n)
+
+    moves = [asyncio.ensure_future(move(n)) for n in range(20)]
+    await asyncio.sleep(0)
+    assert traffic.owed == 20
+    traffic.finished()  # the server stops taking requests
+    assert await traffic.drain(timeout=5)
+    assert sorted(made) == list(range(20)) and traffic.owed == 0
+    await asyncio.gather(*moves)
+
+
+async def test_a_drain_that_cannot_finish_says_so() -> None:
+    traffic = Traffic(quiet=0.05)
+    release = asyncio.Event()
+
+    async def stuck() -> None:
+        async with traffic.after_ack():
+            await release.wait()
+
+    move = asyncio.ensure_future(stuck())
+    await asyncio.sleep(0)
+    assert not await traffic.drain(timeout=0.1)
+    release.set()
+    await move
+    assert traffic.owed == 0

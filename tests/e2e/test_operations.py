@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from pathlib import Path
 
 import aiohttp
 from alembic import command
 from alembic.config import Config
 
+from bench.serving import APPROVE, APPROVER, all_shown, has_approve, seed_awaiting_approval
 from bot import ids
 from standin import SlackDriver, SlackStandIn
 from storage.db import make_engine
 from storage.migrate import MIGRATIONS, status, upgrade
-from tests.e2e.harness import SIGNING_SECRET, BotProcess, eventually
+from tests.e2e.harness import SIGNING_SECRET, BotProcess, audit_trail, eventually, workspace
 from tests.e2e.steps import CHANGES, cards, click, request_change, thread_texts
 from workflows.stages import Action
 
@@ -70,3 +74,38 @@ async def test_the_bot_signs_in_to_slack_at_start_so_no_request_waits_for_it(
         assert "signed in to Slack as" in bot.output()
     finally:
         bot.stop()
+
+
+async def test_a_stop_in_a_burst_still_makes_every_move_it_acknowledged(tmp_path: Path) -> None:
+    """Moves wait for a lull in requests (bot/traffic.py); SIGTERM must not drop them."""
+    url = f"sqlite:///{tmp_path / 'stop.db'}"
+    seed_awaiting_approval(url, 30)
+    async with SlackStandIn(workspace()) as slack:
+        bot = await BotProcess(slack, tmp_path, database_url=url).start()
+        try:
+            await all_shown(bot, timeout=60)
+            driver = SlackDriver(bot.url + "/slack/events", SIGNING_SECRET, slack)
+            awaiting = [m for m in slack.messages(CHANGES) if has_approve(m)]
+            assert len(awaiting) == 30
+            bursting = True
+
+            async def burst() -> None:  # keeps requests in flight: no lull comes
+                while bursting:
+                    await asyncio.gather(
+                        *(driver.slash_command("U0ERIN", "/change", "help") for _ in range(4))
+                    )
+
+            noise = asyncio.ensure_future(burst())
+            replies = await asyncio.gather(
+                *(driver.click(APPROVER, card, APPROVE) for card in awaiting)
+            )
+            assert [r.status for r in replies] == [200] * 30
+            code = await asyncio.to_thread(bot.stop, signal.SIGTERM)  # mid-burst
+            bursting = False
+            with contextlib.suppress(aiohttp.ClientError):
+                await noise
+        finally:
+            bot.stop()
+        assert code == 0
+        approved = [event for event in audit_trail(bot) if event[2] == "approved"]
+        assert len(approved) == 30 and {actor for _, actor, _ in approved} == {APPROVER}
