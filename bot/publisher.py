@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
 BATCH = 25
+#: While a burst of requests goes on: a card or reply costs several Web API calls' worth of CPU.
+BUSY_BATCH = 5
 RETRY_FIRST = 2.0
 RETRY_MAX = 300.0
 #: Errors that retrying will not fix until a person acts: logged once, told, retried slowly.
@@ -128,20 +130,21 @@ class Publisher:
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
             self._wake.clear()
             try:
-                await self.traffic.lull()  # people first: see bot/traffic.py
-                while await self.sweep() == BATCH:
-                    await self.traffic.lull()
+                # People first (bot/traffic.py): a small batch if the burst goes on.
+                batch = BATCH if await self.traffic.lull() else BUSY_BATCH
+                while await self.sweep(batch) == batch:
+                    batch = BATCH if await self.traffic.lull() else BUSY_BATCH
             except Exception:  # the loop must outlive any one bad sweep
                 log.exception("publishing failed; trying again at the next sweep")
 
-    async def sweep(self) -> int:
-        claimed = await asyncio.to_thread(self._claim)
+    async def sweep(self, batch: int = BATCH) -> int:
+        claimed = await asyncio.to_thread(self._claim, batch)
         await asyncio.gather(*(self._publish(pub) for pub in claimed))
         return len(claimed)
 
-    def _claim(self) -> list[Publication]:
+    def _claim(self, batch: int) -> list[Publication]:
         with Session(self.engine) as session:
-            return outbox.claim_due(session, self.owner, self.clock.now(), self.lease, BATCH)
+            return outbox.claim_due(session, self.owner, self.clock.now(), self.lease, batch)
 
     async def release_all(self) -> None:
         def go() -> int:

@@ -4,6 +4,7 @@ finishes the moves that were acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from bot.traffic import Traffic
@@ -106,4 +107,24 @@ async def test_a_drain_that_cannot_finish_says_so() -> None:
     assert not await traffic.drain(timeout=0.1)
     release.set()
     await move
+    assert traffic.owed == 0
+
+
+async def test_in_a_burst_that_goes_on_overdue_work_is_paced_and_the_lull_frees_the_rest() -> None:
+    traffic = Traffic(quiet=0.05, pace=0.1)
+    traffic.started()  # the burst
+    made: list[float] = []
+
+    async def move() -> None:
+        async with traffic.after_ack(longest=0.1):
+            made.append(time.monotonic())
+
+    started = time.monotonic()
+    moves = [asyncio.ensure_future(move()) for _ in range(50)]
+    await asyncio.sleep(0.55)  # 0.1 s until overdue, then one every 0.1 s
+    assert 3 <= len(made) <= 6
+    assert all(b - a >= 0.09 for a, b in itertools.pairwise(made))
+    traffic.finished()  # the burst ends: the rest go at once
+    await asyncio.wait_for(asyncio.gather(*moves), timeout=1)
+    assert len(made) == 50 and made[-1] - started < 0.55 + 0.3
     assert traffic.owed == 0
