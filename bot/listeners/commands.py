@@ -14,7 +14,7 @@ from bot.views import forms, messages
 from storage.repositories import SqlChanges
 from workflows import emergency
 from workflows.errors import ChangeError, NotFound
-from workflows.model import Actor, Classification, parse_ref
+from workflows.model import Actor, parse_ref
 
 LISTS = {"mine", "open", "awaiting-me"}
 
@@ -68,11 +68,8 @@ async def declare(services: Services, command: dict[str, Any], text: str) -> dic
 async def open_request_modal(
     client: AsyncWebClient, trigger_id: str, services: Services, requested_in: str
 ) -> None:
-    meta = json.dumps({"c": requested_in})
-    view = forms.request_modal(
-        services.policy, classification=Classification.NORMAL, private_metadata=meta
-    )
-    await client.views_open(trigger_id=trigger_id, view=view)
+    view = forms.blank_request_json(services.policy, json.dumps({"c": requested_in}))
+    await client.api_call("views.open", json={"trigger_id": trigger_id, "view": view})
 
 
 async def list_response(services: Services, user_id: str, which: str) -> dict[str, Any]:

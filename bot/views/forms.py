@@ -8,6 +8,7 @@ from typing import Any
 
 from bot import ids
 from bot.views.request_form import (
+    blank_request_json,
     classification_of,
     parse_request,
     parse_request_leniently,
@@ -35,6 +36,7 @@ from workflows.errors import PolicyViolation, ValidationFailed
 __all__ = [
     "OutcomeInput",
     "ReviewInput",
+    "blank_request_json",
     "cancel_modal",
     "classification_of",
     "close_without_review_modal",

@@ -8,6 +8,7 @@ Picking a classification redraws the form (its input block has `dispatch_action`
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -55,6 +56,19 @@ def request_modal(
         blank = _blank(policy, callback_id, classification)
         return {**blank, "private_metadata": private_metadata} if private_metadata else dict(blank)
     return _modal(policy, callback_id, classification, details, private_metadata)
+
+
+def blank_request_json(policy: Policy, private_metadata: str) -> str:
+    """The blank new-change form as JSON, ready to send: each `/change` opens one, and
+    serialising the whole form was a good part of a views.open's cost."""
+    head = _blank_json_head(policy)
+    return f'{head}, "private_metadata": {json.dumps(private_metadata)}}}'
+
+
+@functools.lru_cache(maxsize=16)
+def _blank_json_head(policy: Policy) -> str:
+    blank = _blank(policy, ids.REQUEST_MODAL, Classification.NORMAL)
+    return json.dumps({k: v for k, v in blank.items() if k != "private_metadata"})[:-1]
 
 
 @functools.lru_cache(maxsize=16)

@@ -3,6 +3,7 @@ a person enters read back exactly as the domain holds it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -410,3 +411,11 @@ def test_long_prefilled_text_never_exceeds_an_inputs_limit() -> None:
     parse_view(view)
     element = inputs_of(view)[ids.DESCRIPTION]["element"]
     assert len(element["initial_value"]) <= element["max_length"]
+
+
+def test_the_blank_form_sent_as_json_is_the_form_with_its_origin() -> None:
+    policy = POLICY
+    for meta in ('{"c": "C0CHANGES"}', '{"c": ""}', '"\\u202e odd \\" quote"'):
+        sent = json.loads(forms.blank_request_json(policy, meta))
+        assert sent == forms.request_modal(policy, private_metadata=meta)
+        assert sent["private_metadata"] == meta
