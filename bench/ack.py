@@ -12,7 +12,10 @@ The baseline is a bare Bolt `AsyncApp` whose listeners only acknowledge (`bench.
 changebot runs on SQLite and on PostgreSQL; then again with the stand-in delaying every Web API
 call by `--delay` seconds, to show that no Web API call stands before an acknowledgement.
 Every app first gets a short warm-up (the same kinds of request, not counted), as a server in
-production has long had when a burst comes.
+production has long had when a burst comes. Each app runs on a core of its own, the load and
+the stand-in on the others (`bench.serving.pin_apart`): Slack's servers and the people
+clicking are not on the bot's machine, and the stand-in's work for changebot's Web API calls
+would otherwise take CPU from changebot that a bare app, calling none, is spared.
 
 Targets: p99 <= 1.5x the baseline's; throughput >= 0.6x the baseline's; with the delay,
 p99 <= 1.2x changebot's own undelayed p99.
@@ -43,6 +46,8 @@ from bench.serving import (
     bare_bolt,
     build_load,
     changebot,
+    pin_apart,
+    pinning,
     seed_awaiting_approval,
     send_load,
     workdir,
@@ -103,6 +108,7 @@ async def _changebot_runs(
         SlackStandIn(workspace(), trigger_ttl=24 * 3600) as slack,
         changebot(slack, work, url) as (served, bot),
     ):
+        pin_apart(served.pid)
         warmup = await build_load(slack, warm, warm, seed=1)
         load = await build_load(slack, n, n, seed=2, skip_cards=warm)
         delayed = await build_load(slack, n, n, seed=3, skip_cards=warm + n)
@@ -128,6 +134,7 @@ async def _baseline(loads: tuple[list, list], options: Options, work: Path) -> R
         SlackStandIn(workspace(), trigger_ttl=24 * 3600) as slack,
         bare_bolt(slack, work) as served,
     ):
+        pin_apart(served.pid)
         await send_load(served.url, warmup, options.concurrency, work)
         return await _measured("bare Bolt (baseline)", served, load, options, work)
 
@@ -246,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         args.requests, args.warmup, args.concurrency, args.delay = 20, 5, 5, 0.5
     postgres = None if args.no_postgres else args.postgres_url
     print(f"machine: {machine()}")
+    print(f"cores: {pinning()}")
     if postgres and not postgres_reachable(postgres):
         print(f"PostgreSQL at {postgres} is not reachable: SQLite only")
         postgres = None

@@ -255,6 +255,32 @@ async def send_load(url: str, requests: list[Request], concurrency: int, workdir
     return Run(result["wall"], [tuple(s) for s in result["samples"]])  # type: ignore[misc]
 
 
+def pin_apart(app_pid: int) -> None:
+    """Give the app under test a core of its own and keep this process (the Slack stand-in)
+    and the load it starts on the others, as in production, where Slack and the people
+    clicking are not on the bot's machine. Otherwise the stand-in's work for changebot (forms,
+    cards) competes with changebot for the same two cores, and a bare app, which calls no Web
+    API, is spared it. Both apps are measured so."""
+    cpus = sorted(_CORES)
+    if len(cpus) < 2:
+        return
+    for thread in os.listdir(f"/proc/{app_pid}/task"):  # threads started later inherit it
+        os.sched_setaffinity(int(thread), cpus[:1])
+    os.sched_setaffinity(0, cpus[1:])
+
+
+def pinning() -> str:
+    """How `pin_apart` shares this machine's cores, for the report."""
+    cpus = sorted(_CORES)
+    if len(cpus) < 2:
+        return "one core: the app, the load and the Slack stand-in share it"
+    others = len(cpus) - 1
+    return f"the app alone on core {cpus[0]}; the load and the Slack stand-in on {others} other(s)"
+
+
+_CORES = os.sched_getaffinity(0)
+
+
 @contextmanager
 def workdir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="changebot-bench-") as name:
