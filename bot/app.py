@@ -37,6 +37,7 @@ from bot.malformed import RefuseMalformed
 from bot.publisher import Publisher
 from bot.services import Services
 from bot.settings import Settings
+from bot.traffic import Traffic
 from storage import events
 from workflows.errors import ChangeError
 from workflows.policy import Policy
@@ -145,6 +146,7 @@ def create_app(
         ignoring_self_events_enabled=True,
         logger=logs.own_level(logs.BOLT_LOGGER),
     )
+    traffic = Traffic()  # how busy this replica is: listeners, publisher and server share it
     lease = timedelta(seconds=settings.lease_seconds)
     # Background sends must end well inside their lease, or another replica could repeat them.
     chase_timeout = max(1, min(15, int(settings.lease_seconds / 4)))  # see Chaser.sweep
@@ -156,6 +158,7 @@ def create_app(
         policy,
         clock,
         lease=lease,
+        traffic=traffic,
     )
     chaser = Chaser(
         engine,
@@ -172,7 +175,7 @@ def create_app(
         clock=clock,
         directory=Directory(client, policy),
         kick=publisher.kick,
-        traffic=publisher.traffic,
+        traffic=traffic,
     )
 
     app.use(RefuseMalformed())  # first: later middleware and listeners rely on the shape

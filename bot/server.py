@@ -35,7 +35,7 @@ MAX_BODY = 1024 * 1024
 def web_app(bot: Bot, *, background: bool = True) -> web.Application:
     """The HTTP app; with `background`, the publisher and timer start and stop with it."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[with_request_id])
-    traffic = bot.publisher.traffic
+    traffic = bot.services.traffic
 
     async def slack_events(request: web.Request) -> web.Response:
         traffic.started()
@@ -183,7 +183,7 @@ async def _sweep(bot: Bot) -> None:
         await bot.chaser.sweep()
     except Exception:  # the timer must outlive any one bad sweep
         log.exception("the reminder sweep failed; trying again at the next tick")
-    if bot.publisher.traffic.quiet_for(1.0):  # between bursts, give back what they freed
+    if bot.services.traffic.quiet_for(1.0):  # between bursts, give back what they freed
         await asyncio.to_thread(memory.trim)
 
 
@@ -203,8 +203,8 @@ async def _serve_http(bot: Bot, host: str, port: int) -> None:
     await _until_signalled()
     log.info("stopping: no new requests; finishing those in flight")
     await runner.cleanup()
-    if not await bot.publisher.traffic.drain(timeout=10):
-        log.warning("stopping with %d acknowledged moves not made", bot.publisher.traffic.owed)
+    if not await bot.services.traffic.drain(timeout=10):
+        log.warning("stopping with %d acknowledged moves not made", bot.services.traffic.owed)
     await stop_background()
     log.info("stopped cleanly")
 
@@ -231,5 +231,5 @@ async def serve_socket_mode(bot: Bot, app_token: str) -> None:
         log.info("changebot stopping")
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
-        await bot.publisher.traffic.drain(timeout=10)
+        await bot.services.traffic.drain(timeout=10)
         await stop()
