@@ -4,7 +4,8 @@ serves (aiohttp, Bolt's aiohttp adapter, the same host and port options).
 `python -m bench.bare_bolt --port 3000` with SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and
 SLACK_API_URL set as for `changebot serve`. Whatever changebot costs beyond this is its own.
 Its Bolt logger has a level of its own, as changebot's has (see `bot.logs.own_level`), so
-neither pays for Bolt's debug lines.
+neither pays for Bolt's debug lines; its process gets the same memory settings (malloc
+arenas, garbage collector: `bot.memory`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import memory
 from bot.logs import own_level
 
 
@@ -59,6 +61,7 @@ async def serve(host: str, port: int) -> None:
     runner = web.AppRunner(web_app(bare_app()), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
+    memory.freeze_startup()
     await asyncio.Event().wait()
 
 
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)
     args = parser.parse_args(argv)
+    memory.limit_arenas()
+    memory.tune_collector()
     asyncio.run(serve(args.host, args.port))
 
 

@@ -268,6 +268,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.server import serve_http, serve_socket_mode
 
     memory.limit_arenas()  # before any thread starts
+    memory.tune_collector()
 
     password = make_url(normalise_url(settings.database_url)).password
     secrets = (settings.bot_token, settings.signing_secret, settings.app_token, str(password or ""))

@@ -199,6 +199,7 @@ async def _serve_http(bot: Bot, host: str, port: int) -> None:
     site = web.TCPSite(runner, host, port)
     await site.start()
     stop_background = await start_background(bot)
+    memory.freeze_startup()
     log.info("changebot listening on http://%s:%s%s", host, port, EVENTS_PATH)
     await _until_signalled()
     log.info("stopping: no new requests; finishing those in flight")
@@ -224,6 +225,7 @@ async def serve_socket_mode(bot: Bot, app_token: str) -> None:
 
     handler = AsyncSocketModeHandler(bot.app, app_token, web_client=bot.app.client)
     stop = await start_background(bot)
+    memory.freeze_startup()
     try:
         await handler.connect_async()  # type: ignore[no-untyped-call]
         log.info("changebot connected to Slack over Socket Mode")
