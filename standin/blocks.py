@@ -31,10 +31,10 @@ def json_copy(value: T) -> T:
     return copied
 
 
-def with_block_ids(blocks: list[Block]) -> list[Block]:
-    """A copy of `blocks` where each block has a block_id and each element an action_id,
-    as Slack stores them."""
-    stored = json_copy(blocks)
+def with_block_ids(blocks: list[Block], *, copy: bool = True) -> list[Block]:
+    """A copy of `blocks` (or, without `copy`, `blocks` itself) where each block has a
+    block_id and each element an action_id, as Slack stores them."""
+    stored = json_copy(blocks) if copy else blocks
     for block in stored:
         if isinstance(block, dict) and not block.get("block_id"):
             block["block_id"] = _random_id()

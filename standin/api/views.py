@@ -41,13 +41,13 @@ def _trigger_user(state: SlackState, req: ApiRequest) -> str:
 def open_view(state: SlackState, req: ApiRequest) -> Body:
     view = _view(req, "modal")
     user = _trigger_user(state, req)
-    return {"ok": True, "view": state.surfaces.open(user, view)}
+    return {"ok": True, "view": state.surfaces.open(user, view, owned=True)}
 
 
 def push(state: SlackState, req: ApiRequest) -> Body:
     view = _view(req, "modal")
     user = _trigger_user(state, req)
-    return {"ok": True, "view": state.surfaces.push(user, view)}
+    return {"ok": True, "view": state.surfaces.push(user, view, owned=True)}
 
 
 def update(state: SlackState, req: ApiRequest) -> Body:
@@ -56,7 +56,10 @@ def update(state: SlackState, req: ApiRequest) -> Body:
         raise invalid_arguments("either view_id or external_id is required")
     _, old = state.surfaces.find(view_id, external_id)
     view = _view(req, old["type"])
-    return {"ok": True, "view": state.surfaces.update(view, view_id, external_id, req.text("hash"))}
+    return {
+        "ok": True,
+        "view": state.surfaces.update(view, view_id, external_id, req.text("hash"), owned=True),
+    }
 
 
 def publish(state: SlackState, req: ApiRequest) -> Body:
@@ -64,7 +67,7 @@ def publish(state: SlackState, req: ApiRequest) -> Body:
     if user not in state.workspace.users:
         raise ApiError("user_not_found")
     view = _view(req, "home")
-    return {"ok": True, "view": state.surfaces.publish(user, view)}
+    return {"ok": True, "view": state.surfaces.publish(user, view, owned=True)}
 
 
 HANDLERS: dict[str, Handler] = {
