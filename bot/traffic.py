@@ -5,17 +5,26 @@ a card update or an approval recorded a second later costs nobody anything (and 
 updates of one card coalesce meanwhile). So work that follows an acknowledgement and is bound
 to no deadline of Slack's (a move made by a click; the publisher's batches) waits for a lull
 first: for no request in flight during `quiet` seconds, or `longest` seconds at most, after
-which it goes ahead whatever the traffic, paced while the burst lasts. Waiting costs nothing:
-waiters sleep on one event, set once the lull has come.
+which it goes ahead whatever the traffic, paced while the burst lasts. Waiting costs next to
+nothing: a deferred move is a function and its arguments in a queue (not a request held
+open), and one task waits for the lull on behalf of them all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+#: Work to do after an acknowledgement: when it was handed over, what to call, and the
+#: context of the request it came from (so its log lines carry that request's ID).
+Deferred = tuple[float, Callable[[], Awaitable[object]], contextvars.Context]
 
 
 class Traffic:
@@ -24,21 +33,25 @@ class Traffic:
         monotonic: Callable[[], float] = time.monotonic,
         *,
         quiet: float = 0.05,
+        longest: float = 2.0,
         pace: float = 0.05,
     ) -> None:
         self.monotonic = monotonic
         self.quiet = quiet
         self.in_flight = 0
         self.last_seen = -float("inf")
-        #: Moves acknowledged and not yet made: a stop waits for them (`drain`).
-        self.owed = 0
         self._calm: asyncio.Event | None = None
         self._check: asyncio.TimerHandle | None = None
-        self._paid: asyncio.Event | None = None
-        #: While a burst goes on, work overdue for a lull goes one piece every `pace` seconds.
+        #: Acknowledged work waits for a lull at most `longest` seconds; overdue while the
+        #: burst goes on, it goes one piece every `pace` seconds.
+        self.longest = longest
         self.pace = pace
-        self._overdue: deque[asyncio.Future[None]] = deque()
-        self._pacer: asyncio.Task[None] | None = None
+        #: Work acknowledged and not yet done, waiting or running: a stop waits for it.
+        self.owed = 0
+        self._paid: asyncio.Event | None = None
+        self._waiting: deque[Deferred] = deque()
+        self._releaser: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     def started(self) -> None:
         self.in_flight += 1
@@ -73,23 +86,21 @@ class Traffic:
             return False
         return True
 
-    @contextlib.asynccontextmanager
-    async def after_ack(self, longest: float = 2.0) -> AsyncIterator[None]:
-        """Hold acknowledged work for a lull, and count it until it is done, so that a stop
-        finishes it (`drain`) rather than drop a click Slack was told was taken. Work that
-        has waited `longest` in a burst that goes on is let through one piece every `pace`
-        seconds, so it never crowds the acknowledgements out (each piece takes a database
-        thread, and with it a share of the interpreter's lock, from the event loop); the lull
-        lets all the rest through at once."""
+    def defer(self, work: Callable[[], Awaitable[object]]) -> None:
+        """Do `work` once the burst allows, and count it until it is done, so that a stop
+        finishes it (`drain`) rather than drop a click Slack was told was taken.
+
+        It waits for a lull, `longest` seconds at most; overdue work in a burst that goes on
+        is let through one piece every `pace` seconds, so it never crowds the
+        acknowledgements out (each piece takes a database thread, and with it a share of
+        the interpreter's lock, from the event loop); the lull lets all the rest through at
+        once. The request that deferred it is answered meanwhile and gone: what waits is
+        `work` alone, and one task releases it all.
+        """
         self.owed += 1
-        try:
-            if not await self.lull(longest):
-                await self._turn()  # the burst goes on: overdue work is paced
-            yield
-        finally:
-            self.owed -= 1
-            if self.owed == 0 and self._paid is not None:
-                self._paid.set()
+        self._waiting.append((self.monotonic(), work, contextvars.copy_context()))
+        if self._releaser is None or self._releaser.done():
+            self._releaser = asyncio.create_task(self._release(), name="after-ack-work")
 
     async def drain(self, timeout: float) -> bool:
         """Wait until all acknowledged work is done, or `timeout`; False if some is not."""
@@ -99,23 +110,31 @@ class Traffic:
                 await asyncio.wait_for(self._paid.wait(), timeout=timeout)
         return self.owed == 0
 
-    async def _turn(self) -> None:
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._overdue.append(turn)
-        if self._pacer is None or self._pacer.done():
-            self._pacer = asyncio.create_task(self._pace(), name="paced-after-ack-work")
-        await turn
+    async def _release(self) -> None:
+        while self._waiting:
+            since = self._waiting[0][0]
+            left = since + self.longest - self.monotonic()
+            if await self.lull(left if left > 0 else self.pace):
+                while self._waiting:
+                    self._start(self._waiting.popleft())
+            elif self.monotonic() - since >= self.longest:
+                self._start(self._waiting.popleft())  # overdue, and the burst goes on
 
-    async def _pace(self) -> None:
-        while self._overdue:
-            if self._calm is None or self._calm.is_set():
-                while self._overdue:
-                    _let_go(self._overdue.popleft())
-                return
-            while self._overdue and not _let_go(self._overdue.popleft()):
-                pass  # its waiter was cancelled: the next one's turn
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._calm.wait(), timeout=self.pace)
+    def _start(self, deferred: Deferred) -> None:
+        _, work, context = deferred
+        task = asyncio.create_task(self._do(work), context=context)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _do(self, work: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await work()
+        except Exception:
+            log.exception("work after an acknowledgement failed")
+        finally:
+            self.owed -= 1
+            if self.owed == 0 and self._paid is not None:
+                self._paid.set()
 
     def _check_later(self, delay: float) -> None:
         if self._check is not None:
@@ -131,10 +150,3 @@ class Traffic:
             self._calm.set()
         else:
             self._check_later(left)
-
-
-def _let_go(turn: asyncio.Future[None]) -> bool:
-    if turn.done():
-        return False
-    turn.set_result(None)
-    return True

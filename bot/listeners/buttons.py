@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import ids
 from bot.listeners.commands import open_request_modal
-from bot.listeners.tell import NOT_OURS, tell
+from bot.listeners.tell import NOT_OURS, Where, tell
 from bot.services import Services
 from bot.text import slack_date
 from bot.views import forms
@@ -71,8 +71,8 @@ async def card_button(
         return
     if move in DIRECT:
         # Bound to no deadline of Slack's: acknowledgements first (see bot/traffic.py).
-        async with services.traffic.after_ack():
-            await _make_move(client, body, services, DIRECT[move], target)
+        use_case, where = DIRECT[move], Where.of(body)
+        services.traffic.defer(lambda: _make_move(client, where, services, use_case, target))
     elif move in FORMS or move is Action.EDIT:
         # A form must open while the click's trigger_id lasts (3 seconds): at once.
         actor = await services.directory.actor(body["user"]["id"])
@@ -86,16 +86,16 @@ async def card_button(
 
 async def _make_move(
     client: AsyncWebClient,
-    body: dict[str, Any],
+    where: Where,
     services: Services,
     use_case: Callable[..., Any],
     target: ids.Target,
 ) -> None:
-    actor = await services.directory.actor(body["user"]["id"])
+    actor = await services.directory.actor(where.user)
     try:
         await services.run(use_case, target.number, actor, seen_stage=target.seen)
     except ChangeError as error:
-        await tell(client, body, str(error))
+        await tell(client, where, str(error))
 
 
 async def _open_form(
@@ -199,15 +199,19 @@ async def snooze_button(
     except (ValueError, KeyError, TypeError):
         await tell(client, body, NOT_OURS)
         return
-    async with services.traffic.after_ack():
-        actor = await services.directory.actor(body["user"]["id"])
+    where = Where.of(body)
+
+    async def snooze() -> None:
+        actor = await services.directory.actor(where.user)
         try:
             later = await services.run(followup.snooze_reminder, kind, number, actor, choice=choice)
         except ChangeError as error:
-            await tell(client, body, str(error))
+            await tell(client, where, str(error))
             return
-    until = slack_date(later.snoozed_until or later.next_at)
-    await tell(client, body, f"💤 Snoozed: the next reminder comes {until}.")
+        until = slack_date(later.snoozed_until or later.next_at)
+        await tell(client, where, f"💤 Snoozed: the next reminder comes {until}.")
+
+    services.traffic.defer(snooze)  # acknowledgements first (see bot/traffic.py)
 
 
 async def policy_reviewed_button(

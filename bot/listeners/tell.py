@@ -4,6 +4,7 @@ otherwise a direct message. Refusals change nothing and are never posted to the 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -15,13 +16,27 @@ log = logging.getLogger(__name__)
 NOT_OURS = "That button is not one I know. Nothing was changed."
 
 
-async def tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
-    user = (body.get("user") or {}).get("id") or body.get("user_id", "")
-    channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get(
-        "id"
-    )
-    if not channel:
-        channel = body.get("channel_id", "")
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Whom to tell, and where they acted: all a reply needs of a request's body, so that
+    work done after the acknowledgement need not keep the body."""
+
+    user: str
+    channel: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Where:
+        user = (body.get("user") or {}).get("id") or body.get("user_id", "")
+        channel = (body.get("container") or {}).get("channel_id") or (
+            body.get("channel") or {}
+        ).get("id")
+        return cls(str(user), str(channel or body.get("channel_id", "")))
+
+
+async def tell(client: AsyncWebClient, to: dict[str, Any] | Where, text: str) -> None:
+    """Tell the person behind `to` (a request's body, or where it came from) `text`."""
+    where = to if isinstance(to, Where) else Where.of(to)
+    user, channel = where.user, where.channel
     try:
         if channel and not str(channel).startswith("D"):
             await client.chat_postEphemeral(channel=channel, user=user, text=text)

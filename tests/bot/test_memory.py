@@ -68,6 +68,7 @@ def test_objects_in_flight_do_not_bring_full_collections() -> None:
 
 
 def test_what_start_up_made_is_out_of_the_collectors_sight() -> None:
-    code = "import gc\nfrom bot import memory\nmemory.freeze_startup()\nprint(gc.get_freeze_count())"
+    code = "import gc\nfrom bot import memory\nmemory.freeze_startup()\n"
+    code += "print(gc.get_freeze_count())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(done.stdout) > 1000

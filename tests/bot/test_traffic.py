@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Awaitable, Callable
 
+import pytest
+
+from bot import logs
 from bot.traffic import Traffic
 
 
@@ -80,51 +84,76 @@ async def test_a_stop_waits_for_the_moves_it_acknowledged() -> None:
     traffic.started()  # the burst is still on when the stop comes
     made: list[int] = []
 
-    async def move(n: int) -> None:
-        async with traffic.after_ack():
+    def move(n: int) -> Callable[[], Awaitable[None]]:
+        async def make() -> None:
             await asyncio.sleep(0.05)
             made.append(n)
 
-    moves = [asyncio.ensure_future(move(n)) for n in range(20)]
+        return make
+
+    for n in range(20):
+        traffic.defer(move(n))
     await asyncio.sleep(0)
-    assert traffic.owed == 20
+    assert traffic.owed == 20 and made == []
     traffic.finished()  # the server stops taking requests
     assert await traffic.drain(timeout=5)
     assert sorted(made) == list(range(20)) and traffic.owed == 0
-    await asyncio.gather(*moves)
 
 
 async def test_a_drain_that_cannot_finish_says_so() -> None:
     traffic = Traffic(quiet=0.05)
     release = asyncio.Event()
-
-    async def stuck() -> None:
-        async with traffic.after_ack():
-            await release.wait()
-
-    move = asyncio.ensure_future(stuck())
+    traffic.defer(release.wait)
     await asyncio.sleep(0)
     assert not await traffic.drain(timeout=0.1)
     release.set()
-    await move
+    assert await traffic.drain(timeout=1)
     assert traffic.owed == 0
 
 
 async def test_in_a_burst_that_goes_on_overdue_work_is_paced_and_the_lull_frees_the_rest() -> None:
-    traffic = Traffic(quiet=0.05, pace=0.1)
+    traffic = Traffic(quiet=0.05, longest=0.1, pace=0.1)
     traffic.started()  # the burst
     made: list[float] = []
 
     async def move() -> None:
-        async with traffic.after_ack(longest=0.1):
-            made.append(time.monotonic())
+        made.append(time.monotonic())
 
     started = time.monotonic()
-    moves = [asyncio.ensure_future(move()) for _ in range(50)]
+    for _ in range(50):
+        traffic.defer(move)
     await asyncio.sleep(0.55)  # 0.1 s until overdue, then one every 0.1 s
     assert 3 <= len(made) <= 6
     assert all(b - a >= 0.09 for a, b in itertools.pairwise(made))
     traffic.finished()  # the burst ends: the rest go at once
-    await asyncio.wait_for(asyncio.gather(*moves), timeout=1)
+    assert await traffic.drain(timeout=1)
     assert len(made) == 50 and made[-1] - started < 0.55 + 0.3
-    assert traffic.owed == 0
+
+
+async def test_work_that_fails_is_logged_and_no_longer_owed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    traffic = Traffic(quiet=0.01)
+
+    async def broken() -> None:
+        raise RuntimeError("the database went away")
+
+    traffic.defer(broken)
+    assert await traffic.drain(timeout=1)
+    assert "work after an acknowledgement failed" in caplog.text
+    assert "the database went away" in caplog.text
+
+
+async def test_deferred_work_runs_in_the_context_of_the_request_that_deferred_it() -> None:
+    traffic = Traffic(quiet=0.01)
+    seen: list[str] = []
+
+    async def move() -> None:
+        seen.append(logs.request_id.get())
+
+    for request in ("req-one", "req-two"):
+        token = logs.request_id.set(request)
+        traffic.defer(move)
+        logs.request_id.reset(token)
+    assert await traffic.drain(timeout=1)
+    assert sorted(seen) == ["req-one", "req-two"]
