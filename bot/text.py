@@ -147,6 +147,9 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
         finalize=_finalize,
+        # The templates ship with the bot: no need to look at the disk for a newer copy every
+        # time one is used (that was a stat() per card, reply and form).
+        auto_reload=False,
     )
     env.filters.update(
         mention=mention,

@@ -3,6 +3,7 @@ visible marker."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -104,3 +105,13 @@ def test_render_macro_refuses_a_macro_that_is_not_there() -> None:
     with pytest.raises(LookupError):
         text.render_macro("replies.j2", "no_such_action")
     assert not text.has_macro("replies.j2", "_private")
+
+
+def test_templates_are_read_from_disk_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    text.has_macro("replies.j2", "approved")  # loaded
+    looks: list[str] = []
+    real_isfile = os.path.isfile
+    monkeypatch.setattr(os.path, "isfile", lambda path: looks.append(path) or real_isfile(path))
+    for _ in range(3):
+        text.has_macro("replies.j2", "approved")
+    assert looks == []
