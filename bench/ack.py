@@ -43,6 +43,7 @@ from bench.serving import (
     Run,
     Served,
     all_shown,
+    approvals_made,
     bare_bolt,
     build_load,
     changebot,
@@ -117,12 +118,13 @@ async def _changebot_runs(
         load = await build_load(slack, n, n, seed=2, skip_cards=warm)
         delayed = await build_load(slack, n, n, seed=3, skip_cards=warm + n)
         await send_load(served.url, warmup, options.concurrency, work)
-        await _settled(bot, slack, 0)
+        await _settled(bot, slack, forms=warm, approvals=warm)
         runs = [(f"changebot ({engine})", load, 0.0)]
         runs.append((f"changebot ({engine}), Web API +{options.delay:g}s", delayed, options.delay))
         for name, requests, delay in runs:
             slack.delay_all(delay)
             forms = len(slack.calls_to("views.open")) + n
+            approved = approvals_made(bot) + n
             started = time.monotonic()
             result = await _measured(name, served, requests, options, work)
             if delay:  # thousands of 2-second calls: what counts here is only the ack
@@ -132,7 +134,7 @@ async def _changebot_runs(
                 # they in Slack: a trigger lasts 3 s); so wait until none is still coming.
                 await all_shown(bot, timeout=900, also=_steady(slack, "views.open", options.quiet))
             else:
-                await _settled(bot, slack, forms)
+                await _settled(bot, slack, forms=forms, approvals=approved)
             results.append(replace(result, done=None if delay else time.monotonic() - started))
     return (warmup, load), results
 
@@ -155,10 +157,16 @@ async def _measured(name: str, served: Served, load: list, options: Options, wor
     return Result(name, run)
 
 
-async def _settled(bot: BotProcess, slack: SlackStandIn, forms: int) -> None:
-    """Wait until the requests' after-ack work is done: every card and reply shown, `forms`
-    forms opened in all (so runs do not overlap, and `done` tells how long it took)."""
-    await all_shown(bot, timeout=900, also=lambda: len(slack.calls_to("views.open")) >= forms)
+async def _settled(bot: BotProcess, slack: SlackStandIn, *, forms: int, approvals: int) -> None:
+    """Wait until the requests' after-ack work is done: `forms` forms opened and `approvals`
+    approvals recorded in all, and every card and reply shown (so runs do not overlap, and
+    `done` tells how long it took). The outbox alone can look empty while moves are still
+    being made."""
+
+    def made() -> bool:
+        return len(slack.calls_to("views.open")) >= forms and approvals_made(bot) >= approvals
+
+    await all_shown(bot, timeout=900, also=made)
 
 
 def _steady(slack: SlackStandIn, method: str, seconds: float) -> Callable[[], bool]:

@@ -18,16 +18,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import Session, col, func, select
+
 from bench.load import Request, write_requests
 from bot.ids import card_action_id
 from standin import Reply, SlackDriver, SlackStandIn
 from standin.transport import Delivery
 from storage.db import make_engine
 from storage.migrate import upgrade
+from storage.tables import AuditEventRow
 from storage.uow import SqlUnitOfWork
 from tests.e2e.harness import (
     SIGNING_SECRET,
     BotProcess,
+    engine_of,
     eventually,
     everything_shown,
     free_port,
@@ -135,6 +139,13 @@ async def all_shown(
     await eventually(
         lambda: everything_shown(bot) and (also is None or also()), timeout=timeout, interval=0.2
     )
+
+
+def approvals_made(bot: BotProcess) -> int:
+    """Approvals recorded in the bot's audit trail so far."""
+    approved = select(func.count()).where(col(AuditEventRow.action) == "approved")
+    with Session(engine_of(bot)) as session:
+        return session.exec(approved).one()
 
 
 @dataclass

@@ -45,8 +45,8 @@ from storage.repositories import SqlChanges, read_trail
 from tests.e2e.harness import (
     SIGNING_SECRET,
     BotProcess,
-    _engine,
     audit_trail,
+    engine_of,
     eventually,
     policy_toml,
     workspace,
@@ -141,7 +141,7 @@ def number_of(ref: str) -> int:
 
 
 def change_now(bot: BotProcess, ref: str) -> Change:
-    with Session(_engine(bot)) as session:
+    with Session(engine_of(bot)) as session:
         return SqlChanges(session).get(number_of(ref))
 
 
@@ -150,7 +150,7 @@ def needed_for(
 ) -> Needed:
     """One card (two for an emergency declared elsewhere), an update of each per card state
     after the one first posted, and the replies and messages its audit trail calls for."""
-    with Session(_engine(bot)) as session:
+    with Session(engine_of(bot)) as session:
         change = SqlChanges(session).get(number_of(ref))
         trail = [event.entry for event in read_trail(session, ref=ref)]
     copies = 2 if change.requested_in not in ("", CHANGES) else 1

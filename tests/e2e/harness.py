@@ -193,7 +193,7 @@ async def eventually(
 
 def audit_trail(bot: BotProcess, ref: str | None = None) -> list[tuple[str, str, str]]:
     """(ref, actor, action) of every audit event, read from the bot's database as it stands."""
-    with Session(_engine(bot)) as session:
+    with Session(engine_of(bot)) as session:
         return [(e.entry.ref, e.entry.actor, e.entry.action) for e in read_trail(session, ref=ref)]
 
 
@@ -203,7 +203,7 @@ def everything_shown(bot: BotProcess) -> bool:
     pending = select(PublicationRow).where(
         or_(col(PublicationRow.due_at).is_not(None), col(PublicationRow.lease_owner) != "")
     )
-    with Session(_engine(bot)) as session:
+    with Session(engine_of(bot)) as session:
         return session.exec(pending).first() is None
 
 
@@ -212,5 +212,5 @@ def _engine_for(url: str) -> Engine:
     return make_engine(url)
 
 
-def _engine(bot: BotProcess) -> Engine:
+def engine_of(bot: BotProcess) -> Engine:
     return _engine_for(bot.env["DATABASE_URL"])
