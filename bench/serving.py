@@ -226,6 +226,8 @@ class Run:
 
     wall: float
     samples: list[tuple[str, int, float]]
+    #: Whether the load ran ahead of the stand-in (`bench.load.run_ahead`).
+    ahead: bool = False
 
     def latencies(self, kind: str | None = None) -> list[float]:
         return [s for k, _, s in self.samples if kind is None or k == kind]
@@ -263,7 +265,8 @@ async def send_load(url: str, requests: list[Request], concurrency: int, workdir
     if await load.wait() != 0:
         raise RuntimeError("the load process failed")
     result = json.loads(out.read_text(encoding="utf-8"))
-    return Run(result["wall"], [tuple(s) for s in result["samples"]])  # type: ignore[misc]
+    samples = [tuple(s) for s in result["samples"]]
+    return Run(result["wall"], samples, result.get("ahead", False))  # type: ignore[arg-type]
 
 
 def pin_apart(app_pid: int) -> None:
@@ -286,7 +289,10 @@ def pinning() -> str:
     if len(cpus) < 2:
         return "one core: the app, the load and the Slack stand-in share it"
     others = len(cpus) - 1
-    return f"the app alone on core {cpus[0]}; the load and the Slack stand-in on {others} other(s)"
+    return (
+        f"the app alone on core {cpus[0]}; the load and the Slack stand-in on {others} other(s), "
+        "the load ahead where it may (bench.load.run_ahead)"
+    )
 
 
 _CORES = os.sched_getaffinity(0)

@@ -183,7 +183,8 @@ async def _sweep(bot: Bot) -> None:
         await bot.chaser.sweep()
     except Exception:  # the timer must outlive any one bad sweep
         log.exception("the reminder sweep failed; trying again at the next tick")
-    if bot.services.traffic.quiet_for(1.0):  # between bursts, give back what they freed
+    if bot.services.traffic.quiet_for(1.0):  # between bursts: collect, give back what they freed
+        memory.collect_between_bursts()
         await asyncio.to_thread(memory.trim)
 
 

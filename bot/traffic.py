@@ -102,6 +102,14 @@ class Traffic:
         if self._releaser is None or self._releaser.done():
             self._releaser = asyncio.create_task(self._release(), name="after-ack-work")
 
+    def at_once(self, work: Awaitable[object]) -> None:
+        """Start `work` now, apart from the request that asked for it: a form must open
+        while its trigger lasts (3 seconds), but the acknowledgement need not wait for it,
+        nor the request be held open meanwhile. A stop finishes it, as it does deferred
+        work."""
+        self.owed += 1
+        self._start(work, contextvars.copy_context())
+
     async def drain(self, timeout: float) -> bool:
         """Wait until all acknowledged work is done, or `timeout`; False if some is not."""
         if self.owed:
@@ -116,19 +124,20 @@ class Traffic:
             left = since + self.longest - self.monotonic()
             if await self.lull(left if left > 0 else self.pace):
                 while self._waiting:
-                    self._start(self._waiting.popleft())
+                    _, work, context = self._waiting.popleft()
+                    self._start(work(), context)
             elif self.monotonic() - since >= self.longest:
-                self._start(self._waiting.popleft())  # overdue, and the burst goes on
+                _, work, context = self._waiting.popleft()  # overdue, and the burst goes on
+                self._start(work(), context)
 
-    def _start(self, deferred: Deferred) -> None:
-        _, work, context = deferred
+    def _start(self, work: Awaitable[object], context: contextvars.Context) -> None:
         task = asyncio.create_task(self._do(work), context=context)
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _do(self, work: Callable[[], Awaitable[object]]) -> None:
+    async def _do(self, work: Awaitable[object]) -> None:
         try:
-            await work()
+            await work
         except Exception:
             log.exception("work after an acknowledgement failed")
         finally:

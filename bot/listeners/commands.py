@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import ids, queries
@@ -16,7 +18,10 @@ from workflows import emergency
 from workflows.errors import ChangeError, NotFound
 from workflows.model import Actor, parse_ref
 
+log = logging.getLogger(__name__)
+
 LISTS = {"mine", "open", "awaiting-me"}
+JSON_BODY = {"Content-Type": "application/json;charset=utf-8"}
 
 
 def register(app: AsyncApp) -> None:
@@ -68,8 +73,19 @@ async def declare(services: Services, command: dict[str, Any], text: str) -> dic
 async def open_request_modal(
     client: AsyncWebClient, trigger_id: str, services: Services, requested_in: str
 ) -> None:
+    """Open the blank new-change form. The request is answered meanwhile: the call holds
+    only the client and the body, already in JSON, not the whole request (with thousands of
+    forms waiting on a slow Slack, that is what the garbage collector walks)."""
     view = forms.blank_request_json(services.policy, json.dumps({"c": requested_in}))
-    await client.api_call("views.open", json={"trigger_id": trigger_id, "view": view})
+    body = f'{{"trigger_id": {json.dumps(trigger_id)}, "view": {view}}}'.encode()
+    services.traffic.at_once(_open_view(client, body))
+
+
+async def _open_view(client: AsyncWebClient, body: bytes) -> None:
+    try:
+        await client.api_call("views.open", data=body, headers=JSON_BODY)  # type: ignore[arg-type]
+    except SlackApiError as error:
+        log.warning("could not open the new-change form: %s", error.response.get("error"))
 
 
 async def list_response(services: Services, user_id: str, which: str) -> dict[str, Any]:

@@ -157,3 +157,23 @@ async def test_deferred_work_runs_in_the_context_of_the_request_that_deferred_it
         logs.request_id.reset(token)
     assert await traffic.drain(timeout=1)
     assert sorted(seen) == ["req-one", "req-two"]
+
+
+async def test_work_started_at_once_runs_now_and_a_stop_waits_for_it() -> None:
+    traffic = Traffic(quiet=0.05)
+    traffic.started()  # a burst: deferred work would wait, this does not
+    release = asyncio.Event()
+    opened: list[str] = []
+
+    async def open_form() -> None:
+        opened.append("started")
+        await release.wait()
+        opened.append("opened")
+
+    traffic.at_once(open_form())
+    await asyncio.sleep(0.01)
+    assert opened == ["started"] and traffic.owed == 1
+    assert not await traffic.drain(timeout=0.05)
+    release.set()
+    assert await traffic.drain(timeout=1)
+    assert opened == ["started", "opened"]

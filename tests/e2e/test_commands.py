@@ -7,7 +7,7 @@ from typing import Any
 
 from bot import ids
 from standin import Reply, SlackDriver, SlackStandIn
-from tests.e2e.harness import eventually
+from tests.e2e.harness import BotProcess, eventually
 from tests.e2e.steps import CHANGES, open_request_form, request_change
 
 
@@ -81,3 +81,19 @@ async def test_change_new_opens_the_request_form(slack: SlackStandIn, driver: Sl
     await driver.close_modal("U0ERIN")
     assert (await open_request_form(driver, slack, "U0ERIN"))["callback_id"] == ids.REQUEST_MODAL
     await driver.close_modal("U0ERIN")
+
+
+async def test_a_form_slack_will_not_open_is_logged_and_the_next_one_opens(
+    driver: SlackDriver, slack: SlackStandIn, bot: BotProcess
+) -> None:
+    slack.state.surfaces.trigger_ttl = 0.0  # the trigger has expired when the form comes
+    try:
+        reply = await change(driver, "U0ERIN", "")
+        assert reply.status == 200 and not reply.text  # acknowledged at once all the same
+        await eventually(lambda: "could not open the new-change form" in bot.output())
+        assert "expired_trigger_id" in bot.output()
+    finally:
+        slack.state.surfaces.trigger_ttl = 3.0
+    modals = len(slack.modals("U0ERIN"))
+    await change(driver, "U0ERIN", "")
+    await eventually(lambda: len(slack.modals("U0ERIN")) > modals)
