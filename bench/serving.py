@@ -143,7 +143,7 @@ async def all_shown(
 
 def approvals_made(bot: BotProcess) -> int:
     """Approvals recorded in the bot's audit trail so far."""
-    approved = select(func.count()).where(col(AuditEventRow.action) == "approved")
+    approved = select(func.count()).where(col(AuditEventRow.action) == Action.APPROVE.past)
     with Session(engine_of(bot)) as session:
         return session.exec(approved).one()
 

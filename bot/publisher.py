@@ -131,9 +131,10 @@ class Publisher:
             self._wake.clear()
             try:
                 # People first (bot/traffic.py): a small batch if the burst goes on.
-                batch = BATCH if await self.traffic.lull() else BUSY_BATCH
-                while await self.sweep(batch) == batch:
+                while True:
                     batch = BATCH if await self.traffic.lull() else BUSY_BATCH
+                    if await self.sweep(batch) < batch:
+                        break
             except Exception:  # the loop must outlive any one bad sweep
                 log.exception("publishing failed; trying again at the next sweep")
 

@@ -206,7 +206,8 @@ async def _serve_http(bot: Bot, host: str, port: int) -> None:
     log.info("stopping: no new requests; finishing those in flight")
     await runner.cleanup()
     if not await bot.services.traffic.drain(timeout=10):
-        log.warning("stopping with %d acknowledged moves not made", bot.services.traffic.owed)
+        owed = bot.services.traffic.owed
+        log.warning("stopping with %d acknowledged moves or forms not done", owed)
     await stop_background()
     log.info("stopped cleanly")
 

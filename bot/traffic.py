@@ -124,11 +124,13 @@ class Traffic:
             left = since + self.longest - self.monotonic()
             if await self.lull(left if left > 0 else self.pace):
                 while self._waiting:
-                    _, work, context = self._waiting.popleft()
-                    self._start(work(), context)
+                    self._start_next()
             elif self.monotonic() - since >= self.longest:
-                _, work, context = self._waiting.popleft()  # overdue, and the burst goes on
-                self._start(work(), context)
+                self._start_next()  # overdue, and the burst goes on
+
+    def _start_next(self) -> None:
+        _, work, context = self._waiting.popleft()
+        self._start(work(), context)
 
     def _start(self, work: Awaitable[object], context: contextvars.Context) -> None:
         task = asyncio.create_task(self._do(work), context=context)

@@ -38,7 +38,7 @@ async def tell(client: AsyncWebClient, to: dict[str, Any] | Where, text: str) ->
     where = to if isinstance(to, Where) else Where.of(to)
     user, channel = where.user, where.channel
     try:
-        if channel and not str(channel).startswith("D"):
+        if channel and not channel.startswith("D"):
             await client.chat_postEphemeral(channel=channel, user=user, text=text)
         else:
             await client.chat_postMessage(channel=user, text=text)
