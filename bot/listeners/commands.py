@@ -7,12 +7,12 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import ids, queries
 from bot.services import Services
 from bot.views import forms, messages
+from bot.views_open import open_view
 from storage.repositories import SqlChanges
 from workflows import emergency
 from workflows.errors import ChangeError, NotFound
@@ -21,7 +21,6 @@ from workflows.model import Actor, parse_ref
 log = logging.getLogger(__name__)
 
 LISTS = {"mine", "open", "awaiting-me"}
-JSON_BODY = {"Content-Type": "application/json;charset=utf-8"}
 
 
 def register(app: AsyncApp) -> None:
@@ -82,10 +81,9 @@ async def open_request_modal(
 
 
 async def _open_view(client: AsyncWebClient, body: bytes) -> None:
-    try:
-        await client.api_call("views.open", data=body, headers=JSON_BODY)  # type: ignore[arg-type]
-    except SlackApiError as error:
-        log.warning("could not open the new-change form: %s", error.response.get("error"))
+    error = await open_view(client, body)
+    if error is not None:
+        log.warning("could not open the new-change form: %s", error)
 
 
 async def list_response(services: Services, user_id: str, which: str) -> dict[str, Any]:
