@@ -4,8 +4,9 @@ Every `/change` opens a form, and Slack answers each `views.open` with the whole
 back (several kilobytes of JSON). slack_sdk parses that answer into a response object, and
 goes through its retry handlers and debug logging, on every form; all the bot needs to know is
 whether the form opened. Here a successful answer is recognised by its opening bytes
-(`{"ok":true`) and only a refusal is parsed, for its error. Less than half the CPU per form
-(`python -m bench.ack`), on the event loop that acknowledges everyone else's clicks.
+(`{"ok":true`) and only a refusal is parsed, for its error. In six paired bursts of 2,000
+`/change` commands and 2,000 clicks, changebot's CPU per request went from 0.65 to 0.59 ms
+(median), on the event loop that acknowledges everyone else's clicks.
 
 The call goes exactly where slack_sdk would send it: the client's base URL, token, proxy, SSL
 settings and session (with its timeout). A client with no session (before serving) falls back
