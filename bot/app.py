@@ -174,6 +174,7 @@ def create_app(
         policy=policy,
         clock=clock,
         directory=Directory(client, policy),
+        client=client,
         kick=publisher.kick,
         traffic=traffic,
     )

@@ -84,7 +84,7 @@ CONTRIBUTED_TO_INCIDENT = "contributed_to_incident"
 OWED_PREFIX = "owed_"  # + the owed document's name (description, rollback, test_evidence)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     """The change a button or modal is about, and the stage the person saw."""
 

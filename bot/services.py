@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 
 from bot.directory import Directory
@@ -37,6 +38,9 @@ class Services:
     policy: Policy
     clock: Clock
     directory: Directory
+    #: The app's Web API client, for work done after a request is answered: Bolt's client
+    #: of the request is made for it alone, and keeping it means keeping a dozen objects.
+    client: AsyncWebClient
     kick: Callable[[], None] = field(default=lambda: None)
     traffic: Traffic = field(default_factory=Traffic)
 

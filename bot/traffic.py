@@ -8,23 +8,40 @@ first: for no request in flight during `quiet` seconds, or `longest` seconds at 
 which it goes ahead whatever the traffic, paced while the burst lasts. Waiting costs next to
 nothing: a deferred move is a function and its arguments in a queue (not a request held
 open), and one task waits for the lull on behalf of them all.
+
+What waits is kept small on purpose: a function, its arguments and the request's ID, never a
+task, a closure or a copy of the request's context. In a burst, what the interpreter's
+garbage collector counts towards its next pass is what was made and is still alive; a task
+and its coroutines, or a closure and its cells, are a dozen such objects per click, and with
+thousands waiting a collection comes in the middle of the burst (a pause of 10 to 20 ms with
+fifty acknowledgements behind it). Work to do at once (forms) is likewise queued for a few
+tasks that take it in turn, as many as the Web API session has connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot import logs
 
 log = logging.getLogger(__name__)
 
-#: Work to do after an acknowledgement: when it was handed over, what to call, and the
-#: context of the request it came from (so its log lines carry that request's ID).
-Deferred = tuple[float, Callable[[], Awaitable[object]], contextvars.Context]
+Work = Callable[..., Awaitable[object]]
+#: Work to do after an acknowledgement: what to call and with what, and the ID of the request
+#: it came from (so its log lines carry it).
+Job = tuple[Work, tuple[Any, ...], str]
+#: Deferred work also keeps when it was handed over.
+Deferred = tuple[float, Work, tuple[Any, ...], str]
+
+#: How many pieces of work to do at once run together: aiohttp's connection limit per
+#: session, which is what a form's `views.open` waits for anyway.
+AT_ONCE = 100
 
 
 class Traffic:
@@ -52,6 +69,8 @@ class Traffic:
         self._waiting: deque[Deferred] = deque()
         self._releaser: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._now: deque[Job] = deque()
+        self._takers = 0
 
     def started(self) -> None:
         self.in_flight += 1
@@ -86,29 +105,32 @@ class Traffic:
             return False
         return True
 
-    def defer(self, work: Callable[[], Awaitable[object]]) -> None:
-        """Do `work` once the burst allows, and count it until it is done, so that a stop
-        finishes it (`drain`) rather than drop a click Slack was told was taken.
+    def defer(self, work: Work, *args: Any) -> None:
+        """Call `work(*args)` once the burst allows, and count it until it is done, so that a
+        stop finishes it (`drain`) rather than drop a click Slack was told was taken.
 
         It waits for a lull, `longest` seconds at most; overdue work in a burst that goes on
         is let through one piece every `pace` seconds, so it never crowds the
         acknowledgements out (each piece takes a database thread, and with it a share of
         the interpreter's lock, from the event loop); the lull lets all the rest through at
         once. The request that deferred it is answered meanwhile and gone: what waits is
-        `work` alone, and one task releases it all.
+        `work` and `args` alone, and one task releases it all.
         """
         self.owed += 1
-        self._waiting.append((self.monotonic(), work, contextvars.copy_context()))
+        self._waiting.append((self.monotonic(), work, args, logs.request_id.get()))
         if self._releaser is None or self._releaser.done():
             self._releaser = asyncio.create_task(self._release(), name="after-ack-work")
 
-    def at_once(self, work: Awaitable[object]) -> None:
-        """Start `work` now, apart from the request that asked for it: a form must open
-        while its trigger lasts (3 seconds), but the acknowledgement need not wait for it,
-        nor the request be held open meanwhile. A stop finishes it, as it does deferred
-        work."""
+    def at_once(self, work: Work, *args: Any) -> None:
+        """Call `work(*args)` now, apart from the request that asked for it: a form must
+        open while its trigger lasts (3 seconds), but the acknowledgement need not wait for
+        it, nor the request be held open meanwhile. At most `AT_ONCE` run together, in the
+        order asked; a stop finishes them, as it does deferred work."""
         self.owed += 1
-        self._start(work, contextvars.copy_context())
+        self._now.append((work, args, logs.request_id.get()))
+        if self._takers < AT_ONCE:
+            self._takers += 1
+            self._keep(asyncio.create_task(self._take_at_once(), name="at-once-work"))
 
     async def drain(self, timeout: float) -> bool:
         """Wait until all acknowledged work is done, or `timeout`; False if some is not."""
@@ -129,20 +151,29 @@ class Traffic:
                 self._start_next()  # overdue, and the burst goes on
 
     def _start_next(self) -> None:
-        _, work, context = self._waiting.popleft()
-        self._start(work(), context)
+        _, work, args, request_id = self._waiting.popleft()
+        self._keep(asyncio.create_task(self._do((work, args, request_id))))
 
-    def _start(self, work: Awaitable[object], context: contextvars.Context) -> None:
-        task = asyncio.create_task(self._do(work), context=context)
+    async def _take_at_once(self) -> None:
+        try:
+            while self._now:
+                await self._do(self._now.popleft())
+        finally:
+            self._takers -= 1
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _do(self, work: Awaitable[object]) -> None:
+    async def _do(self, job: Job) -> None:
+        work, args, request_id = job
+        token = logs.request_id.set(request_id)
         try:
-            await work
+            await work(*args)
         except Exception:
             log.exception("work after an acknowledgement failed")
         finally:
+            logs.request_id.reset(token)
             self.owed -= 1
             if self.owed == 0 and self._paid is not None:
                 self._paid.set()

@@ -71,8 +71,7 @@ async def card_button(
         return
     if move in DIRECT:
         # Bound to no deadline of Slack's: acknowledgements first (see bot/traffic.py).
-        use_case, where = DIRECT[move], Where.of(body)
-        services.traffic.defer(lambda: _make_move(client, where, services, use_case, target))
+        services.traffic.defer(_make_move, Where.of(body), services, DIRECT[move], target)
     elif move in FORMS or move is Action.EDIT:
         # A form must open while the click's trigger_id lasts (3 seconds): at once.
         actor = await services.directory.actor(body["user"]["id"])
@@ -85,17 +84,13 @@ async def card_button(
 
 
 async def _make_move(
-    client: AsyncWebClient,
-    where: Where,
-    services: Services,
-    use_case: Callable[..., Any],
-    target: ids.Target,
+    where: Where, services: Services, use_case: Callable[..., Any], target: ids.Target
 ) -> None:
     actor = await services.directory.actor(where.user)
     try:
         await services.run(use_case, target.number, actor, seen_stage=target.seen)
     except ChangeError as error:
-        await tell(client, where, str(error))
+        await tell(services.client, where, str(error))
 
 
 async def _open_form(
@@ -124,11 +119,9 @@ async def _open_form(
     await client.views_open(trigger_id=body["trigger_id"], view=view)
 
 
-async def new_change_button(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, services: Services
-) -> None:
+async def new_change_button(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:
     await ack()
-    await open_request_modal(client, body["trigger_id"], services, requested_in="")
+    await open_request_modal(body["trigger_id"], services, requested_in="")
 
 
 async def classification_picked(
@@ -199,19 +192,19 @@ async def snooze_button(
     except (ValueError, KeyError, TypeError):
         await tell(client, body, NOT_OURS)
         return
-    where = Where.of(body)
+    # Acknowledgements first (see bot/traffic.py).
+    services.traffic.defer(_snooze, Where.of(body), services, kind, number, choice)
 
-    async def snooze() -> None:
-        actor = await services.directory.actor(where.user)
-        try:
-            later = await services.run(followup.snooze_reminder, kind, number, actor, choice=choice)
-        except ChangeError as error:
-            await tell(client, where, str(error))
-            return
-        until = slack_date(later.snoozed_until or later.next_at)
-        await tell(client, where, f"💤 Snoozed: the next reminder comes {until}.")
 
-    services.traffic.defer(snooze)  # acknowledgements first (see bot/traffic.py)
+async def _snooze(where: Where, services: Services, kind: Owed, number: int, choice: str) -> None:
+    actor = await services.directory.actor(where.user)
+    try:
+        later = await services.run(followup.snooze_reminder, kind, number, actor, choice=choice)
+    except ChangeError as error:
+        await tell(services.client, where, str(error))
+        return
+    until = slack_date(later.snoozed_until or later.next_at)
+    await tell(services.client, where, f"💤 Snoozed: the next reminder comes {until}.")
 
 
 async def policy_reviewed_button(

@@ -27,16 +27,12 @@ def register(app: AsyncApp) -> None:
     app.command(ids.COMMAND)(change_command)
 
 
-async def change_command(
-    ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, services: Services
-) -> None:
+async def change_command(ack: AsyncAck, command: dict[str, Any], services: Services) -> None:
     verb, _, rest = (command.get("text") or "").strip().partition(" ")
     verb, rest = verb.lower(), rest.strip()
     if verb in ("", "new"):
         await ack()
-        await open_request_modal(
-            client, command["trigger_id"], services, command.get("channel_id", "")
-        )
+        await open_request_modal(command["trigger_id"], services, command.get("channel_id", ""))
     elif verb == "emergency":
         await ack(**await declare(services, command, rest))
     elif verb == "list":
@@ -69,15 +65,13 @@ async def declare(services: Services, command: dict[str, Any], text: str) -> dic
     return messages.emergency_declared(change, services.policy)
 
 
-async def open_request_modal(
-    client: AsyncWebClient, trigger_id: str, services: Services, requested_in: str
-) -> None:
-    """Open the blank new-change form. The request is answered meanwhile: the call holds
-    only the client and the body, already in JSON, not the whole request (with thousands of
-    forms waiting on a slow Slack, that is what the garbage collector walks)."""
+async def open_request_modal(trigger_id: str, services: Services, requested_in: str) -> None:
+    """Open the blank new-change form. The request is answered meanwhile: what waits is the
+    body, already in JSON, not the request nor its client (with thousands of forms waiting
+    on a slow Slack, that is what the garbage collector walks)."""
     view = forms.blank_request_json(services.policy, json.dumps({"c": requested_in}))
     body = f'{{"trigger_id": {json.dumps(trigger_id)}, "view": {view}}}'.encode()
-    services.traffic.at_once(_open_view(client, body))
+    services.traffic.at_once(_open_view, services.client, body)
 
 
 async def _open_view(client: AsyncWebClient, body: bytes) -> None:

@@ -4,6 +4,7 @@ finishes the moves that were acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -11,6 +12,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from bot import logs
+from bot import traffic as traffic_module
 from bot.traffic import Traffic
 
 
@@ -170,10 +172,84 @@ async def test_work_started_at_once_runs_now_and_a_stop_waits_for_it() -> None:
         await release.wait()
         opened.append("opened")
 
-    traffic.at_once(open_form())
+    traffic.at_once(open_form)
     await asyncio.sleep(0.01)
     assert opened == ["started"] and traffic.owed == 1
     assert not await traffic.drain(timeout=0.05)
     release.set()
     assert await traffic.drain(timeout=1)
     assert opened == ["started", "opened"]
+
+
+async def test_work_to_do_at_once_runs_a_bounded_number_at_a_time_in_the_order_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(traffic_module, "AT_ONCE", 3)
+    traffic = Traffic(quiet=0.05)
+    release = asyncio.Event()
+    started: list[int] = []
+    done: list[int] = []
+
+    async def open_form(n: int) -> None:
+        started.append(n)
+        await release.wait()
+        done.append(n)
+
+    for n in range(10):
+        traffic.at_once(open_form, n)
+    await asyncio.sleep(0.01)
+    assert started == [0, 1, 2] and traffic.owed == 10
+    release.set()
+    assert await traffic.drain(timeout=1)
+    assert started == list(range(10)) and sorted(done) == list(range(10))
+
+
+async def test_at_once_work_runs_in_the_context_of_the_request_that_asked_for_it() -> None:
+    traffic = Traffic(quiet=0.01)
+    seen: list[tuple[str, str]] = []
+
+    async def open_form(name: str) -> None:
+        await asyncio.sleep(0)
+        seen.append((name, logs.request_id.get()))
+
+    for request in ("req-one", "req-two", "req-three"):
+        token = logs.request_id.set(request)
+        traffic.at_once(open_form, request.upper())
+        logs.request_id.reset(token)
+    assert await traffic.drain(timeout=1)
+    assert sorted(seen) == [
+        ("REQ-ONE", "req-one"),
+        ("REQ-THREE", "req-three"),
+        ("REQ-TWO", "req-two"),
+    ]
+    assert logs.request_id.get() == "-"
+
+
+async def test_waiting_work_leaves_little_for_the_garbage_collector_to_walk() -> None:
+    """A burst's waiting work is what the collector counts towards its next pass (see
+    bot/traffic.py): a task or a closure per click would be a dozen objects each."""
+    traffic = Traffic(quiet=0.05)
+    traffic.started()  # a burst: deferred work waits, forms wait for a free taker
+    release = asyncio.Event()
+
+    async def move(n: int) -> None:
+        pass
+
+    async def open_form(n: int) -> None:
+        await release.wait()
+
+    clicks = 2000
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        for n in range(clicks):
+            traffic.defer(move, n)
+            traffic.at_once(open_form, n)
+        per_click = (len(gc.get_objects()) - before) / clicks
+    finally:
+        gc.enable()
+    assert per_click <= 5, f"{per_click:.1f} objects kept per deferred move and form"
+    traffic.finished()
+    release.set()
+    assert await traffic.drain(timeout=5)
