@@ -42,6 +42,11 @@ Deferred = tuple[float, Work, tuple[Any, ...], str]
 #: How many pieces of work to do at once run together: aiohttp's connection limit per
 #: session, which is what a form's `views.open` waits for anyway.
 AT_ONCE = 100
+#: How many pieces of deferred work are under way together, at most. A lull lets waiting
+#: work through this many at a time, and is looked for again before each next piece: a
+#: burst that resumes (a lull can be a pause of 50 ms) finds a few moves under way, not all
+#: that waited, each holding a database thread and a share of the interpreter's lock.
+MOVING = 8
 
 
 class Traffic:
@@ -69,6 +74,8 @@ class Traffic:
         self._waiting: deque[Deferred] = deque()
         self._releaser: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._moving = 0
+        self._room = asyncio.Event()
         self._now: deque[Job] = deque()
         self._takers = 0
 
@@ -112,9 +119,10 @@ class Traffic:
         It waits for a lull, `longest` seconds at most; overdue work in a burst that goes on
         is let through one piece every `pace` seconds, so it never crowds the
         acknowledgements out (each piece takes a database thread, and with it a share of
-        the interpreter's lock, from the event loop); the lull lets all the rest through at
-        once. The request that deferred it is answered meanwhile and gone: what waits is
-        `work` and `args` alone, and one task releases it all.
+        the interpreter's lock, from the event loop); a lull lets the rest through, `MOVING`
+        pieces under way at most, for as long as it lasts. The request that deferred it is
+        answered meanwhile and gone: what waits is `work` and `args` alone, and one task
+        releases it all.
         """
         self.owed += 1
         self._waiting.append((self.monotonic(), work, args, logs.request_id.get()))
@@ -144,15 +152,23 @@ class Traffic:
         while self._waiting:
             since = self._waiting[0][0]
             left = since + self.longest - self.monotonic()
-            if await self.lull(left if left > 0 else self.pace):
-                while self._waiting:
-                    self._start_next()
-            elif self.monotonic() - since >= self.longest:
-                self._start_next()  # overdue, and the burst goes on
+            quiet = await self.lull(left if left > 0 else self.pace)
+            if not quiet and self.monotonic() - since < self.longest:
+                continue
+            if self._moving >= MOVING:
+                self._room.clear()
+                await self._room.wait()
+                continue  # and look again: the burst may have resumed meanwhile
+            self._moving += 1
+            _, work, args, request_id = self._waiting.popleft()
+            self._keep(asyncio.create_task(self._move((work, args, request_id))))
 
-    def _start_next(self) -> None:
-        _, work, args, request_id = self._waiting.popleft()
-        self._keep(asyncio.create_task(self._do((work, args, request_id))))
+    async def _move(self, job: Job) -> None:
+        try:
+            await self._do(job)
+        finally:
+            self._moving -= 1
+            self._room.set()
 
     async def _take_at_once(self) -> None:
         try:

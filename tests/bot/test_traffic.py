@@ -253,3 +253,30 @@ async def test_waiting_work_leaves_little_for_the_garbage_collector_to_walk() ->
     traffic.finished()
     release.set()
     assert await traffic.drain(timeout=5)
+
+
+async def test_a_lull_lets_waiting_work_through_a_few_at_a_time_and_a_new_burst_holds_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(traffic_module, "MOVING", 3)
+    traffic = Traffic(quiet=0.02, longest=60.0)
+    traffic.started()  # a burst: everything waits
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def move(n: int) -> None:
+        started.append(n)
+        await release.wait()
+
+    for n in range(20):
+        traffic.defer(move, n)
+    traffic.finished()  # the burst pauses: a lull comes
+    await asyncio.sleep(0.1)
+    assert started == [0, 1, 2]  # no more than MOVING under way, in the order deferred
+    traffic.started()  # and resumes
+    release.set()
+    await asyncio.sleep(0.1)
+    assert started == [0, 1, 2]  # what finished made room, but the burst holds the rest back
+    traffic.finished()
+    assert await traffic.drain(timeout=2)
+    assert started == list(range(20)) and traffic.owed == 0
