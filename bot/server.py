@@ -10,7 +10,6 @@ import contextlib
 import logging
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -92,7 +91,7 @@ async def with_request_id(
 ) -> web.StreamResponse:
     """Give the request a short ID, for every log line it causes and the `X-Request-Id`
     header, and log one line for it: method, path, status and how long it took."""
-    request_id = uuid.uuid4().hex[:12]
+    request_id = logs.new_request_id()
     token = logs.request_id.set(request_id)
     started = time.monotonic()
     status = 500

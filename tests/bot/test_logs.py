@@ -100,3 +100,15 @@ async def test_no_web_api_call_builds_a_debug_line_nobody_logs() -> None:
         await client.chat_postMessage(channel="C0CHANGES", text=Spy("deploying"))
         assert slack.calls_to("chat.postMessage")[-1].params["text"] == "deploying"
         assert Spy.shown == 0
+
+
+def test_request_ids_are_twelve_hex_digits_distinct_and_cost_no_system_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_syscall(_: int) -> bytes:
+        raise AssertionError("os.urandom called for a request ID")
+
+    monkeypatch.setattr("os.urandom", no_syscall)
+    ids = [logs.new_request_id() for _ in range(10_000)]
+    assert all(len(i) == 12 and int(i, 16) >= 0 for i in ids)
+    assert len(set(ids)) == len(ids)
