@@ -1,6 +1,6 @@
 """Acknowledgement latency and throughput: changebot against a bare Bolt app.
 
-    python -m bench.ack [--smoke] [--requests 2000] [--concurrency 50] [--delay 2]
+    python -m bench.ack [--smoke] [--requests 2000] [--concurrency 50] [--delay 2] [--rounds 3]
 
 Each app is served in a process of its own and driven by the same signed load from another
 process (`bench.load`): `--requests` `/change` commands (each opens the new-change form, so
@@ -20,6 +20,11 @@ reason the load runs ahead of the stand-in on their shared core where it has the
 (`bench.load.run_ahead`): else the load's timings of changebot's acknowledgements include its
 waits for the stand-in's work on changebot's forms.
 
+This machine is shared and noisy: one burst's p99 can move by a third from one run to the
+next, for either app. So the bursts come in `--rounds` rounds, each sending the same requests
+to the baseline and then to changebot (undelayed, then delayed), the baseline served all along;
+every figure is the median of the rounds' figures, and each round's p99 is printed too.
+
 Targets: p99 <= 1.5x the baseline's; throughput >= 0.6x the baseline's; with the delay,
 p99 <= 1.2x changebot's own undelayed p99.
 """
@@ -32,8 +37,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 
 from bench.databases import (
     postgres_reachable,
@@ -41,6 +47,7 @@ from bench.databases import (
     sqlite_url,
     throwaway_postgres,
 )
+from bench.load import Request
 from bench.report import machine, percentile, postgres_version, ratio, table
 from bench.serving import (
     Run,
@@ -75,89 +82,103 @@ class Options:
     #: After the delayed run: how long no form may come before it is over (past the 10 s
     #: timeout of the bot's client, which a form waiting for a connection can reach).
     quiet: float = 12.0
+    #: Bursts per app and engine, alternating (baseline, changebot, changebot delayed): each
+    #: figure is the median of the rounds'.
+    rounds: int = 3
 
 
-@dataclass(frozen=True)
+@dataclass
 class Result:
     name: str
-    run: Run
-    #: Seconds from the first request until all it caused was in Slack (cards, replies, forms).
-    done: float | None = None
+    runs: list[Run] = field(default_factory=list)
+    #: Per round: seconds from the first request until all it caused was in Slack (cards,
+    #: replies, forms).
+    done: list[float] = field(default_factory=list)
 
     def p(self, q: float, kind: str | None = None) -> float:
-        return percentile(self.run.latencies(kind), q) * 1000
+        """The median over the rounds of each round's q-th percentile, in ms."""
+        return median(percentile(run.latencies(kind), q) for run in self.runs) * 1000
+
+    @property
+    def throughput(self) -> float:
+        return median(run.throughput for run in self.runs)
+
+    @property
+    def failures(self) -> int:
+        return sum(run.failures for run in self.runs)
+
+    def each_p99(self) -> str:
+        return " ".join(f"{percentile(run.latencies(), 99) * 1000:.1f}" for run in self.runs)
 
 
 async def measure(options: Options) -> list[Result]:
-    results: list[Result] = []
+    """The baseline is served throughout; each round sends it the same requests as changebot,
+    just before changebot's burst, so the two meet the same moment of a noisy machine."""
+    engines: list[tuple[str, str | None]] = [("SQLite", None)]
+    if options.postgres_url:
+        engines.append(("PostgreSQL", options.postgres_url))
+    baseline = Result("bare Bolt (baseline)")
+    results = [baseline]
     with workdir() as work:
-        engines: list[tuple[str, str | None]] = [("SQLite", None)]
-        if options.postgres_url:
-            engines.append(("PostgreSQL", options.postgres_url))
-        first_load = None
-        for engine, server in engines:
-            with _database(engine, server, work) as url:
-                load, runs = await _changebot_runs(engine, url, options, work)
-                results += runs
-                first_load = first_load or load
-                if engine == "SQLite":
-                    # The baseline takes the very same requests, right after.
-                    results.insert(0, await _baseline(first_load, options, work))
+        async with (
+            SlackStandIn(workspace(), trigger_ttl=24 * 3600) as bare_slack,
+            bare_bolt(bare_slack, work) as bare,
+        ):
+            pin_apart(bare.pid)
+            for engine, server in engines:
+                with _database(engine, server, work) as url:
+                    results += await _rounds(engine, url, options, work, bare, baseline)
     return results
 
 
-async def _changebot_runs(
-    engine: str, url: str, options: Options, work: Path
-) -> tuple[tuple[list, list], list[Result]]:
-    n, warm = options.requests, options.warmup
-    seed_awaiting_approval(url, warm + 2 * n)
-    results = []
+async def _rounds(
+    engine: str, url: str, options: Options, work: Path, bare: Served, baseline: Result
+) -> list[Result]:
+    n, warm, rounds = options.requests, options.warmup, options.rounds
+    seed_awaiting_approval(url, warm + 2 * n * rounds)
+    undelayed = Result(f"changebot ({engine})")
+    delayed = Result(f"changebot ({engine}), Web API +{options.delay:g}s")
     async with (
         SlackStandIn(workspace(), trigger_ttl=24 * 3600) as slack,
         changebot(slack, work, url) as (served, bot),
     ):
         pin_apart(served.pid)
         warmup = await build_load(slack, warm, warm, seed=1)
-        load = await build_load(slack, n, n, seed=2, skip_cards=warm)
-        delayed = await build_load(slack, n, n, seed=3, skip_cards=warm + n)
+        loads = [
+            await build_load(slack, n, n, seed=2 + i, skip_cards=warm + i * n)
+            for i in range(2 * rounds)
+        ]
         await send_load(served.url, warmup, options.concurrency, work)
+        if not baseline.runs:
+            await send_load(bare.url, warmup, options.concurrency, work)
         await _settled(bot, slack, forms=warm, approvals=warm)
-        runs = [(f"changebot ({engine})", load, 0.0)]
-        runs.append((f"changebot ({engine}), Web API +{options.delay:g}s", delayed, options.delay))
-        for name, requests, delay in runs:
-            slack.delay_all(delay)
+        for i in range(rounds):
+            load, later = loads[2 * i], loads[2 * i + 1]
+            baseline.runs.append(await _measured(baseline.name, bare, load, options, work))
             forms = len(slack.calls_to("views.open")) + n
             approved = approvals_made(bot) + n
             started = time.monotonic()
-            result = await _measured(name, served, requests, options, work)
-            if delay:  # thousands of 2-second calls: what counts here is only the ack
-                slack.heal()
-                # Forms wait for one of the client's 100 connections, each held 2 s, and
-                # those that wait past the client's 10 s timeout never open (nor would
-                # they in Slack: a trigger lasts 3 s); so wait until none is still coming.
-                await all_shown(bot, timeout=900, also=_steady(slack, "views.open", options.quiet))
-            else:
-                await _settled(bot, slack, forms=forms, approvals=approved)
-            results.append(replace(result, done=None if delay else time.monotonic() - started))
-    return (warmup, load), results
+            undelayed.runs.append(await _measured(undelayed.name, served, load, options, work))
+            await _settled(bot, slack, forms=forms, approvals=approved)
+            undelayed.done.append(time.monotonic() - started)
+
+            slack.delay_all(options.delay)
+            delayed.runs.append(await _measured(delayed.name, served, later, options, work))
+            slack.heal()  # thousands of delayed calls: what counts here is only the ack
+            # Forms wait for one of the client's 100 connections, each held for the delay,
+            # and those that wait past the client's 10 s timeout never open (nor would they
+            # in Slack: a trigger lasts 3 s); so wait until none is still coming.
+            await all_shown(bot, timeout=900, also=_steady(slack, "views.open", options.quiet))
+    return [undelayed, delayed]
 
 
-async def _baseline(loads: tuple[list, list], options: Options, work: Path) -> Result:
-    warmup, load = loads
-    async with (
-        SlackStandIn(workspace(), trigger_ttl=24 * 3600) as slack,
-        bare_bolt(slack, work) as served,
-    ):
-        pin_apart(served.pid)
-        await send_load(served.url, warmup, options.concurrency, work)
-        return await _measured("bare Bolt (baseline)", served, load, options, work)
-
-
-async def _measured(name: str, served: Served, load: list, options: Options, work: Path) -> Result:
+async def _measured(
+    name: str, served: Served, load: list[Request], options: Options, work: Path
+) -> Run:
     run = await send_load(served.url, load, options.concurrency, work)
     if run.failures:
         print(f"warning: {name}: {run.failures} requests were not answered 200", file=sys.stderr)
-    return Result(name, run)
+    return run
 
 
 async def _settled(bot: BotProcess, slack: SlackStandIn, *, forms: int, approvals: int) -> None:
@@ -197,12 +218,12 @@ def _database(engine: str, server: str | None, work: Path) -> Iterator[str]:
 
 def report(results: list[Result], options: Options, smoke: bool) -> tuple[str, bool]:
     base = results[0]
-    base_p99, base_rps = base.p(99), base.run.throughput
+    base_p99, base_rps = base.p(99), base.throughput
     undelayed: dict[str, float] = {}
     rows = []
     verdicts = []
     for r in results:
-        p99, rps = r.p(99), r.run.throughput
+        p99, rps = r.p(99), r.throughput
         delayed = "Web API +" in r.name
         if r is base:
             against = "-"
@@ -227,8 +248,9 @@ def report(results: list[Result], options: Options, smoke: bool) -> tuple[str, b
                 ratio(p99, base_p99),
                 ratio(rps, base_rps),
                 against,
-                "-" if r.done is None else f"{r.done:.1f}",
-                r.run.failures,
+                r.each_p99(),
+                f"{median(r.done):.1f}" if r.done else "-",
+                r.failures,
             ]
         )
     headers = [
@@ -242,20 +264,21 @@ def report(results: list[Result], options: Options, smoke: bool) -> tuple[str, b
         "p99 ratio",
         "req/s ratio",
         "delayed vs undelayed",
+        "p99 of each round",
         "all done s",
         "not 200",
     ]
     print(table(headers, rows))
-    if not all(r.run.ahead for r in results):
+    if not all(run.ahead for r in results for run in r.runs):
         print(
             "note: the load could not run ahead of the Slack stand-in (no right to raise its "
             "priority): changebot's timings include waits for the stand-in's work on its forms"
         )
-    failures = sum(r.run.failures for r in results)
+    failures = sum(r.failures for r in results)
     met = all(verdicts) and failures == 0
     undelayed_runs = [r for r in results[1:] if "Web API +" not in r.name]
     worst_p99 = max(ratio(r.p(99), base_p99) for r in undelayed_runs)
-    worst_rps = min(ratio(r.run.throughput, base_rps) for r in undelayed_runs)
+    worst_rps = min(ratio(r.throughput, base_rps) for r in undelayed_runs)
     worst_delayed = max(
         ratio(r.p(99), undelayed[r.name.split(", Web API")[0]])
         for r in results
@@ -265,7 +288,8 @@ def report(results: list[Result], options: Options, smoke: bool) -> tuple[str, b
         "smoke run, targets not checked" if smoke else ("targets met" if met else "TARGETS MISSED")
     )
     summary = (
-        f"ack: {2 * options.requests} requests per app at {options.concurrency} connections; "
+        f"ack: {2 * options.requests} requests per app at {options.concurrency} connections, "
+        f"median of {options.rounds} round{'s' if options.rounds > 1 else ''}; "
         f"worst p99 {worst_p99:.2f}x baseline (target <= {P99_TARGET}), "
         f"worst throughput {worst_rps:.2f}x (target >= {THROUGHPUT_TARGET}), "
         f"Web API +{options.delay:g}s p99 {worst_delayed:.2f}x own (target <= {DELAY_TARGET}): "
@@ -287,9 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=2.0, help="Web API delay, seconds")
     parser.add_argument("--postgres-url", default=postgres_url_option())
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3, help="bursts per app; medians reported")
     args = parser.parse_args(argv)
     if args.smoke:
         args.requests, args.warmup, args.concurrency, args.delay = 20, 5, 5, 0.5
+        args.rounds = 1
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     postgres = None if args.no_postgres else args.postgres_url
     print(f"machine: {machine()}")
     print(f"cores: {pinning()}")
@@ -299,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     elif postgres:
         print(f"database: {postgres_version(postgres)}, and SQLite")
     quiet = 3.0 if args.smoke else 12.0
-    options = Options(args.requests, args.warmup, args.concurrency, args.delay, postgres, quiet)
+    options = Options(
+        args.requests, args.warmup, args.concurrency, args.delay, postgres, quiet, args.rounds
+    )
     # This process is the Slack stand-in, which keeps every form and message it was sent:
     # at CPython's default thresholds its collector walks them all every second or so.
     memory.tune_collector()
