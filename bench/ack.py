@@ -136,11 +136,13 @@ async def _rounds(
 ) -> list[Result]:
     n, warm, rounds = options.requests, options.warmup, options.rounds
     seed_awaiting_approval(url, warm + 2 * n * rounds)
+    # The bot posts every seeded change's card when it starts, as after a restart: thousands
+    # of cards, minutes on PostgreSQL, before the first burst.
     undelayed = Result(f"changebot ({engine})")
     delayed = Result(f"changebot ({engine}), Web API +{options.delay:g}s")
     async with (
         SlackStandIn(workspace(), trigger_ttl=24 * 3600) as slack,
-        changebot(slack, work, url) as (served, bot),
+        changebot(slack, work, url, settle=1800) as (served, bot),
     ):
         pin_apart(served.pid)
         warmup = await build_load(slack, warm, warm, seed=1)
