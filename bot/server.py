@@ -222,9 +222,9 @@ async def _until_signalled() -> None:
 async def serve_socket_mode(bot: Bot, app_token: str) -> None:
     """Connect out to Slack and serve until SIGTERM or SIGINT, then stop as HTTP serving does:
     close the connection, hand the leases back and return, so the process exits 0."""
-    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+    from bot.socket_mode import SocketModeHandler
 
-    handler = AsyncSocketModeHandler(bot.app, app_token, web_client=bot.app.client)
+    handler = SocketModeHandler(bot, app_token)
     stop = await start_background(bot)
     memory.freeze_startup()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -50,6 +51,20 @@ async def test_a_change_is_requested_and_approved_over_socket_mode(
     assert "1 of 1" in str(authorised["blocks"])
     kinds = {envelope["type"] for envelope in slack.socket.sent}
     assert kinds == {"slash_commands", "interactive"}
+
+
+async def test_each_envelope_is_logged_with_a_request_id_that_the_moves_it_made_carry(
+    bot: BotProcess,
+) -> None:
+    # The change requested and approved above, over the WebSocket.
+    text = await eventually(lambda: "approve CHG-" in bot.output() and bot.output())
+    envelopes = dict(re.findall(r"\[([0-9a-f]{12})\] socket-mode (\w+) 200 [\d.]+ms$", text, re.M))
+    moves = dict(re.findall(r"\[([^\]]+)\] (request_change|approve) CHG-\d+ by ", text, re.M))
+    assert set(envelopes.values()) == {"slash_commands", "interactive"}
+    assert {move: envelopes.get(request_id) for request_id, move in moves.items()} == {
+        "request_change": "interactive",  # the form's submission
+        "approve": "interactive",  # the click
+    }
 
 
 async def test_commands_are_answered_in_the_envelope_ack(
