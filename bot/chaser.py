@@ -184,18 +184,30 @@ def _what(reminder: Reminder, change: Change | None) -> str:
 
 def _reminder_text(reminder: Reminder, change: Change | None) -> str:
     what = escape(_what(reminder, change))
+    # Only an approver can give a retrospective approval: its owner, the requester, is told
+    # that the approvers have been asked in the change's thread, not to write it.
+    approval = reminder.obligation.kind is Owed.RETROSPECTIVE_APPROVAL
     if reminder.escalated:
         overdue = format_duration(reminder.overdue_by) if reminder.overdue_by else "now"
+        if approval:
+            return f"🚨 Overdue by {overdue}: {what}. The approvers are asked again in its thread."
         return f"🚨 Overdue by {overdue}: {what}. Please write it now."
-    return f"⏰ Reminder: {what} is owed. It is due {slack_date(reminder.obligation.deadline)}."
+    due = slack_date(reminder.obligation.deadline)
+    if approval:
+        return (
+            f"⏰ Reminder: {what} is owed, due {due}. Only an approver can give it; they have "
+            "been asked in its thread."
+        )
+    return f"⏰ Reminder: {what} is owed. It is due {due}."
 
 
 def _escalation_text(reminder: Reminder, change: Change | None) -> str:
     overdue = format_duration(reminder.overdue_by) if reminder.overdue_by else "a moment"
     owner = f"<@{reminder.obligation.owner}>" if reminder.obligation.owner else "nobody"
+    whose = "requested by" if reminder.obligation.kind is Owed.RETROSPECTIVE_APPROVAL else "by"
     return (
-        f"🚨 As the owner of the change policy: {escape(_what(reminder, change))} by {owner} "
-        f"is overdue by {overdue}."
+        f"🚨 As the owner of the change policy: {escape(_what(reminder, change))} {whose} "
+        f"{owner} is overdue by {overdue}."
     )
 
 

@@ -250,6 +250,7 @@ def _reminder(entry: AuditEntry, change: Change, policy: Policy) -> Context:
         "due": due,
         "overdue": overdue or "a moment",
         "approvers": approvers_mention(policy, change.classification),
+        "approval": owed is Owed.RETROSPECTIVE_APPROVAL,
     }
 
 

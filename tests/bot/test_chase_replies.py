@@ -58,3 +58,22 @@ def test_an_escalation_calls_the_emergency_approvers() -> None:
     details = {"kind": Owed.POST_CHANGE_REVIEW.value, "owner": "UALICE", "overdue_seconds": 5}
     reply = thread_reply(entry("reminder_escalated", **details), change, desk.policy)
     assert reply is not None and "<@UEMMA>" in reply
+
+
+@pytest.mark.parametrize(
+    ("action", "details"),
+    [
+        ("reminder_sent", {"due": AT.isoformat()}),
+        ("reminder_escalated", {"overdue_seconds": 3600}),
+    ],
+)
+def test_a_retrospective_approval_is_asked_of_the_approvers_never_of_its_requester(
+    action: str, details: dict[str, object]
+) -> None:
+    desk = a_desk()
+    change = desk.request(emergency_details())
+    kind = Owed.RETROSPECTIVE_APPROVAL.value
+    reply = thread_reply(entry(action, kind=kind, owner="UALICE", **details), change, desk.policy)
+    assert reply is not None
+    assert "<@UEMMA>" in reply and "please approve or reject it on the card" in reply
+    assert "Reminder to <@UALICE>" not in reply and "by <@UALICE>" not in reply

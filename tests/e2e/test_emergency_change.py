@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,7 @@ async def test_an_emergency_declared_where_the_bot_cannot_post_links_the_request
 async def test_break_glass_waits_for_the_approvers_then_owes_a_retrospective_approval(
     slack: SlackStandIn, driver: SlackDriver, bot: BotProcess
 ) -> None:
+    declared = time.monotonic()
     answer = await driver.slash_command(
         "U0ALICE", "/change", "emergency Block abusive IP range", channel=INCIDENT
     )
@@ -161,3 +163,28 @@ async def test_break_glass_waits_for_the_approvers_then_owes_a_retrospective_app
     )
     assert ref in refusal[-1]["text"]
     assert "start_deployment" not in buttons(latest(slack, card))
+
+    # No approver acted within break_glass_after (10 s): the requester goes ahead alone.
+    await asyncio.sleep(max(0.0, declared + 10.5 - time.monotonic()))
+    await driver.click("U0ALICE", latest(slack, card), ids.card_action_id(Action.BREAK_GLASS))
+    await eventually(lambda: "start_deployment" in buttons(latest(slack, card)))
+    assert "Retrospective approval owed" in str(latest(slack, card)["blocks"])
+
+    # Only an approver can give the approval owed: the thread asks the approvers for it and
+    # the requester is told so, never asked to give it.
+    asked = await eventually(
+        lambda: [t for t in thread_texts(slack, card) if "retrospective approval is due" in t],
+        timeout=8,
+    )
+    assert "<!subteam^S0APPROVERS>" in asked[0] and "<@U0CAROL>" in asked[0]
+    assert "please approve or reject it on the card" in asked[0]
+    told = [m["text"] for m in reminders(slack, "U0ALICE") if ref in m.get("text", "")]
+    assert told and "Only an approver can give it" in told[0]
+    assert not any("Please write it now" in text for text in told)
+
+    await driver.click("U0CAROL", latest(slack, card), ids.card_action_id(Action.APPROVE))
+    await eventually(lambda: "Approved in retrospect" in str(latest(slack, card)["blocks"]))
+    chased = len([e for e in audit(bot) if e["ref"] == ref and e["action"] == "reminder_sent"])
+    await asyncio.sleep(2.5)  # a reminder's cadence: none comes once it is approved
+    after = [e for e in audit(bot) if e["ref"] == ref and e["action"] == "reminder_sent"]
+    assert len(after) == chased
