@@ -266,7 +266,7 @@ async def send_load(url: str, requests: list[Request], concurrency: int, workdir
         raise RuntimeError("the load process failed")
     result = json.loads(out.read_text(encoding="utf-8"))
     samples = [tuple(s) for s in result["samples"]]
-    return Run(result["wall"], samples, result.get("ahead", False))  # type: ignore[arg-type]
+    return Run(result["wall"], samples, result.get("ahead", False))
 
 
 def pin_apart(app_pid: int) -> None:

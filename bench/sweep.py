@@ -362,7 +362,7 @@ def _seed_postgres(engine: Engine, seed: Seed) -> None:
         cursor = raw.cursor()
         cursor.execute("TRUNCATE publications, obligations, changes RESTART IDENTITY")
         for name, columns, rows in _tables(seed):
-            with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         raw.commit()

@@ -30,9 +30,7 @@ class SocketModeHandler(AsyncSocketModeHandler):
         super().__init__(bot.app, app_token, web_client=bot.app.client)
         self.traffic = bot.services.traffic
 
-    async def handle(
-        self, client: AsyncBaseSocketModeClient, req: SocketModeRequest
-    ) -> None:
+    async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
         token = logs.request_id.set(logs.new_request_id())
         started, wall = time.monotonic(), time.time()
         status = 500

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 from sqlalchemy import Engine, or_
@@ -174,10 +174,17 @@ class BotProcess:
             return self.process.wait(timeout=5)
 
 
+Falsy = Literal[False] | None
+
+
 async def eventually(
-    check: Callable[[], T | Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.05
+    check: Callable[[], T | Falsy | Awaitable[T | Falsy]],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
 ) -> T:
-    """Wait until `check` returns something truthy (the publisher works in the background)."""
+    """Wait until `check` returns something truthy (the publisher works in the background)
+    and return it; None and False mean not yet."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
