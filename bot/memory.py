@@ -72,6 +72,11 @@ def freeze_startup() -> None:
     long as the process, so keep it out of every later collection's walk."""
     gc.collect()
     gc.freeze()
+    log.info(
+        "collector: young objects every %d allocations; %d objects from start-up frozen",
+        gc.get_threshold()[0],
+        gc.get_freeze_count(),
+    )
 
 
 def collect_between_bursts() -> None:
