@@ -84,11 +84,15 @@ class SqlChanges:
 
 class SqlAudit:
     """Appends to the hash chain. The chain's head row is locked for the rest of the
-    transaction, so writers on several replicas extend the chain one at a time."""
+    transaction, so writers on several replicas extend the chain one at a time. One serves
+    one transaction (the unit of work makes one per `with`): it keeps the head it locked."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self._head: AuditHeadRow | None = None
+        #: Changes already marked due in this transaction: a step's second event (an
+        #: approval's authorisation, say) has nothing to add to the first's mark.
+        self._marked: set[int] = set()
 
     def append(self, entry: AuditEntry) -> None:
         head = self._lock_head()
@@ -97,9 +101,10 @@ class SqlAudit:
         head.seq, head.hash = event.seq, event.hash
         self.session.add(head)
         number = parse_ref(entry.ref)
-        if number is not None:
+        if number is not None and number not in self._marked:
             self.session.flush()
             mark_due(self.session, number, entry.at)
+            self._marked.add(number)
         self.session.flush()
 
     def _lock_head(self) -> AuditHeadRow:

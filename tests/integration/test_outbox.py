@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from storage import outbox
-from tests.integration.changes import request
+from tests.integration.changes import request, review_test_and_approve, trail
 from tests.unit.fakes import FakeClock
 
 
@@ -80,3 +80,27 @@ def test_news_written_while_a_publication_is_delivered_keeps_it_due(
             session, "replica-b", now + timedelta(seconds=2), timedelta(seconds=30), 10
         )
     assert again.number == number
+
+
+def test_a_step_of_two_events_marks_its_change_due_once(engine: Engine, clock: FakeClock) -> None:
+    """An approval that meets the quorum writes two events (approved, authorised); the
+    second has nothing to add to the first's mark, so it costs no statements of its own."""
+    number = request(engine, clock).number
+    publications: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *_: object) -> None:
+        if "publications" in statement:
+            publications.append(statement.split()[0])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        approved = review_test_and_approve(engine, clock, number)  # review, test, approve
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [e.entry.action for e in trail(engine)[-2:]] == ["approved", "authorised"]
+    assert approved.stage.value == "deploy"
+    # One look at the publication and one write, per step (three steps).
+    assert publications == ["SELECT", "UPDATE"] * 3
+    with Session(engine) as session:
+        [due] = outbox.claim_due(session, "replica-a", clock.now(), timedelta(seconds=30), 10)
+    assert due.number == number and due.published_seq == 0
