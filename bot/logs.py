@@ -12,11 +12,12 @@ import logging
 import random
 import re
 import sys
+import time
 from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-#: The ID of the HTTP request being served, set by the server's middleware. Listener tasks
+#: The ID of the request being served, set by `Served`. Listener tasks
 #: and worker threads copy the context they start in, so their records carry it too.
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 #: Where request IDs come from: a generator seeded once from the system's randomness. An ID
@@ -38,6 +39,30 @@ def new_request_id() -> str:
     """12 hex digits (48 random bits): unique enough to follow one request through the logs of
     every replica."""
     return f"{_ids.getrandbits(48):012x}"
+
+
+class Served:
+    """One request served, over HTTP or Socket Mode: inside `with`, every log line carries its
+    new ID; on leaving, one line of its own, `what`, its status and how long it took (500
+    unless `status` was set, as when it failed)."""
+
+    __slots__ = ("_started", "_token", "id", "log", "status", "what")
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self.log = log
+        self.what = what
+        self.id = new_request_id()
+        self.status = 500
+
+    def __enter__(self) -> Served:
+        self._token = request_id.set(self.id)
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        elapsed = (time.monotonic() - self._started) * 1000
+        self.log.info("%s %s %.1fms", self.what, self.status, elapsed)
+        request_id.reset(self._token)
 
 
 class WithRequestId(logging.Filter):

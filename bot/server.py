@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -91,23 +90,16 @@ async def with_request_id(
 ) -> web.StreamResponse:
     """Give the request a short ID, for every log line it causes and the `X-Request-Id`
     header, and log one line for it: method, path, status and how long it took."""
-    request_id = logs.new_request_id()
-    token = logs.request_id.set(request_id)
-    started = time.monotonic()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        response.headers["X-Request-Id"] = request_id
+    with logs.Served(log, f"{request.method} {request.path}") as served:
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            served.status = error.status
+            error.headers["X-Request-Id"] = served.id
+            raise
+        served.status = response.status
+        response.headers["X-Request-Id"] = served.id
         return response
-    except web.HTTPException as error:
-        status = error.status
-        error.headers["X-Request-Id"] = request_id
-        raise
-    finally:
-        elapsed = (time.monotonic() - started) * 1000
-        log.info("%s %s %s %.1fms", request.method, request.path, status, elapsed)
-        logs.request_id.reset(token)
 
 
 def _background(bot: Bot):  # type: ignore[no-untyped-def]

@@ -31,16 +31,12 @@ class SocketModeHandler(AsyncSocketModeHandler):
         self.traffic = bot.services.traffic
 
     async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
-        token = logs.request_id.set(logs.new_request_id())
-        started, wall = time.monotonic(), time.time()
-        status = 500
+        started = time.time()  # Bolt's debug line of the response time reads it
         self.traffic.started()
         try:
-            response = await run_async_bolt_app(self.app, req)
-            status = response.status
-            await send_async_response(client, req, response, wall)
+            with logs.Served(log, f"socket-mode {req.type}") as served:
+                response = await run_async_bolt_app(self.app, req)
+                served.status = response.status
+                await send_async_response(client, req, response, started)
         finally:
             self.traffic.finished()
-            elapsed = (time.monotonic() - started) * 1000
-            log.info("socket-mode %s %s %.1fms", req.type, status, elapsed)
-            logs.request_id.reset(token)
