@@ -94,13 +94,13 @@ class SqlAudit:
         #: approval's authorisation, say) has nothing to add to the first's mark.
         self._marked: set[int] = set()
 
-    def append(self, entry: AuditEntry) -> None:
+    def append(self, entry: AuditEntry, *, shown: bool = True) -> None:
         head = self._lock_head()
         event = chain(head.seq + 1, head.hash, entry)
         self.session.add(to_row(event))
         head.seq, head.hash = event.seq, event.hash
         self.session.add(head)
-        number = parse_ref(entry.ref)
+        number = parse_ref(entry.ref) if shown else None
         if number is not None and number not in self._marked:
             self.session.flush()
             mark_due(self.session, number, entry.at)

@@ -11,10 +11,13 @@ from workflows.model import (
     Change,
     ChangeDetails,
     Classification,
+    GateCheck,
+    GateStatus,
     Level,
     Links,
     Outcome,
     PeerReview,
+    PipelineDeployment,
     PostChangeReview,
     Rejection,
     Rollback,
@@ -127,6 +130,60 @@ def _pcr_from_json(j: Json | None) -> PostChangeReview | None:
     )
 
 
+def _check_to_json(c: GateCheck) -> Json:
+    return {
+        "pipeline": c.pipeline,
+        "service": c.service,
+        "environment": c.environment,
+        "status": c.status.value,
+        "at": _time(c.at),
+        "repository": c.repository,
+        "commit": c.commit,
+        "run": c.run,
+    }
+
+
+def _check_from_json(j: Json) -> GateCheck:
+    return GateCheck(
+        pipeline=j["pipeline"],
+        service=j["service"],
+        environment=j["environment"],
+        status=GateStatus(j["status"]),
+        at=_must(j["at"]),
+        repository=j["repository"],
+        commit=j["commit"],
+        run=j["run"],
+    )
+
+
+def _deployment_to_json(d: PipelineDeployment) -> Json:
+    return {
+        "id": d.id,
+        "pipeline": d.pipeline,
+        "service": d.service,
+        "environment": d.environment,
+        "started_at": _time(d.started_at),
+        "triggered_by": d.triggered_by,
+        "gated": d.gated,
+        "outcome": d.outcome.value if d.outcome else None,
+        "finished_at": _time(d.finished_at),
+    }
+
+
+def _deployment_from_json(j: Json) -> PipelineDeployment:
+    return PipelineDeployment(
+        id=j["id"],
+        pipeline=j["pipeline"],
+        service=j["service"],
+        environment=j["environment"],
+        started_at=_must(j["started_at"]),
+        triggered_by=j["triggered_by"],
+        gated=j["gated"],
+        outcome=Outcome(j["outcome"]) if j["outcome"] else None,
+        finished_at=_parse(j["finished_at"]),
+    )
+
+
 def change_document(c: Change) -> Json:
     """Everything about a change that is not an indexed column."""
     return {
@@ -159,6 +216,8 @@ def change_document(c: Change) -> Json:
         "break_glass_reason": c.break_glass_reason,
         "retro_approval_owed": c.retro_approval_owed,
         "closed_without_review": c.closed_without_review,
+        "gate_checks": [_check_to_json(g) for g in c.gate_checks],
+        "deployments": [_deployment_to_json(d) for d in c.deployments],
     }
 
 
@@ -218,4 +277,6 @@ def change_from_row(row: ChangeRow) -> Change:
         break_glass_reason=j.get("break_glass_reason", ""),
         retro_approval_owed=j.get("retro_approval_owed", False),
         closed_without_review=j.get("closed_without_review", ""),
+        gate_checks=tuple(_check_from_json(g) for g in j.get("gate_checks", ())),
+        deployments=tuple(_deployment_from_json(d) for d in j.get("deployments", ())),
     )

@@ -48,6 +48,10 @@ class PolicyViolation(ChangeError):
     """The request breaks the change policy (e.g. a Standard change outside the catalog)."""
 
 
+class Conflict(ChangeError):
+    """The request contradicts what is already recorded (a deployment id reused, say)."""
+
+
 class ValidationFailed(ChangeError):
     """A field of the request is missing or wrong."""
 

@@ -49,37 +49,45 @@ def record_outcome(
     """Verify the deployment. Emergency, failed and rolled-back changes then owe a review."""
     notes = check_text("notes", notes, "notes", required=outcome is not Outcome.SUCCESSFUL)
     with changing(uow, clock, policy, number, seen_stage) as step:
-        change = step.change
-        emergency = change.classification is Classification.EMERGENCY
-        owes = emergency or outcome.owes_review
-        # Only an emergency skips documentation; a Standard procedure stands for its own.
-        owed_docs = owed_documents(change) if emergency else ()
-        due = step.at + policy.emergency.review_deadline if owes else None
-        step.move(
-            Action.RECORD_OUTCOME,
-            actor,
-            outcome=outcome.value,
-            notes=notes,
-            review_owed=owes,
-            review_due_at=due.isoformat() if due else None,
-            owed_documents=list(owed_docs),
-        )
-        change.outcome, change.outcome_notes, change.outcome_at = outcome, notes, step.at
-        change.review_owed, change.review_due_at = owes, due
-        change.owed_documents = owed_docs
-        if due is not None:
-            uow.obligations.owe(
-                owe(
-                    Owed.POST_CHANGE_REVIEW,
-                    change.owner,
-                    step.at,
-                    due,
-                    review_cadence(policy),
-                    number,
-                )
+        conclude(step, actor, outcome, notes)
+    return step.change
+
+
+def conclude(step: Step, actor: Actor, outcome: Outcome, notes: str, **details: object) -> None:
+    """Record the outcome, owe the post-change review where one is owed, close if nothing is.
+
+    A person's outcome and a pipeline's report come here alike, so they owe the same."""
+    change, policy = step.change, step.policy
+    emergency = change.classification is Classification.EMERGENCY
+    owes = emergency or outcome.owes_review
+    # Only an emergency skips documentation; a Standard procedure stands for its own.
+    owed_docs = owed_documents(change) if emergency else ()
+    due = step.at + policy.emergency.review_deadline if owes else None
+    step.move(
+        Action.RECORD_OUTCOME,
+        actor,
+        outcome=outcome.value,
+        notes=notes,
+        review_owed=owes,
+        review_due_at=due.isoformat() if due else None,
+        owed_documents=list(owed_docs),
+        **details,
+    )
+    change.outcome, change.outcome_notes, change.outcome_at = outcome, notes, step.at
+    change.review_owed, change.review_due_at = owes, due
+    change.owed_documents = owed_docs
+    if due is not None:
+        step.uow.obligations.owe(
+            owe(
+                Owed.POST_CHANGE_REVIEW,
+                change.owner,
+                step.at,
+                due,
+                review_cadence(policy),
+                change.number,
             )
-        close_if_done(step, actor)
-    return change
+        )
+    close_if_done(step, actor)
 
 
 def owed_documents(change: Change) -> tuple[str, ...]:

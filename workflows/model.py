@@ -75,6 +75,29 @@ class Outcome(StrEnum):
     def owes_review(self) -> bool:
         return self in (Outcome.FAILED, Outcome.ROLLED_BACK)
 
+    @property
+    def severity(self) -> int:
+        """How bad it went: several deployments of one change end as the worst of them. A
+        failure left in place is worse than one rolled back."""
+        return _SEVERITY[self]
+
+
+_SEVERITY = {
+    Outcome.SUCCESSFUL: 0,
+    Outcome.SUCCESSFUL_WITH_ISSUES: 1,
+    Outcome.ROLLED_BACK: 2,
+    Outcome.FAILED: 3,
+}
+
+
+class GateStatus(StrEnum):
+    """The deploy gate's four answers (those of Jira's deployment gating)."""
+
+    ALLOWED = "allowed"
+    AWAITING = "awaiting"
+    PREVENTED = "prevented"
+    INVALID = "invalid"
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -85,6 +108,17 @@ class Actor:
 
 
 SYSTEM = "system"
+#: Actors that are pipelines, not people: `pipeline:<the name of its API token>`.
+PIPELINE_PREFIX = "pipeline:"
+
+
+def pipeline_actor(name: str) -> Actor:
+    """A pipeline acting through its API token, named after the token."""
+    return Actor(f"{PIPELINE_PREFIX}{name}")
+
+
+def is_pipeline(actor_id: str) -> bool:
+    return actor_id.startswith(PIPELINE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -161,6 +195,43 @@ class PostChangeReview:
 
 
 @dataclass(frozen=True)
+class GateCheck:
+    """A pipeline's question to the deploy gate about this change, as last answered: one per
+    pipeline, service and environment, so the card shows what each is waiting for."""
+
+    pipeline: str
+    service: str
+    environment: str
+    status: GateStatus
+    #: When the gate first gave this answer to this question.
+    at: datetime
+    repository: str = ""
+    commit: str = ""
+    #: A link to the pipeline's run, when it gave one.
+    run: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.pipeline, self.service.lower(), self.environment.lower())
+
+
+@dataclass(frozen=True)
+class PipelineDeployment:
+    """A deployment a pipeline reported, by the id the pipeline gave it."""
+
+    id: str
+    pipeline: str
+    service: str
+    environment: str
+    started_at: datetime
+    triggered_by: str = ""
+    #: Whether an `allowed` gate decision covered it when it started.
+    gated: bool = True
+    outcome: Outcome | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class ChangeDetails:
     """What the requester writes: the material fields of a change."""
 
@@ -234,6 +305,9 @@ class Change:
     retro_approval_owed: bool = False
     #: An approver closed the change without its post-change review, and why.
     closed_without_review: str = ""
+    #: What the deploy gate answered each pipeline, and the deployments pipelines reported.
+    gate_checks: tuple[GateCheck, ...] = ()
+    deployments: tuple[PipelineDeployment, ...] = ()
 
     @property
     def ref(self) -> str:

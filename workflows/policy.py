@@ -120,6 +120,34 @@ class Procedure(_Strict):
         return f"{self.name} (v{self.version})"
 
 
+class GithubTarget(_Strict):
+    """What a GitHub repository's environment deploys: the services a change must name."""
+
+    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    environment: str = Field(min_length=1, max_length=255)
+    services: tuple[str, ...] = Field(min_length=1)
+
+
+class Gate(_Strict):
+    """The deploy gate: which environments only an authorised change may deploy to."""
+
+    environments: tuple[str, ...] = Field(("production",), min_length=1)
+    github: tuple[GithubTarget, ...] = ()
+
+    def gates(self, environment: str) -> bool:
+        return environment.strip().lower() in {e.lower() for e in self.environments}
+
+    def github_services(self, repository: str, environment: str) -> tuple[str, ...] | None:
+        """The services a GitHub deployment to `environment` of `repository` deploys."""
+        for target in self.github:
+            if (target.repository.lower(), target.environment.lower()) == (
+                repository.lower(),
+                environment.lower(),
+            ):
+                return target.services
+        return None
+
+
 class Policy(_Strict):
     policy: About
     channels: Channels = Channels()
@@ -128,6 +156,7 @@ class Policy(_Strict):
     emergency: Emergency = Emergency()
     scope: tuple[Scope, ...] = Field(min_length=1)
     catalog: tuple[Procedure, ...] = ()
+    gate: Gate = Gate()
 
     @model_validator(mode="after")
     def _cross_check(self) -> Policy:
@@ -146,6 +175,7 @@ class Policy(_Strict):
                     f"catalog[{index}].scope: {procedure.scope!r} is not one of the scope ids "
                     f"({', '.join(scope_ids)})"
                 )
+        _check_gate(self.gate)
         return self
 
     # -- questions the process asks of the policy -------------------------------------------
@@ -178,6 +208,23 @@ class Policy(_Strict):
     def policy_review_due(self) -> datetime:
         reviewed = datetime.combine(self.policy.last_reviewed, time(0, tzinfo=UTC))
         return reviewed + self.policy.review_every
+
+
+def _check_gate(gate: Gate) -> None:
+    seen: set[tuple[str, str]] = set()
+    for index, target in enumerate(gate.github):
+        if not gate.gates(target.environment):
+            raise ValueError(
+                f"gate.github[{index}].environment: {target.environment!r} is not one of "
+                f"gate.environments ({', '.join(gate.environments)}); add it there, so the gate "
+                "knows to hold deployments to it"
+            )
+        key = (target.repository.lower(), target.environment.lower())
+        if key in seen:
+            raise ValueError(
+                f"gate.github[{index}]: {target.repository} {target.environment} is mapped twice"
+            )
+        seen.add(key)
 
 
 def _unique(ids: list[str], key: str) -> None:

@@ -55,8 +55,12 @@ class ChangeRepository(Protocol):
 
 
 class AuditLog(Protocol):
-    def append(self, entry: AuditEntry) -> None:
-        """Add an event to the trail in the current transaction."""
+    def append(self, entry: AuditEntry, *, shown: bool = True) -> None:
+        """Add an event to the trail in the current transaction.
+
+        `shown` False: the event has nothing to show in Slack (a pipeline asking the gate
+        again and getting the same answer), so the change's publication is not made due.
+        """
         ...
 
 

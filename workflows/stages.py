@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from workflows.errors import NotAllowed, TransitionNotAllowed
-from workflows.model import Actor, Change, Classification, Stage
+from workflows.model import Actor, Change, Classification, Stage, is_pipeline
 from workflows.policy import Policy
 
 
@@ -210,6 +210,14 @@ def in_charge(change: Change, attempt: Attempt) -> str | None:
     return None
 
 
+def in_charge_or_pipeline(change: Change, attempt: Attempt) -> str | None:
+    """Deployments are reported by the people in charge, or by a pipeline on their behalf
+    (its API token's scope is what allows it)."""
+    if is_pipeline(attempt.actor.user_id):
+        return None
+    return in_charge(change, attempt)
+
+
 def not_own_change(change: Change, attempt: Attempt) -> str | None:
     if attempt.actor.user_id == change.requester:
         return f"You requested {change.ref}: someone else must review or approve it."
@@ -290,8 +298,10 @@ MOVES: tuple[Move, ...] = (
     Move(S.REVIEW, A.REJECT, S.REQUEST, when=(not_standard,), who=_PEER),
     Move(S.APPROVE, A.REJECT, S.REQUEST, when=(not_standard,), who=(not_own_change, approver)),
     # Deploy and verify.
-    Move(S.DEPLOY, A.START_DEPLOYMENT, S.DEPLOY, when=(not_deploying,), who=(in_charge,)),
-    Move(S.DEPLOY, A.RECORD_OUTCOME, S.DEPLOY, when=(deploying,), who=(in_charge,)),
+    Move(
+        S.DEPLOY, A.START_DEPLOYMENT, S.DEPLOY, when=(not_deploying,), who=(in_charge_or_pipeline,)
+    ),
+    Move(S.DEPLOY, A.RECORD_OUTCOME, S.DEPLOY, when=(deploying,), who=(in_charge_or_pipeline,)),
     Move(
         S.DEPLOY,
         A.SUBMIT_POST_CHANGE_REVIEW,

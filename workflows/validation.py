@@ -40,6 +40,22 @@ def check_text(field: str, value: str, limit_key: str, *, required: bool = False
     return text
 
 
+def check_line(field: str, value: str, limit: int, *, required: bool = False) -> str:
+    """One line a machine wrote (a service, an environment, an id): trimmed, within `limit`,
+    without control characters."""
+    text = value.strip()
+    if _CONTROL.search(text):
+        raise ValidationFailed(field, "contains a control character or a line break.")
+    if required and not text:
+        raise ValidationFailed(field, "this field is required.")
+    if len(text) > limit:
+        raise ValidationFailed(field, f"at most {limit} characters (this has {len(text)}).")
+    return text
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def check_link(field: str, value: str) -> str:
     text = check_text(field, value, "link")
     if text and not _URL.match(text):

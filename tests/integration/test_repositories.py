@@ -32,10 +32,13 @@ from workflows.model import (
     Change,
     ChangeDetails,
     Classification,
+    GateCheck,
+    GateStatus,
     Level,
     Links,
     Outcome,
     PeerReview,
+    PipelineDeployment,
     PostChangeReview,
     Rejection,
     Rollback,
@@ -119,6 +122,31 @@ def every_field_filled(change: Change, classification: Classification) -> Change
         break_glass_reason=f"Nobody answered in 15 minutes {EMOJI}",
         retro_approval_owed=True,
         closed_without_review=f"Duplicate of CHG-0007 {RTL}",
+        gate_checks=(
+            GateCheck(
+                "ci-prod",
+                "payments",
+                "production",
+                GateStatus.ALLOWED,
+                _at(36, INDIA),
+                "acme/payments",
+                "47efb7196c2a1a2fd3f52f2c59f0e2dd3d0e4d54",
+                "https://ci.example.com/run/9",
+            ),
+        ),
+        deployments=(
+            PipelineDeployment(
+                "run-9",
+                "ci-prod",
+                "payments",
+                "production",
+                _at(40, PACIFIC),
+                f"octocat {EMOJI}",
+                False,
+                Outcome.ROLLED_BACK,
+                _at(49, INDIA),
+            ),
+        ),
     )
 
 
@@ -158,7 +186,7 @@ def test_a_change_comes_back_exactly_as_it_was_saved(
     assert stored == change
     assert stored.version == 1
     assert stored.title == change.title  # emoji and right-to-left text, byte for byte
-    assert len(_timestamps(stored)) == len(_timestamps(change)) == 17
+    assert len(_timestamps(stored)) == len(_timestamps(change)) == 20
     assert all(moment.tzinfo is not None for moment in _timestamps(stored))
 
 

@@ -82,9 +82,13 @@ class FakeAudit:
     def __init__(self) -> None:
         self.events: list[ChainedEntry] = []
         self.pending: list[AuditEntry] = []
+        #: Events recorded with nothing to show in Slack.
+        self.unshown: list[AuditEntry] = []
 
-    def append(self, entry: AuditEntry) -> None:
+    def append(self, entry: AuditEntry, *, shown: bool = True) -> None:
         self.pending.append(entry)
+        if not shown:
+            self.unshown.append(entry)
 
     def flush(self) -> None:
         for entry in self.pending:
