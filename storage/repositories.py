@@ -61,6 +61,24 @@ class SqlChanges:
         self.session.expire_all()
         change.version += 1
 
+    def get_many(self, numbers: Sequence[int]) -> dict[int, Change]:
+        rows = self.session.exec(select(ChangeRow).where(col(ChangeRow.number).in_(set(numbers))))
+        return {row.number: change_from_row(row) for row in rows if row.number is not None}
+
+    def linked_to(self, pull_requests: Sequence[str]) -> Change | None:
+        """The newest open change that links to one of these pull requests (`owner/repo#n`)."""
+        if not pull_requests:
+            return None
+        query = (
+            select(ChangeRow)
+            .where(col(ChangeRow.pull_request).in_([p.lower() for p in pull_requests]))
+            .where(col(ChangeRow.stage).not_in([Stage.CLOSED.value, Stage.CANCELLED.value]))
+            .order_by(col(ChangeRow.number).desc())
+            .limit(1)
+        )
+        row = self.session.exec(query).first()
+        return change_from_row(row) if row is not None else None
+
     def find(
         self,
         *,

@@ -24,6 +24,7 @@ from workflows.model import (
     Stage,
     TestEvidence,
     Window,
+    pull_request_key,
 )
 
 Json = dict[str, Any]
@@ -229,6 +230,7 @@ def row_values(c: Change) -> Json:
         "title": c.title,
         "requester": c.requester,
         "implementer": c.details.implementer,
+        "pull_request": pull_request_key(c.details.links.pull_request),
         "review_owed": c.review_owed,
         "review_due_at": c.review_due_at,
         "created_at": c.created_at,

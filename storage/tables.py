@@ -49,6 +49,9 @@ class ChangeRow(SQLModel, table=True):
     title: str = Field(max_length=300)
     requester: str = Field(max_length=40, index=True)
     implementer: str = Field(default="", max_length=40, index=True)
+    #: The pull request the change links to, as `owner/repo#n` (see pull_request_key): how a
+    #: GitHub deployment of that pull request's commit finds its change.
+    pull_request: str = Field(default="", max_length=300, index=True)
     review_owed: bool = Field(default=False)
     review_due_at: datetime | None = _when(nullable=True)
     created_at: datetime = _when()
@@ -60,6 +63,8 @@ class AuditEventRow(SQLModel, table=True):
     """Append-only: on PostgreSQL, triggers refuse UPDATE, DELETE and TRUNCATE."""
 
     __tablename__ = "audit_events"
+    # A change's events in order: what the publisher reads after the last one it showed.
+    __table_args__ = (Index("ix_audit_events_ref_seq", "ref", "seq"),)
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     at: datetime = _when()

@@ -12,12 +12,12 @@ in the audit trail.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from workflows.audit import AuditEntry
-from workflows.errors import NotFound, ValidationFailed
+from workflows.errors import ValidationFailed
 from workflows.model import (
     Change,
     Classification,
@@ -243,7 +243,7 @@ def when(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class Asked:
-    """Who asks the gate, and about which run: a pipeline, through its API token."""
+    """Who asks the gate, and about which run: a pipeline, named after its API token."""
 
     pipeline: str
     #: A link to the pipeline's run, if it gave one.
@@ -252,11 +252,26 @@ class Asked:
     triggered_by: str = ""
 
 
-def check_asked(asked: Asked) -> Asked:
-    return Asked(
-        pipeline=asked.pipeline,
-        run=check_link("run", asked.run),
-        triggered_by=check_line("triggered_by", asked.triggered_by, 100),
+@dataclass(frozen=True)
+class Question:
+    """One question to the gate: may `asked` deploy `target` under change `number`?"""
+
+    number: int
+    target: Target
+    asked: Asked
+
+
+def check_question(question: Question) -> Question:
+    """The question as a pipeline wrote it, trimmed, or ValidationFailed naming the field."""
+    asked = question.asked
+    return Question(
+        question.number,
+        check_target(question.target),
+        Asked(
+            pipeline=asked.pipeline,
+            run=check_link("run", asked.run),
+            triggered_by=check_line("triggered_by", asked.triggered_by, 100),
+        ),
     )
 
 
@@ -266,69 +281,87 @@ class Answer:
     decision: Decision
     #: Whether this answer is news for the change: a new question, or a new answer to it.
     news: bool
+    #: The change's version once the answer was recorded.
+    version: int = -1
 
 
-def ask(
-    uow: UnitOfWork,
-    clock: Clock,
-    policy: Policy,
-    number: int,
-    target: Target,
-    asked: Asked,
-) -> Answer:
+def ask(uow: UnitOfWork, clock: Clock, policy: Policy, question: Question) -> Answer:
     """Decide, and record the decision in the audit trail in the same transaction.
 
     A repeated question with the same answer (a pipeline waiting for approval asks again and
     again) is recorded too, but changes nothing on the card and posts nothing in Slack.
     """
-    ref = format_ref(number)
-    target, asked = check_target(target), check_asked(asked)
+    return ask_many(uow, clock, policy, [check_question(question)])[0]
+
+
+def ask_many(
+    uow: UnitOfWork, clock: Clock, policy: Policy, questions: Sequence[Question]
+) -> list[Answer]:
+    """Several questions (already checked with check_question) answered and recorded in one
+    transaction, in order: the gate's answer to many pipelines at once costs one commit."""
+    answers = []
     with uow:
         at = clock.now()
-        try:
-            change: Change | None = uow.changes.get(number)
-        except NotFound:
-            change = None
-        decision = decide(change, ref, target, policy, at)
-        check = GateCheck(
-            asked.pipeline,
-            target.service.strip(),
-            target.environment.strip(),
-            decision.status,
-            at,
-            target.repository,
-            target.commit,
-            asked.run,
-        )
-        news = change is not None and _is_news(change, check)
-        stage = change.stage.value if change is not None else ""
-        uow.audit.append(
-            AuditEntry(
-                at=at,
-                actor=pipeline_actor(asked.pipeline).user_id,
-                action=DECIDED,
-                ref=ref if change is not None else GATE_REF,
-                from_stage=stage,
-                to_stage=stage,
-                details={
-                    "change": ref,
-                    "status": decision.status.value,
-                    "reasons": list(decision.reasons),
-                    "service": check.service,
-                    "environment": check.environment,
-                    "repository": target.repository,
-                    "commit": target.commit,
-                    "run": asked.run,
-                    "triggered_by": asked.triggered_by,
-                    "news": news,
-                },
-            ),
-            shown=news,
-        )
-        if change is not None and news:
-            change.gate_checks = _recorded(change.gate_checks, check)
+        changes = uow.changes.get_many([q.number for q in questions])
+        touched: dict[int, Change] = {}
+        for question in questions:
+            change = changes.get(question.number)
+            answer = _answer(uow, policy, question, change, at)
+            if change is not None and answer.news:
+                touched[change.number] = change
+            answers.append(answer)
+        for change in touched.values():
             uow.changes.save(change)
         uow.commit()
+    return [
+        replace(a, version=changes[q.number].version) if q.number in changes else a
+        for q, a in zip(questions, answers, strict=True)
+    ]
+
+
+def _answer(
+    uow: UnitOfWork, policy: Policy, question: Question, change: Change | None, at: datetime
+) -> Answer:
+    target, asked = question.target, question.asked
+    ref = format_ref(question.number)
+    decision = decide(change, ref, target, policy, at)
+    check = GateCheck(
+        asked.pipeline,
+        target.service,
+        target.environment,
+        decision.status,
+        at,
+        target.repository,
+        target.commit,
+        asked.run,
+    )
+    news = change is not None and _is_news(change, check)
+    stage = change.stage.value if change is not None else ""
+    uow.audit.append(
+        AuditEntry(
+            at=at,
+            actor=pipeline_actor(asked.pipeline).user_id,
+            action=DECIDED,
+            ref=ref if change is not None else GATE_REF,
+            from_stage=stage,
+            to_stage=stage,
+            details={
+                "change": ref,
+                "status": decision.status.value,
+                "reasons": list(decision.reasons),
+                "service": check.service,
+                "environment": check.environment,
+                "repository": target.repository,
+                "commit": target.commit,
+                "run": asked.run,
+                "triggered_by": asked.triggered_by,
+                "news": news,
+            },
+        ),
+        shown=news,
+    )
+    if change is not None and news:
+        change.gate_checks = _recorded(change.gate_checks, check)
     return Answer(ref, decision, news)
 
 

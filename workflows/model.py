@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -338,6 +339,24 @@ class Change:
 
 
 REF_PREFIX = "CHG-"
+_REF_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])CHG-?0*([1-9][0-9]{0,11})(?![0-9])", re.IGNORECASE)
+_PULL_REQUEST = re.compile(r"^https?://[^/\s]+/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)/pulls?/([0-9]+)")
+
+
+def ref_in(text: str) -> int | None:
+    """The first change reference written in a branch or tag name (`release/CHG-42-fix`)."""
+    found = _REF_IN_TEXT.search(text)
+    return int(found.group(1)) if found else None
+
+
+def pull_request_key(url: str) -> str:
+    """`https://github.com/Acme/api/pull/7` -> `acme/api#7`, the form a pull request is matched
+    by (GitHub Enterprise addresses alike); "" for anything else."""
+    found = _PULL_REQUEST.match(url.strip())
+    if not found:
+        return ""
+    owner, repository, number = found.groups()
+    return f"{owner}/{repository}#{int(number)}".lower()
 
 
 def format_ref(number: int) -> str:

@@ -34,6 +34,14 @@ class ChangeRepository(Protocol):
         """The change, or NotFound."""
         ...
 
+    def get_many(self, numbers: Sequence[int]) -> dict[int, Change]:
+        """The changes that exist among `numbers`, by number."""
+        ...
+
+    def linked_to(self, pull_requests: Sequence[str]) -> Change | None:
+        """The newest open change linking to one of these pull requests (`owner/repo#n`)."""
+        ...
+
     def save(self, change: Change) -> None:
         """Write the change if nobody saved it since it was read (else StaleChange).
 

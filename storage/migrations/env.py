@@ -6,9 +6,11 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import storage.events
+import storage.github
 import storage.obligations
 import storage.outbox
-import storage.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+import storage.tables
+import storage.tokens  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True)

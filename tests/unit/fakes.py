@@ -4,6 +4,7 @@ nothing) so the rules are tested as the storage will run them."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from typing import Self
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, chain
 from workflows.chase import Obligation, Owed
 from workflows.errors import NotFound, StaleChange
-from workflows.model import Change, ChangeDetails, Stage, format_ref
+from workflows.model import Change, ChangeDetails, Stage, format_ref, pull_request_key
 
 
 class FakeClock:
@@ -52,6 +53,23 @@ class FakeChanges:
         if stored is None:
             raise NotFound("change", format_ref(number))
         return copy.deepcopy(stored)
+
+    def get_many(self, numbers: Sequence[int]) -> dict[int, Change]:
+        found = {}
+        for number in numbers:
+            with contextlib.suppress(NotFound):
+                found[number] = self.get(number)
+        return found
+
+    def linked_to(self, pull_requests: Sequence[str]) -> Change | None:
+        wanted = {p.lower() for p in pull_requests}
+        open_ = [
+            c
+            for c in self.committed.values()
+            if pull_request_key(c.details.links.pull_request) in wanted and not c.stage.is_final
+        ]
+        newest = max(open_, key=lambda c: c.number, default=None)
+        return copy.deepcopy(newest)
 
     def save(self, change: Change) -> None:
         stored = self.pending.get(change.number) or self.committed.get(change.number)

@@ -19,7 +19,17 @@ from tests.unit.builders import (
     standard_details,
 )
 from workflows.errors import ValidationFailed
-from workflows.gate import GATE_REF, Asked, Decision, Target, ask, combine, decide
+from workflows.gate import (
+    GATE_REF,
+    Asked,
+    Decision,
+    Question,
+    Target,
+    ask,
+    ask_many,
+    combine,
+    decide,
+)
 from workflows.model import Change, GateStatus, Level, Outcome, Stage
 
 API = Target("api", "production")
@@ -316,7 +326,7 @@ def test_the_worst_of_several_answers_wins_with_every_reason_once() -> None:
 def test_every_decision_is_recorded_with_who_asked_for_what_and_why(desk: Desk) -> None:
     change = desk.normal_change_in(Stage.APPROVE)
 
-    answer = ask(desk.uow, desk.clock, desk.policy, change.number, Target("api", "production"), CI)
+    answer = ask(desk.uow, desk.clock, desk.policy, Question(change.number, API, CI))
 
     entry = desk.last_entry(change, "gate_decided").entry
     assert answer.decision.status is GateStatus.AWAITING and answer.news
@@ -338,10 +348,10 @@ def test_every_decision_is_recorded_with_who_asked_for_what_and_why(desk: Desk) 
 
 def test_the_same_answer_again_is_recorded_but_is_no_news(desk: Desk) -> None:
     change = desk.normal_change_in(Stage.APPROVE)
-    first = ask(desk.uow, desk.clock, desk.policy, change.number, API, CI)
+    first = ask(desk.uow, desk.clock, desk.policy, Question(change.number, API, CI))
     version = desk.stored(change).version
 
-    again = ask(desk.uow, desk.clock, desk.policy, change.number, API, CI)
+    again = ask(desk.uow, desk.clock, desk.policy, Question(change.number, API, CI))
 
     assert first.news and not again.news
     assert desk.actions(change).count("gate_decided") == 2
@@ -351,11 +361,11 @@ def test_the_same_answer_again_is_recorded_but_is_no_news(desk: Desk) -> None:
 
 def test_a_new_answer_to_the_same_question_is_news(desk: Desk) -> None:
     change = desk.normal_change_in(Stage.APPROVE)
-    ask(desk.uow, desk.clock, desk.policy, change.number, API, CI)
+    ask(desk.uow, desk.clock, desk.policy, Question(change.number, API, CI))
     desk.approve(change)
     in_window(desk)
 
-    answer = ask(desk.uow, desk.clock, desk.policy, change.number, API, CI)
+    answer = ask(desk.uow, desk.clock, desk.policy, Question(change.number, API, CI))
 
     assert answer.decision.status is GateStatus.ALLOWED and answer.news
     checks = desk.stored(change).gate_checks
@@ -365,7 +375,7 @@ def test_a_new_answer_to_the_same_question_is_news(desk: Desk) -> None:
 
 
 def test_a_question_about_no_change_is_recorded_apart(desk: Desk) -> None:
-    answer = ask(desk.uow, desk.clock, desk.policy, 99, API, CI)
+    answer = ask(desk.uow, desk.clock, desk.policy, Question(99, API, CI))
 
     assert answer.decision.status is GateStatus.INVALID and not answer.news
     entry = desk.uow.audit.events[-1].entry
@@ -395,7 +405,36 @@ def test_a_malformed_question_is_refused_on_its_field_and_recorded_nowhere(
     events = len(desk.uow.audit.events)
 
     with pytest.raises(ValidationFailed) as refused:
-        ask(desk.uow, desk.clock, desk.policy, change.number, target, asked)
+        ask(desk.uow, desk.clock, desk.policy, Question(change.number, target, asked))
 
     assert refused.value.field == field
     assert len(desk.uow.audit.events) == events
+
+
+def test_many_questions_are_answered_in_order_in_one_commit(desk: Desk) -> None:
+    waiting = desk.normal_change_in(Stage.APPROVE)
+    ready = desk.normal_change_in(Stage.DEPLOY)
+    in_window(desk)
+    commits = desk.uow.commits
+
+    answers = ask_many(
+        desk.uow,
+        desk.clock,
+        desk.policy,
+        [
+            Question(waiting.number, API, CI),
+            Question(ready.number, API, CI),
+            Question(99, API, CI),
+            Question(ready.number, API, Asked("ci-prod")),  # asked twice in one batch
+        ],
+    )
+
+    assert [a.decision.status for a in answers] == [
+        GateStatus.AWAITING,
+        GateStatus.ALLOWED,
+        GateStatus.INVALID,
+        GateStatus.ALLOWED,
+    ]
+    assert [a.news for a in answers] == [True, True, False, False]
+    assert desk.uow.commits == commits + 1
+    assert answers[1].version == answers[3].version == desk.stored(ready).version

@@ -11,7 +11,7 @@ from tests.unit.builders import EMMA, TOMORROW, Desk, emergency_details, normal_
 from workflows.chase import Owed
 from workflows.deployments import Report, report_finished, report_started
 from workflows.errors import Conflict, NotFound, ValidationFailed
-from workflows.gate import Asked, Target, ask
+from workflows.gate import Asked, Question, Target, ask
 from workflows.model import Change, GateStatus, Outcome, Stage
 
 PROD = "production"
@@ -25,9 +25,8 @@ def authorised(desk: Desk, *services: str) -> Change:
 
 
 def asked(desk: Desk, change: Change, service: str = "api", pipeline: str = "ci-prod") -> None:
-    answer = ask(
-        desk.uow, desk.clock, desk.policy, change.number, Target(service, PROD), Asked(pipeline)
-    )
+    question = Question(change.number, Target(service, PROD), Asked(pipeline))
+    answer = ask(desk.uow, desk.clock, desk.policy, question)
     assert answer.decision.status is GateStatus.ALLOWED, answer.decision.reasons
 
 
@@ -221,7 +220,8 @@ def test_a_deployment_after_the_outcome_is_outside_the_process(desk: Desk) -> No
 def test_a_break_glass_emergency_deployed_by_a_pipeline_owes_its_review(desk: Desk) -> None:
     change = desk.request(emergency_details(services=("gateway",)))
     desk.approve(change, by=EMMA)
-    ask(desk.uow, desk.clock, desk.policy, change.number, Target("gateway", PROD), Asked("ci"))
+    question = Question(change.number, Target("gateway", PROD), Asked("ci"))
+    ask(desk.uow, desk.clock, desk.policy, question)
 
     start(desk, change, service="gateway", pipeline="ci")
     done = finish(desk, change, pipeline="ci")

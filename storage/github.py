@@ -1,0 +1,197 @@
+"""GitHub deployments held by changebot's protection rule, until GitHub has its answer.
+
+One row per `deployment_protection_rule` delivery, stored the moment it arrives (GitHub
+never delivers it again). A replica's worker claims due rows under a lease (storage/leases.py),
+decides, and answers. The answer is written here before it is sent, so that a send retried
+after a timeout or a restart sends the same answer again, never another: GitHub takes the
+first and refuses the rest, and the row is answered exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, Text, and_, exists, or_, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from storage import leases
+from storage.db import is_sqlite
+from storage.tables import ChangeRow, _when
+
+#: Where a request stands: not yet decided, waiting on its change, its answer written down
+#: and being sent, answered (or refused by GitHub as no longer waiting).
+NEW, AWAITING, DECIDED, ANSWERED = "new", "awaiting", "decided", "answered"
+
+
+class GithubDeploymentRow(SQLModel, table=True):
+    __tablename__ = "github_deployments"
+    __table_args__ = (
+        Index(
+            "ix_github_deployments_open_due_at",
+            "due_at",
+            sqlite_where=text("answered_at IS NULL"),
+            postgresql_where=text("answered_at IS NULL"),
+        ),
+    )
+
+    delivery_id: str = Field(primary_key=True, max_length=100)
+    received_at: datetime = _when()
+    repository: str = Field(max_length=200)
+    environment: str = Field(max_length=255)
+    run_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    installation_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sha: str = Field(default="", max_length=64)
+    ref: str = Field(default="", max_length=255)
+    sender: str = Field(default="", max_length=100)
+    #: The pull requests GitHub named, as `owner/repo#n`, JSON.
+    pull_requests: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    number: int | None = Field(default=None)
+    status: str = Field(default=NEW, max_length=20)
+    decision: str = Field(default="", max_length=20)
+    answer_state: str = Field(default="", max_length=20)
+    answer_comment: str = Field(default="", sa_column=Column(Text, nullable=False))
+    reported_waiting: bool = False
+    change_version: int = -1
+    due_at: datetime | None = _when(nullable=True)
+    attempts: int = 0
+    lease_owner: str = Field(default="", max_length=80)
+    lease_until: datetime | None = _when(nullable=True)
+    answered_at: datetime | None = _when(nullable=True)
+    last_error: str = Field(default="", max_length=500)
+
+
+@dataclass(frozen=True)
+class Requested:
+    """A deployment GitHub holds for changebot's answer, as its webhook described it."""
+
+    delivery_id: str
+    repository: str
+    environment: str
+    run_id: int
+    installation_id: int
+    sha: str = ""
+    ref: str = ""
+    sender: str = ""
+    pull_requests: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Held:
+    """A claimed request and where it stands."""
+
+    request: Requested
+    received_at: datetime
+    number: int | None
+    status: str
+    decision: str
+    answer_state: str
+    answer_comment: str
+    reported_waiting: bool
+    attempts: int
+
+
+def received(session: Session, request: Requested, at: datetime) -> bool:
+    """Store a delivery, due at once: True the first time, False for a delivery seen before."""
+    dialect = sqlite if is_sqlite(session.get_bind()) else postgresql  # type: ignore[arg-type]
+    statement = (
+        dialect.insert(GithubDeploymentRow)
+        .values(
+            delivery_id=request.delivery_id,
+            received_at=at,
+            repository=request.repository,
+            environment=request.environment,
+            run_id=request.run_id,
+            installation_id=request.installation_id,
+            sha=request.sha,
+            ref=request.ref,
+            sender=request.sender,
+            pull_requests=json.dumps(list(request.pull_requests)),
+            status=NEW,
+            answer_comment="",
+            due_at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["delivery_id"])
+        .returning(col(GithubDeploymentRow.delivery_id))
+    )
+    inserted = session.exec(statement).first() is not None
+    session.commit()
+    return bool(inserted)
+
+
+def _due(now: datetime) -> Any:
+    """Open requests due by the clock, or whose change has moved since they were decided."""
+    row = GithubDeploymentRow
+    moved = exists().where(
+        and_(
+            col(ChangeRow.number) == col(row.number),
+            col(ChangeRow.version) != col(row.change_version),
+        )
+    )
+    waiting_on_change = and_(col(row.status) == AWAITING, moved)
+    return and_(
+        col(row.answered_at).is_(None),
+        or_(and_(col(row.due_at).is_not(None), col(row.due_at) <= now), waiting_on_change),
+    )
+
+
+def claim_due(
+    session: Session, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[Held]:
+    rows = leases.claim(
+        session,
+        GithubDeploymentRow,
+        owner,
+        now,
+        lease,
+        limit,
+        due=_due(now),
+        order_by=col(GithubDeploymentRow.received_at),
+    )
+    return [_held(row) for row in rows]
+
+
+def _held(row: GithubDeploymentRow) -> Held:
+    return Held(
+        request=Requested(
+            delivery_id=row.delivery_id,
+            repository=row.repository,
+            environment=row.environment,
+            run_id=row.run_id,
+            installation_id=row.installation_id,
+            sha=row.sha,
+            ref=row.ref,
+            sender=row.sender,
+            pull_requests=tuple(json.loads(row.pull_requests)),
+        ),
+        received_at=row.received_at,
+        number=row.number,
+        status=row.status,
+        decision=row.decision,
+        answer_state=row.answer_state,
+        answer_comment=row.answer_comment,
+        reported_waiting=row.reported_waiting,
+        attempts=row.attempts,
+    )
+
+
+def record(session: Session, delivery_id: str, owner: str, **values: Any) -> bool:
+    """Progress on a request, only while this replica holds it (False: taken over)."""
+    key = col(GithubDeploymentRow.delivery_id) == delivery_id
+    return leases.record(session, GithubDeploymentRow, key, owner, **values)
+
+
+def release_all(session: Session, owner: str) -> int:
+    return leases.release_all(session, GithubDeploymentRow, owner)
+
+
+def change_version(session: Session, number: int) -> int:
+    version = session.exec(select(ChangeRow.version).where(ChangeRow.number == number)).first()
+    return int(version) if version is not None else -1
+
+
+def find(session: Session, delivery_id: str) -> GithubDeploymentRow | None:
+    return session.get(GithubDeploymentRow, delivery_id)

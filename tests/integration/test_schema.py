@@ -1,0 +1,93 @@
+"""The migrations build exactly the tables the code declares, on SQLite and PostgreSQL alike:
+a table or column added to the code without its migration fails here, not in production."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import JSON, Boolean, Column, Engine, Integer, MetaData, String, Table, insert, text
+from sqlmodel import SQLModel
+
+import storage.events
+import storage.github
+import storage.obligations
+import storage.outbox
+import storage.tables
+import storage.tokens  # noqa: F401  (every table on SQLModel.metadata)
+from storage import migrate
+from storage.db import make_engine
+from storage.rows import change_document
+from storage.tables import UTCDateTime
+from tests.unit.builders import normal_details
+from workflows.model import Change
+
+CREATED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+#: The changes table as migration 0005 left it (before the pull_request column).
+_CHANGES_0005 = Table(
+    "changes",
+    MetaData(),
+    Column("number", Integer, primary_key=True),
+    Column("version", Integer),
+    Column("stage", String),
+    Column("classification", String),
+    Column("title", String),
+    Column("requester", String),
+    Column("implementer", String),
+    Column("review_owed", Boolean),
+    Column("review_due_at", UTCDateTime()),
+    Column("created_at", UTCDateTime()),
+    Column("updated_at", UTCDateTime()),
+    Column("document", JSON),
+)
+
+
+def test_the_migrated_schema_is_the_one_the_code_declares(engine: Engine) -> None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": False, "compare_server_default": False}
+        )
+        differences = compare_metadata(context, SQLModel.metadata)
+
+    # alembic_version is alembic's own table, not the code's.
+    assert [d for d in differences if "alembic_version" not in repr(d)] == []
+
+
+def test_upgrading_finds_the_pull_request_each_existing_change_links_to(
+    empty_database_url: str,
+) -> None:
+    engine = make_engine(empty_database_url)
+    try:
+        migrate.upgrade(engine, "0005")
+        document = change_document(Change(1, normal_details(), "UALICE", CREATED))
+        document["details"]["links"]["pull_request"] = "https://github.com/Acme/Payments/pull/42"
+        with engine.begin() as connection:
+            for number, doc in (
+                (1, document),
+                (2, change_document(Change(2, normal_details(), "UALICE", CREATED))),
+            ):
+                connection.execute(
+                    insert(_CHANGES_0005).values(
+                        number=number,
+                        version=0,
+                        stage="review",
+                        classification="normal",
+                        title="t",
+                        requester="UALICE",
+                        implementer="",
+                        review_owed=False,
+                        created_at=CREATED,
+                        document=doc,
+                    )
+                )
+
+        migrate.upgrade(engine)
+
+        with engine.connect() as connection:
+            found = connection.execute(
+                text("SELECT number, pull_request FROM changes ORDER BY number")
+            ).all()
+        assert [tuple(row) for row in found] == [(1, "acme/payments#42"), (2, "")]
+    finally:
+        engine.dispose()

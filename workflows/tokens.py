@@ -1,0 +1,107 @@
+"""Machine identities: the API tokens pipelines use, each with the least it needs.
+
+A token has a name (which pipeline, for the audit trail), scopes (what it may do) and a
+secret shown once when it is made; only a hash of the secret is kept. Which scope each thing
+a pipeline does needs is decided here, once, and asked by the HTTP adapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from workflows.errors import ValidationFailed
+
+#: The audit trail's ref for what happens to tokens.
+TOKENS_REF = "TOKENS"
+CREATED = "token_created"
+REVOKED = "token_revoked"
+
+#: Names no token may take: the gate records GitHub's own decisions under this one.
+RESERVED_NAMES = frozenset({"github"})
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,29}$")
+
+
+class Scope(StrEnum):
+    """What a token may do."""
+
+    GATE = "gate"  # ask the deploy gate
+    DEPLOYMENTS = "deployments"  # report deployments and their outcomes
+
+    @property
+    def allows(self) -> str:
+        return _ALLOWS[self]
+
+
+_ALLOWS = {
+    Scope.GATE: "ask the deploy gate",
+    Scope.DEPLOYMENTS: "report deployments",
+}
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A token as stored: never its secret."""
+
+    name: str
+    scopes: frozenset[Scope]
+    created_by: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str = ""
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def may(self, scope: Scope) -> bool:
+        return scope in self.scopes
+
+
+def check_name(name: str) -> str:
+    text = name.strip()
+    if not _NAME.match(text):
+        raise ValidationFailed(
+            "name",
+            "a token's name is up to 30 lowercase letters, digits and . _ - (the pipeline's "
+            "name, say: ci-prod), starting with a letter or digit.",
+        )
+    if text in RESERVED_NAMES:
+        raise ValidationFailed("name", f"{text!r} is reserved; choose another name.")
+    return text
+
+
+def parse_scopes(text: str) -> frozenset[Scope]:
+    """`gate,deployments` -> both scopes; anything unknown is refused, naming the choices."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    known = {s.value for s in Scope}
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        choices = ", ".join(f"{s.value} ({s.allows})" for s in Scope)
+        what = f"unknown scope {unknown[0]!r}" if unknown else "give at least one scope"
+        raise ValidationFailed("scopes", f"{what}; choose from {choices}.")
+    return frozenset(Scope(n) for n in names)
+
+
+def hash_secret(secret: str) -> str:
+    """What is stored of a token: its SHA-256. The secret has 256 random bits, so a fast hash
+    is enough; no salt or stretching is needed as it would be for a password."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def refusal(token: ApiToken | None, scope: Scope) -> tuple[int, str] | None:
+    """None if `token` may do what `scope` allows; else the HTTP status and a sentence."""
+    if token is None or not token.is_active:
+        return 401, "Unknown or revoked API token: create one with `changebot token create`."
+    if not token.may(scope):
+        have = ", ".join(sorted(s.value for s in token.scopes))
+        return (
+            403,
+            f"The token {token.name!r} may not {scope.allows}: it needs the {scope.value!r} "
+            f"scope (it has {have}). Create a token with --scopes {scope.value}.",
+        )
+    return None
