@@ -30,6 +30,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from bot import listeners, logs
+from bot.api.desk import GateDesk
+from bot.api.routes import Api
 from bot.chaser import Chaser
 from bot.directory import Directory
 from bot.listeners.tell import tell
@@ -54,6 +56,7 @@ class Bot:
     services: Services
     publisher: Publisher
     chaser: Chaser
+    api: Api
 
     async def sign_in(self) -> None:
         """Ask Slack who we are once, at start: Bolt would otherwise call auth.test while the
@@ -185,7 +188,8 @@ def create_app(
     app.use(FirstDeliveries(engine, clock))
     listeners.register(app)
     app.error(on_error)
-    return Bot(app, services, publisher, chaser)
+    api = Api(services, GateDesk(engine, clock, policy, kick=publisher.kick))
+    return Bot(app, services, publisher, chaser, api)
 
 
 # Our middleware subclass AsyncMiddleware: for function middleware Bolt works out the

@@ -19,6 +19,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from sqlalchemy.exc import IntegrityError
 
 from bot import logs, memory
+from bot.api.routes import api_errors
 from bot.app import Bot
 from storage import migrate
 from storage.uow import SqlUnitOfWork
@@ -32,7 +33,7 @@ MAX_BODY = 1024 * 1024
 
 def web_app(bot: Bot, *, background: bool = True) -> web.Application:
     """The HTTP app; with `background`, the publisher and timer start and stop with it."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[with_request_id])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[with_request_id, api_errors])
     traffic = bot.services.traffic
 
     async def slack_events(request: web.Request) -> web.Response:
@@ -79,6 +80,7 @@ def web_app(bot: Bot, *, background: bool = True) -> web.Application:
     app.router.add_post(EVENTS_PATH, slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    bot.api.add_routes(app)
     if background:
         app.cleanup_ctx.append(_background(bot))
     return app

@@ -41,6 +41,16 @@ _DEPLOYMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/#@+-]{0,99}$")
 
 
 @dataclass(frozen=True)
+class Reported:
+    """What a report left: the change, its deployment, and whether anything new was written
+    (False for a report sent again)."""
+
+    change: Change
+    deployment: PipelineDeployment
+    recorded: bool
+
+
+@dataclass(frozen=True)
 class Report:
     """A deployment as a pipeline reports it."""
 
@@ -62,7 +72,7 @@ def check_deployment_id(value: str) -> str:
 
 def report_started(
     uow: UnitOfWork, clock: Clock, policy: Policy, number: int, pipeline: str, report: Report
-) -> Change:
+) -> Reported:
     """A pipeline starts deploying under the change. Sent again, it changes nothing."""
     report = _checked(report, policy)
     with _reporting(uow, clock, policy, number) as step:
@@ -70,8 +80,8 @@ def report_started(
         if known is not None:
             _same_target(known, report)
         else:
-            _start(step, pipeline, report)
-    return step.change
+            known = _start(step, pipeline, report)
+    return Reported(step.change, known, step.moved)
 
 
 def report_finished(
@@ -86,7 +96,7 @@ def report_finished(
     notes: str = "",
     target: Target | None = None,
     triggered_by: str = "",
-) -> Change:
+) -> Reported:
     """A pipeline's deployment ended. Sent again with the same outcome, it changes nothing.
 
     A deployment whose start was never reported is started here first, if the report says
@@ -111,9 +121,9 @@ def report_finished(
                     f"Deployment {deployment_id} of {step.change.ref} already ended "
                     f"{known.outcome.label.lower()}; it cannot end {outcome.label.lower()} too."
                 )
-            return step.change
-        _finish(step, pipeline, known, outcome, notes)
-    return step.change
+            return Reported(step.change, known, False)
+        known = _finish(step, pipeline, known, outcome, notes)
+    return Reported(step.change, known, True)
 
 
 # -- the steps -------------------------------------------------------------------------------
@@ -149,7 +159,7 @@ def _start(step: Step, pipeline: str, report: Report) -> PipelineDeployment:
 
 def _finish(
     step: Step, pipeline: str, deployment: PipelineDeployment, outcome: Outcome, notes: str
-) -> None:
+) -> PipelineDeployment:
     change, actor = step.change, pipeline_actor(pipeline)
     ended = replace(deployment, outcome=outcome, finished_at=step.at)
     change.deployments = tuple(ended if d is deployment else d for d in change.deployments)
@@ -163,11 +173,12 @@ def _finish(
     )
     if not concludes:
         step.note(PIPELINE_FINISHED, actor, notes=notes, running=len(running), **details)
-        return
+        return ended
     worst = max((d.outcome for d in change.deployments if d.outcome), key=lambda o: o.severity)
     if not notes and (worst is not Outcome.SUCCESSFUL or len(change.deployments) > 1):
         notes = _summary(change.deployments)
     conclude(step, actor, worst, notes, **_described(ended))
+    return ended
 
 
 def _not_allowed(step: Step, target: Target) -> str | None:

@@ -36,7 +36,7 @@ def start(
     report = Report(deployment, Target(service, PROD), kw.pop("triggered_by", "octocat"))
     return report_started(
         desk.uow, desk.clock, desk.policy, change.number, kw.pop("pipeline", "ci-prod"), report
-    )
+    ).change
 
 
 def finish(
@@ -55,7 +55,7 @@ def finish(
         deployment,
         outcome,
         **kw,  # type: ignore[arg-type]
-    )
+    ).change
 
 
 def test_a_pipelines_start_moves_the_change_into_deployment_under_its_name(desk: Desk) -> None:

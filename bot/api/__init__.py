@@ -1,0 +1,1 @@
+"""The JSON API for pipelines: the deploy gate and deployment reports."""

@@ -1,0 +1,92 @@
+"""Reading what a pipeline sends: its bearer token, and a small JSON object whose fields are
+checked by name and type before anything else looks at them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bot.api.errors import ApiError
+from workflows.model import parse_ref
+from workflows.tokens import hash_secret
+
+#: A pipeline's request is a few fields; anything larger is refused before it is read.
+MAX_BODY = 16 * 1024
+#: Longest bearer token accepted (ours are 47 characters).
+MAX_TOKEN = 200
+
+
+def credential(request: web.Request) -> str:
+    """The hash of the bearer token the request carries, or 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "Send an API token as `Authorization: Bearer <token>`; create one with "
+            "`changebot token create`.",
+        )
+    if len(secret) > MAX_TOKEN or not secret.isascii() or not secret.isprintable():
+        raise ApiError(401, "unauthorized", "That is not an API token of changebot's.")
+    return hash_secret(secret)
+
+
+@dataclass(frozen=True)
+class Fields:
+    """A request's JSON object, its fields checked: `text(name)` is a string or ""."""
+
+    values: dict[str, Any]
+
+    def text(self, name: str) -> str:
+        value = self.values.get(name, "")
+        return value if isinstance(value, str) else ""
+
+
+async def json_body(
+    request: web.Request, allowed: tuple[str, ...], required: tuple[str, ...]
+) -> Fields:
+    """The body as a JSON object of string fields named in `allowed`, or 4xx saying why."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise _too_large()
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise _too_large()
+    try:
+        values = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ApiError(400, "malformed", f"The body is not JSON ({error}).") from error
+    if not isinstance(values, dict):
+        raise ApiError(400, "malformed", "The body must be a JSON object.")
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ApiError(
+            400,
+            "invalid",
+            f"Unknown field {unknown[0]!r}: the fields are {', '.join(allowed)}.",
+            field=unknown[0],
+        )
+    for name, value in values.items():
+        if not isinstance(value, str):
+            raise ApiError(400, "invalid", f"{name} must be a string.", field=name)
+    for name in required:
+        if not values.get(name, "").strip():
+            raise ApiError(400, "invalid", f"{name} is required.", field=name)
+    return Fields(values)
+
+
+def change_number(text: str, field: str = "change") -> int:
+    number = parse_ref(text)
+    if number is None:
+        raise ApiError(
+            400, "invalid", f"{text!r} is not a change reference such as CHG-0042.", field=field
+        )
+    return number
+
+
+def _too_large() -> ApiError:
+    return ApiError(413, "too_large", f"The body is larger than {MAX_BODY} bytes.")
