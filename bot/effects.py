@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from bot.views import replies
 from workflows.audit import AuditEntry
+from workflows.deployments import UNGATED
+from workflows.gate import DECIDED
 from workflows.model import Change, Classification, Stage
 from workflows.policy import Policy
 
@@ -20,6 +22,8 @@ class Effect:
 
 
 def effects_for(entry: AuditEntry, change: Change, policy: Policy) -> list[Effect]:
+    if entry.action == DECIDED and not entry.details.get("news"):
+        return []  # a pipeline asking again and hearing the same: recorded, nothing to show
     found: list[Effect] = []
     reply = replies.thread_reply(entry, change, policy)
     if reply:
@@ -31,6 +35,9 @@ def effects_for(entry: AuditEntry, change: Change, policy: Policy) -> list[Effec
     notice = replies.requester_notice(entry, change)
     if notice and entry.actor != change.requester:
         found.append(Effect(notice, to=change.requester))
+    owner = policy.policy.owner
+    if entry.action == UNGATED and owner:
+        found.append(Effect(replies.ungated_notice(entry, change), to=owner))
     return found
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from workflows.model import SYSTEM
+from workflows.model import GITHUB_PIPELINE, PIPELINE_PREFIX, SYSTEM, is_pipeline
 
 #: Longest text Slack accepts in each place (characters).
 MRKDWN_LIMIT = 3000  # a section's text, a context element
@@ -51,13 +51,23 @@ def escape(value: object) -> str:
 
 
 def mention(user_id: object) -> Mrkdwn:
-    """`<@U…>` for a Slack user ID, "changebot" for the process itself, else the escaped text."""
+    """`<@U…>` for a Slack user ID, "changebot" for the process itself, a pipeline by its
+    token's name (GitHub by its own), else the escaped text."""
     user_id = str(user_id)
     if user_id == SYSTEM:
         return Mrkdwn(BOT_NAME)
+    if is_pipeline(user_id):
+        return pipeline(user_id.removeprefix(PIPELINE_PREFIX))
     if _USER_ID.match(user_id):
         return Mrkdwn(f"<@{user_id}>")
     return Mrkdwn(escape(user_id))
+
+
+def pipeline(name: str) -> Mrkdwn:
+    """A pipeline as people read it: `ci-prod` (pipeline), or GitHub for its own rule."""
+    if name == GITHUB_PIPELINE:
+        return Mrkdwn("GitHub")
+    return Mrkdwn(f"pipeline `{escape(name.replace('`', ''))}`")
 
 
 def mentions(user_ids: object) -> Mrkdwn:
@@ -154,6 +164,7 @@ def environment() -> Environment:
     env.filters.update(
         mention=mention,
         mentions=mentions,
+        pipeline=pipeline,
         group_mention=group_mention,
         channel_mention=channel_mention,
         link=link,

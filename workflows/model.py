@@ -111,6 +111,8 @@ class Actor:
 SYSTEM = "system"
 #: Actors that are pipelines, not people: `pipeline:<the name of its API token>`.
 PIPELINE_PREFIX = "pipeline:"
+#: The pipeline name under which GitHub's deployment protection rule asks the gate.
+GITHUB_PIPELINE = "github"
 
 
 def pipeline_actor(name: str) -> Actor:

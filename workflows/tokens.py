@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from workflows.errors import ValidationFailed
+from workflows.model import GITHUB_PIPELINE
 
 #: The audit trail's ref for what happens to tokens.
 TOKENS_REF = "TOKENS"
@@ -21,7 +22,7 @@ CREATED = "token_created"
 REVOKED = "token_revoked"
 
 #: Names no token may take: the gate records GitHub's own decisions under this one.
-RESERVED_NAMES = frozenset({"github"})
+RESERVED_NAMES = frozenset({GITHUB_PIPELINE})
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,29}$")
 
 

@@ -89,6 +89,8 @@ def card_blocks(change: Change, policy: Policy, *, buttons: bool = True) -> list
     if decisions := _decisions(change):
         blocks.append(section("\n".join(decisions)))
     blocks.append(section("\n".join(status_lines(change, policy))))
+    if pipelines := deployment_lines(change):
+        blocks.append(section("\n".join(pipelines)))
     if links := _links(change):
         blocks.append(context(links))
     if buttons:
@@ -264,6 +266,63 @@ def status_lines(change: Change, policy: Policy) -> list[str]:
     elif change.stage is Stage.CLOSED and change.closed_at is not None:
         lines.append(text.render_macro("card.j2", "closed", at=change.closed_at))
     return lines
+
+
+#: Lines about the gate and pipelines on one card; the audit trail keeps every one.
+DEPLOYMENT_LINES = 12
+
+
+def deployment_lines(change: Change) -> list[str]:
+    """What the gate answered each pipeline, then the deployments pipelines reported."""
+    lines = [
+        text.render_macro(
+            "card.j2",
+            "gate_check",
+            status=check.status.value,
+            pipeline=check.pipeline,
+            service=check.service,
+            environment=check.environment,
+            at=check.at,
+            run=check.run,
+            repository=check.repository,
+            commit=check.commit,
+        )
+        for check in change.gate_checks
+    ]
+    lines += [
+        text.render_macro(
+            "card.j2",
+            "pipeline_deployment",
+            id=d.id,
+            pipeline=d.pipeline,
+            service=d.service,
+            environment=d.environment,
+            started_at=d.started_at,
+            triggered_by=d.triggered_by,
+            gated=d.gated,
+            outcome=d.outcome.label.lower() if d.outcome else "",
+            finished_at=d.finished_at,
+        )
+        for d in change.deployments
+    ]
+    return _latest(lines)
+
+
+def _latest(lines: list[str]) -> list[str]:
+    """The newest lines that fit one section, after a line counting the older ones left out."""
+    if len(lines) <= DEPLOYMENT_LINES and sum(len(line) + 1 for line in lines) <= text.MRKDWN_LIMIT:
+        return lines
+    room = text.MRKDWN_LIMIT - 100  # for that line
+    kept: list[str] = []
+    for line in reversed(lines):
+        if len(kept) == DEPLOYMENT_LINES - 1 or room < len(line) + 1:
+            break
+        kept.insert(0, line)
+        room -= len(line) + 1
+    if len(kept) < len(lines):
+        count = len(lines) - len(kept)
+        kept.insert(0, text.render_macro("card.j2", "more_deployments", count=count))
+    return kept
 
 
 def _owed(change: Change) -> list[str]:

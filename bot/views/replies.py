@@ -16,8 +16,10 @@ from bot import text
 from bot.views.common import document_label, scope_name
 from workflows.audit import AuditEntry
 from workflows.chase import Owed
+from workflows.deployments import PIPELINE_FINISHED, PIPELINE_STARTED, UNGATED
 from workflows.durations import format_duration
-from workflows.model import Change, Classification, Stage
+from workflows.gate import DECIDED
+from workflows.model import Change, Classification, GateStatus, Stage
 from workflows.policy import Policy
 
 Context = dict[str, Any]
@@ -63,6 +65,23 @@ def requester_notice(entry: AuditEntry, change: Change) -> str | None:
     return text.truncate(
         text.render_macro("notices.j2", action, **context), text.MESSAGE_TEXT_LIMIT
     )
+
+
+def ungated_notice(entry: AuditEntry, change: Change) -> str:
+    """What the policy owner is told of a deployment that skipped the gate."""
+    d = entry.details
+    line = text.render_macro(
+        "notices.j2",
+        "ungated_deployment",
+        who=entry.actor,
+        ref=change.ref,
+        title=change.title,
+        deployment=_text(d.get("deployment")),
+        service=_text(d.get("service")),
+        environment=_text(d.get("environment")),
+        reason=_text(d.get("reason")),
+    )
+    return text.truncate(line, text.MESSAGE_TEXT_LIMIT)
 
 
 def approvers_mention(policy: Policy, classification: Classification) -> str:
@@ -259,6 +278,53 @@ def _snoozed(entry: AuditEntry, change: Change, policy: Policy) -> Context:
     return {"owed": owed.label, "until": _parse_time(entry.details.get("until"))}
 
 
+def _deployment(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    """A deployment's start, by a person (no details) or a pipeline (what it deploys)."""
+    d = entry.details
+    return {
+        "deployment": _text(d.get("deployment")),
+        "service": _text(d.get("service")),
+        "environment": _text(d.get("environment")),
+        "triggered_by": _text(d.get("triggered_by")),
+    }
+
+
+def _pipeline_finished(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    running = entry.details.get("running")
+    return {
+        **_deployment(entry, change, policy),
+        "outcome": _text(entry.details.get("outcome")).replace("_", " ") or "ended",
+        "running": running if isinstance(running, int) else 0,
+    }
+
+
+def _ungated(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    d = entry.details
+    return {
+        "deployment": _text(d.get("deployment")),
+        "service": _text(d.get("service")),
+        "environment": _text(d.get("environment")),
+        "reason": _text(d.get("reason")),
+        "owner": _text(d.get("owner")),
+    }
+
+
+def _gate_decided(entry: AuditEntry, change: Change, policy: Policy) -> Context:
+    d = entry.details
+    status = _text(d.get("status"))
+    reasons = _names(d.get("reasons"))
+    return {
+        "status": status,
+        "service": _text(d.get("service")),
+        "environment": _text(d.get("environment")),
+        "repository": _text(d.get("repository")),
+        "commit": _text(d.get("commit")),
+        "run": _text(d.get("run")),
+        "reason": reasons[0] if reasons else "",
+        "requester": change.requester if status == GateStatus.AWAITING.value else "",
+    }
+
+
 def _triggered(entry: AuditEntry, change: Change, policy: Policy) -> Context:
     return {"owner": _text(entry.details.get("owner"))}
 
@@ -273,6 +339,11 @@ def _parse_time(value: object) -> datetime:
 
 
 _REPLY_CONTEXT: Mapping[str, Builder] = {
+    "deployment_started": _deployment,
+    PIPELINE_STARTED: _deployment,
+    PIPELINE_FINISHED: _pipeline_finished,
+    UNGATED: _ungated,
+    DECIDED: _gate_decided,
     "break_glass": _break_glass,
     "closed_without_review": _cancelled,
     "reminder_sent": _reminder,

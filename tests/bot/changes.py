@@ -9,9 +9,12 @@ from typing import Any
 
 from tests.unit.builders import NOW, emergency_details, normal_details, standard_details
 from tests.unit.fakes import FakeClock, FakeUnitOfWork
-from workflows import emergency, process
+from workflows import deployments, emergency, gate, process
 from workflows.audit import AuditEntry
+from workflows.deployments import Report
+from workflows.gate import Asked, Question, Target
 from workflows.model import (
+    GITHUB_PIPELINE,
     Actor,
     Change,
     ChangeDetails,
@@ -182,6 +185,54 @@ def _closed_without_review(desk: Desk) -> Change:
     return desk._run(process.close_without_review, change, EMMA, reason="The owner left.")
 
 
+def _ask(desk: Desk, change: Change, service: str = "api", pipeline: str = "ci-prod") -> None:
+    question = Question(
+        change.number,
+        Target(service, "production", "acme/api", "47efb7196c2a"),
+        Asked(pipeline, run="https://ci.example.com/runs/7", triggered_by="octocat"),
+    )
+    gate.ask(desk.uow, desk.clock, desk.policy, question)
+
+
+def _in_window(desk: Desk, change: Change) -> None:
+    window = desk.stored(change).details.window
+    assert window is not None
+    desk.clock.current = window.start
+
+
+def _held_by_the_gate(desk: Desk) -> Change:
+    change = desk.normal_change_in(Stage.APPROVE)
+    _ask(desk, change)
+    return change
+
+
+def _deployed_by_a_pipeline(desk: Desk, outcome: Outcome = Outcome.SUCCESSFUL) -> Change:
+    change = desk.normal_change_in(Stage.DEPLOY, normal_details(services=("api", "worker")))
+    _in_window(desk, change)
+    for service in ("api", "worker"):
+        _ask(desk, change, service)
+        report = Report(f"run-{service}", Target(service, "production"), "octocat")
+        deployments.report_started(desk.uow, desk.clock, desk.policy, change.number, "ci", report)
+    for service, ended in (("api", Outcome.SUCCESSFUL), ("worker", outcome)):
+        deployments.report_finished(
+            desk.uow, desk.clock, desk.policy, change.number, "ci", f"run-{service}", ended
+        )
+    return change
+
+
+def _deployed_outside_the_gate(desk: Desk) -> Change:
+    change = desk.normal_change_in(Stage.APPROVE)
+    report = Report("hotfix-1", Target("api", "production"), "UIVAN")
+    deployments.report_started(desk.uow, desk.clock, desk.policy, change.number, "ci", report)
+    return change
+
+
+def _github_refused(desk: Desk) -> Change:
+    change = desk.cancel(desk.normal_change_in(Stage.APPROVE), reason="Superseded.")
+    _ask(desk, change, pipeline=GITHUB_PIPELINE)
+    return change
+
+
 def a_desk() -> Desk:
     return Desk()
 
@@ -251,6 +302,11 @@ SCENARIOS: dict[str, Callable[[Desk], Change]] = {
     "emergency after break-glass": _broken_glass,
     "emergency approved in retrospect": lambda d: d.approve(_broken_glass(d), by=EMMA),
     "emergency closed without review": _closed_without_review,
+    "normal held by the gate": _held_by_the_gate,
+    "normal deployed by pipelines": _deployed_by_a_pipeline,
+    "normal rolled back by a pipeline": lambda d: _deployed_by_a_pipeline(d, Outcome.ROLLED_BACK),
+    "normal deployed outside the gate": _deployed_outside_the_gate,
+    "normal cancelled, GitHub refused": _github_refused,
 }
 
 
