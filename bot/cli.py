@@ -12,6 +12,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from bot import cli_pipeline, cli_tokens
+from bot.cli_pipeline import ClientError
 from bot.export import write_csv, write_jsonl
 from bot.settings import ConfigError, Settings
 from storage import migrate
@@ -41,9 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args, Settings.from_env()))
-    except (Stop, ConfigError, PolicyError, DatabaseUrlError) as error:
+    except (Stop, ClientError, ConfigError, PolicyError, DatabaseUrlError) as error:
         print(f"changebot: {error}", file=sys.stderr)
-        return error.code if isinstance(error, Stop) else 2
+        return error.code if isinstance(error, Stop | ClientError) else 2
     except KeyboardInterrupt:
         return 130
 
@@ -104,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     reviewed.add_argument("--by", required=True, metavar="USER_ID", help="who reviewed it")
     reviewed.add_argument("--note", default="", help="what the review concluded")
     reviewed.set_defaults(run=_policy_reviewed)
+    cli_tokens.add_commands(commands)
+    cli_pipeline.add_commands(commands)
     return parser
 
 

@@ -53,7 +53,9 @@ def check_target(target: Target) -> Target:
     """The target as a pipeline wrote it, trimmed, or ValidationFailed naming the field."""
     repository = check_line("repository", target.repository, 200)
     if repository and not _REPOSITORY.match(repository):
-        raise ValidationFailed("repository", "write it as owner/name, for example acme/payments.")
+        raise ValidationFailed(
+            "repository", "write it as owner/name (or group/…/name), for example acme/payments."
+        )
     commit = check_line("commit", target.commit, 64)
     if commit and not _COMMIT.match(commit):
         raise ValidationFailed("commit", "write the commit's SHA (7 to 64 hexadecimal digits).")
@@ -65,7 +67,7 @@ def check_target(target: Target) -> Target:
     )
 
 
-_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
 _COMMIT = re.compile(r"^[0-9a-fA-F]{7,64}$")
 
 
