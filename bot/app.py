@@ -34,6 +34,8 @@ from bot.api.desk import GateDesk
 from bot.api.routes import Api
 from bot.chaser import Chaser
 from bot.directory import Directory
+from bot.github import Github
+from bot.github import connect as connect_github
 from bot.listeners.tell import tell
 from bot.malformed import RefuseMalformed
 from bot.publisher import Publisher
@@ -57,6 +59,7 @@ class Bot:
     publisher: Publisher
     chaser: Chaser
     api: Api
+    github: Github | None = None
 
     async def sign_in(self) -> None:
         """Ask Slack who we are once, at start: Bolt would otherwise call auth.test while the
@@ -171,6 +174,14 @@ def create_app(
         owner=publisher.owner,
         lease=lease,
     )
+    github = connect_github(settings, engine, clock, policy, owner=publisher.owner, lease=lease)
+
+    def kick() -> None:
+        """A change moved: Slack must show it, and a GitHub deployment may wait on it."""
+        publisher.kick()
+        if github is not None:
+            github.worker.kick()
+
     services = Services(
         settings=settings,
         engine=engine,
@@ -178,7 +189,7 @@ def create_app(
         clock=clock,
         directory=Directory(client, policy),
         client=client,
-        kick=publisher.kick,
+        kick=kick,
         traffic=traffic,
     )
 
@@ -188,8 +199,8 @@ def create_app(
     app.use(FirstDeliveries(engine, clock))
     listeners.register(app)
     app.error(on_error)
-    api = Api(services, GateDesk(engine, clock, policy, kick=publisher.kick))
-    return Bot(app, services, publisher, chaser, api)
+    api = Api(services, GateDesk(engine, clock, policy, kick=kick))
+    return Bot(app, services, publisher, chaser, api, github)
 
 
 # Our middleware subclass AsyncMiddleware: for function middleware Bolt works out the

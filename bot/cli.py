@@ -275,7 +275,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     memory.tune_collector()
 
     password = make_url(normalise_url(settings.database_url)).password
-    secrets = (settings.bot_token, settings.signing_secret, settings.app_token, str(password or ""))
+    secrets = (
+        settings.bot_token,
+        settings.signing_secret,
+        settings.app_token,
+        settings.github_webhook_secret,
+        str(password or ""),
+    )
     logs.configure(args.log_format, secrets=secrets)
     policy = load_policy(settings.policy_path or None)
     settings.check_slack(socket_mode=args.socket_mode)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import logs, memory
 from bot.api.routes import api_errors
 from bot.app import Bot
+from bot.github.webhook import PATH as WEBHOOK_PATH
 from storage import migrate
 from storage.uow import SqlUnitOfWork
 from workflows.followup import ensure_policy_review
@@ -81,6 +82,8 @@ def web_app(bot: Bot, *, background: bool = True) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     bot.api.add_routes(app)
+    if bot.github is not None:
+        app.router.add_post(WEBHOOK_PATH, bot.github.webhook.handle)
     if background:
         app.cleanup_ctx.append(_background(bot))
     return app
@@ -139,6 +142,10 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
             log.info("another replica opened the policy review obligation first")
     publisher = asyncio.create_task(bot.publisher.run(interval), name="publisher")
     bot.publisher.kick()  # anything left from before a restart goes out now
+    github = bot.github.worker if bot.github is not None else None
+    answering = asyncio.create_task(github.run(interval), name="github") if github else None
+    if github is not None:
+        github.kick()  # and GitHub's answers
     scheduler = AsyncIOScheduler()
     scheduler.add_job(
         _sweep,
@@ -158,10 +165,15 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
         scheduler.pause()
         await bot.chaser.drain(timeout=bot.services.settings.lease_seconds / 2)
         scheduler.shutdown(wait=False)
-        publisher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await publisher
+        for task in (publisher, answering):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await bot.publisher.release_all()
+        if github is not None:
+            await github.release_all()
+            await github.app.close()
         await bot.chaser.release_all()
         signing_in.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -6,10 +6,14 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
 
 from storage.db import DEFAULT_URL
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
+GITHUB_API_DEFAULT = "https://api.github.com"
 _HOW = "create the Slack app from manifest.yml (see the README's 'Install in a workspace')"
 
 
@@ -42,6 +46,11 @@ class Settings:
     sweep_seconds: float = 5.0
     #: How long a replica holds what it claimed before another may take it over.
     lease_seconds: float = 60.0
+    #: The GitHub App that makes changebot a deployment protection rule (all optional).
+    github_app_id: str = ""
+    github_private_key_path: str = ""
+    github_webhook_secret: str = ""
+    github_api_url: str = GITHUB_API_DEFAULT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,7 +66,53 @@ class Settings:
             slack_api_url=api if api.endswith("/") else api + "/",
             sweep_seconds=_seconds("CHANGEBOT_SWEEP_SECONDS", env, 5.0),
             lease_seconds=_seconds("CHANGEBOT_LEASE_SECONDS", env, 60.0),
+            github_app_id=env.get("GITHUB_APP_ID", "").strip(),
+            github_private_key_path=env.get("GITHUB_APP_PRIVATE_KEY", "").strip(),
+            github_webhook_secret=env.get("GITHUB_WEBHOOK_SECRET", "").strip(),
+            github_api_url=(env.get("GITHUB_API_URL", "").strip() or GITHUB_API_DEFAULT).rstrip(
+                "/"
+            ),
         )
+
+    @property
+    def github_enabled(self) -> bool:
+        return bool(
+            self.github_app_id or self.github_private_key_path or self.github_webhook_secret
+        )
+
+    def github_private_key(self) -> bytes:
+        """The GitHub App's private key, checked to be one: ConfigError naming the variable."""
+        how = "see the README's 'GitHub environments'"
+        if not self.github_app_id.isdigit():
+            raise ConfigError(
+                "GITHUB_APP_ID must be your GitHub App's numeric ID (its 'About' page); "
+                f"{'it is not set' if not self.github_app_id else 'it is not a number'}: {how}."
+            )
+        if not self.github_webhook_secret:
+            raise ConfigError(
+                f"GITHUB_WEBHOOK_SECRET is not set: give the webhook secret of your GitHub App; "
+                f"{how}."
+            )
+        if not self.github_private_key_path:
+            raise ConfigError(
+                "GITHUB_APP_PRIVATE_KEY is not set: give the path of the App's private key "
+                f"(.pem); {how}."
+            )
+        try:
+            pem = Path(self.github_private_key_path).read_bytes()
+        except OSError as error:
+            raise ConfigError(
+                f"GITHUB_APP_PRIVATE_KEY: cannot read {self.github_private_key_path} "
+                f"({error.strerror})."
+            ) from error
+        try:
+            serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(
+                f"GITHUB_APP_PRIVATE_KEY: {self.github_private_key_path} is not an unencrypted "
+                "PEM private key (download one from your GitHub App's settings)."
+            ) from error
+        return pem
 
     def check_slack(self, *, socket_mode: bool) -> None:
         """Refuse to start without usable Slack credentials, naming the variable."""

@@ -26,6 +26,7 @@ from workflows.model import (
     Stage,
     format_ref,
     pipeline_actor,
+    ref_in,
 )
 from workflows.policy import Policy
 from workflows.ports import Clock, UnitOfWork
@@ -365,6 +366,21 @@ def _answer(
     if change is not None and news:
         change.gate_checks = _recorded(change.gate_checks, check)
     return Answer(ref, decision, news)
+
+
+def find_change(uow: UnitOfWork, git_ref: str, pull_requests: Sequence[str]) -> int | None:
+    """The change a deployment belongs to, when the pipeline did not name it (GitHub):
+
+    1. a change reference in the deployed branch or tag (`release/CHG-42`, `chg-42-hotfix`);
+    2. else the newest open change whose pull request is one of the deployed commit's.
+    """
+    if (number := ref_in(git_ref)) is not None:
+        return number
+    if not pull_requests:
+        return None
+    with uow:
+        change = uow.changes.linked_to(pull_requests)
+    return change.number if change is not None else None
 
 
 def _is_news(change: Change, check: GateCheck) -> bool:

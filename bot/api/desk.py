@@ -106,13 +106,20 @@ class GateDesk:
             asked = replace(question.asked, pipeline=token.name)
             allowed.append(replace(question, asked=asked))
             results.append(None)
-        answers = iter(self._ask(allowed) if allowed else [])
+        answers = iter(ask_again_if_stale(self.engine, self.clock, self.policy, allowed))
         return [r if r is not None else next(answers) for r in results]
 
-    def _ask(self, questions: list[Question]) -> list[Answer]:
-        for _ in range(CONFLICT_RETRIES - 1):
-            try:
-                return ask_many(SqlUnitOfWork(self.engine), self.clock, self.policy, questions)
-            except StaleChange:
-                log.info("a change of the gate's round was saved meanwhile; answering again")
-        return ask_many(SqlUnitOfWork(self.engine), self.clock, self.policy, questions)
+
+def ask_again_if_stale(
+    engine: Engine, clock: Clock, policy: Policy, questions: list[Question]
+) -> list[Answer]:
+    """Answer and record `questions`; if another replica (or an approval) saved one of their
+    changes meanwhile, answer again on the change as it is now."""
+    if not questions:
+        return []
+    for _ in range(CONFLICT_RETRIES - 1):
+        try:
+            return ask_many(SqlUnitOfWork(engine), clock, policy, questions)
+        except StaleChange:
+            log.info("a change asked about was saved meanwhile; answering again")
+    return ask_many(SqlUnitOfWork(engine), clock, policy, questions)

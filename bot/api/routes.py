@@ -36,6 +36,8 @@ from workflows.tokens import ApiToken, Scope, refusal
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
+#: Paths answered in JSON, refusals included: the API's and GitHub's webhook.
+JSON_PATHS = ("/api/", "/github/")
 GATE_FIELDS = (
     "change",
     "service",
@@ -203,9 +205,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Under /api/: refusals as JSON, a database that cannot be read as 503, anything else
-    as a 500 with a reference to quote. Other paths pass through untouched."""
-    if not request.path.startswith("/api/"):
+    """Under /api/ and /github/: refusals as JSON, a database that cannot be read as 503,
+    anything else as a 500 with a reference to quote. Other paths pass through untouched."""
+    if not request.path.startswith(JSON_PATHS):
         return await handler(request)
     try:
         return await handler(request)
@@ -217,7 +219,10 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
             message = f"{request.method} is not allowed here (use {allowed})."
             return ApiError(405, "method_not_allowed", message).response()
         if error.status == 404:
-            return ApiError(404, "not_found", f"There is no {request.path} in the API.").response()
+            message = f"There is no {request.path} here."
+            if request.path.startswith("/github/"):
+                message += " GitHub's webhook is POST /github/webhook, once GitHub is configured."
+            return ApiError(404, "not_found", message).response()
         if error.status == 413:
             return ApiError(413, "too_large", "The body is too large.").response()
         raise

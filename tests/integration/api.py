@@ -86,11 +86,17 @@ class Served:
 
 
 @asynccontextmanager
-async def served(engine: Engine, policy: Policy = POLICY) -> AsyncIterator[Served]:
+async def served(
+    engine: Engine, policy: Policy = POLICY, settings: Settings | None = None
+) -> AsyncIterator[Served]:
     clock = FakeClock()
-    settings = Settings(
+    settings = settings or Settings(
         bot_token="xoxb-test", signing_secret="0" * 32, slack_api_url="http://127.0.0.1:9/"
     )
     bot = create_app(settings, engine, policy, clock=clock)
-    async with TestClient(TestServer(web_app(bot, background=False))) as client:
-        yield Served(bot, client, engine, clock, policy)
+    try:
+        async with TestClient(TestServer(web_app(bot, background=False))) as client:
+            yield Served(bot, client, engine, clock, policy)
+    finally:
+        if bot.github is not None:
+            await bot.github.worker.app.close()

@@ -29,8 +29,9 @@ from workflows.gate import (
     ask_many,
     combine,
     decide,
+    find_change,
 )
-from workflows.model import Change, GateStatus, Level, Outcome, Stage
+from workflows.model import Change, GateStatus, Level, Links, Outcome, Stage
 
 API = Target("api", "production")
 CI = Asked("ci-prod", run="https://ci.example.com/runs/9", triggered_by="octocat")
@@ -438,3 +439,35 @@ def test_many_questions_are_answered_in_order_in_one_commit(desk: Desk) -> None:
     assert [a.news for a in answers] == [True, True, False, False]
     assert desk.uow.commits == commits + 1
     assert answers[1].version == answers[3].version == desk.stored(ready).version
+
+
+# -- which change a deployment belongs to --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("git_ref", "number"),
+    [
+        ("refs/heads/release/CHG-42", 42),
+        ("chg-0007-hotfix", 7),
+        ("refs/tags/v1.2-CHG42", 42),
+        ("main", None),
+        ("MYCHG-42", None),
+        ("CHG-0", None),
+    ],
+)
+def test_a_change_is_found_by_the_reference_in_the_deployed_branch_or_tag(
+    desk: Desk, git_ref: str, number: int | None
+) -> None:
+    assert find_change(desk.uow, git_ref, []) == number
+
+
+def test_else_by_the_pull_request_of_the_deployed_commit(desk: Desk) -> None:
+    pr = "https://github.com/Acme/API/pull/12"
+    old = desk.request(normal_details(links=Links(pull_request=pr)))
+    desk.cancel(old)
+    newer = desk.request(normal_details(links=Links(pull_request=pr)))
+    desk.request(normal_details(links=Links(pull_request="https://github.com/acme/api/pull/13")))
+
+    assert find_change(desk.uow, "main", ["acme/api#12"]) == newer.number
+    assert find_change(desk.uow, "main", ["acme/api#99"]) is None
+    assert find_change(desk.uow, "release/CHG-5", ["acme/api#12"]) == 5  # the branch first

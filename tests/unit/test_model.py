@@ -13,6 +13,7 @@ from workflows.model import (
     Stage,
     format_ref,
     parse_ref,
+    pull_request_key,
 )
 
 
@@ -78,3 +79,18 @@ def test_the_implementer_answers_for_a_change_else_the_requester() -> None:
     assert change.owner == ALICE.user_id
     assert change.people_in_charge() == {ALICE.user_id}
     assert ANNA.user_id not in change.people_in_charge()
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://github.com/Acme/API/pull/12", "acme/api#12"),
+        ("https://github.com/acme/api/pull/0012/files", "acme/api#12"),
+        ("https://ghe.example.com/team/svc.io/pull/7", "team/svc.io#7"),
+        ("https://gitlab.example.com/acme/api/-/merge_requests/3", ""),
+        ("https://example.com/pr/1", ""),
+        ("", ""),
+    ],
+)
+def test_a_pull_request_is_known_by_its_repository_and_number(url: str, key: str) -> None:
+    assert pull_request_key(url) == key

@@ -1,0 +1,350 @@
+"""Answers GitHub for the deployments it holds: decides with the gate's rules, tells GitHub
+what the deployment waits for, and approves or rejects it the moment its change allows.
+
+Each replica's worker claims due requests under a lease (storage/github.py): new ones, ones
+whose change has moved since they were decided, ones whose window has opened, and answers
+that did not reach GitHub yet. A final answer is written down before it is sent and sent
+until GitHub takes it (backing off through its errors and timeouts); sent again after a
+timeout that had in fact delivered it, GitHub refuses it as no longer pending, which also
+ends it. So each deployment is answered once, across restarts and replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from gidgethub import BadRequest, GitHubException, RateLimitExceeded
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.api.desk import ask_again_if_stale
+from bot.github.app import GithubApp
+from storage import github
+from storage.github import ANSWERED, AWAITING, DECIDED, Held
+from storage.uow import SqlUnitOfWork
+from workflows.gate import Asked, Decision, Question, Target, combine, find_change
+from workflows.model import GITHUB_PIPELINE, GateStatus, format_ref
+from workflows.policy import Policy
+from workflows.ports import Clock
+
+log = logging.getLogger(__name__)
+
+BATCH = 10
+#: A request waiting on its change is looked at again at least this often, in case news of
+#: the change was missed; its change moving wakes it at once.
+RECHECK = timedelta(hours=1)
+RETRY_FIRST, RETRY_MAX = 2.0, 300.0
+#: GitHub stops waiting for an answer after 30 days.
+GITHUB_WAITS = timedelta(days=30)
+#: GitHub's answers meaning the run no longer waits for this one (answered, or gone).
+NOT_PENDING = (404, 422)
+
+
+class GithubGate:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        policy: Policy,
+        app: GithubApp,
+        *,
+        owner: str,
+        lease: timedelta,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.policy = policy
+        self.app = app
+        self.owner = owner
+        self.lease = lease
+        self._wake = asyncio.Event()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """A delivery arrived, or a change moved: look now rather than at the next sweep."""
+        self._wake.set()
+
+    async def run(self, interval: float) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            self._wake.clear()
+            try:
+                while await self.sweep() == BATCH:
+                    pass
+            except Exception:  # the loop must outlive any one bad sweep
+                log.exception("answering GitHub failed; trying again at the next sweep")
+
+    async def sweep(self) -> int:
+        claimed = await asyncio.to_thread(self._claim)
+        await asyncio.gather(*(self._handle(held) for held in claimed))
+        return len(claimed)
+
+    def _claim(self) -> list[Held]:
+        with Session(self.engine) as session:
+            return github.claim_due(session, self.owner, self.clock.now(), self.lease, BATCH)
+
+    async def release_all(self) -> None:
+        def go() -> int:
+            with Session(self.engine) as session:
+                return github.release_all(session, self.owner)
+
+        await asyncio.to_thread(go)
+
+    # -- one request -----------------------------------------------------------------------------
+
+    async def _handle(self, held: Held) -> None:
+        request = held.request
+        try:
+            if self.clock.now() - held.received_at > GITHUB_WAITS:
+                await self._answered(held, "GitHub stopped waiting after 30 days")
+                return
+            if held.status != DECIDED:
+                held = await self._decide(held)
+            if held.status == DECIDED:
+                await self._send(held)
+        except LeaseLost:
+            log.info("GitHub deployment %s was taken over by another replica", request.delivery_id)
+        except Exception as error:  # one request must not hold up the others
+            log.exception("GitHub deployment %s: could not answer", request.delivery_id)
+            with contextlib.suppress(LeaseLost):
+                await self._retry_later(held, f"internal error: {type(error).__name__}")
+
+    async def _decide(self, held: Held) -> Held:
+        request = held.request
+        number = held.number or await self._tie(held)
+        if number is None:
+            return await self._freeze(held, None, "rejected", _untied(request.sha))
+        services = self.policy.gate.github_services(request.repository, request.environment)
+        if services is None:
+            return await self._freeze(
+                held, number, "rejected", _unmapped(request.repository, request.environment)
+            )
+        decision, version = await asyncio.to_thread(self._ask, number, services, held)
+        ref = format_ref(number)
+        if decision.is_final:
+            state = "approved" if decision.status is GateStatus.ALLOWED else "rejected"
+            return await self._freeze(held, number, state, _comment(ref, decision), decision)
+        now = self.clock.now()
+        due, attempts, error = min(decision.recheck_at or now + RECHECK, now + RECHECK), 0, ""
+        reported = held.reported_waiting or await self._report_waiting(held, ref, decision)
+        if not reported:  # try the report again soon; the decision stands meanwhile
+            delay = min(RETRY_FIRST * 2**held.attempts, RETRY_MAX)
+            due, attempts = now + timedelta(seconds=delay), held.attempts + 1
+            error = "the status report did not reach GitHub"
+        await self._record(
+            held,
+            status=AWAITING,
+            number=number,
+            decision=decision.status.value,
+            reported_waiting=reported,
+            change_version=version,
+            due_at=due,
+            attempts=attempts,
+            last_error=error,
+            lease_owner="",
+            lease_until=None,
+        )
+        return held
+
+    async def _report_waiting(self, held: Held, ref: str, decision: Decision) -> bool:
+        """Say on the run what it waits for (a status report: a comment, no answer)."""
+        request = held.request
+        try:
+            await self.app.review(
+                request.repository,
+                request.installation_id,
+                request.run_id,
+                request.environment,
+                _waiting(ref, decision),
+            )
+        except (GitHubException, aiohttp.ClientError, TimeoutError, OSError) as error:
+            log.warning(
+                "GitHub deployment %s: status report failed: %r", request.delivery_id, error
+            )
+            return False
+        return True
+
+    def _ask(self, number: int, services: tuple[str, ...], held: Held) -> tuple[Decision, int]:
+        request = held.request
+        asked = Asked(GITHUB_PIPELINE, run=self._run_url(held), triggered_by=request.sender)
+        questions = [
+            Question(number, Target(s, request.environment, request.repository, request.sha), asked)
+            for s in services
+        ]
+        answers = ask_again_if_stale(self.engine, self.clock, self.policy, questions)
+        return combine(a.decision for a in answers), answers[0].version
+
+    async def _tie(self, held: Held) -> int | None:
+        """The change this deployment belongs to (see workflows.gate.find_change); the
+        commit's pull requests are asked of GitHub when the delivery named none."""
+        request = held.request
+        uow = SqlUnitOfWork(self.engine)
+        number = await asyncio.to_thread(find_change, uow, request.ref, request.pull_requests)
+        if number is None and request.sha and not request.pull_requests:
+            pulls = await self.app.pull_requests_of(
+                request.repository, request.installation_id, request.sha
+            )
+            number = await asyncio.to_thread(find_change, uow, "", pulls)
+        return number
+
+    async def _freeze(
+        self,
+        held: Held,
+        number: int | None,
+        state: str,
+        comment: str,
+        decision: Decision | None = None,
+    ) -> Held:
+        """Write the answer down before sending it: every later try sends this one."""
+        status = decision.status.value if decision else GateStatus.INVALID.value
+        await self._record(
+            held,
+            status=DECIDED,
+            number=number,
+            decision=status,
+            answer_state=state,
+            answer_comment=comment,
+        )
+        return replace(
+            held,
+            number=number,
+            status=DECIDED,
+            decision=status,
+            answer_state=state,
+            answer_comment=comment,
+        )
+
+    async def _send(self, held: Held) -> None:
+        request = held.request
+        try:
+            await self.app.review(
+                request.repository,
+                request.installation_id,
+                request.run_id,
+                request.environment,
+                held.answer_comment,
+                held.answer_state,
+            )
+        except RateLimitExceeded as error:
+            await self._retry_later(held, f"GitHub rate limit ({error})")
+            return
+        except BadRequest as error:
+            if error.status_code not in NOT_PENDING:
+                await self._retry_later(held, f"GitHub refused: {error.status_code} {error}")
+                return
+            log.info("GitHub no longer waits on %s: %s", request.delivery_id, error)
+            await self._answered(held, f"GitHub no longer waits: {error}")
+            return
+        except (GitHubException, aiohttp.ClientError, TimeoutError, OSError) as error:
+            await self._retry_later(held, f"GitHub did not answer ({error!r})")
+            return
+        log.info(
+            "GitHub deployment of %s to %s (run %s): %s",
+            request.repository,
+            request.environment,
+            request.run_id,
+            held.answer_state,
+        )
+        await self._answered(held, "")
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+
+    async def _answered(self, held: Held, note: str) -> None:
+        await self._record(
+            held,
+            status=ANSWERED,
+            answered_at=self.clock.now(),
+            due_at=None,
+            last_error=note[:500],
+            lease_owner="",
+            lease_until=None,
+        )
+
+    async def _retry_later(self, held: Held, why: str) -> None:
+        delay = min(RETRY_FIRST * 2**held.attempts, RETRY_MAX)
+        log.warning(
+            "GitHub deployment %s: %s; retrying in %.0fs", held.request.delivery_id, why, delay
+        )
+        await self._record(
+            held,
+            due_at=self.clock.now() + timedelta(seconds=delay),
+            attempts=held.attempts + 1,
+            last_error=why[:500],
+            lease_owner="",
+            lease_until=None,
+        )
+
+    async def _record(self, held: Held, **values: Any) -> None:
+        def go() -> bool:
+            with Session(self.engine) as session:
+                return github.record(session, held.request.delivery_id, self.owner, **values)
+
+        if not await asyncio.to_thread(go):
+            raise LeaseLost(held.request.delivery_id)
+
+    def _run_url(self, held: Held) -> str:
+        request = held.request
+        return f"{web_url(self.app.api_url)}/{request.repository}/actions/runs/{request.run_id}"
+
+
+class LeaseLost(Exception):
+    """Another replica took the request over; this one stops."""
+
+
+def web_url(api_url: str) -> str:
+    """GitHub's web address from its API's: api.github.com -> github.com; an Enterprise
+    server's /api/v3 -> the server."""
+    parts = urlsplit(api_url)
+    host = parts.netloc.removeprefix("api.")
+    path = parts.path.removesuffix("/").removesuffix("/api/v3")
+    return f"{parts.scheme}://{host}{path}"
+
+
+# -- what GitHub is told ---------------------------------------------------------------------------
+
+
+def _comment(ref: str, decision: Decision) -> str:
+    verdict = {
+        GateStatus.ALLOWED: f"changebot allows this deployment under {ref}.",
+        GateStatus.PREVENTED: f"changebot prevents this deployment under {ref}.",
+        GateStatus.INVALID: f"changebot cannot allow this deployment under {ref}.",
+    }[decision.status]
+    return " ".join([verdict, *decision.reasons])
+
+
+def _waiting(ref: str, decision: Decision) -> str:
+    return " ".join(
+        [
+            f"changebot holds this deployment until {ref} allows it; it goes on by itself "
+            "once the change is approved in Slack.",
+            *decision.reasons,
+        ]
+    )
+
+
+def _untied(sha: str) -> str:
+    commit = f" of commit {sha[:7]}" if sha else ""
+    return (
+        "changebot found no change for this deployment, so it may not go ahead. Tie it to one: "
+        "name the change in the branch or tag you deploy (for example release/CHG-42), or "
+        f"link the pull request{commit} from the change (its Pull request field in Slack). "
+        "Then re-run the job."
+    )
+
+
+def _unmapped(repository: str, environment: str) -> str:
+    return (
+        f"changebot's policy does not say which services {repository} deploys to "
+        f"{environment}, so it cannot tell which change allows this. Add a [[gate.github]] "
+        f"entry (repository = {repository!r}, environment = {environment!r}, services = "
+        "[...]) to the change policy."
+    )
