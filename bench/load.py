@@ -49,9 +49,16 @@ def write_requests(path: Path, requests: list[Request]) -> None:
 
 
 async def drive(
-    url: str, secret: str, requests: list[Request], concurrency: int, timeout: float = 10.0
+    url: str,
+    secret: str,
+    requests: list[Request],
+    concurrency: int,
+    timeout: float = 10.0,
+    *,
+    bearer: str = "",
 ) -> dict[str, Any]:
-    """Send everything; return when the last answer is in."""
+    """Send everything; return when the last answer is in. With `bearer`, requests carry it
+    as a pipeline's API token instead of Slack's signature."""
     queue: asyncio.Queue[Request] = asyncio.Queue()
     for request in requests:
         queue.put_nowait(request)
@@ -62,11 +69,17 @@ async def drive(
     async def worker(session: aiohttp.ClientSession) -> None:
         while not queue.empty():
             request = queue.get_nowait()
-            headers = {
-                **SLACK_HEADERS,
-                "Content-Type": request.content_type,
-                **signed_headers(request.body, secret),
-            }
+            if bearer:
+                headers = {
+                    "Authorization": f"Bearer {bearer}",
+                    "Content-Type": request.content_type,
+                }
+            else:
+                headers = {
+                    **SLACK_HEADERS,
+                    "Content-Type": request.content_type,
+                    **signed_headers(request.body, secret),
+                }
             started = time.perf_counter()
             try:
                 async with session.post(url, data=request.body, headers=headers) as response:
@@ -103,14 +116,21 @@ def run_ahead() -> bool:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
     parser.add_argument("--url", required=True, help="the app's request URL")
-    parser.add_argument("--secret", required=True, help="the app's signing secret")
+    parser.add_argument("--secret", default="", help="the app's signing secret (Slack)")
+    parser.add_argument("--bearer", default="", help="an API token to send instead (pipelines)")
     parser.add_argument("--requests", type=Path, required=True, help="JSON lines to send")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--out", type=Path, required=True, help="where to write the results")
     args = parser.parse_args(argv)
     ahead = run_ahead()
     result = asyncio.run(
-        drive(args.url, args.secret, read_requests(args.requests), args.concurrency)
+        drive(
+            args.url,
+            args.secret,
+            read_requests(args.requests),
+            args.concurrency,
+            bearer=args.bearer,
+        )
     )
     args.out.write_text(json.dumps({**result, "ahead": ahead}), encoding="utf-8")
 

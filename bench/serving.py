@@ -241,8 +241,11 @@ class Run:
         return sum(1 for _, status, _ in self.samples if status != 200)
 
 
-async def send_load(url: str, requests: list[Request], concurrency: int, workdir: Path) -> Run:
-    """Send `requests` from a separate process (`python -m bench.load`)."""
+async def send_load(
+    url: str, requests: list[Request], concurrency: int, workdir: Path, *, bearer: str = ""
+) -> Run:
+    """Send `requests` from a separate process (`python -m bench.load`); signed as Slack
+    signs, or with `bearer` as a pipeline's API token."""
     fd, name = tempfile.mkstemp(suffix=".jsonl", dir=workdir)
     os.close(fd)
     requests_file, out = Path(name), Path(name).with_suffix(".result.json")
@@ -253,8 +256,7 @@ async def send_load(url: str, requests: list[Request], concurrency: int, workdir
         "bench.load",
         "--url",
         url,
-        "--secret",
-        SIGNING_SECRET,
+        *(["--bearer", bearer] if bearer else ["--secret", SIGNING_SECRET]),
         "--requests",
         str(requests_file),
         "--concurrency",

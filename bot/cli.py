@@ -232,6 +232,10 @@ def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
         f"  emergency review due {format_duration(e.review_deadline)} after the outcome, "
         f"reminders every {format_duration(e.reminder_every)}"
     )
+    print(f"  deploy gate: {', '.join(policy.gate.environments)}")
+    for target in policy.gate.github:
+        services = ", ".join(target.services)
+        print(f"    GitHub {target.repository} {target.environment}: {services}")
     print(f"  next policy review due {policy.policy_review_due():%Y-%m-%d}")
     return 0
 
@@ -285,6 +289,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     logs.configure(args.log_format, secrets=secrets)
     policy = load_policy(settings.policy_path or None)
     settings.check_slack(socket_mode=args.socket_mode)
+    if settings.github_enabled:
+        settings.github_private_key()  # half a GitHub configuration stops here, named
     engine = open_database(settings, upgrade_embedded=True)
     bot = create_app(settings, engine, policy, socket_mode=args.socket_mode)
     if args.socket_mode:

@@ -19,7 +19,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from sqlalchemy.exc import IntegrityError
 
 from bot import logs, memory
-from bot.api.routes import api_errors
+from bot.api.routes import JSON_PATHS, api_errors
 from bot.app import Bot
 from bot.github.webhook import PATH as WEBHOOK_PATH
 from storage import migrate
@@ -34,8 +34,23 @@ MAX_BODY = 1024 * 1024
 
 def web_app(bot: Bot, *, background: bool = True) -> web.Application:
     """The HTTP app; with `background`, the publisher and timer start and stop with it."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[with_request_id, api_errors])
     traffic = bot.services.traffic
+
+    @web.middleware
+    async def counted(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A pipeline waiting for the gate, like a person waiting for an acknowledgement,
+        comes before showing what was decided: the publisher gives way to a burst of both."""
+        if not request.path.startswith(JSON_PATHS):
+            return await handler(request)
+        traffic.started()
+        try:
+            return await handler(request)
+        finally:
+            traffic.finished()
+
+    app = web.Application(
+        client_max_size=MAX_BODY, middlewares=[with_request_id, counted, api_errors]
+    )
 
     async def slack_events(request: web.Request) -> web.Response:
         traffic.started()
@@ -89,10 +104,11 @@ def web_app(bot: Bot, *, background: bool = True) -> web.Application:
     return app
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 @web.middleware
-async def with_request_id(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+async def with_request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give the request a short ID, for every log line it causes and the `X-Request-Id`
     header, and log one line for it: method, path, status and how long it took."""
     with logs.Served(log, f"{request.method} {request.path}") as served:

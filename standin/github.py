@@ -109,7 +109,7 @@ class GithubStandIn:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    # -- what a test sets up and reads --------------------------------------------------------------
+    # -- what a test sets up and reads ---------------------------------------------------------
 
     def hold(self, repository: str, run_id: int, environment: str) -> Held:
         held = Held(repository, run_id, environment)
@@ -210,7 +210,7 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
 
 
-# -- webhooks, as GitHub sends them ------------------------------------------------------------------
+# -- webhooks, as GitHub sends them ----------------------------------------------------------------
 
 
 def protection_rule_request(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import or_, update
+from sqlalchemy import Table, insert, or_, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from storage.outbox import mark_due
@@ -62,8 +67,31 @@ class SqlChanges:
         change.version += 1
 
     def get_many(self, numbers: Sequence[int]) -> dict[int, Change]:
-        rows = self.session.exec(select(ChangeRow).where(col(ChangeRow.number).in_(set(numbers))))
-        return {row.number: change_from_row(row) for row in rows if row.number is not None}
+        """The changes among `numbers`, read as the gate reads them: many, over and over (a
+        pipeline waiting asks again and again). A change at a version already read is
+        taken from the cache (a version is never written twice); the rest are read whole."""
+        wanted = set(numbers)
+        database = str(self.session.get_bind().engine.url)
+        numbered = _CHANGES.c.number
+        found: dict[int, Change] = {}
+        versions = self.session.execute(
+            core_select(numbered, _CHANGES.c.version).where(numbered.in_(wanted))
+        )
+        missing = []
+        for number, version in versions:
+            cached = CACHE.get(database, number, version)
+            if cached is None:
+                missing.append(number)
+            else:
+                found[number] = cached
+        if missing:
+            # Plain rows, not ORM objects: nothing is written back through the session.
+            rows = self.session.execute(core_select(_CHANGES).where(numbered.in_(missing)))
+            for row in rows:
+                change = change_from_row(cast(ChangeRow, row))
+                CACHE.put(database, change)
+                found[change.number] = copy.copy(change)
+        return found
 
     def linked_to(self, pull_requests: Sequence[str]) -> Change | None:
         """The newest open change that links to one of these pull requests (`owner/repo#n`)."""
@@ -100,55 +128,112 @@ class SqlChanges:
         return [change_from_row(row) for row in self.session.exec(query)]
 
 
+class VersionCache:
+    """Changes as read at a version, the latest `size` of them. A change's content at a
+    version never changes (every save raises it, compare-and-set), so an entry is never
+    stale, only superseded. Callers get a copy: the use cases change what they are given."""
+
+    def __init__(self, size: int = 2_000) -> None:
+        self.size = size
+        self._found: OrderedDict[tuple[str, int], Change] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, database: str, number: int, version: int) -> Change | None:
+        key = (database, number)
+        with self._lock:
+            change = self._found.get(key)
+            if change is None or change.version != version:
+                return None
+            self._found.move_to_end(key)
+        return copy.copy(change)
+
+    def put(self, database: str, change: Change) -> None:
+        key = (database, change.number)
+        with self._lock:
+            self._found[key] = change
+            self._found.move_to_end(key)
+            while len(self._found) > self.size:
+                self._found.popitem(last=False)
+
+
+#: One per process, for every database it serves (each entry names its database).
+CACHE = VersionCache()
+
+
+_EVENTS = cast(Table, AuditEventRow.__table__)  # type: ignore[attr-defined]
+_HEAD = cast(Table, AuditHeadRow.__table__)  # type: ignore[attr-defined]
+_CHANGES = cast(Table, ChangeRow.__table__)  # type: ignore[attr-defined]
+
+
 class SqlAudit:
     """Appends to the hash chain. The chain's head row is locked for the rest of the
     transaction, so writers on several replicas extend the chain one at a time. One serves
-    one transaction (the unit of work makes one per `with`): it keeps the head it locked."""
+    one transaction (the unit of work makes one per `with`): it keeps the head it locked.
 
-    def __init__(self, session: Session) -> None:
+    `deferred`: the events are chained as they come and written together by `write()`, in
+    one statement (the unit of work writes them when it commits): a transaction of many
+    events (the gate answering fifty pipelines) costs one insert, not fifty.
+    """
+
+    def __init__(self, session: Session, *, deferred: bool = False) -> None:
         self.session = session
-        self._head: AuditHeadRow | None = None
+        self.deferred = deferred
+        self._head: tuple[int, str] | None = None
+        self._head_stored = False
+        self._rows: list[dict[str, Any]] = []
         #: Changes already marked due in this transaction: a step's second event (an
         #: approval's authorisation, say) has nothing to add to the first's mark.
         self._marked: set[int] = set()
 
     def append(self, entry: AuditEntry, *, shown: bool = True) -> None:
-        head = self._lock_head()
-        event = chain(head.seq + 1, head.hash, entry)
-        self.session.add(to_row(event))
-        head.seq, head.hash = event.seq, event.hash
-        self.session.add(head)
+        seq, last = self._lock_head()
+        details = canonical_details(entry.details)
+        event = chain(seq + 1, last, entry, details)
+        self._rows.append(_values(event, details))
+        self._head = (event.seq, event.hash)
         number = parse_ref(entry.ref) if shown else None
         if number is not None and number not in self._marked:
-            self.session.flush()
             mark_due(self.session, number, entry.at)
             self._marked.add(number)
-        self.session.flush()
+        if not self.deferred:
+            self.write()
 
-    def _lock_head(self) -> AuditHeadRow:
+    def write(self) -> None:
+        """Write the events appended since the last write, and the chain's new head."""
+        if not self._rows or self._head is None:
+            return
+        self.session.execute(insert(_EVENTS), self._rows)
+        seq, last = self._head
+        if self._head_stored:
+            self.session.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=seq, hash=last))
+        else:
+            self.session.execute(insert(_HEAD).values(id=1, seq=seq, hash=last))
+            self._head_stored = True
+        self._rows.clear()
+
+    def _lock_head(self) -> tuple[int, str]:
         if self._head is None:
-            query = select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-            head = self.session.exec(query).first()
-            if head is None:
-                head = AuditHeadRow(id=1, seq=0, hash=GENESIS)
-            self._head = head
+            query = core_select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+            found = self.session.execute(query).first()
+            self._head_stored = found is not None
+            self._head = (int(found.seq), str(found.hash)) if found else (0, GENESIS)
         return self._head
 
 
-def to_row(event: ChainedEntry) -> AuditEventRow:
+def _values(event: ChainedEntry, details: str) -> dict[str, Any]:
     e = event.entry
-    return AuditEventRow(
-        seq=event.seq,
-        at=e.at,
-        actor=e.actor,
-        action=e.action,
-        ref=e.ref,
-        from_stage=e.from_stage,
-        to_stage=e.to_stage,
-        details=canonical_details(e.details),
-        prev_hash=event.prev_hash,
-        hash=event.hash,
-    )
+    return {
+        "seq": event.seq,
+        "at": e.at,
+        "actor": e.actor,
+        "action": e.action,
+        "ref": e.ref,
+        "from_stage": e.from_stage,
+        "to_stage": e.to_stage,
+        "details": details,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
 
 
 def from_row(row: AuditEventRow) -> ChainedEntry:

@@ -26,7 +26,8 @@ class SqlUnitOfWork:
     def __enter__(self) -> Self:
         self._session = Session(self.engine, expire_on_commit=False)
         self.changes = SqlChanges(self._session)
-        self.audit = SqlAudit(self._session)
+        self._audit = SqlAudit(self._session, deferred=True)
+        self.audit = self._audit
         self.obligations = SqlObligations(self._session)
         return self
 
@@ -49,6 +50,7 @@ class SqlUnitOfWork:
         return self._session
 
     def commit(self) -> None:
+        self._audit.write()
         self.session.commit()
 
     def rollback(self) -> None:

@@ -62,7 +62,8 @@ def canonical_details(details: dict[str, Any]) -> str:
     return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def entry_hash(seq: int, prev_hash: str, entry: AuditEntry) -> str:
+def entry_hash(seq: int, prev_hash: str, entry: AuditEntry, details: str | None = None) -> str:
+    """The event's hash; `details` is `canonical_details(entry.details)`, if made already."""
     body = json.dumps(
         [
             seq,
@@ -73,7 +74,7 @@ def entry_hash(seq: int, prev_hash: str, entry: AuditEntry) -> str:
             entry.ref,
             entry.from_stage,
             entry.to_stage,
-            canonical_details(entry.details),
+            canonical_details(entry.details) if details is None else details,
         ],
         separators=(",", ":"),
         ensure_ascii=False,
@@ -81,8 +82,8 @@ def entry_hash(seq: int, prev_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def chain(seq: int, prev_hash: str, entry: AuditEntry) -> ChainedEntry:
-    return ChainedEntry(seq, entry, prev_hash, entry_hash(seq, prev_hash, entry))
+def chain(seq: int, prev_hash: str, entry: AuditEntry, details: str | None = None) -> ChainedEntry:
+    return ChainedEntry(seq, entry, prev_hash, entry_hash(seq, prev_hash, entry, details))
 
 
 def verify(

@@ -302,20 +302,28 @@ def ask_many(
 ) -> list[Answer]:
     """Several questions (already checked with check_question) answered and recorded in one
     transaction, in order: the gate's answer to many pipelines at once costs one commit."""
-    answers = []
     with uow:
-        at = clock.now()
-        changes = uow.changes.get_many([q.number for q in questions])
-        touched: dict[int, Change] = {}
-        for question in questions:
-            change = changes.get(question.number)
-            answer = _answer(uow, policy, question, change, at)
-            if change is not None and answer.news:
-                touched[change.number] = change
-            answers.append(answer)
-        for change in touched.values():
-            uow.changes.save(change)
+        answers = record_answers(uow, clock.now(), policy, questions)
         uow.commit()
+    return answers
+
+
+def record_answers(
+    uow: UnitOfWork, at: datetime, policy: Policy, questions: Sequence[Question]
+) -> list[Answer]:
+    """`ask_many` inside a unit of work the caller opened and commits (which may hold more:
+    the tokens the questions came with, say)."""
+    answers = []
+    changes = uow.changes.get_many([q.number for q in questions])
+    touched: dict[int, Change] = {}
+    for question in questions:
+        change = changes.get(question.number)
+        answer = _answer(uow, policy, question, change, at)
+        if change is not None and answer.news:
+            touched[change.number] = change
+        answers.append(answer)
+    for change in touched.values():
+        uow.changes.save(change)
     return [
         replace(a, version=changes[q.number].version) if q.number in changes else a
         for q, a in zip(questions, answers, strict=True)

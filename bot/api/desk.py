@@ -16,12 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from storage import tokens
 from storage.uow import SqlUnitOfWork
 from workflows.errors import StaleChange
-from workflows.gate import Answer, Question, ask_many
+from workflows.gate import Answer, Question, ask_many, record_answers
 from workflows.policy import Policy
 from workflows.ports import Clock
 from workflows.tokens import Scope, refusal
@@ -90,23 +89,36 @@ class GateDesk:
             self._answering = None
 
     def _answer(self, round_: list[tuple[str, Question]]) -> list[Answer | Refused]:
-        now = self.clock.now()
-        with Session(self.engine) as session:
-            known = tokens.authenticate(session, {c for c, _ in round_}, now)
-            session.commit()
-        results: list[Answer | Refused | None] = []
-        allowed: list[Question] = []
-        for credential, question in round_:
-            token = known.get(credential)
-            refused = refusal(token, Scope.GATE)
-            if refused is not None or token is None:
-                status, message = refused or (401, "")
-                results.append(Refused(status, message))
-                continue
-            asked = replace(question.asked, pipeline=token.name)
-            allowed.append(replace(question, asked=asked))
-            results.append(None)
-        answers = iter(ask_again_if_stale(self.engine, self.clock, self.policy, allowed))
+        """The tokens checked and the questions answered and recorded, in one transaction;
+        again on the changes as they are now if one was saved meanwhile."""
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return self._answer_once(round_)
+            except StaleChange:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                log.info("a change asked about was saved meanwhile; answering again")
+        raise AssertionError("unreachable")
+
+    def _answer_once(self, round_: list[tuple[str, Question]]) -> list[Answer | Refused]:
+        uow = SqlUnitOfWork(self.engine)
+        with uow:
+            now = self.clock.now()
+            known = tokens.authenticate(uow.session, {c for c, _ in round_}, now)
+            results: list[Answer | Refused | None] = []
+            allowed: list[Question] = []
+            for credential, question in round_:
+                token = known.get(credential)
+                refused = refusal(token, Scope.GATE)
+                if refused is not None or token is None:
+                    status, message = refused or (401, "")
+                    results.append(Refused(status, message))
+                    continue
+                asked = replace(question.asked, pipeline=token.name)
+                allowed.append(replace(question, asked=asked))
+                results.append(None)
+            answers = iter(record_answers(uow, now, self.policy, allowed) if allowed else [])
+            uow.commit()
         return [r if r is not None else next(answers) for r in results]
 
 

@@ -21,6 +21,12 @@ _SETTINGS = (
     "SLACK_SIGNING_SECRET",
     "SLACK_APP_TOKEN",
     "SLACK_API_URL",
+    "GITHUB_APP_ID",
+    "GITHUB_APP_PRIVATE_KEY",
+    "GITHUB_WEBHOOK_SECRET",
+    "GITHUB_API_URL",
+    "CHANGEBOT_URL",
+    "CHANGEBOT_TOKEN",
 )
 
 #: For a test that takes `engine` or `database_url` but means PostgreSQL alone.

@@ -231,3 +231,20 @@ def test_serve_without_a_bot_token_stops_with_one_line_naming_it(
     assert finished.stdout == ""
     assert finished.stderr.startswith("changebot: SLACK_BOT_TOKEN is not set: ")
     assert finished.stderr.count("\n") == 1
+
+
+def test_serve_with_half_a_github_configuration_stops_naming_the_variable(
+    changebot: Changebot, tmp_path: Path
+) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "0" * 32,
+        "GITHUB_WEBHOOK_SECRET": "s3cret",
+    }
+
+    finished = changebot("serve", env=env)
+
+    assert finished.code == 2
+    assert finished.stderr.startswith("changebot: GITHUB_APP_ID must be your GitHub App's")
+    assert finished.stderr.count("\n") == 1

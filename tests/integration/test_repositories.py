@@ -398,3 +398,24 @@ def test_text_with_a_nul_character_is_refused_as_invalid_on_every_engine(
 
     with pytest.raises(ValidationFailed, match="title"):
         process.request_change(SqlUnitOfWork(engine), clock, POLICY, REQUESTER, details)
+
+
+def test_changes_read_many_at_once_are_the_latest_and_the_callers_own(engine: Engine) -> None:
+    with SqlUnitOfWork(engine) as uow:
+        first = uow.changes.add(normal_details("One"), REQUESTER.user_id, CREATED)
+        uow.changes.add(normal_details("Two"), REQUESTER.user_id, CREATED)
+        uow.commit()
+    with SqlUnitOfWork(engine) as uow:
+        read = uow.changes.get_many([first.number, 2, 99])
+    read[first.number].details = read[first.number].details.with_changes(title="Scribbled")
+
+    with SqlUnitOfWork(engine) as uow:
+        again = uow.changes.get_many([first.number])[first.number]
+        assert again.title == "One"  # what a caller did to its copy stays its own
+        uow.changes.save(replace(again, details=again.details.with_changes(title="Uno")))
+        uow.commit()
+    with SqlUnitOfWork(engine) as uow:
+        latest = uow.changes.get_many([first.number])
+
+    assert sorted(read) == [1, 2]
+    assert (latest[first.number].title, latest[first.number].version) == ("Uno", 1)

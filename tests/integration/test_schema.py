@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import JSON, Boolean, Column, Engine, Integer, MetaData, String, Table, insert, text
 from sqlmodel import SQLModel
@@ -20,7 +22,9 @@ from storage import migrate
 from storage.db import make_engine
 from storage.rows import change_document
 from storage.tables import UTCDateTime
+from tests.integration.changes import request
 from tests.unit.builders import normal_details
+from tests.unit.fakes import FakeClock
 from workflows.model import Change
 
 CREATED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -89,5 +93,21 @@ def test_upgrading_finds_the_pull_request_each_existing_change_links_to(
                 text("SELECT number, pull_request FROM changes ORDER BY number")
             ).all()
         assert [tuple(row) for row in found] == [(1, "acme/payments#42"), (2, "")]
+    finally:
+        engine.dispose()
+
+
+def test_the_latest_migration_goes_down_and_up_again(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    try:
+        migrate.upgrade(engine)
+        request(engine, FakeClock())  # a change, and its publication pointing at it
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "-1")
+        assert migrate.status(engine).current == "0005"
+        assert migrate.upgrade(engine).is_current
     finally:
         engine.dispose()

@@ -258,3 +258,26 @@ def test_a_malformed_report_is_refused_on_its_field(
 
     assert refused.value.field == field
     assert len(desk.uow.audit.events) == events
+
+
+def test_a_report_says_whether_it_recorded_anything(desk: Desk) -> None:
+    change = authorised(desk)
+    asked(desk, change)
+    report = Report("run-1", Target("api", PROD))
+
+    first = report_started(desk.uow, desk.clock, desk.policy, change.number, "ci-prod", report)
+    again = report_started(desk.uow, desk.clock, desk.policy, change.number, "ci-prod", report)
+    ended = report_finished(
+        desk.uow, desk.clock, desk.policy, change.number, "ci-prod", "run-1", Outcome.SUCCESSFUL
+    )
+    ended_again = report_finished(
+        desk.uow, desk.clock, desk.policy, change.number, "ci-prod", "run-1", Outcome.SUCCESSFUL
+    )
+
+    assert [first.recorded, again.recorded, ended.recorded, ended_again.recorded] == [
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert ended.deployment.outcome is Outcome.SUCCESSFUL

@@ -89,10 +89,11 @@ def upgrade() -> None:
         sqlite_where=sa.text("answered_at IS NULL"),
         postgresql_where=sa.text("answered_at IS NULL"),
     )
-    with op.batch_alter_table("changes") as table:
-        table.add_column(
-            sa.Column("pull_request", sa.String(300), nullable=False, server_default="")
-        )
+    # Plain ALTER TABLE on both engines (SQLite has had ADD and DROP COLUMN since 3.35): a
+    # batch copy of `changes` would trip the foreign keys that point at it.
+    op.add_column(
+        "changes", sa.Column("pull_request", sa.String(300), nullable=False, server_default="")
+    )
     op.create_index("ix_changes_pull_request", "changes", ["pull_request"])
     _fill_pull_requests()
 
@@ -128,8 +129,7 @@ def _fill_pull_requests() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_changes_pull_request", "changes")
-    with op.batch_alter_table("changes") as table:
-        table.drop_column("pull_request")
+    op.drop_column("changes", "pull_request")
     op.drop_index("ix_github_deployments_open_due_at", "github_deployments")
     op.drop_table("github_deployments")
     op.drop_index("ux_api_tokens_active_name", "api_tokens")
