@@ -94,32 +94,35 @@ class Held:
     attempts: int
 
 
-def received(session: Session, request: Requested, at: datetime) -> bool:
-    """Store a delivery, due at once: True the first time, False for a delivery seen before."""
+def received(session: Session, requests: list[Requested], at: datetime) -> list[bool]:
+    """Store deliveries, due at once, in one transaction: for each, True the first time,
+    False for a delivery seen before (or twice among these)."""
     dialect = sqlite if is_sqlite(session.get_bind()) else postgresql  # type: ignore[arg-type]
-    statement = (
-        dialect.insert(GithubDeploymentRow)
-        .values(
-            delivery_id=request.delivery_id,
-            received_at=at,
-            repository=request.repository,
-            environment=request.environment,
-            run_id=request.run_id,
-            installation_id=request.installation_id,
-            sha=request.sha,
-            ref=request.ref,
-            sender=request.sender,
-            pull_requests=json.dumps(list(request.pull_requests)),
-            status=NEW,
-            answer_comment="",
-            due_at=at,
+    found = []
+    for request in requests:
+        statement = (
+            dialect.insert(GithubDeploymentRow)
+            .values(
+                delivery_id=request.delivery_id,
+                received_at=at,
+                repository=request.repository,
+                environment=request.environment,
+                run_id=request.run_id,
+                installation_id=request.installation_id,
+                sha=request.sha,
+                ref=request.ref,
+                sender=request.sender,
+                pull_requests=json.dumps(list(request.pull_requests)),
+                status=NEW,
+                answer_comment="",
+                due_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["delivery_id"])
+            .returning(col(GithubDeploymentRow.delivery_id))
         )
-        .on_conflict_do_nothing(index_elements=["delivery_id"])
-        .returning(col(GithubDeploymentRow.delivery_id))
-    )
-    inserted = session.exec(statement).first() is not None
+        found.append(session.exec(statement).first() is not None)
     session.commit()
-    return bool(inserted)
+    return found
 
 
 def _due(now: datetime) -> Any:

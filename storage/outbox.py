@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, case, func, or_, update
+from sqlalchemy import Table, and_, case, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -58,29 +60,44 @@ class Publication:
 
 
 def mark_due(session: Session, number: int, at: datetime) -> None:
-    """The change has news: create its publication or bring its next attempt forward.
+    """The change has news: create its publication or bring its next attempt forward, in one
+    statement.
 
     The backoff starts over, but a failed attempt stays on record (attempts 1, not 0): the
     next delivery then reads Slack back before posting, as the failed post may have landed
-    (its answer lost), and must not be posted twice.
+    (its answer lost), and must not be posted twice. The row is written even when already
+    due: a publisher delivering it meanwhile must see that there is news (its release then
+    keeps the row due; see below).
     """
-    row = session.get(PublicationRow, number)
-    if row is None:
-        session.add(PublicationRow(number=number, due_at=at))
-        return
+    dialect = sqlite if is_sqlite(session.get_bind()) else postgresql  # type: ignore[arg-type]
+    statement = dialect.insert(_PUBLICATIONS).values(number=number, due_at=at, **_NEW)
+    attempts = _PUBLICATIONS.c.attempts
     session.execute(
-        # Always written, even when already due: a publisher delivering it meanwhile must
-        # see that there is news (its release then keeps the row due; see below).
-        update(PublicationRow)
-        .where(col(PublicationRow.number) == number)
-        .values(
-            due_at=at,
-            attempts=case(
-                (col(PublicationRow.attempts) > 1, 1), else_=0 + col(PublicationRow.attempts)
-            ),
+        statement.on_conflict_do_update(
+            index_elements=["number"],
+            set_={
+                "due_at": statement.excluded.due_at,
+                "attempts": case((attempts > 1, 1), else_=attempts),
+            },
         )
-        .execution_options(synchronize_session=False)
     )
+
+
+_PUBLICATIONS = cast(Table, PublicationRow.__table__)  # type: ignore[attr-defined]
+#: A new publication: nothing posted yet.
+_NEW = {
+    "channel": "",
+    "thread_ts": "",
+    "mirror_channel": "",
+    "mirror_ts": "",
+    "card_version": -1,
+    "published_seq": 0,
+    "effect_index": 0,
+    "attempts": 0,
+    "lease_owner": "",
+    "lease_until": None,
+    "last_error": "",
+}
 
 
 def due_query(now: datetime, limit: int, *, skip_locked: bool) -> SelectOfScalar[PublicationRow]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, or_, update
+from sqlalchemy import Table, bindparam, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -70,13 +70,10 @@ class SqlChanges:
         """The changes among `numbers`, read as the gate reads them: many, over and over (a
         pipeline waiting asks again and again). A change at a version already read is
         taken from the cache (a version is never written twice); the rest are read whole."""
-        wanted = set(numbers)
+        wanted = list(set(numbers))
         database = str(self.session.get_bind().engine.url)
-        numbered = _CHANGES.c.number
         found: dict[int, Change] = {}
-        versions = self.session.execute(
-            core_select(numbered, _CHANGES.c.version).where(numbered.in_(wanted))
-        )
+        versions = self.session.execute(_VERSIONS, {"numbers": wanted})
         missing = []
         for number, version in versions:
             cached = CACHE.get(database, number, version)
@@ -86,7 +83,7 @@ class SqlChanges:
                 found[number] = cached
         if missing:
             # Plain rows, not ORM objects: nothing is written back through the session.
-            rows = self.session.execute(core_select(_CHANGES).where(numbered.in_(missing)))
+            rows = self.session.execute(_WHOLE, {"numbers": missing})
             for row in rows:
                 change = change_from_row(cast(ChangeRow, row))
                 CACHE.put(database, change)
@@ -163,6 +160,15 @@ CACHE = VersionCache()
 _EVENTS = cast(Table, AuditEventRow.__table__)  # type: ignore[attr-defined]
 _HEAD = cast(Table, AuditHeadRow.__table__)  # type: ignore[attr-defined]
 _CHANGES = cast(Table, ChangeRow.__table__)  # type: ignore[attr-defined]
+# Built once: the gate runs them for every round of questions.
+_VERSIONS = core_select(_CHANGES.c.number, _CHANGES.c.version).where(
+    _CHANGES.c.number.in_(bindparam("numbers", expanding=True))
+)
+_WHOLE = core_select(_CHANGES).where(_CHANGES.c.number.in_(bindparam("numbers", expanding=True)))
+_LOCK_HEAD = core_select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_NEW_HEAD = (
+    update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("seq"), hash=bindparam("hash"))
+)
 
 
 class SqlAudit:
@@ -205,7 +211,7 @@ class SqlAudit:
         self.session.execute(insert(_EVENTS), self._rows)
         seq, last = self._head
         if self._head_stored:
-            self.session.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=seq, hash=last))
+            self.session.execute(_NEW_HEAD, {"seq": seq, "hash": last})
         else:
             self.session.execute(insert(_HEAD).values(id=1, seq=seq, hash=last))
             self._head_stored = True
@@ -213,8 +219,7 @@ class SqlAudit:
 
     def _lock_head(self) -> tuple[int, str]:
         if self._head is None:
-            query = core_select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
-            found = self.session.execute(query).first()
+            found = self.session.execute(_LOCK_HEAD).first()
             self._head_stored = found is not None
             self._head = (int(found.seq), str(found.hash)) if found else (0, GENESIS)
         return self._head

@@ -9,8 +9,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import Index, or_, text, update
+from sqlalchemy import Index, Table, bindparam, or_, text, update
+from sqlalchemy import select as core_select
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage.repositories import SqlAudit
@@ -116,36 +118,32 @@ def _active(session: Session, name: str) -> ApiTokenRow | None:
     return session.exec(query).first()
 
 
+_TOKENS = cast(Table, ApiTokenRow.__table__)  # type: ignore[attr-defined]
+#: Built once: the gate asks this of every round of questions.
+_ACTIVE = core_select(_TOKENS).where(
+    _TOKENS.c.secret_hash.in_(bindparam("hashes", expanding=True)),
+    _TOKENS.c.revoked_at.is_(None),
+)
+_USED = (
+    update(_TOKENS)
+    .where(_TOKENS.c.id.in_(bindparam("ids", expanding=True)))
+    .where(or_(_TOKENS.c.last_used_at.is_(None), _TOKENS.c.last_used_at <= bindparam("stale")))
+    .values(last_used_at=bindparam("now"))
+)
+
+
 def authenticate(
     session: Session, secret_hashes: Iterable[str], now: datetime
 ) -> dict[str, ApiToken]:
     """The active tokens among these secrets' hashes, by hash; notes their use. Does not
     commit: the caller's transaction does."""
-    wanted = set(secret_hashes)
+    wanted = list(set(secret_hashes))
     if not wanted:
         return {}
-    rows = session.exec(
-        select(ApiTokenRow)
-        .where(col(ApiTokenRow.secret_hash).in_(wanted))
-        .where(col(ApiTokenRow.revoked_at).is_(None))
-    ).all()
-    found = {row.secret_hash: to_token(row) for row in rows}
-    stale = [
-        row.id
-        for row in rows
-        if row.last_used_at is None or row.last_used_at <= now - LAST_USE_PRECISION
-    ]
-    if stale:
-        session.execute(
-            update(ApiTokenRow)
-            .where(col(ApiTokenRow.id).in_(stale))
-            .where(
-                or_(
-                    col(ApiTokenRow.last_used_at).is_(None),
-                    col(ApiTokenRow.last_used_at) <= now - LAST_USE_PRECISION,
-                )
-            )
-            .values(last_used_at=now)
-            .execution_options(synchronize_session=False)
-        )
+    rows = session.execute(_ACTIVE, {"hashes": wanted}).all()
+    found = {row.secret_hash: to_token(cast(ApiTokenRow, row)) for row in rows}
+    stale = now - LAST_USE_PRECISION
+    used = [row.id for row in rows if row.last_used_at is None or row.last_used_at <= stale]
+    if used:
+        session.execute(_USED, {"ids": used, "stale": stale, "now": now})
     return found

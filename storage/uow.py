@@ -57,6 +57,12 @@ class SqlUnitOfWork:
         self.session.rollback()
 
 
+def read_only(engine: Engine) -> Engine:
+    """The engine for reading alone: on SQLite its transactions begin deferred, so they take
+    no write lock and wait for no writer (reads see the last commit)."""
+    return engine.execution_options(sqlite_begin="DEFERRED") if is_sqlite(engine) else engine
+
+
 def read_session(engine: Engine) -> Session:
     """A session for reading only, which sees the database as it was at its first query.
 

@@ -1,23 +1,19 @@
-"""The gate's front desk: questions from many pipelines answered together, one commit each
-round, like a database's group commit.
-
-A question waits in a list while a round is being answered; the next round takes every
-question that came meanwhile (up to `BATCH`), checks their tokens in one query and answers
-and records them all in one transaction (workflows.gate.ask_many). Fifty pipelines asking
-at once cost a few commits, not fifty; one pipeline alone is answered at once. A failure
-reaches every question of its round as an error, never as an answer: the gate fails closed.
+"""The gate's front desk: the questions of many pipelines answered in rounds (bot/rounds.py),
+their tokens checked and their answers recorded in one transaction per round. A round that
+fails reaches each of its questions as an error, never as an answer: the gate fails closed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
+from bot.rounds import Rounds
 from storage import tokens
+from storage.db import is_sqlite
 from storage.uow import SqlUnitOfWork
 from workflows.errors import StaleChange
 from workflows.gate import Answer, Question, ask_many, record_answers
@@ -41,9 +37,6 @@ class Refused:
     message: str
 
 
-Waiting = tuple[str, Question, "asyncio.Future[Answer | Refused]"]
-
-
 class GateDesk:
     def __init__(
         self,
@@ -57,36 +50,22 @@ class GateDesk:
         self.clock = clock
         self.policy = policy
         self.kick = kick
-        self._waiting: list[Waiting] = []
-        self._answering: asyncio.Task[None] | None = None
+        self._rounds: Rounds[tuple[str, Question], Answer | Refused] = Rounds(
+            self._answer,
+            in_thread=not is_sqlite(engine),
+            batch=BATCH,
+            name="gate-desk",
+            after=self._shown,
+        )
 
     async def ask(self, credential: str, question: Question) -> Answer | Refused:
         """Answer `question` for the token whose secret hashes to `credential`."""
-        future: asyncio.Future[Answer | Refused] = asyncio.get_running_loop().create_future()
-        self._waiting.append((credential, question, future))
-        if self._answering is None:
-            self._answering = asyncio.create_task(self._answer_rounds(), name="gate-desk")
-        return await future
+        return await self._rounds.submit((credential, question))
 
-    async def _answer_rounds(self) -> None:
-        try:
-            while self._waiting:
-                round_, self._waiting = self._waiting[:BATCH], self._waiting[BATCH:]
-                try:
-                    results = await asyncio.to_thread(self._answer, [(c, q) for c, q, _ in round_])
-                except Exception as error:  # fail closed: an error, never an answer
-                    log.exception("the gate could not answer %d questions", len(round_))
-                    for _, _, future in round_:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for (_, _, future), result in zip(round_, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-                if any(isinstance(r, Answer) and r.news for r in results):
-                    self.kick()
-        finally:
-            self._answering = None
+    def _shown(self, results: Sequence[Answer | Refused]) -> None:
+        """News for a change's card: the publisher (and GitHub's worker) look now."""
+        if any(isinstance(r, Answer) and r.news for r in results):
+            self.kick()
 
     def _answer(self, round_: list[tuple[str, Question]]) -> list[Answer | Refused]:
         """The tokens checked and the questions answered and recorded, in one transaction;

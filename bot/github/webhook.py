@@ -10,7 +10,6 @@ written anywhere.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -24,7 +23,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.api.errors import ApiError
+from bot.rounds import Rounds
 from storage import github
+from storage.db import is_sqlite
 from storage.github import Requested
 from workflows.model import pull_request_key
 from workflows.ports import Clock
@@ -56,6 +57,9 @@ class Webhook:
         self.clock = clock
         self.secret = secret
         self.kick = kick
+        self._stores: Rounds[Requested, bool] = Rounds(
+            self._store, in_thread=not is_sqlite(engine), name="github-webhook"
+        )
 
     async def handle(self, request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > MAX_BODY:
@@ -83,7 +87,7 @@ class Webhook:
                 status=202,
             )
         requested = parse(delivery, payload)
-        first = await asyncio.to_thread(self._store, requested)
+        first = await self._stores.submit(requested)
         if not first:
             raise ApiError(
                 409,
@@ -99,9 +103,10 @@ class Webhook:
         self.kick()
         return web.json_response({"ok": True, "delivery": delivery}, status=202)
 
-    def _store(self, requested: Requested) -> bool:
+    def _store(self, requests: list[Requested]) -> list[bool]:
+        """Store a round of deliveries in one transaction: whether each was new."""
         with Session(self.engine) as session:
-            return github.received(session, requested, self.clock.now())
+            return github.received(session, requests, self.clock.now())
 
 
 def _payload(body: bytes) -> dict[str, Any]:

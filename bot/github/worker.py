@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -28,13 +29,14 @@ from bot.api.desk import ask_again_if_stale
 from bot.github.app import GithubApp
 from storage import github
 from storage.github import ANSWERED, AWAITING, DECIDED, Held
-from storage.uow import SqlUnitOfWork
+from storage.uow import SqlUnitOfWork, read_only
 from workflows.gate import Asked, Decision, Question, Target, combine, find_change
 from workflows.model import GITHUB_PIPELINE, GateStatus, format_ref
 from workflows.policy import Policy
 from workflows.ports import Clock
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BATCH = 10
 #: A request waiting on its change is looked at again at least this often, in case news of
@@ -65,6 +67,11 @@ class GithubGate:
         self.owner = owner
         self.lease = lease
         self._wake = asyncio.Event()
+        # The requests of a sweep wait on GitHub together, but take turns at the database:
+        # on SQLite, writers that collide sleep in SQLite's busy handler (up to 100 ms a
+        # try), and the webhook, which answers GitHub within its 10 seconds, waits behind.
+        self._turn = asyncio.Lock()
+        self._reads = SqlUnitOfWork(read_only(engine))
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -128,7 +135,7 @@ class GithubGate:
             return await self._freeze(
                 held, number, "rejected", _unmapped(request.repository, request.environment)
             )
-        decision, version = await asyncio.to_thread(self._ask, number, services, held)
+        decision, version = await self._db(self._ask, number, services, held)
         ref = format_ref(number)
         if decision.is_final:
             state = "approved" if decision.status is GateStatus.ALLOWED else "rejected"
@@ -187,13 +194,13 @@ class GithubGate:
         """The change this deployment belongs to (see workflows.gate.find_change); the
         commit's pull requests are asked of GitHub when the delivery named none."""
         request = held.request
-        uow = SqlUnitOfWork(self.engine)
-        number = await asyncio.to_thread(find_change, uow, request.ref, request.pull_requests)
+        uow = self._reads
+        number = await self._db(find_change, uow, request.ref, request.pull_requests)
         if number is None and request.sha and not request.pull_requests:
             pulls = await self.app.pull_requests_of(
                 request.repository, request.installation_id, request.sha
             )
-            number = await asyncio.to_thread(find_change, uow, "", pulls)
+            number = await self._db(find_change, uow, "", pulls)
         return number
 
     async def _freeze(
@@ -288,8 +295,13 @@ class GithubGate:
             with Session(self.engine) as session:
                 return github.record(session, held.request.delivery_id, self.owner, **values)
 
-        if not await asyncio.to_thread(go):
+        if not await self._db(go):
             raise LeaseLost(held.request.delivery_id)
+
+    async def _db(self, work: Callable[..., T], *args: Any) -> T:
+        """Database work in a thread, one piece at a time for this worker."""
+        async with self._turn:
+            return await asyncio.to_thread(work, *args)
 
     def _run_url(self, held: Held) -> str:
         request = held.request
