@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,14 +35,13 @@ from bot.chaser import Chaser
 from bot.directory import Directory
 from bot.github import Github
 from bot.github import connect as connect_github
-from bot.listeners.tell import tell
+from bot.listeners.tell import tell_failure
 from bot.malformed import RefuseMalformed
 from bot.publisher import Publisher
 from bot.services import Services
 from bot.settings import Settings
 from bot.traffic import Traffic
 from storage import events
-from workflows.errors import ChangeError
 from workflows.policy import Policy
 from workflows.ports import Clock, SystemClock
 
@@ -261,14 +259,4 @@ class FirstDeliveries(AsyncMiddleware):
 
 async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:
     """Known errors become a sentence for the person; unknown ones a reference they can quote."""
-    if isinstance(error, ChangeError):
-        await tell(client, body, str(error))
-        return
-    reference = uuid.uuid4().hex[:8]
-    log.exception("unexpected error (reference %s)", reference, exc_info=error)
-    await tell(
-        client,
-        body,
-        f"Something went wrong on my side; nothing was changed. Quote reference {reference} "
-        "to whoever runs changebot.",
-    )
+    await tell_failure(client, body, error)

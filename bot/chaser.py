@@ -10,10 +10,8 @@ accepting the message and the record being written: then at most one duplicate.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -21,15 +19,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot import ids
 from bot.publisher import replica_id
-from bot.text import escape, slack_date
+from bot.views import reminders
 from storage import obligations as store
 from storage.obligations import Claimed
 from storage.repositories import SqlChanges
 from workflows.audit import AuditEntry
 from workflows.chase import Cadence, Obligation, Owed, Reminder, remind
-from workflows.durations import format_duration
 from workflows.followup import POLICY_REF, WEEK, review_cadence
 from workflows.model import SYSTEM, Change
 from workflows.policy import Policy
@@ -164,87 +160,17 @@ class Chaser:
         if obligation.owner:
             await self.client.chat_postMessage(
                 channel=obligation.owner,
-                text=_reminder_text(reminder, change),
-                blocks=_reminder_blocks(reminder, change),
+                text=reminders.reminder_text(reminder, change),
+                blocks=reminders.reminder_blocks(reminder, change),
             )
         policy_owner = self.policy.policy.owner
         if reminder.escalated and policy_owner and policy_owner != obligation.owner:
             try:
                 await self.client.chat_postMessage(
-                    channel=policy_owner, text=_escalation_text(reminder, change)
+                    channel=policy_owner, text=reminders.escalation_text(reminder, change)
                 )
             except Exception as error:  # the escalation is also in the thread, via the audit
                 log.warning("could not tell the policy owner of an overdue review: %s", error)
-
-
-def _what(reminder: Reminder, change: Change | None) -> str:
-    label = reminder.obligation.kind.label
-    return f"the {label} of {change.ref} “{change.title}”" if change else f"the {label}"
-
-
-def _reminder_text(reminder: Reminder, change: Change | None) -> str:
-    what = escape(_what(reminder, change))
-    # Only an approver can give a retrospective approval: its owner, the requester, is told
-    # that the approvers have been asked in the change's thread, not to write it.
-    approval = reminder.obligation.kind is Owed.RETROSPECTIVE_APPROVAL
-    if reminder.escalated:
-        overdue = format_duration(reminder.overdue_by) if reminder.overdue_by else "now"
-        if approval:
-            return f"🚨 Overdue by {overdue}: {what}. The approvers are asked again in its thread."
-        return f"🚨 Overdue by {overdue}: {what}. Please write it now."
-    due = slack_date(reminder.obligation.deadline)
-    if approval:
-        return (
-            f"⏰ Reminder: {what} is owed, due {due}. Only an approver can give it; they have "
-            "been asked in its thread."
-        )
-    return f"⏰ Reminder: {what} is owed. It is due {due}."
-
-
-def _escalation_text(reminder: Reminder, change: Change | None) -> str:
-    overdue = format_duration(reminder.overdue_by) if reminder.overdue_by else "a moment"
-    owner = f"<@{reminder.obligation.owner}>" if reminder.obligation.owner else "nobody"
-    whose = "requested by" if reminder.obligation.kind is Owed.RETROSPECTIVE_APPROVAL else "by"
-    return (
-        f"🚨 As the owner of the change policy: {escape(_what(reminder, change))} {whose} "
-        f"{owner} is overdue by {overdue}."
-    )
-
-
-def _reminder_blocks(reminder: Reminder, change: Change | None) -> list[dict[str, Any]]:
-    obligation = reminder.obligation
-    buttons: list[dict[str, Any]] = []
-    if obligation.kind is Owed.POST_CHANGE_REVIEW and change is not None:
-        buttons.append(
-            _button(
-                "Write the review",
-                ids.WRITE_REVIEW,
-                ids.Target(change.number, change.stage).encode(),
-                "primary",
-            )
-        )
-    if obligation.kind is Owed.POLICY_REVIEW:
-        buttons.append(_button("Record the policy review", ids.POLICY_REVIEWED, "{}", "primary"))
-    for choice, label in (("1h", "Snooze 1 hour"), ("1d", "Snooze 1 day")):
-        value = json.dumps({"k": obligation.kind.value, "n": obligation.number, "c": choice})
-        buttons.append(_button(label, f"{ids.SNOOZE_PREFIX}{choice}", value))
-    section = {
-        "type": "section",
-        "text": {"type": "mrkdwn", "text": _reminder_text(reminder, change)},
-    }
-    return [section, {"type": "actions", "elements": buttons}]
-
-
-def _button(label: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": label},
-        "action_id": action_id,
-        "value": value,
-    }
-    if style:
-        button["style"] = style
-    return button
 
 
 def _audit_entry(

@@ -253,9 +253,12 @@ def _policy_reviewed(args: argparse.Namespace, settings: Settings) -> int:
         check_text("note", args.note, "comment")
     except ChangeError as error:
         raise Stop(str(error)) from error
-    following = record_policy_review(
-        SqlUnitOfWork(engine), SystemClock(), policy, Actor(args.by), note=args.note
-    )
+    try:
+        following = record_policy_review(
+            SqlUnitOfWork(engine), SystemClock(), policy, Actor(args.by), note=args.note
+        )
+    except ChangeError as error:
+        raise Stop(str(error)) from error
     print(
         f"Policy review recorded by {args.by}. The next one is due {following.deadline:%Y-%m-%d}."
     )

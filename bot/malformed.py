@@ -29,7 +29,12 @@ def problem(body: Any) -> str | None:
     kind = body.get("type")
     if kind is not None and not isinstance(kind, str):
         return "a payload whose type is not a string"
-    if kind in (None, "event_callback", "url_verification", "app_rate_limited"):
+    if kind == "event_callback":
+        event = body.get("event")
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            return "an event_callback whose event is not an object with a type"
+        return None
+    if kind in (None, "url_verification", "app_rate_limited"):
         return None  # Events API envelopes; Bolt answers those it does not handle itself
     user = body.get("user")
     if not isinstance(user, dict) or not isinstance(user.get("id"), str):

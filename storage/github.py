@@ -95,34 +95,53 @@ class Held:
 
 
 def received(session: Session, requests: list[Requested], at: datetime) -> list[bool]:
-    """Store deliveries, due at once, in one transaction: for each, True the first time,
-    False for a delivery seen before (or twice among these)."""
+    """Store deliveries, due at once, in one statement: for each, True the first time, False
+    for a delivery seen before (or twice among these)."""
+    if not requests:
+        return []
     dialect = sqlite if is_sqlite(session.get_bind()) else postgresql  # type: ignore[arg-type]
-    found = []
-    for request in requests:
-        statement = (
-            dialect.insert(GithubDeploymentRow)
-            .values(
-                delivery_id=request.delivery_id,
-                received_at=at,
-                repository=request.repository,
-                environment=request.environment,
-                run_id=request.run_id,
-                installation_id=request.installation_id,
-                sha=request.sha,
-                ref=request.ref,
-                sender=request.sender,
-                pull_requests=json.dumps(list(request.pull_requests)),
-                status=NEW,
-                answer_comment="",
-                due_at=at,
-            )
-            .on_conflict_do_nothing(index_elements=["delivery_id"])
-            .returning(col(GithubDeploymentRow.delivery_id))
-        )
-        found.append(session.exec(statement).first() is not None)
+    rows = {r.delivery_id: _row(r, at) for r in reversed(requests)}  # the first of twins
+    statement = (
+        dialect.insert(GithubDeploymentRow)
+        .values(list(rows.values()))
+        .on_conflict_do_nothing(index_elements=["delivery_id"])
+        .returning(col(GithubDeploymentRow.delivery_id))
+    )
+    stored = set(session.execute(statement).scalars().all())
     session.commit()
-    return found
+    first: list[bool] = []
+    for request in requests:
+        first.append(request.delivery_id in stored)
+        stored.discard(request.delivery_id)  # a twin later in the round was seen before
+    return first
+
+
+def _row(request: Requested, at: datetime) -> dict[str, Any]:
+    return {
+        "delivery_id": request.delivery_id,
+        "received_at": at,
+        "repository": request.repository,
+        "environment": request.environment,
+        "run_id": request.run_id,
+        "installation_id": request.installation_id,
+        "sha": request.sha,
+        "ref": request.ref,
+        "sender": request.sender,
+        "pull_requests": json.dumps(list(request.pull_requests)),
+        "number": None,
+        "status": NEW,
+        "decision": "",
+        "answer_state": "",
+        "answer_comment": "",
+        "reported_waiting": False,
+        "change_version": -1,
+        "due_at": at,
+        "attempts": 0,
+        "lease_owner": "",
+        "lease_until": None,
+        "answered_at": None,
+        "last_error": "",
+    }
 
 
 def _due(now: datetime) -> Any:

@@ -2,9 +2,12 @@
 
 An obligation has an owner, a deadline and the time its next reminder is due. Before the
 deadline the owner is reminded at the policy's cadence; after it, every reminder escalates
-(the approvers and the policy owner hear of it) at the escalation cadence. A reminder that
-comes due while nobody was running is sent once, and the next one is planned from the time
-it was sent: a long pause never produces a burst of reminders.
+(the approvers and the policy owner hear of it) at the escalation cadence. The next reminder
+is planned from when this one was due, not from when a sweep got to it (else each would come
+a sweep late); a reminder that came due while nobody was running is sent once, and the next
+planned from then: a long pause never produces a burst of reminders. A snooze delays the
+owner's reminders, never past the deadline, and an overdue obligation cannot be snoozed: its
+escalations go on until it is settled.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from workflows.errors import ValidationFailed
+from workflows.errors import NotAllowed, ValidationFailed
 
 
 class Owed(StrEnum):
@@ -81,12 +84,15 @@ def is_due(obligation: Obligation, now: datetime) -> bool:
 
 
 def remind(obligation: Obligation, now: datetime, cadence: Cadence) -> tuple[Reminder, Obligation]:
-    """Send the due reminder once and plan the next from now (never from the missed slots)."""
+    """Send the due reminder once and plan the next one a cadence after this one was due (or
+    after now, if that has passed too: the missed slots are not made up for)."""
     escalated = obligation.is_overdue(now)
-    if escalated:
-        following = now + cadence.escalate_every
-    else:
-        following = min(now + cadence.every, obligation.deadline)
+    step = cadence.escalate_every if escalated else cadence.every
+    following = obligation.next_at + step
+    if following <= now:
+        following = now + step
+    if not escalated:
+        following = min(following, obligation.deadline)
     reminder = Reminder(obligation, escalated, now, max(now - obligation.deadline, timedelta()))
     planned = replace(
         obligation,
@@ -98,14 +104,32 @@ def remind(obligation: Obligation, now: datetime, cadence: Cadence) -> tuple[Rem
     return reminder, planned
 
 
+def may_snooze(obligation: Obligation, now: datetime) -> str | None:
+    """None if the owner may put their reminders off now, else why not. The policy review's
+    reminders go to its owner alone, escalated or not: those may always be put off."""
+    if obligation.kind is Owed.POLICY_REVIEW:
+        return None
+    if obligation.is_overdue(now):
+        return (
+            f"The {obligation.kind.label} is overdue: it is escalated until it is in, and "
+            "escalations cannot be snoozed."
+        )
+    return None
+
+
 def snooze(obligation: Obligation, now: datetime, choice: str) -> Obligation:
     """Put the next reminder off by one of the allowed snoozes (recorded by the caller).
 
-    A snooze never brings a reminder forward; `snoozed_until` is when the next one really
-    comes, which is what the person who snoozed is told.
+    A snooze never brings a reminder forward, nor puts it past the deadline, where the
+    escalations begin; `snoozed_until` is when the next one really comes, which is what the
+    person who snoozed is told.
     """
     delay = SNOOZES.get(choice)
     if delay is None:
         raise ValidationFailed("snooze", f"choose one of {', '.join(SNOOZES)}.")
+    if (refused := may_snooze(obligation, now)) is not None:
+        raise NotAllowed("", "snooze", refused)
     until = max(obligation.next_at, now + delay)
+    if obligation.kind is not Owed.POLICY_REVIEW:
+        until = min(until, obligation.deadline)
     return replace(obligation, next_at=until, snoozed_until=until)

@@ -84,13 +84,14 @@ def break_glass(
             approvals_at_the_time=len(change.approvers()),
             retrospective_approval_owed=True,
         )
-        note = "Break-glass: nobody reviewed before deployment; a retrospective approval is owed."
         if change.review is None:
+            note = "Break-glass: nobody reviewed it before deployment; an approval is owed."
             change.review = PeerReview(
                 actor.user_id, step.at, note, change.details.risk, "break_glass"
             )
         if not change.test_evidence:
-            change.test_evidence = (TestEvidence(actor.user_id, step.at, note, "compressed"),)
+            untested = "Break-glass: not tested before deployment; evidence is owed."
+            change.test_evidence = (TestEvidence(actor.user_id, step.at, untested, "compressed"),)
         change.break_glass_at, change.break_glass_reason = step.at, reason
         change.retro_approval_owed = True
         due = step.at + policy.emergency.review_deadline

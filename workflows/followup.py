@@ -248,8 +248,16 @@ def ensure_policy_review(uow: UnitOfWork, clock: Clock, policy: Policy) -> Oblig
 def record_policy_review(
     uow: UnitOfWork, clock: Clock, policy: Policy, actor: Actor, *, note: str = ""
 ) -> Obligation:
-    """The policy was reviewed: stop chasing, and owe the next review a year on."""
+    """The policy was reviewed, by its owner: stop chasing, and owe the next review a year on."""
     note = check_text("note", note, "comment")
+    owner = policy.policy.owner
+    if actor.user_id != owner:
+        reason = (
+            "Only the owner of the change policy can record its review."
+            if owner
+            else "The change policy names no owner (policy.owner) to record its review."
+        )
+        raise NotAllowed(actor.user_id, "record the policy review", reason)
     with uow:
         at = clock.now()
         uow.obligations.settle(Owed.POLICY_REVIEW, 0, at)

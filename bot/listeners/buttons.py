@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import ids
 from bot.listeners.commands import open_request_modal
-from bot.listeners.tell import NOT_OURS, Where, tell
+from bot.listeners.tell import NOT_OURS, Where, tell, tell_failure
 from bot.services import Services
 from bot.text import slack_date
 from bot.views import forms
@@ -89,8 +89,8 @@ async def _make_move(
     actor = await services.directory.actor(where.user)
     try:
         await services.run(use_case, target.number, actor, seen_stage=target.seen)
-    except ChangeError as error:
-        await tell(services.client, where, str(error))
+    except Exception as error:  # after the acknowledgement: the person is told all the same
+        await tell_failure(services.client, where, error)
 
 
 async def _open_form(
@@ -200,8 +200,8 @@ async def _snooze(where: Where, services: Services, kind: Owed, number: int, cho
     actor = await services.directory.actor(where.user)
     try:
         later = await services.run(followup.snooze_reminder, kind, number, actor, choice=choice)
-    except ChangeError as error:
-        await tell(services.client, where, str(error))
+    except Exception as error:  # after the acknowledgement: the person is told all the same
+        await tell_failure(services.client, where, error)
         return
     until = slack_date(later.snoozed_until or later.next_at)
     await tell(services.client, where, f"💤 Snoozed: the next reminder comes {until}.")
@@ -212,10 +212,11 @@ async def policy_reviewed_button(
 ) -> None:
     await ack()
     actor = Actor(body["user"]["id"])
-    if actor.user_id != services.policy.policy.owner:
-        await tell(client, body, "Only the owner of the change policy can record its review.")
+    try:
+        following = await services.run(followup.record_policy_review, actor)
+    except Exception as error:
+        await tell_failure(client, body, error)
         return
-    following = await services.run(followup.record_policy_review, actor)
     await tell(
         client,
         body,

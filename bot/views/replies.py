@@ -267,7 +267,8 @@ def _reminder(entry: AuditEntry, change: Change, policy: Policy) -> Context:
         "owner": _text(entry.details.get("owner")),
         "owed": owed.label,
         "due": due,
-        "overdue": overdue or "a moment",
+        # At the deadline itself the first escalation is overdue by nothing yet.
+        "overdue": overdue if overdue and overdue != "0s" else "",
         "approvers": approvers_mention(policy, change.classification),
         "approval": owed is Owed.RETROSPECTIVE_APPROVAL,
     }

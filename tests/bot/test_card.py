@@ -243,3 +243,16 @@ def test_an_emergency_in_review_can_be_approved_straight_away() -> None:
     actions = [b["action_id"] for b in buttons(card(emergency, desk.policy))]
     assert ids.card_action_id(Action.APPROVE) in actions
     assert ids.card_action_id(Action.RECORD_REVIEW) in actions
+
+
+def test_after_break_glass_the_review_and_test_lines_each_say_their_own() -> None:
+    desk = a_desk()
+    change = desk.stored(SCENARIOS["emergency after break-glass"](desk))
+
+    text = all_mrkdwn(card(change, desk.policy)["blocks"])
+    lines = [line for line in text.splitlines() if line.startswith(("*Review*", "*Test evidence*"))]
+
+    assert len(lines) == 2
+    review, evidence = (line.split(": ", 1)[1] for line in lines)
+    assert review != evidence
+    assert "not tested before deployment" in evidence

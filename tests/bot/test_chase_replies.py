@@ -36,6 +36,11 @@ def entry(action: str, **details: object) -> AuditEntry:
             {"kind": "retrospective_approval", "owner": "UALICE", "overdue_seconds": 60},
             "retrospective approval",
         ),
+        (
+            "reminder_escalated",
+            {"kind": "post_change_review", "owner": "UALICE", "overdue_seconds": 0},
+            "by <@UALICE> is due now and overdue from now on.",
+        ),
         ("reminder_snoozed", {"kind": "post_change_review", "until": AT.isoformat()}, "snoozed"),
         ("policy_review_triggered", {"owner": "UOWNER"}, "<@UOWNER> has been told"),
         ("break_glass", {"waited_seconds": 900, "reason": "Site down"}, "BREAK-GLASS"),
@@ -77,3 +82,11 @@ def test_a_retrospective_approval_is_asked_of_the_approvers_never_of_its_request
     assert reply is not None
     assert "<@UEMMA>" in reply and "please approve or reject it on the card" in reply
     assert "Reminder to <@UALICE>" not in reply and "by <@UALICE>" not in reply
+
+
+def test_the_first_escalation_at_the_deadline_is_not_overdue_by_nothing() -> None:
+    desk = a_desk()
+    change = desk.request(emergency_details())
+    details = {"kind": Owed.POST_CHANGE_REVIEW.value, "owner": "UALICE", "overdue_seconds": 0}
+    reply = thread_reply(entry("reminder_escalated", **details), change, desk.policy)
+    assert reply is not None and "0s" not in reply

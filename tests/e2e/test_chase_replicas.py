@@ -86,7 +86,7 @@ def sent(slack: SlackStandIn) -> Counter[str]:
     counts: Counter[str] = Counter()
     for message in slack.dms("U0ALICE"):
         words = message.get("text", "")
-        if "Reminder" in words or "Overdue" in words:
+        if "Reminder" in words or words.startswith("🚨"):
             match = re.search(r"CHG-\d+", words)
             assert match, words
             counts[match.group(0)] += 1

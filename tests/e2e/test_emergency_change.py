@@ -61,6 +61,11 @@ def reminders(slack: SlackStandIn, user: str) -> list[dict[str, Any]]:
     return [m for m in slack.dms(user) if "Reminder" in m.get("text", "")]
 
 
+def escalations(slack: SlackStandIn, user: str) -> list[dict[str, Any]]:
+    """Past the deadline: "Due now and overdue from now on", then "Overdue by ..."."""
+    return [m for m in slack.dms(user) if m.get("text", "").startswith("🚨")]
+
+
 async def test_emergency_change_runs_from_one_line_through_reminders_escalation_and_review(
     slack: SlackStandIn, driver: SlackDriver, bot: BotProcess
 ) -> None:
@@ -88,9 +93,7 @@ async def test_emergency_change_runs_from_one_line_through_reminders_escalation_
 
     # Reminders to the owner, then escalation past the deadline to the policy owner.
     await eventually(lambda: reminders(slack, "U0ALICE"), timeout=6)
-    await eventually(
-        lambda: any("Overdue" in m.get("text", "") for m in slack.dms("U0ALICE")), timeout=12
-    )
+    await eventually(lambda: escalations(slack, "U0ALICE"), timeout=12)
     await eventually(
         lambda: any("policy" in m.get("text", "") for m in slack.dms("U0CAROL")), timeout=6
     )
@@ -121,9 +124,7 @@ async def test_emergency_change_runs_from_one_line_through_reminders_escalation_
     actions = [event["action"] for event in audit(bot) if event["ref"] == ref]
     assert "reminder_sent" in actions and "reminder_escalated" in actions
     assert actions[-2:] == ["post_change_review_submitted", "closed"]
-    sent = len(reminders(slack, "U0ALICE")) + len(
-        [m for m in slack.dms("U0ALICE") if "Overdue" in m.get("text", "")]
-    )
+    sent = len(reminders(slack, "U0ALICE")) + len(escalations(slack, "U0ALICE"))
     assert sent == actions.count("reminder_sent") + actions.count("reminder_escalated")
     # No reminder after the review is in.
     await asyncio.sleep(1.0)

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import ids
+from standin import SlackStandIn
 from standin.signing import signed_headers
 from tests.e2e.harness import PEOPLE, SIGNING_SECRET, BotProcess
 
@@ -165,8 +166,14 @@ FOUND = [
 ]
 
 
-async def test_signed_bodies_bolt_cannot_read_are_refused_with_a_400(bot: BotProcess) -> None:
+async def test_signed_bodies_bolt_cannot_read_are_refused_with_a_400_and_write_nothing(
+    bot: BotProcess, slack: SlackStandIn
+) -> None:
     url = bot.url + "/slack/events"
+    calls = len(slack.calls)
     for body, content_type in FOUND:
         status = await asyncio.to_thread(post, url, body, content_type, True)
         assert status == 400, body
+    await asyncio.sleep(0.3)  # an error handler telling somebody would have called by now
+    to_nobody = [c for c in slack.calls[calls:] if not (c.params or {}).get("channel")]
+    assert [c.method for c in to_nobody if c.method.startswith("chat.")] == []

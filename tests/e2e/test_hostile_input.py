@@ -353,7 +353,7 @@ async def test_control_sequences_in_user_text_are_shown_literally_everywhere(
 
     # Only the CLI lets anyone name an actor freely: the one column a formula could start.
     subprocess.run(
-        [CHANGEBOT, "policy", "reviewed", "--by", FORMULA, "--note", NASTY],
+        [CHANGEBOT, "token", "create", "hostile", "--scopes", "gate", "--by", FORMULA],
         env={**os.environ, **bot.env},
         capture_output=True,
         check=True,

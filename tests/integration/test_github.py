@@ -424,3 +424,16 @@ def _shared_delivery() -> dict[str, Any]:
 def _all_rows(world: World) -> list[GithubDeploymentRow]:
     with Session(world.app.engine) as session:
         return list(session.exec(select(GithubDeploymentRow)).all())
+
+
+async def test_deliveries_arriving_together_are_each_stored_once(world: World) -> None:
+    payloads = [protection_rule_request(REPO, "production", 300 + i) for i in range(8)]
+    sends = [
+        deliver(world.webhook_url, p, delivery=f"together-{i}") for i, p in enumerate(payloads)
+    ]
+    sends.append(deliver(world.webhook_url, payloads[0], delivery="together-0"))  # a twin
+
+    answers = await asyncio.gather(*sends)
+
+    assert sorted(status for status, _ in answers) == [202] * 8 + [409]
+    assert world.rows() == 8

@@ -171,9 +171,42 @@ def test_snoozing_an_hour_puts_the_next_reminder_an_hour_from_now(clock: FakeClo
 
 
 def test_snoozing_a_day_puts_the_next_reminder_a_day_from_now(clock: FakeClock) -> None:
+    obligation = opened(clock, deadline_in=72 * HOUR)
+    clock.advance(hours=12)
+    later = snooze(obligation, clock.now(), "1d")
+    assert later.next_at == later.snoozed_until == NOW + 36 * HOUR
+
+
+def test_a_snooze_never_puts_a_reminder_past_the_deadline(clock: FakeClock) -> None:
+    obligation = opened(clock)
+    clock.advance(hours=40)
+    later = snooze(obligation, clock.now(), "1d")
+    # The escalations begin at the deadline, whatever the owner snoozed.
+    assert later.next_at == later.snoozed_until == obligation.deadline
+
+
+def test_an_overdue_obligation_cannot_be_snoozed(clock: FakeClock) -> None:
     _, escalating = chase_until(opened(clock), clock, 48 * HOUR)
-    later = snooze(escalating, clock.now(), "1d")
-    assert later.next_at == later.snoozed_until == NOW + 72 * HOUR
+    with pytest.raises(NotAllowed) as refused:
+        snooze(escalating, clock.now(), "1d")
+    assert str(refused.value) == (
+        "The post-change review is overdue: it is escalated until it is in, and escalations "
+        "cannot be snoozed."
+    )
+
+
+def test_the_next_reminder_is_planned_from_when_this_one_was_due_not_when_it_was_sent(
+    clock: FakeClock,
+) -> None:
+    obligation = opened(clock)
+    clock.advance(hours=12, seconds=1)  # the sweep comes a second after it was due
+    _, planned = sweep(obligation, clock)
+    assert planned.next_at == NOW + 24 * HOUR
+    clock.advance(hours=36, seconds=-1)  # and at the deadline, a second late again
+    _, escalating = sweep(planned, clock)
+    clock.current = NOW + 48 * HOUR + timedelta(seconds=1)
+    _, escalated = sweep(escalating, clock)
+    assert escalated.next_at == NOW + 52 * HOUR
 
 
 def test_a_snooze_never_brings_the_next_reminder_forward(clock: FakeClock) -> None:
@@ -191,20 +224,20 @@ def test_an_unknown_snooze_is_refused(choice: str, clock: FakeClock) -> None:
     assert (refused.value.field, refused.value.reason) == ("snooze", "choose one of 1h, 1d.")
 
 
-def test_a_snooze_past_the_deadline_ends_in_an_escalation_and_the_chase_goes_on(
+def test_a_snooze_that_reaches_the_deadline_ends_in_an_escalation_there(
     clock: FakeClock,
 ) -> None:
     _, obligation = chase_until(opened(clock), clock, 36 * HOUR)
     clock.advance(hours=11)
-    obligation = snooze(obligation, clock.now(), "1d")  # at 47h, past the 48h deadline
-    assert not is_due(obligation, NOW + 48 * HOUR)
-    sent, planned = chase_until(obligation, clock, 75 * HOUR)
+    obligation = snooze(obligation, clock.now(), "1d")  # at 47h: a day would pass 48h
+    sent, planned = chase_until(obligation, clock, 56 * HOUR)
     assert [(r.sent_at - NOW, r.escalated) for r in sent] == [
-        (71 * HOUR, True),
-        (75 * HOUR, True),
+        (48 * HOUR, True),
+        (52 * HOUR, True),
+        (56 * HOUR, True),
     ]
     assert planned.snoozed_until is None
-    assert (planned.reminders, planned.escalations) == (5, 2)
+    assert (planned.reminders, planned.escalations) == (6, 3)
 
 
 # -- the post-change review is owed, chased and settled -----------------------------------
@@ -365,14 +398,19 @@ def test_there_is_nothing_to_snooze_once_the_review_is_in(desk: Desk) -> None:
         desk.snooze(Owed.POST_CHANGE_REVIEW, change)
 
 
-def test_a_snoozed_review_reminder_still_escalates_once_the_deadline_has_passed(
-    desk: Desk,
-) -> None:
+def test_a_snoozed_review_reminder_still_escalates_at_the_deadline(desk: Desk) -> None:
     change = desk.record_outcome(desk.deploying(emergency_details()))
     desk.clock.advance(hours=47)
     snoozed = desk.snooze(Owed.POST_CHANGE_REVIEW, change, choice="1d")
-    desk.clock.advance(hours=24)
+    desk.clock.advance(hours=1)
     assert is_due(snoozed, desk.clock.now())
     reminder, planned = remind(snoozed, desk.clock.now(), review_cadence(desk.policy))
-    assert (reminder.escalated, reminder.overdue_by) == (True, 23 * HOUR)
+    assert (reminder.escalated, reminder.overdue_by) == (True, 0 * HOUR)
     assert planned.next_at == desk.clock.now() + desk.policy.emergency.escalation_every
+
+
+def test_an_overdue_review_cannot_be_snoozed_by_its_owner(desk: Desk) -> None:
+    change = desk.record_outcome(desk.deploying(emergency_details()))
+    desk.clock.advance(hours=49)
+    with nothing_written(desk.uow), pytest.raises(NotAllowed, match="cannot be snoozed"):
+        desk.snooze(Owed.POST_CHANGE_REVIEW, change, choice="1d")

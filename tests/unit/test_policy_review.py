@@ -21,6 +21,8 @@ from tests.unit.builders import (
     emergency_details,
     nothing_written,
 )
+from tests.unit.fakes import FakeClock, FakeUnitOfWork
+from workflows import followup
 from workflows.chase import Cadence, Obligation, Owed, is_due, remind
 from workflows.errors import NotAllowed, NotFound, ValidationFailed
 from workflows.followup import POLICY_REF, WEEK
@@ -200,3 +202,19 @@ def test_an_unknown_snooze_of_the_policy_review_is_refused(desk: Desk) -> None:
 def test_there_is_no_policy_review_to_snooze_before_one_is_owed(desk: Desk) -> None:
     with nothing_written(desk.uow), pytest.raises(NotFound):
         desk.snooze(Owed.POLICY_REVIEW, None, by=POLLY)
+
+
+@pytest.mark.parametrize("who", [ANNA, ALICE], ids=["an approver", "a requester"])
+def test_only_the_policy_owner_may_record_the_policy_review(who: Actor, desk: Desk) -> None:
+    desk.ensure_policy_review()
+    with nothing_written(desk.uow), pytest.raises(NotAllowed) as refused:
+        desk.record_policy_review(by=who)
+    assert str(refused.value) == "Only the owner of the change policy can record its review."
+
+
+def test_a_policy_without_an_owner_says_so_when_its_review_is_recorded(
+    uow: FakeUnitOfWork, clock: FakeClock
+) -> None:
+    policy = a_policy(policy='name = "Test"\nowner = ""\nlast_reviewed = 2026-01-05')
+    with pytest.raises(NotAllowed, match=r"names no owner \(policy.owner\)"):
+        followup.record_policy_review(uow, clock, policy, ALICE)
