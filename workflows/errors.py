@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class ChangeError(Exception):
     """Something in the change process that a person must hear about."""
@@ -53,12 +55,20 @@ class Conflict(ChangeError):
 
 
 class ValidationFailed(ChangeError):
-    """A field of the request is missing or wrong."""
+    """Fields of the request are missing or wrong: the first, and every other found with it."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, message: str, *, more: Sequence[tuple[str, str]] = ()) -> None:
+        problems = ((field, message), *more)
+        super().__init__("; ".join(f"{f}: {m}" for f, m in problems))
         self.field = field
         self.reason = message
+        #: (field, what is wrong with it), the first one first.
+        self.problems: tuple[tuple[str, str], ...] = problems
+
+    @classmethod
+    def of(cls, problems: Sequence[tuple[str, str]]) -> ValidationFailed:
+        (field, message), *more = problems
+        return cls(field, message, more=more)
 
 
 class StaleChange(ChangeError):

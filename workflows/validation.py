@@ -63,72 +63,133 @@ def check_link(field: str, value: str) -> str:
     return text
 
 
-def validate_details(details: ChangeDetails, policy: Policy, now: datetime | None) -> ChangeDetails:
-    """Check a change request against the policy; return it trimmed, or raise naming the field.
+#: What each classification's request must say; the form marks the rest optional. An
+#: emergency needs only what identifies it now: the rest is owed, not waived.
+REQUIRED: dict[Classification, frozenset[str]] = {
+    Classification.NORMAL: frozenset(
+        {"title", "scope", "description", "services", "risk", "impact", "rollback", "window"}
+    ),
+    Classification.STANDARD: frozenset({"title", "procedure", "services", "window"}),
+    Classification.EMERGENCY: frozenset({"title", "scope"}),
+}
 
-    Emergency changes need only a title and a scope: the rest becomes owed, not waived.
+
+def requires(classification: Classification, field: str) -> bool:
+    return field in REQUIRED[classification]
+
+
+def validate_details(details: ChangeDetails, policy: Policy, now: datetime | None) -> ChangeDetails:
+    """Check a change request against the policy; return it trimmed, or raise naming every
+    field that is wrong at once (ValidationFailed.problems), so it is fixed in one go.
+
     `now` is None when the window is not being changed, so an old window is not re-judged.
     """
+    checked, problems = check_details(details, policy, now)
+    if problems:
+        raise ValidationFailed.of(problems)
+    return checked
+
+
+def check_details(
+    details: ChangeDetails, policy: Policy, now: datetime | None
+) -> tuple[ChangeDetails, list[tuple[str, str]]]:
+    """The request trimmed, and what is wrong with it, field by field (one problem a field).
+    A Standard change outside the catalog is a PolicyViolation, raised at once: nothing else
+    matters then."""
     kind = details.classification
-    full = kind is not Classification.EMERGENCY
-    title = check_text("title", details.title, "title", required=True)
-    description = check_text(
-        "description", details.description, "description", required=kind is Classification.NORMAL
+    found = _Problems()
+    title = found.text("title", details.title, "title", required=True)
+    description = found.text(
+        "description", details.description, "description", required=requires(kind, "description")
     )
-    if kind is Classification.STANDARD:
-        # The catalog procedure decides the scope; name the real problem first.
-        procedure = policy.procedure(details.procedure_id.strip())
-        if procedure is not None:
-            details = details.with_changes(scope=procedure.scope)
-        else:
-            _refuse_outside_catalog(details.procedure_id.strip())
-    if policy.scope_named(details.scope) is None:
-        names = ", ".join(s.id for s in policy.scope)
-        raise ValidationFailed("scope", f"choose one of the policy's scope categories ({names}).")
-    services = tuple(s.strip() for s in details.services if s.strip())
-    if full and not services:
-        raise ValidationFailed("services", "name at least one affected service.")
-    if len(services) > MAX_SERVICES:
-        raise ValidationFailed("services", f"at most {MAX_SERVICES} services.")
-    for service in services:
-        check_text("services", service, "service")
-    rollback = details.rollback
-    check_text("rollback", rollback.plan, "rollback")
-    check_text("rollback", rollback.not_reversible_reason, "rollback")
-    if kind is Classification.NORMAL and not rollback.is_given:
-        raise ValidationFailed(
-            "rollback", "give a rollback plan, or say why this change cannot be reversed."
-        )
-    window = details.window
-    if kind is not Classification.EMERGENCY and window is None:
-        raise ValidationFailed("window", "give the planned start and end.")
-    if window is not None:
-        if window.start.tzinfo is None or window.end.tzinfo is None:
-            raise ValidationFailed("window", "the start and end need a time zone.")
-        if window.end <= window.start:
-            raise ValidationFailed("window", "the window ends before it starts.")
-        if now is not None and window.end <= now:
-            raise ValidationFailed("window", "the window lies in the past.")
-    links = details.links
-    for name in ("pull_request", "ticket", "incident"):
-        check_link(name, getattr(links, name))
     procedure_id = details.procedure_id.strip()
     scope = details.scope
     if kind is Classification.STANDARD:
+        # The catalog procedure decides the scope; name the real problem first.
         procedure = policy.procedure(procedure_id)
         if procedure is None:
             _refuse_outside_catalog(procedure_id)
         else:
             scope = procedure.scope
     elif procedure_id:
-        raise ValidationFailed("procedure", "only a Standard change names a catalog procedure.")
-    return details.with_changes(
+        found.add("procedure", "only a Standard change names a catalog procedure.")
+    if policy.scope_named(scope) is None:
+        names = ", ".join(s.id for s in policy.scope)
+        found.add("scope", f"choose one of the policy's scope categories ({names}).")
+    try:
+        services = _services(details, kind)
+    except ValidationFailed as failed:
+        found.note(failed)
+        services = ()
+    rollback = details.rollback
+    found.text("rollback", rollback.plan, "rollback")
+    found.text("rollback", rollback.not_reversible_reason, "rollback")
+    if requires(kind, "rollback") and not rollback.is_given:
+        found.add("rollback", "give a rollback plan, or say why this change cannot be reversed.")
+    try:
+        _window(details, kind, now)
+    except ValidationFailed as failed:
+        found.note(failed)
+    for name in ("pull_request", "ticket", "incident"):
+        try:
+            check_link(name, getattr(details.links, name))
+        except ValidationFailed as failed:
+            found.note(failed)
+    checked = details.with_changes(
         title=title,
         description=description,
         services=services,
         scope=scope,
         procedure_id=procedure_id,
     )
+    return checked, found.problems
+
+
+class _Problems:
+    """What is wrong, one problem a field, in the order the form asks."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def add(self, field: str, reason: str) -> None:
+        if all(field != known for known, _ in self.problems):
+            self.problems.append((field, reason))
+
+    def note(self, failed: ValidationFailed) -> None:
+        for field, reason in failed.problems:
+            self.add(field, reason)
+
+    def text(self, field: str, value: str, limit_key: str, *, required: bool = False) -> str:
+        try:
+            return check_text(field, value, limit_key, required=required)
+        except ValidationFailed as failed:
+            self.note(failed)
+            return value.strip()
+
+
+def _services(details: ChangeDetails, kind: Classification) -> tuple[str, ...]:
+    services = tuple(s.strip() for s in details.services if s.strip())
+    if requires(kind, "services") and not services:
+        raise ValidationFailed("services", "name at least one affected service.")
+    if len(services) > MAX_SERVICES:
+        raise ValidationFailed("services", f"at most {MAX_SERVICES} services.")
+    for service in services:
+        check_text("services", service, "service")
+    return services
+
+
+def _window(details: ChangeDetails, kind: Classification, now: datetime | None) -> None:
+    window = details.window
+    if requires(kind, "window") and window is None:
+        raise ValidationFailed("window", "give the planned start and end.")
+    if window is None:
+        return
+    if window.start.tzinfo is None or window.end.tzinfo is None:
+        raise ValidationFailed("window", "the start and end need a time zone.")
+    if window.end <= window.start:
+        raise ValidationFailed("window", "the window ends before it starts.")
+    if now is not None and window.end <= now:
+        raise ValidationFailed("window", "the window lies in the past.")
 
 
 def _refuse_outside_catalog(procedure_id: str) -> None:

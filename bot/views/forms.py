@@ -98,25 +98,30 @@ POLICY_BLOCKS = (ids.PROCEDURE, ids.CLASSIFICATION)
 def errors_for(
     error: ValidationFailed | PolicyViolation, *, view: Mapping[str, Any] | None = None
 ) -> dict[str, str]:
-    """`{block_id: message}` for `response_action: errors`.
+    """`{block_id: message}` for `response_action: errors`: every problem at once.
 
-    With the submitted `view`, the error goes on an input the view really has (Slack refuses
-    errors for blocks it does not show), falling back to its first input.
+    With the submitted `view`, each error goes on an input the view really has (Slack refuses
+    errors for blocks it does not show), falling back to its first input; two problems on
+    one input are said together.
     """
     if isinstance(error, ValidationFailed):
-        candidates = FIELD_BLOCKS.get(error.field, (error.field, ids.OWED_PREFIX + error.field))
-        message = error.reason
+        found = [
+            (FIELD_BLOCKS.get(field, (field, ids.OWED_PREFIX + field)), reason)
+            for field, reason in error.problems
+        ]
     else:
-        candidates = POLICY_BLOCKS
-        message = error.message
-    message = message[:1].upper() + message[1:]
-    if view is None:
-        return {candidates[0]: message}
-    present = _input_blocks(view)
-    block_id = next((b for b in candidates if b in present), None)
-    if block_id is None:
-        block_id = present[0] if present else candidates[0]
-    return {block_id: message}
+        found = [(POLICY_BLOCKS, error.message)]
+    present = _input_blocks(view) if view is not None else None
+    errors: dict[str, str] = {}
+    for candidates, reason in found:
+        message = reason[:1].upper() + reason[1:]
+        if present is None:
+            block_id = candidates[0]
+        else:
+            fallback = present[0] if present else candidates[0]
+            block_id = next((b for b in candidates if b in present), fallback)
+        errors[block_id] = f"{errors[block_id]} {message}" if block_id in errors else message
+    return errors
 
 
 def _input_blocks(view: Mapping[str, Any]) -> list[str]:

@@ -22,7 +22,7 @@ from bot.views.inputs import Values
 from workflows.errors import PolicyViolation, ValidationFailed
 from workflows.model import ChangeDetails, Classification, Level, Links, Rollback, Window
 from workflows.policy import Policy
-from workflows.validation import LIMITS, MAX_SERVICES
+from workflows.validation import LIMITS, MAX_SERVICES, check_details, requires
 
 T = TypeVar("T")
 
@@ -118,7 +118,7 @@ def request_blocks(
             "Description",
             limit=LIMITS["description"],
             multiline=True,
-            optional=classification is not Classification.NORMAL,
+            optional=not requires(classification, "description"),
             initial=d.description,
             hint="What changes and why.",
         ),
@@ -126,7 +126,7 @@ def request_blocks(
             ids.SERVICES,
             "Affected services",
             limit=SERVICES_LIMIT,
-            optional=emergency,
+            optional=not requires(classification, "services"),
             initial=", ".join(d.services),
             hint=f"Comma-separated, at most {MAX_SERVICES} services.",
             placeholder="api, billing-worker",
@@ -229,16 +229,30 @@ def _levels() -> list[Option]:
 
 
 def parse_request(values: Values, policy: Policy) -> ChangeDetails:
-    """The request as the form holds it. Business rules are for workflows.validation; this
-    raises ValidationFailed only for input it cannot read, and PolicyViolation for a Standard
-    change whose procedure is not in the catalog (its scope, which the form does not ask for,
-    would be the procedure's)."""
-    return _parse(values, policy, strict=True)
+    """The request as the form holds it, or ValidationFailed naming every input that is
+    wrong at once: what cannot be read, what is missing, and what breaks the policy's rules
+    (workflows.validation). A Standard change whose procedure is not in the catalog is a
+    PolicyViolation (its scope, which the form does not ask for, would be the procedure's)."""
+    details, problems = _read(values, policy, strict=True)
+    if problems:
+        raise ValidationFailed.of(_with_rules(details, problems, policy, values))
+    return details
 
 
 def parse_request_leniently(values: Values, policy: Policy) -> ChangeDetails:
     """What can be read of a half-filled form, to redraw it; never raises."""
-    return _parse(values, policy, strict=False)
+    return _read(values, policy, strict=False)[0]
+
+
+def _with_rules(
+    details: ChangeDetails, problems: list[tuple[str, str]], policy: Policy, values: Values
+) -> list[tuple[str, str]]:
+    """What could not be read, then what the rules say of the rest, one problem a field."""
+    if any(field == "classification" for field, _ in problems):
+        return problems  # the rules depend on it: they would only confuse
+    _, rules = check_details(details, policy, None)
+    named = {field for field, _ in problems}
+    return problems + [(field, reason) for field, reason in rules if field not in named]
 
 
 def classification_of(action: dict[str, Any]) -> Classification | None:
@@ -251,13 +265,18 @@ def classification_of(action: dict[str, Any]) -> Classification | None:
         return None
 
 
-def _parse(values: Values, policy: Policy, *, strict: bool) -> ChangeDetails:
+def _read(
+    values: Values, policy: Policy, *, strict: bool
+) -> tuple[ChangeDetails, list[tuple[str, str]]]:
+    """The request as far as it can be read, and what could not be (with `strict`, what is
+    missing too: an input the classification requires that the submission lacks)."""
+    problems: list[tuple[str, str]] = []
+
     def read(how: Callable[[], T], default: T) -> T:
         try:
             return how()
-        except ValidationFailed:
-            if strict:
-                raise
+        except ValidationFailed as failed:
+            problems.extend(failed.problems)
             return default
 
     classification = read(lambda: _required_classification(values), Classification.NORMAL)
@@ -271,15 +290,20 @@ def _parse(values: Values, policy: Policy, *, strict: bool) -> ChangeDetails:
             # a form that has no scope input: say what is really wrong instead.
             raise _outside_catalog(procedure_id)
         scope = procedure.scope if procedure else ""
-    level = inputs.read_choice
-    return ChangeDetails(
+    levels = {}
+    for block_id, field in ((ids.RISK, "risk"), (ids.IMPACT, "impact")):
+        level = read(lambda b=block_id, f=field: inputs.read_choice(values, b, Level, f), None)  # type: ignore[misc]
+        if level is None and requires(classification, field) and field not in dict(problems):
+            problems.append((field, f"choose the {field}: low, medium or high."))
+        levels[field] = level or Level.LOW
+    details = ChangeDetails(
         title=inputs.read_text(values, ids.TITLE),
         classification=classification,
         scope=scope,
         description=inputs.read_text(values, ids.DESCRIPTION),
         services=split_services(inputs.read_text(values, ids.SERVICES)),
-        risk=read(lambda: level(values, ids.RISK, Level, "risk"), None) or Level.LOW,
-        impact=read(lambda: level(values, ids.IMPACT, Level, "impact"), None) or Level.LOW,
+        risk=levels["risk"],
+        impact=levels["impact"],
         rollback=Rollback(
             plan=inputs.read_text(values, ids.ROLLBACK_PLAN),
             not_reversible_reason=inputs.read_text(values, ids.NOT_REVERSIBLE_REASON),
@@ -293,6 +317,7 @@ def _parse(values: Values, policy: Policy, *, strict: bool) -> ChangeDetails:
         procedure_id=procedure_id,
         implementer=inputs.read_user(values, ids.IMPLEMENTER),
     )
+    return details, problems if strict else []
 
 
 def _outside_catalog(procedure_id: str) -> PolicyViolation:

@@ -29,7 +29,7 @@ from workflows.model import (
     Rollback,
     Stage,
 )
-from workflows.validation import LIMITS, validate_details
+from workflows.validation import LIMITS, requires, validate_details
 
 POLICY = a_policy()
 FULL_NORMAL = normal_details(
@@ -210,12 +210,16 @@ def test_parsing_tolerates_missing_blocks_nulls_and_unknown_keys() -> None:
 
 
 def test_parsing_does_not_judge_the_request() -> None:
-    values = slack_state(forms.request_modal(POLICY), title="", window_start=200, window_end=100)
+    form = forms.request_modal(POLICY, details=FULL_NORMAL)
+    values = slack_state(form, title="", window_start=200, window_end=100)
     details = forms.parse_request(values, POLICY)
     assert details.title == "" and details.window is not None
     with pytest.raises(ValidationFailed) as raised:
         validate_details(details, POLICY, None)
-    assert forms.errors_for(raised.value) == {ids.TITLE: "This field is required."}
+    assert forms.errors_for(raised.value) == {
+        ids.TITLE: "This field is required.",
+        ids.WINDOW_END: "The window ends before it starts.",
+    }
 
 
 @pytest.mark.parametrize(
@@ -238,8 +242,49 @@ def test_unreadable_input_names_its_field(typed: dict[str, Any], field: str) -> 
     }
     with pytest.raises(ValidationFailed) as raised:
         forms.parse_request(values, POLICY)
-    assert raised.value.field == field
+    assert field in dict(raised.value.problems)
     assert forms.parse_request_leniently(values, POLICY).title == ""
+
+
+def test_every_bad_field_of_a_request_is_reported_at_once() -> None:
+    form = forms.request_modal(POLICY, details=FULL_NORMAL.with_changes(rollback=Rollback()))
+    values = slack_state(form, title="", description="", pull_request="not a link")
+
+    with pytest.raises(ValidationFailed) as raised:
+        validate_details(forms.parse_request(values, POLICY), POLICY, None)
+
+    assert forms.errors_for(raised.value, view=form) == {
+        ids.TITLE: "This field is required.",
+        ids.DESCRIPTION: "This field is required.",
+        ids.ROLLBACK_PLAN: "Give a rollback plan, or say why this change cannot be reversed.",
+        ids.PULL_REQUEST: "Write a web address starting with https:// or http://.",
+    }
+
+
+def test_a_required_choice_missing_from_a_submission_is_refused_on_its_field() -> None:
+    form = forms.request_modal(POLICY, details=FULL_NORMAL)
+    values = slack_state(form)
+    del values[ids.IMPACT]  # a client that leaves Impact out of what it sends
+
+    with pytest.raises(ValidationFailed) as raised:
+        forms.parse_request(values, POLICY)
+
+    assert forms.errors_for(raised.value, view=form) == {
+        ids.IMPACT: "Choose the impact: low, medium or high."
+    }
+
+
+def test_the_form_asks_for_what_each_classification_requires_and_no_more() -> None:
+    for classification in Classification:
+        form = forms.request_modal(POLICY, classification=classification)
+        optional = {
+            b["block_id"]: b.get("optional", False) for b in form["blocks"] if b["type"] == "input"
+        }
+        for field, block_id in (("description", ids.DESCRIPTION), ("services", ids.SERVICES)):
+            assert optional[block_id] is not requires(classification, field), (
+                classification,
+                field,
+            )
 
 
 def test_a_form_without_a_classification_cannot_be_read() -> None:
