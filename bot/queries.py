@@ -21,18 +21,23 @@ def open_changes(session: Any, limit: int = 30) -> list[Change]:
 
 
 def awaiting(session: Any, actor: Actor, policy: Policy, limit: int = 20) -> list[Change]:
-    """Changes this person could review or approve now."""
-    candidates = SqlChanges(session).find(stages=(Stage.REVIEW, Stage.APPROVE), limit=200)
+    """Changes this person could review or approve now, newest first: the database narrows
+    them down (storage: open, not theirs, of a kind they may decide), the stage machine says
+    yes or no to each, until `limit` are found or none is left."""
     wanted = {Action.RECORD_REVIEW, Action.APPROVE}
-    found = [
-        change
-        for change in candidates
-        if change.classification is not Classification.STANDARD
-        and wanted & set(allowed_actions(change, actor, policy))
-    ]
-    return found[:limit]
+    candidates = SqlChanges(session).decidable_by(
+        actor.user_id,
+        approves_normal=policy.may_approve(actor, Classification.NORMAL),
+        approves_emergency=policy.may_approve(actor, Classification.EMERGENCY),
+    )
+    found = []
+    for change in candidates:
+        if wanted & set(allowed_actions(change, actor, policy)):
+            found.append(change)
+            if len(found) == limit:
+                break
+    return found
 
 
 def reviews_owed(session: Any, user_id: str, limit: int = 20) -> list[Change]:
-    owed = SqlChanges(session).find(review_owed=True, limit=200)
-    return [c for c in owed if c.owner == user_id][:limit]
+    return SqlChanges(session).owing_review(user_id, limit)

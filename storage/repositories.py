@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, or_, update
+from sqlalchemy import Table, and_, bindparam, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -19,7 +19,7 @@ from storage.rows import change_from_row, row_values
 from storage.tables import AuditEventRow, AuditHeadRow, ChangeRow
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, canonical_details, chain
 from workflows.errors import NotFound, StaleChange
-from workflows.model import Change, ChangeDetails, Stage, format_ref, parse_ref
+from workflows.model import Change, ChangeDetails, Classification, Stage, format_ref, parse_ref
 
 
 class SqlChanges:
@@ -103,6 +103,64 @@ class SqlChanges:
         )
         row = self.session.exec(query).first()
         return change_from_row(row) if row is not None else None
+
+    def owing_review(self, person: str, limit: int) -> list[Change]:
+        """Changes whose post-change review `person` owes (the implementer, else the
+        requester), newest first: all of them, however many others owe."""
+        owner = or_(
+            col(ChangeRow.implementer) == person,
+            and_(col(ChangeRow.implementer) == "", col(ChangeRow.requester) == person),
+        )
+        query = (
+            select(ChangeRow)
+            .where(col(ChangeRow.review_owed).is_(True))
+            .where(owner)
+            .order_by(col(ChangeRow.number).desc())
+            .limit(limit)
+        )
+        return [change_from_row(row) for row in self.session.exec(query)]
+
+    def decidable_by(
+        self, person: str, *, approves_normal: bool, approves_emergency: bool, page: int = 200
+    ) -> Iterator[Change]:
+        """Open changes `person` might review or approve, newest first, read a page at a
+        time: none they requested or implement, and only those an approver of their kind
+        could decide. What the rules say of each (already approved by them, say) is for the
+        caller to ask of the stage machine; the pages go on until it has enough."""
+        conditions = [col(ChangeRow.stage) == Stage.REVIEW.value]
+        if approves_normal:
+            conditions.append(
+                and_(
+                    col(ChangeRow.classification) == Classification.NORMAL.value,
+                    col(ChangeRow.stage) == Stage.APPROVE.value,
+                )
+            )
+        if approves_emergency:
+            conditions.append(
+                and_(
+                    col(ChangeRow.classification) == Classification.EMERGENCY.value,
+                    col(ChangeRow.stage).in_(
+                        [Stage.TEST.value, Stage.APPROVE.value, Stage.DEPLOY.value]
+                    ),
+                )
+            )
+        last: int | None = None
+        while True:
+            query = (
+                select(ChangeRow)
+                .where(col(ChangeRow.classification) != Classification.STANDARD.value)
+                .where(col(ChangeRow.requester) != person)
+                .where(col(ChangeRow.implementer) != person)
+                .where(or_(*conditions))
+            )
+            if last is not None:
+                query = query.where(col(ChangeRow.number) < last)
+            rows = self.session.exec(query.order_by(col(ChangeRow.number).desc()).limit(page)).all()
+            for row in rows:
+                yield change_from_row(row)
+            if len(rows) < page:
+                return
+            last = rows[-1].number
 
     def find(
         self,
