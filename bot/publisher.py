@@ -184,11 +184,15 @@ class Publisher:
         return change, events
 
     async def _show_card(self, d: _Delivery) -> None:
-        shown = card_view.card(d.change, self.policy)
-        sends = not d.thread_ts or d.pub.card_version < d.change.version
+        now = self.clock.now()
+        shown = card_view.card(d.change, self.policy, now)
+        # Due by time alone: break-glass has opened since the card was drawn.
+        redraw = d.pub.refresh_at is not None and d.pub.refresh_at <= now
+        stale = d.pub.card_version < d.change.version or redraw
+        sends = not d.thread_ts or stale
         if not d.thread_ts:
             await self._post_card(d, shown)
-        elif d.pub.card_version < d.change.version:
+        elif stale:
             try:
                 await self.client.chat_update(channel=d.channel, ts=d.thread_ts, **shown)
             except SlackApiError as error:
@@ -199,7 +203,8 @@ class Publisher:
             if d.pub.mirror_ts:
                 await self._update_mirror(d, shown)
         await self._mirror(d, shown)
-        await self._progress(d.pub.number, card_version=d.change.version)
+        refresh = card_view.changes_at(d.change, self.policy, now)
+        await self._progress(d.pub.number, card_version=d.change.version, refresh_at=refresh)
         d.progressed = d.progressed or sends  # a card already current is no progress
 
     async def _mirror(self, d: _Delivery, shown: dict[str, Any]) -> None:

@@ -39,6 +39,9 @@ class PublicationRow(SQLModel, table=True):
     lease_owner: str = Field(default="", max_length=80)
     lease_until: datetime | None = _when(nullable=True)
     last_error: str = Field(default="", max_length=500)
+    #: When the card, shown as it is, will look different by time alone (break-glass
+    #: opening): it is due again then, with no news.
+    refresh_at: datetime | None = _when(nullable=True)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Publication:
     last_error: str
     #: When it was due as claimed: news written since changes it (see _clear_if_caught_up).
     due_at: datetime | None = None
+    #: When the card shown must be drawn again, news or not.
+    refresh_at: datetime | None = None
 
 
 def mark_due(session: Session, number: int, at: datetime) -> None:
@@ -97,6 +102,7 @@ _NEW = {
     "lease_owner": "",
     "lease_until": None,
     "last_error": "",
+    "refresh_at": None,
 }
 
 
@@ -152,6 +158,7 @@ def _publication(row: PublicationRow) -> Publication:
         row.attempts,
         row.last_error,
         row.due_at,
+        row.refresh_at,
     )
 
 
@@ -202,7 +209,8 @@ def release(
 
 
 def _clear_if_caught_up(session: Session, number: int, claimed_due_at: datetime | None) -> None:
-    """Nothing more is due once every event is published and no news came since the claim.
+    """Nothing more is due once every event is published and no news came since the claim,
+    until the card must be drawn again by time alone (its `refresh_at`, if any).
 
     Both are checked in one statement. The due time is the check that holds on PostgreSQL:
     there a concurrent writer's audit event is invisible to this statement's subquery until
@@ -219,7 +227,7 @@ def _clear_if_caught_up(session: Session, number: int, claimed_due_at: datetime 
         .where(col(PublicationRow.published_seq) >= latest)
         .where(col(PublicationRow.due_at) == claimed_due_at)
         .where(col(PublicationRow.lease_owner) == "")
-        .values(due_at=None)
+        .values(due_at=col(PublicationRow.refresh_at))
         .execution_options(synchronize_session=False)
     )
     session.commit()

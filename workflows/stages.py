@@ -239,12 +239,17 @@ def not_yet_approved_by_actor(change: Change, attempt: Attempt) -> str | None:
     return None
 
 
+def break_glass_opens(change: Change, policy: Policy) -> datetime:
+    """When break-glass opens for the change, if no approver has acted by then."""
+    return (change.submitted_at or change.created_at) + policy.emergency.break_glass_after
+
+
 def waited_for_approvers(change: Change, attempt: Attempt) -> str | None:
-    """Break-glass only once no approver has acted within the policy's time."""
+    """Break-glass only once no approver has acted within the policy's time. A question of
+    time, not of who asks: until then the card offers no button but says when it opens."""
     wait = attempt.policy.emergency.break_glass_after
-    since = change.submitted_at or change.created_at
-    if attempt.now is None or attempt.now < since + wait:
-        ready = since + wait
+    ready = break_glass_opens(change, attempt.policy)
+    if attempt.now is None or attempt.now < ready:
         return (
             f"Break-glass opens at {ready:%H:%M:%S} UTC, {_minutes(wait)} after {change.ref} was "
             "submitted, if no approver has acted by then; the approvers have been asked."
@@ -325,8 +330,8 @@ MOVES: tuple[Move, ...] = (
             s,
             A.BREAK_GLASS,
             S.DEPLOY,
-            when=(break_glass_allowed,),
-            who=(in_charge, waited_for_approvers),
+            when=(break_glass_allowed, waited_for_approvers),
+            who=(in_charge,),
         )
         for s in (S.REVIEW, S.TEST, S.APPROVE)
     ),
@@ -362,9 +367,12 @@ def move_for(change: Change, action: Action, attempt: Attempt) -> Move:
     return move
 
 
-def available_actions(change: Change, policy: Policy) -> list[Action]:
-    """What anyone could do to the change now: the buttons on its card."""
-    nobody = Attempt(Actor(""), policy)
+def available_actions(
+    change: Change, policy: Policy, now: datetime | None = None
+) -> list[Action]:
+    """What anyone could do to the change at `now`: the buttons on its card. Without `now`,
+    nothing that waits for a time (break-glass) is offered."""
+    nobody = Attempt(Actor(""), policy, now)
     return [
         move.action
         for move in MOVES
@@ -374,12 +382,14 @@ def available_actions(change: Change, policy: Policy) -> list[Action]:
     ]
 
 
-def allowed_actions(change: Change, actor: Actor, policy: Policy) -> list[Action]:
-    """What this person may do to the change now."""
-    attempt = Attempt(actor, policy)
+def allowed_actions(
+    change: Change, actor: Actor, policy: Policy, now: datetime | None = None
+) -> list[Action]:
+    """What this person may do to the change at `now`."""
+    attempt = Attempt(actor, policy, now)
     return [
         action
-        for action in available_actions(change, policy)
+        for action in available_actions(change, policy, now)
         if all(guard(change, attempt) is None for guard in TABLE[(change.stage, action)].who)
     ]
 

@@ -3,6 +3,7 @@ with one button for each move the stage machine allows now."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -26,7 +27,7 @@ from bot.views.common import (
 from workflows import process
 from workflows.model import FIVE_STAGES, Change, Classification, Stage
 from workflows.policy import Policy
-from workflows.stages import Action, available_actions
+from workflows.stages import Action, available_actions, break_glass_opens
 
 #: Slack's limit on the elements of one actions block.
 ACTIONS_PER_BLOCK = 25
@@ -57,9 +58,27 @@ STYLES = {
 DONE, CURRENT, PENDING = "✅", "▶️", "▫️"
 
 
-def card(change: Change, policy: Policy) -> dict[str, Any]:
-    """The card as chat.postMessage / chat.update arguments: `text` and `blocks`."""
-    return {"text": fallback_text(change), "blocks": to_dicts(card_blocks(change, policy))}
+def card(change: Change, policy: Policy, now: datetime | None = None) -> dict[str, Any]:
+    """The card as chat.postMessage / chat.update arguments, as it is at `now`: `text` and
+    `blocks`. (Without `now`, no move that waits for a time is offered.)"""
+    blocks = card_blocks(change, policy, now=now)
+    return {"text": fallback_text(change), "blocks": to_dicts(blocks)}
+
+
+def changes_at(change: Change, policy: Policy, now: datetime) -> datetime | None:
+    """When the card will look different by time alone (break-glass opening), if it will."""
+    opens = _break_glass_opening(change, policy)
+    return opens if opens is not None and opens > now else None
+
+
+def _break_glass_opening(change: Change, policy: Policy) -> datetime | None:
+    """When break-glass opens for an emergency still waiting for its approval, if it may."""
+    waiting = change.stage in (Stage.REVIEW, Stage.TEST, Stage.APPROVE)
+    if not (waiting and change.classification is Classification.EMERGENCY):
+        return None
+    if not policy.emergency.break_glass_allowed:
+        return None
+    return break_glass_opens(change, policy)
 
 
 def fallback_text(change: Change) -> str:
@@ -75,7 +94,9 @@ def fallback_text(change: Change) -> str:
     return text.truncate(line, text.MESSAGE_TEXT_LIMIT)
 
 
-def card_blocks(change: Change, policy: Policy, *, buttons: bool = True) -> list[Block]:
+def card_blocks(
+    change: Change, policy: Policy, *, buttons: bool = True, now: datetime | None = None
+) -> list[Block]:
     blocks: list[Block] = [
         header(f"{change.ref} · {change.title}"),
         context(_kind(change)),
@@ -88,13 +109,13 @@ def card_blocks(change: Change, policy: Policy, *, buttons: bool = True) -> list
         blocks.append(section(rollback))
     if decisions := _decisions(change):
         blocks.append(section("\n".join(decisions)))
-    blocks.append(section("\n".join(status_lines(change, policy))))
+    blocks.append(section("\n".join(status_lines(change, policy, now))))
     if pipelines := deployment_lines(change):
         blocks.append(section("\n".join(pipelines)))
     if links := _links(change):
         blocks.append(context(links))
     if buttons:
-        blocks.extend(action_blocks(change, policy))
+        blocks.extend(action_blocks(change, policy, now))
     return blocks
 
 
@@ -204,9 +225,13 @@ def _decisions(change: Change) -> list[str]:
     return lines
 
 
-def status_lines(change: Change, policy: Policy) -> list[str]:
+def status_lines(change: Change, policy: Policy, now: datetime | None = None) -> list[str]:
     """Approvals, what is owed, the outcome, a cancellation or rejection: one line each."""
     lines = [_approvals(change, policy)]
+    opens = _break_glass_opening(change, policy)
+    if opens is not None:
+        is_open = now is not None and now >= opens
+        lines.append(text.render_macro("card.j2", "break_glass_opens", at=opens, open=is_open))
     if change.rejections:
         latest = change.rejections[-1]
         lines.append(
@@ -375,9 +400,11 @@ def _links(change: Change) -> str:
 # -- the buttons -------------------------------------------------------------------------
 
 
-def action_blocks(change: Change, policy: Policy) -> list[ActionsBlock]:
-    """One button per move available now; no block at all when there is none."""
-    buttons = [button(change, action) for action in available_actions(change, policy)]
+def action_blocks(
+    change: Change, policy: Policy, now: datetime | None = None
+) -> list[ActionsBlock]:
+    """One button per move available at `now`; no block at all when there is none."""
+    buttons = [button(change, action) for action in available_actions(change, policy, now)]
     return [
         ActionsBlock(elements=buttons[i : i + ACTIONS_PER_BLOCK])
         for i in range(0, len(buttons), ACTIONS_PER_BLOCK)

@@ -48,13 +48,23 @@ def broken_glass(desk: Desk, **fields: object) -> Change:
 def test_break_glass_is_refused_until_the_policys_wait_has_passed(desk: Desk) -> None:
     change = an_emergency(desk)
     desk.clock.advance(minutes=14, seconds=59)
-    with nothing_written(desk.uow), pytest.raises(NotAllowed) as refused:
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
         desk.break_glass(change)
-    assert refused.value.action == "break_glass"
-    assert str(refused.value) == (
+    assert refused.value.reason == (
         "Break-glass opens at 09:15:00 UTC, 15 min after CHG-0001 was submitted, if no approver "
         "has acted by then; the approvers have been asked."
     )
+
+
+def test_the_break_glass_button_is_offered_only_once_break_glass_opens(desk: Desk) -> None:
+    change = desk.stored(an_emergency(desk))
+
+    before = available_actions(change, desk.policy, NOW + WAIT - timedelta(seconds=1))
+    after = available_actions(change, desk.policy, NOW + WAIT)
+
+    assert Action.BREAK_GLASS not in before
+    assert Action.BREAK_GLASS in after
+    assert Action.BREAK_GLASS not in available_actions(change, desk.policy)  # no time: no button
 
 
 def test_break_glass_opens_once_the_wait_has_passed(desk: Desk) -> None:
@@ -71,7 +81,10 @@ def test_the_wait_counts_from_submission_not_from_the_request(desk: Desk) -> Non
     desk.clock.advance(hours=1)
     desk.submit(change)
     desk.clock.advance(minutes=14)
-    with nothing_written(desk.uow), pytest.raises(NotAllowed, match="opens at 10:15:00 UTC"):
+    with (
+        nothing_written(desk.uow),
+        pytest.raises(TransitionNotAllowed, match="opens at 10:15:00 UTC"),
+    ):
         desk.break_glass(change)
     desk.clock.advance(minutes=1)
     assert desk.break_glass(change).stage is Stage.DEPLOY
@@ -81,7 +94,7 @@ def test_the_policy_sets_how_long_to_wait(desk: Desk) -> None:
     desk.policy = a_policy(emergency=RULES + 'break_glass_after = "90s"')
     change = an_emergency(desk)
     desk.clock.advance(seconds=89)
-    with nothing_written(desk.uow), pytest.raises(NotAllowed, match="1 min after"):
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed, match="1 min after"):
         desk.break_glass(change)
     desk.clock.advance(seconds=1)
     assert desk.break_glass(change).stage is Stage.DEPLOY

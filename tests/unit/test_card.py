@@ -193,14 +193,15 @@ def test_an_emergency_in_review_offers_its_approvers_the_compressed_approval(
     desk: Desk,
 ) -> None:
     change = desk.stored(STATES["emergency in review"](desk))
-    assert available_actions(change, desk.policy) == [
+    assert available_actions(change, desk.policy, desk.clock.now()) == [
         A.RECORD_REVIEW,
         A.APPROVE,
         A.REJECT,
-        A.BREAK_GLASS,
         A.EDIT,
         A.CANCEL,
     ]
+    opened = desk.clock.now() + desk.policy.emergency.break_glass_after
+    assert A.BREAK_GLASS in available_actions(change, desk.policy, opened)
     assert allowed_actions(change, OSCAR, desk.policy) == [
         A.RECORD_REVIEW,
         A.APPROVE,
