@@ -26,6 +26,7 @@ from storage.obligations import Claimed
 from storage.repositories import SqlChanges
 from workflows.audit import AuditEntry
 from workflows.chase import Cadence, Obligation, Owed, Reminder, remind
+from workflows.events import Happened
 from workflows.followup import POLICY_REF, WEEK, review_cadence
 from workflows.model import SYSTEM, Change
 from workflows.policy import Policy
@@ -180,7 +181,7 @@ def _audit_entry(
     return AuditEntry(
         at=now,
         actor=SYSTEM,
-        action="reminder_escalated" if reminder.escalated else "reminder_sent",
+        action=Happened.REMINDER_ESCALATED if reminder.escalated else Happened.REMINDER_SENT,
         ref=change.ref if change else POLICY_REF,
         from_stage=change.stage.value if change else "",
         to_stage=change.stage.value if change else "",

@@ -12,6 +12,11 @@ from workflows.stages import Action, allowed_actions
 OPEN = (Stage.REQUEST, Stage.REVIEW, Stage.TEST, Stage.APPROVE, Stage.DEPLOY)
 
 
+def change(session: Any, number: int) -> Change:
+    """One change, or NotFound."""
+    return SqlChanges(session).get(number)
+
+
 def mine(session: Any, user_id: str, limit: int = 20) -> list[Change]:
     return SqlChanges(session).find(stages=OPEN, person=user_id, limit=limit)
 

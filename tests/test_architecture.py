@@ -67,3 +67,10 @@ def test_the_walk_catches_a_forbidden_import(tmp_path: Path) -> None:
     module = tmp_path / "sneaky.py"
     module.write_text("from sqlalchemy import select\nimport slack_sdk.web\n", encoding="utf-8")
     assert imported_modules(module) == {"sqlalchemy", "slack_sdk.web"}
+
+
+def test_listeners_and_views_reach_the_database_only_through_their_services() -> None:
+    """Sessions are opened by the composition root and the workers; listeners ask queries
+    (bot/queries.py) and use cases through `services`, and views draw what they are given."""
+    assert offending("bot/listeners", ("storage", "sqlalchemy", "sqlmodel")) == []
+    assert offending("bot/views", ("storage", "sqlalchemy", "sqlmodel")) == []

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from workflows.errors import Conflict, NotFound, ValidationFailed
+from workflows.events import Happened
 from workflows.followup import conclude
 from workflows.gate import Target, allowed_check, check_target, decide
 from workflows.model import (
@@ -33,9 +34,9 @@ from workflows.stages import Action
 from workflows.steps import Step
 from workflows.validation import check_line, check_text
 
-PIPELINE_STARTED = "pipeline_deployment_started"
-PIPELINE_FINISHED = "pipeline_deployment_finished"
-UNGATED = "ungated_deployment"
+PIPELINE_STARTED = Happened.PIPELINE_DEPLOYMENT_STARTED
+PIPELINE_FINISHED = Happened.PIPELINE_DEPLOYMENT_FINISHED
+UNGATED = Happened.UNGATED_DEPLOYMENT
 
 _DEPLOYMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/#@+-]{0,99}$")
 

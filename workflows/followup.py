@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from workflows.audit import AuditEntry
 from workflows.chase import Cadence, Obligation, Owed, owe, snooze
 from workflows.errors import NotAllowed, NotFound
+from workflows.events import Happened
 from workflows.model import (
     OWED_DOCUMENTS,
     Actor,
@@ -207,7 +208,9 @@ def snooze_reminder(
         later = snooze(obligation, step.at, choice)
         uow.obligations.update(later)
         assert later.snoozed_until is not None
-        step.note("reminder_snoozed", actor, kind=kind.value, until=later.snoozed_until.isoformat())
+        step.note(
+            Happened.REMINDER_SNOOZED, actor, kind=kind.value, until=later.snoozed_until.isoformat()
+        )
     return later
 
 
@@ -224,7 +227,9 @@ def _snooze_policy_review(
         later = snooze(obligation, at, choice)
         uow.obligations.update(later)
         assert later.snoozed_until is not None
-        _policy_note(uow, at, actor, "reminder_snoozed", until=later.snoozed_until.isoformat())
+        _policy_note(
+            uow, at, actor, Happened.REMINDER_SNOOZED, until=later.snoozed_until.isoformat()
+        )
         uow.commit()
     return later
 
@@ -264,7 +269,7 @@ def record_policy_review(
         due = at + policy.policy.review_every
         following = Obligation(Owed.POLICY_REVIEW, policy.policy.owner, due, due)
         uow.obligations.owe(following)
-        _policy_note(uow, at, actor, "policy_reviewed", note=note, next_due=due.isoformat())
+        _policy_note(uow, at, actor, Happened.POLICY_REVIEWED, note=note, next_due=due.isoformat())
         uow.commit()
     return following
 
@@ -272,8 +277,10 @@ def record_policy_review(
 def _policy_review_due_now(step: Step, policy: Policy, actor: Actor) -> None:
     obligation = Obligation(Owed.POLICY_REVIEW, policy.policy.owner, step.at + WEEK, step.at)
     step.uow.obligations.owe(obligation)
-    step.note("policy_review_triggered", actor, owner=policy.policy.owner)
+    step.note(Happened.POLICY_REVIEW_TRIGGERED, actor, owner=policy.policy.owner)
 
 
-def _policy_note(uow: UnitOfWork, at: datetime, actor: Actor, what: str, **details: object) -> None:
+def _policy_note(
+    uow: UnitOfWork, at: datetime, actor: Actor, what: Happened, **details: object
+) -> None:
     uow.audit.append(AuditEntry(at, actor.user_id, what, POLICY_REF, "", "", dict(details)))

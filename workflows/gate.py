@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from workflows.audit import AuditEntry
 from workflows.errors import ValidationFailed
+from workflows.events import Happened
 from workflows.model import (
     Change,
     Classification,
@@ -34,7 +35,7 @@ from workflows.validation import LIMITS, check_line, check_link
 
 #: The audit trail's ref for a decision about a change that does not exist.
 GATE_REF = "GATE"
-DECIDED = "gate_decided"
+DECIDED = Happened.GATE_DECIDED
 
 #: When several answers make one (a GitHub deployment of several services), the worst wins.
 _WORST_FIRST = (GateStatus.INVALID, GateStatus.PREVENTED, GateStatus.AWAITING, GateStatus.ALLOWED)

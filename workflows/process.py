@@ -12,6 +12,7 @@ from typing import Any
 
 from workflows.chase import Owed
 from workflows.errors import ValidationFailed
+from workflows.events import Happened
 from workflows.model import (
     MATERIAL_FIELDS,
     SYSTEM,
@@ -55,7 +56,7 @@ def request_change(
     with uow:
         change = uow.changes.add(checked, actor.user_id, at, requested_in)
         step = _Step(uow, policy, change, at)
-        step.note("requested", actor, **_describe(checked))
+        step.note(Happened.REQUESTED, actor, **_describe(checked))
         if submit:
             _submit(step, actor)
         uow.changes.save(change)
@@ -293,7 +294,7 @@ def edit(
         withdrew = bool(material and withdrawn)
         if withdrew:
             change.approvals = tuple(a for a in change.approvals if a.kind != "approver")
-            step.note("approvals_withdrawn", actor, withdrawn=withdrawn, because=material)
+            step.note(Happened.APPROVALS_WITHDRAWN, actor, withdrawn=withdrawn, because=material)
         reclassified = bool({"classification", "procedure_id"} & set(changed))
         unauthorised = quorum_met(change, Attempt(actor, policy)) is not None
         if reclassified and change.stage is not Stage.REQUEST:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from workflows.errors import NotAllowed, TransitionNotAllowed
+from workflows.events import Happened
 from workflows.model import Actor, Change, Classification, Stage, is_pipeline
 from workflows.policy import Policy
 
@@ -44,7 +45,7 @@ class Action(StrEnum):
         return _VERBS[self]
 
     @property
-    def past(self) -> str:
+    def past(self) -> Happened:
         """The audit trail's name for this move having happened."""
         return _PAST[self]
 
@@ -70,23 +71,23 @@ _VERBS = {
 }
 
 _PAST = {
-    Action.SUBMIT: "submitted",
-    Action.RECORD_REVIEW: "reviewed",
-    Action.ADD_TEST_EVIDENCE: "tested",
-    Action.APPROVE: "approved",
-    Action.REJECT: "rejected",
-    Action.START_DEPLOYMENT: "deployment_started",
-    Action.RECORD_OUTCOME: "outcome_recorded",
-    Action.SUBMIT_POST_CHANGE_REVIEW: "post_change_review_submitted",
-    Action.CLOSE: "closed",
-    Action.EDIT: "edited",
-    Action.CANCEL: "cancelled",
-    Action.SATISFY_BY_PROCEDURE: "satisfied_by_procedure",
-    Action.AUTHORISE: "authorised",
-    Action.RETURN_TO_REQUEST: "returned_to_request",
-    Action.RETURN_TO_APPROVE: "returned_to_approve",
-    Action.BREAK_GLASS: "break_glass",
-    Action.CLOSE_WITHOUT_REVIEW: "closed_without_review",
+    Action.SUBMIT: Happened.SUBMITTED,
+    Action.RECORD_REVIEW: Happened.REVIEWED,
+    Action.ADD_TEST_EVIDENCE: Happened.TESTED,
+    Action.APPROVE: Happened.APPROVED,
+    Action.REJECT: Happened.REJECTED,
+    Action.START_DEPLOYMENT: Happened.DEPLOYMENT_STARTED,
+    Action.RECORD_OUTCOME: Happened.OUTCOME_RECORDED,
+    Action.SUBMIT_POST_CHANGE_REVIEW: Happened.POST_CHANGE_REVIEW_SUBMITTED,
+    Action.CLOSE: Happened.CLOSED,
+    Action.EDIT: Happened.EDITED,
+    Action.CANCEL: Happened.CANCELLED,
+    Action.SATISFY_BY_PROCEDURE: Happened.SATISFIED_BY_PROCEDURE,
+    Action.AUTHORISE: Happened.AUTHORISED,
+    Action.RETURN_TO_REQUEST: Happened.RETURNED_TO_REQUEST,
+    Action.RETURN_TO_APPROVE: Happened.RETURNED_TO_APPROVE,
+    Action.BREAK_GLASS: Happened.BREAK_GLASS,
+    Action.CLOSE_WITHOUT_REVIEW: Happened.CLOSED_WITHOUT_REVIEW,
 }
 
 #: Actions only the process itself takes; never offered as buttons.
@@ -367,9 +368,7 @@ def move_for(change: Change, action: Action, attempt: Attempt) -> Move:
     return move
 
 
-def available_actions(
-    change: Change, policy: Policy, now: datetime | None = None
-) -> list[Action]:
+def available_actions(change: Change, policy: Policy, now: datetime | None = None) -> list[Action]:
     """What anyone could do to the change at `now`: the buttons on its card. Without `now`,
     nothing that waits for a time (break-glass) is offered."""
     nobody = Attempt(Actor(""), policy, now)

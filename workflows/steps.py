@@ -10,6 +10,7 @@ from typing import Any
 
 from workflows.audit import AuditEntry
 from workflows.errors import StaleAction
+from workflows.events import Happened
 from workflows.model import SYSTEM, Actor, Change, Stage
 from workflows.policy import Policy
 from workflows.ports import Clock, UnitOfWork
@@ -37,7 +38,9 @@ class Step:
         change.updated_at = self.at
         self.note(action.past, actor, before, **details)
 
-    def note(self, what: str, actor: Actor, before: Stage | None = None, **details: Any) -> None:
+    def note(
+        self, what: Happened, actor: Actor, before: Stage | None = None, **details: Any
+    ) -> None:
         """Record something that happened without a move (approvals withdrawn, say)."""
         change = self.change
         entry = AuditEntry(

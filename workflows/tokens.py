@@ -14,12 +14,13 @@ from datetime import datetime
 from enum import StrEnum
 
 from workflows.errors import ValidationFailed
+from workflows.events import Happened
 from workflows.model import GITHUB_PIPELINE
 
 #: The audit trail's ref for what happens to tokens.
 TOKENS_REF = "TOKENS"
-CREATED = "token_created"
-REVOKED = "token_revoked"
+CREATED = Happened.TOKEN_CREATED
+REVOKED = Happened.TOKEN_REVOKED
 
 #: Names no token may take: the gate records GitHub's own decisions under this one.
 RESERVED_NAMES = frozenset({GITHUB_PIPELINE})

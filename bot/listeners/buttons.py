@@ -11,13 +11,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import ids
+from bot import ids, queries
 from bot.listeners.commands import open_request_modal
 from bot.listeners.tell import NOT_OURS, Where, tell, tell_failure
 from bot.services import Services
 from bot.text import slack_date
 from bot.views import forms
-from storage.repositories import SqlChanges
 from workflows import emergency, followup, process
 from workflows.chase import Owed
 from workflows.errors import ChangeError, StaleAction
@@ -102,7 +101,7 @@ async def _open_form(
     actor: Actor,
 ) -> None:
     """Check the person may make the move before asking them to fill a form for it."""
-    change = await services.query(lambda s: SqlChanges(s).get(target.number))
+    change = await services.query(queries.change, target.number)
     if target.seen is not None and change.stage is not target.seen:
         raise StaleAction(change.ref, target.seen.label, change.stage.label)
     move_for(change, move, Attempt(actor, services.policy))

@@ -13,7 +13,6 @@ from bot import ids, queries
 from bot.services import Services
 from bot.views import forms, messages
 from bot.views_open import open_view
-from storage.repositories import SqlChanges
 from workflows import emergency
 from workflows.errors import ChangeError, NotFound
 from workflows.model import Actor, parse_ref
@@ -109,7 +108,7 @@ async def show_response(services: Services, text: str) -> dict[str, Any]:
             "text": "Say which change to show, for example `/change show CHG-0042`.",
         }
     try:
-        change = await services.query(lambda s: SqlChanges(s).get(number))
+        change = await services.query(queries.change, number)
     except NotFound as error:
         return {"response_type": "ephemeral", "text": str(error)}
     return messages.show_message(change, services.policy)

@@ -16,9 +16,8 @@ from bot import text
 from bot.views.common import document_label, scope_name
 from workflows.audit import AuditEntry
 from workflows.chase import Owed
-from workflows.deployments import PIPELINE_FINISHED, PIPELINE_STARTED, UNGATED
 from workflows.durations import format_duration
-from workflows.gate import DECIDED
+from workflows.events import NOTICED, Happened
 from workflows.model import Change, Classification, GateStatus, Stage
 from workflows.policy import Policy
 
@@ -26,8 +25,6 @@ Context = dict[str, Any]
 
 #: How the audit trail's field names read in a sentence.
 FIELD_LABELS = {"procedure_id": "procedure", "rollback": "rollback plan"}
-#: What a requester hears about: decisions on their change by someone else.
-NOTICES = ("approved", "rejected", "approvals_withdrawn", "authorised", "satisfied_by_procedure")
 
 
 def thread_reply(entry: AuditEntry, change: Change, policy: Policy) -> str | None:
@@ -47,20 +44,20 @@ def thread_reply(entry: AuditEntry, change: Change, policy: Policy) -> str | Non
 def requester_notice(entry: AuditEntry, change: Change) -> str | None:
     """The direct message the requester gets about a decision on their change, if any."""
     action = entry.action
-    if action not in NOTICES or entry.actor == change.requester:
+    if action not in NOTICED or entry.actor == change.requester:
         return None
-    if action == "satisfied_by_procedure" and entry.details.get("satisfies") != "approval":
+    if action == Happened.SATISFIED_BY_PROCEDURE and entry.details.get("satisfies") != "approval":
         return None
     window = change.details.window
     context: Context = {"who": entry.actor, "ref": change.ref, "title": change.title}
-    if action == "rejected":
+    if action == Happened.REJECTED:
         context["reason"] = _text(entry.details.get("reason"))
-    elif action == "approvals_withdrawn":
+    elif action == Happened.APPROVALS_WITHDRAWN:
         context["withdrawn"] = _names(entry.details.get("withdrawn"))
         context["because"] = _field_labels(entry.details.get("because"))
-    elif action in ("authorised", "satisfied_by_procedure"):
+    elif action in (Happened.AUTHORISED, Happened.SATISFIED_BY_PROCEDURE):
         context["window_start"] = window.start if window else None
-        if action == "satisfied_by_procedure":
+        if action == Happened.SATISFIED_BY_PROCEDURE:
             context["procedure"] = _text(entry.details.get("procedure")) or "its procedure"
     return text.truncate(
         text.render_macro("notices.j2", action, **context), text.MESSAGE_TEXT_LIMIT
@@ -340,32 +337,32 @@ def _parse_time(value: object) -> datetime:
 
 
 _REPLY_CONTEXT: Mapping[str, Builder] = {
-    "deployment_started": _deployment,
-    PIPELINE_STARTED: _deployment,
-    PIPELINE_FINISHED: _pipeline_finished,
-    UNGATED: _ungated,
-    DECIDED: _gate_decided,
-    "break_glass": _break_glass,
-    "closed_without_review": _cancelled,
-    "reminder_sent": _reminder,
-    "reminder_escalated": _reminder,
-    "reminder_snoozed": _snoozed,
-    "policy_review_triggered": _triggered,
-    "requested": _requested,
-    "submitted": _submitted,
-    "reviewed": _reviewed,
-    "tested": _tested,
-    "approved": _approved,
-    "authorised": _authorised,
-    "rejected": _rejected,
-    "satisfied_by_procedure": _satisfied,
-    "outcome_recorded": _outcome,
-    "post_change_review_submitted": _post_change_review,
-    "edited": _edited,
-    "approvals_withdrawn": _withdrawn,
-    "returned_to_request": _because,
-    "returned_to_approve": _because,
-    "cancelled": _cancelled,
+    Happened.DEPLOYMENT_STARTED: _deployment,
+    Happened.PIPELINE_DEPLOYMENT_STARTED: _deployment,
+    Happened.PIPELINE_DEPLOYMENT_FINISHED: _pipeline_finished,
+    Happened.UNGATED_DEPLOYMENT: _ungated,
+    Happened.GATE_DECIDED: _gate_decided,
+    Happened.BREAK_GLASS: _break_glass,
+    Happened.CLOSED_WITHOUT_REVIEW: _cancelled,
+    Happened.REMINDER_SENT: _reminder,
+    Happened.REMINDER_ESCALATED: _reminder,
+    Happened.REMINDER_SNOOZED: _snoozed,
+    Happened.POLICY_REVIEW_TRIGGERED: _triggered,
+    Happened.REQUESTED: _requested,
+    Happened.SUBMITTED: _submitted,
+    Happened.REVIEWED: _reviewed,
+    Happened.TESTED: _tested,
+    Happened.APPROVED: _approved,
+    Happened.AUTHORISED: _authorised,
+    Happened.REJECTED: _rejected,
+    Happened.SATISFIED_BY_PROCEDURE: _satisfied,
+    Happened.OUTCOME_RECORDED: _outcome,
+    Happened.POST_CHANGE_REVIEW_SUBMITTED: _post_change_review,
+    Happened.EDITED: _edited,
+    Happened.APPROVALS_WITHDRAWN: _withdrawn,
+    Happened.RETURNED_TO_REQUEST: _because,
+    Happened.RETURNED_TO_APPROVE: _because,
+    Happened.CANCELLED: _cancelled,
 }
 
 

@@ -23,20 +23,25 @@ from tests.bot.changes import (
     standard_details,
 )
 from workflows.audit import AuditEntry
+from workflows.events import Happened
 from workflows.model import Classification, Level, Outcome, Stage
 from workflows.stages import Action
 
-#: Audit actions the process writes without a move (process.py `note(...)`).
-NOTES = ("requested", "approvals_withdrawn")
+#: Events about no change, so never said in a change's thread.
+NOT_IN_A_THREAD = {Happened.POLICY_REVIEWED, Happened.TOKEN_CREATED, Happened.TOKEN_REVOKED}
 
 
 def last(desk: object, action: str) -> AuditEntry:
     return [e for e in entries(desk) if e.action == action][-1]  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("action", [a.past for a in Action] + list(NOTES))
-def test_every_audit_action_has_its_own_line(action: str) -> None:
+@pytest.mark.parametrize("action", sorted(set(Happened) - NOT_IN_A_THREAD))
+def test_every_event_about_a_change_has_its_own_line(action: Happened) -> None:
     assert text.has_macro("replies.j2", action)
+
+
+def test_every_move_has_an_event() -> None:
+    assert all(isinstance(a.past, Happened) for a in Action)
 
 
 def test_every_entry_of_every_scenario_gets_a_safe_line() -> None:
@@ -48,7 +53,14 @@ def test_every_entry_of_every_scenario_gets_a_safe_line() -> None:
             assert_safe_mrkdwn(reply)
             assert "ℹ️" not in reply, f"{entry.action} fell back to the generic line"
             seen.add(entry.action)
-    assert seen >= {a.past for a in Action} - {"closed"} | set(NOTES)
+    # The scenarios make every event a change can have but the chase's (test_chase_replies).
+    chase = {
+        Happened.REMINDER_SENT,
+        Happened.REMINDER_ESCALATED,
+        Happened.REMINDER_SNOOZED,
+        Happened.POLICY_REVIEW_TRIGGERED,
+    }
+    assert seen >= set(Happened) - NOT_IN_A_THREAD - chase
 
 
 def test_an_approval_is_counted_against_what_is_needed() -> None:
@@ -172,7 +184,7 @@ def test_an_edit_without_its_fields_still_reads() -> None:
 def test_stored_entries_missing_their_details_still_read() -> None:
     desk = a_desk()
     change = desk.request()
-    for action in [a.past for a in Action] + list(NOTES):
+    for action in set(Happened) - NOT_IN_A_THREAD:
         entry = AuditEntry(NOW, "UBOB", action, change.ref, "nowhere", "review", {})
         assert thread_reply(entry, change, desk.policy)
 
