@@ -48,8 +48,9 @@ from bench.databases import (
     throwaway_postgres,
 )
 from bench.load import Request
-from bench.report import machine, percentile, postgres_version, ratio, table
+from bench.report import machine, postgres_version, ratio, table
 from bench.serving import (
+    Rounds,
     Run,
     Served,
     all_shown,
@@ -88,27 +89,10 @@ class Options:
 
 
 @dataclass
-class Result:
-    name: str
-    runs: list[Run] = field(default_factory=list)
+class Result(Rounds):
     #: Per round: seconds from the first request until all it caused was in Slack (cards,
     #: replies, forms).
     done: list[float] = field(default_factory=list)
-
-    def p(self, q: float, kind: str | None = None) -> float:
-        """The median over the rounds of each round's q-th percentile, in ms."""
-        return median(percentile(run.latencies(kind), q) for run in self.runs) * 1000
-
-    @property
-    def throughput(self) -> float:
-        return median(run.throughput for run in self.runs)
-
-    @property
-    def failures(self) -> int:
-        return sum(run.failures for run in self.runs)
-
-    def each_p99(self) -> str:
-        return " ".join(f"{percentile(run.latencies(), 99) * 1000:.1f}" for run in self.runs)
 
 
 async def measure(options: Options) -> list[Result]:

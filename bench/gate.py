@@ -38,10 +38,9 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 import aiohttp
@@ -50,8 +49,18 @@ from sqlmodel import Session
 
 from bench.databases import postgres_reachable, postgres_url_option, sqlite_url, throwaway_postgres
 from bench.load import Request
-from bench.report import machine, percentile, postgres_version, ratio, table
-from bench.serving import Run, Served, all_shown, pin_apart, pinning, send_load, workdir
+from bench.report import machine, postgres_version, ratio, table
+from bench.serving import (
+    Rounds,
+    Run,
+    Served,
+    all_shown,
+    pin_apart,
+    pinning,
+    send_load,
+    wait_until_up,
+    workdir,
+)
 from bench.sweep import CHANGE_COLUMNS, PUBLICATION_COLUMNS, _batches, _sqlite_value
 from bot import memory
 from standin import SlackStandIn
@@ -107,25 +116,9 @@ class Options:
 
 
 @dataclass
-class Result:
-    name: str
+class Result(Rounds):
     engine: str = ""
     size: int = 0
-    runs: list[Run] = field(default_factory=list)
-
-    def p(self, q: float) -> float:
-        return median(percentile(run.latencies(), q) for run in self.runs) * 1000
-
-    @property
-    def throughput(self) -> float:
-        return median(run.throughput for run in self.runs)
-
-    @property
-    def failures(self) -> int:
-        return sum(run.failures for run in self.runs)
-
-    def each_p99(self) -> str:
-        return " ".join(f"{percentile(run.latencies(), 99) * 1000:.1f}" for run in self.runs)
 
 
 # -- the database: N changes, some authorised now, some awaiting, the rest closed ----------------
@@ -299,26 +292,12 @@ async def bare_gate(work: Path, token: str) -> AsyncIterator[Served]:
         stderr=log,
     )
     try:
-        await _up(f"http://127.0.0.1:{port}/healthz")
+        await wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
         yield Served("bare endpoint", f"http://127.0.0.1:{port}/api/v1/gate", process)
     finally:
         process.terminate()
         process.wait(timeout=10)
         log.close()
-
-
-async def _up(url: str) -> None:
-    deadline = time.monotonic() + 20
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 @asynccontextmanager
@@ -375,7 +354,7 @@ async def _gate_rounds(
     rng.shuffle(fresh)
     warmup = [_question(n, i % 50) for i, n in enumerate(pool_of(changes))]
     loads = [questions(changes, options.requests, rng, fresh) for _ in range(options.rounds)]
-    result = Result(f"changebot ({engine_name}, {_short(size)})", engine_name, size)
+    result = Result(f"changebot ({engine_name}, {_short(size)})", engine=engine_name, size=size)
     async with (
         SlackStandIn(workspace()) as slack,
         bare_gate(work, token) as bare,
@@ -403,7 +382,8 @@ async def _webhooks(engine_name: str, url: str, options: Options, work: Path) ->
     """GitHub's deliveries acknowledged while GitHub's API holds every call."""
     key = work / "github-app.pem"
     key.write_bytes(new_private_key())
-    result = Result(f"webhook ({engine_name}), GitHub API +{options.github_delay:g}s", engine_name)
+    name = f"webhook ({engine_name}), GitHub API +{options.github_delay:g}s"
+    result = Result(name, engine=engine_name)
     async with GithubStandIn(key.read_bytes()) as github, SlackStandIn(workspace()) as slack:
         github.delay = options.github_delay
         env = {

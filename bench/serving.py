@@ -13,14 +13,16 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from sqlmodel import Session, col, func, select
 
 from bench.load import Request, write_requests
+from bench.report import percentile
 from bot.ids import card_action_id
 from standin import Reply, SlackDriver, SlackStandIn
 from standin.transport import Delivery
@@ -194,7 +196,7 @@ async def bare_bolt(slack: SlackStandIn, workdir: Path) -> AsyncIterator[Served]
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        await _wait_until_up(url + "/healthz", process)
+        await wait_until_up(url + "/healthz", process)
         yield Served("bare Bolt", url + "/slack/events", process)
     finally:
         process.terminate()
@@ -202,7 +204,7 @@ async def bare_bolt(slack: SlackStandIn, workdir: Path) -> AsyncIterator[Served]
         log.close()
 
 
-async def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+async def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     import aiohttp
 
     deadline = time.monotonic() + 20
@@ -239,6 +241,29 @@ class Run:
     @property
     def failures(self) -> int:
         return sum(1 for _, status, _ in self.samples if status != 200)
+
+
+@dataclass
+class Rounds:
+    """An app's bursts, a round each: every figure is the median of the rounds' figures."""
+
+    name: str
+    runs: list[Run] = field(default_factory=list)
+
+    def p(self, q: float, kind: str | None = None) -> float:
+        """The median over the rounds of each round's q-th percentile, in ms."""
+        return median(percentile(run.latencies(kind), q) for run in self.runs) * 1000
+
+    @property
+    def throughput(self) -> float:
+        return median(run.throughput for run in self.runs)
+
+    @property
+    def failures(self) -> int:
+        return sum(run.failures for run in self.runs)
+
+    def each_p99(self) -> str:
+        return " ".join(f"{percentile(run.latencies(), 99) * 1000:.1f}" for run in self.runs)
 
 
 async def send_load(

@@ -51,11 +51,7 @@ async def json_body(
     request: web.Request, allowed: tuple[str, ...], required: tuple[str, ...]
 ) -> Fields:
     """The body as a JSON object of string fields named in `allowed`, or 4xx saying why."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise _too_large()
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise _too_large()
+    raw = await read_body(request, MAX_BODY)
     try:
         values = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -79,6 +75,17 @@ async def json_body(
     return Fields(values)
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, or 413 if it is longer than `limit` bytes (refused before it is read
+    when it says so)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    body = await request.read()  # never more than the server's client_max_size
+    if len(body) > limit:
+        raise _too_large(limit)
+    return body
+
+
 def change_number(text: str, field: str = "change") -> int:
     number = parse_ref(text)
     if number is None:
@@ -88,5 +95,5 @@ def change_number(text: str, field: str = "change") -> int:
     return number
 
 
-def _too_large() -> ApiError:
-    return ApiError(413, "too_large", f"The body is larger than {MAX_BODY} bytes.")
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "too_large", f"The body is larger than {limit} bytes.")

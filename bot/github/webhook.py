@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.api.errors import ApiError
+from bot.api.requests import read_body
 from bot.rounds import Rounds
 from storage import github
 from storage.db import is_sqlite
@@ -62,11 +63,7 @@ class Webhook:
         )
 
     async def handle(self, request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise ApiError(413, "too_large", f"The body is larger than {MAX_BODY} bytes.")
-        body = await request.content.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
-            raise ApiError(413, "too_large", f"The body is larger than {MAX_BODY} bytes.")
+        body = await read_body(request, MAX_BODY)
         if not is_signed(body, request.headers.get("X-Hub-Signature-256", ""), self.secret):
             raise ApiError(
                 401,
