@@ -300,21 +300,6 @@ async def bare_gate(work: Path, token: str) -> AsyncIterator[Served]:
         log.close()
 
 
-@asynccontextmanager
-async def changebot(
-    slack: SlackStandIn, work: Path, url: str, env: dict[str, str] | None = None
-) -> AsyncIterator[BotProcess]:
-    bot = BotProcess(
-        slack, work, database_url=url, policy=policy_toml(extra=GITHUB_POLICY), env=env
-    )
-    await bot.start()
-    try:
-        await all_shown(bot, timeout=600)
-        yield bot
-    finally:
-        bot.stop()
-
-
 # -- measuring ----------------------------------------------------------------------------------
 
 
@@ -326,17 +311,49 @@ async def measure(options: Options) -> tuple[list[Result], list[Result]]:
     results: list[Result] = [baseline]
     webhooks: list[Result] = []
     with workdir() as work:
-        for engine, server in engines:
-            for size in options.sizes:
-                with _database(engine, server, work, size) as url:
-                    results.append(await _gate_rounds(engine, size, url, options, work, baseline))
-                    if size == min(options.sizes):
-                        webhooks.append(await _webhooks(engine, url, options, work))
+        key = work / "github-app.pem"
+        key.write_bytes(new_private_key())
+        async with GithubStandIn(key.read_bytes()) as github:
+            env = {
+                "GITHUB_APP_ID": APP_ID,
+                "GITHUB_APP_PRIVATE_KEY": str(key),
+                "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "GITHUB_API_URL": github.url,
+            }
+            for engine, server in engines:
+                for size in options.sizes:
+                    with _database(engine, server, work, size) as url:
+                        async with _served(url, work, env) as bot:
+                            result = await _gate_rounds(
+                                engine, size, url, options, work, baseline, bot
+                            )
+                            results.append(result)
+                            if size == min(options.sizes):  # the same process, after
+                                webhooks.append(await _webhooks(engine, options, github, bot))
     return results, webhooks
 
 
+@asynccontextmanager
+async def _served(url: str, work: Path, env: dict[str, str]) -> AsyncIterator[BotProcess]:
+    """changebot on `url`, not started (the database is seeded first), with GitHub configured
+    (its webhook is measured last), and stopped at the end."""
+    policy = policy_toml(extra=GITHUB_POLICY)
+    async with SlackStandIn(workspace()) as slack:
+        bot = BotProcess(slack, work, database_url=url, policy=policy, env=env)
+        try:
+            yield bot
+        finally:
+            bot.stop()
+
+
 async def _gate_rounds(
-    engine_name: str, size: int, url: str, options: Options, work: Path, baseline: Result
+    engine_name: str,
+    size: int,
+    url: str,
+    options: Options,
+    work: Path,
+    baseline: Result,
+    bot: BotProcess,
 ) -> Result:
     engine = make_engine(url)
     now = datetime.now().astimezone()
@@ -355,11 +372,9 @@ async def _gate_rounds(
     warmup = [_question(n, i % 50) for i, n in enumerate(pool_of(changes))]
     loads = [questions(changes, options.requests, rng, fresh) for _ in range(options.rounds)]
     result = Result(f"changebot ({engine_name}, {_short(size)})", engine=engine_name, size=size)
-    async with (
-        SlackStandIn(workspace()) as slack,
-        bare_gate(work, token) as bare,
-        changebot(slack, work, url) as bot,
-    ):
+    await bot.start()
+    await all_shown(bot, timeout=600)
+    async with bare_gate(work, token) as bare:
         assert bot.process is not None
         gate_url = bot.url + "/api/v1/gate"
         for served in (bare.pid, bot.process.pid):
@@ -378,24 +393,17 @@ async def _gate_rounds(
     return result
 
 
-async def _webhooks(engine_name: str, url: str, options: Options, work: Path) -> Result:
+async def _webhooks(
+    engine_name: str, options: Options, github: GithubStandIn, bot: BotProcess
+) -> Result:
     """GitHub's deliveries acknowledged while GitHub's API holds every call."""
-    key = work / "github-app.pem"
-    key.write_bytes(new_private_key())
     name = f"webhook ({engine_name}), GitHub API +{options.github_delay:g}s"
     result = Result(name, engine=engine_name)
-    async with GithubStandIn(key.read_bytes()) as github, SlackStandIn(workspace()) as slack:
-        github.delay = options.github_delay
-        env = {
-            "GITHUB_APP_ID": APP_ID,
-            "GITHUB_APP_PRIVATE_KEY": str(key),
-            "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "GITHUB_API_URL": github.url,
-        }
-        async with changebot(slack, work, url, env) as bot:
-            assert bot.process is not None
-            pin_apart(bot.process.pid)
-            result.runs.append(await _deliver(bot.url + "/github/webhook", options.deliveries))
+    github.delay = options.github_delay
+    try:
+        result.runs.append(await _deliver(bot.url + "/github/webhook", options.deliveries))
+    finally:
+        github.delay = 0.0
     return result
 
 
@@ -565,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         else SIZES
     )
     if args.smoke:
-        sizes = (2_000, 4_000)
+        sizes = (1_000, 2_000)
         args.requests, args.concurrency, args.rounds, args.deliveries = 100, 10, 1, 20
         args.github_delay = 1.0
     postgres = None if args.no_postgres else args.postgres_url

@@ -19,7 +19,7 @@ def test_the_gate_benchmark_runs_and_reports() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.strip().splitlines()
     assert any(line.startswith("bare endpoint (baseline)") for line in lines)
-    assert any(line.startswith("changebot (SQLite, 2k)") for line in lines)
+    assert any(line.startswith("changebot (SQLite, 1k)") for line in lines)
     assert any(line.startswith("webhook (SQLite), GitHub API +1s") for line in lines)
     assert lines[-1].startswith("gate: 100 asks per round at 10 pipelines")
     assert lines[-1].endswith("smoke run, targets not checked")

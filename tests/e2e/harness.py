@@ -60,7 +60,7 @@ emergency = 1
 review_deadline = "20s"
 reminder_every = "5s"
 escalation_every = "5s"
-break_glass_after = "10s"
+break_glass_after = "4s"
 
 [[scope]]
 id = "code"

@@ -10,6 +10,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from storage.db import make_engine
 from storage.uow import SqlUnitOfWork
 from tests.conftest import PostgresServer
 from tests.e2e.harness import BotProcess, eventually, policy_toml
+from tests.unit.fakes import FakeClock
 from workflows import emergency, process
 from workflows.model import Actor, Outcome
 from workflows.policy import parse_policy
@@ -35,10 +37,12 @@ REPLICA_ENV = {"CHANGEBOT_SWEEP_SECONDS": "0.5", "CHANGEBOT_LEASE_SECONDS": "12"
 REMINDERS = ("reminder_sent", "reminder_escalated")
 
 
-def seed(url: str, count: int) -> None:
-    """`count` emergency changes whose post-change reviews are owed from now."""
+def seed(url: str, count: int, *, ago: float = 0.0) -> None:
+    """`count` emergency changes whose post-change reviews are owed from now (or from `ago`
+    seconds back: as if the bot had been stopped that long)."""
     engine = make_engine(url)
-    policy, clock = parse_policy(CHASE, "test"), SystemClock()
+    policy = parse_policy(CHASE, "test")
+    clock = FakeClock(datetime.now(UTC) - timedelta(seconds=ago)) if ago else SystemClock()
     alice, carol = Actor("U0ALICE"), Actor("U0CAROL")
     for index in range(count):
         uow = SqlUnitOfWork(engine)
@@ -127,11 +131,13 @@ async def replicas(slack: SlackStandIn, workdir: Path, url: str, count: int) -> 
 async def test_three_replicas_send_every_reminder_once_and_lose_none_when_one_is_killed(
     slack: SlackStandIn, workdir: Path, database: str
 ) -> None:
-    await asyncio.to_thread(seed, database, 200)
+    # Sized to the race it proves: three replicas sweeping 60 changes' reminders every half
+    # second already claim against each other; 200 only took longer.
+    await asyncio.to_thread(seed, database, 60)
     bots = await replicas(slack, workdir, database, 3)
     try:
         # Every change is reminded, then escalated, round after round.
-        await eventually(lambda: rounds_done(database, 200, at_least=2), timeout=40, interval=0.5)
+        await eventually(lambda: rounds_done(database, 60, at_least=2), timeout=40, interval=0.5)
         # Exactly once: no reminder recorded twice, none sent without its record.
         await asyncio.sleep(1.0)
         numbers, counts = await asyncio.to_thread(recorded, database), sent(slack)
@@ -169,11 +175,11 @@ async def test_after_a_long_stop_each_owed_reminder_is_sent_once_not_once_per_mi
     bot = BotProcess(slack, workdir, database_url=url, policy=CHASE, env=REPLICA_ENV)
     await bot.start()  # creates and migrates the database
     bot.stop()
-    await asyncio.to_thread(seed, url, 5)
+    # Owed from 10 s back: stopped for over three reminder intervals past the first reminder's
+    # due time (written as it would have been, not waited for).
+    await asyncio.to_thread(seed, url, 5, ago=10)
     refs = {f"CHG-{n:04d}" for n in range(1, 6)}
     before = sent(slack)
-    # Stopped for four reminder intervals (8 s) past the first reminder's due time.
-    await asyncio.sleep(10)
     restarted_at = time.monotonic()
     await bot.start()
     try:

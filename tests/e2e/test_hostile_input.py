@@ -18,7 +18,7 @@ import pytest
 from bot import ids
 from standin import Reply, SlackDriver, SlackStandIn, payloads
 from standin.signing import sign, signed_headers
-from tests.e2e.harness import CHANGEBOT, SIGNING_SECRET, BotProcess, eventually
+from tests.e2e.harness import CHANGEBOT, SIGNING_SECRET, BotProcess, audit_trail, eventually
 from tests.e2e.steps import (
     CHANGES,
     buttons,
@@ -47,8 +47,9 @@ def audit_lines(bot: BotProcess, fmt: str = "jsonl") -> list[str]:
 
 
 def written(bot: BotProcess, slack: SlackStandIn) -> tuple[int, int, int]:
-    """What the bot has written so far: audit events, cards, and Web API calls."""
-    return len(audit_lines(bot)), len(cards(slack)), len(slack.calls)
+    """What the bot has written so far: audit events (read from its database, not through
+    the CLI, which costs a second a call), cards, and Web API calls."""
+    return len(audit_trail(bot)), len(cards(slack)), len(slack.calls)
 
 
 def interaction(driver: SlackDriver, slack: SlackStandIn, user: str = "U0ERIN") -> dict[str, Any]:
@@ -189,12 +190,12 @@ async def test_malformed_requests_get_a_4xx_or_a_polite_answer_never_a_5xx(
 ) -> None:
     body, content_type = MALFORMED[case](driver, slack)
     log_before = len(bot.output())
-    audit_before, cards_before = len(audit_lines(bot)), len(cards(slack))
+    audit_before, cards_before = len(audit_trail(bot)), len(cards(slack))
     reply = await driver.post_raw(body, content_type)
     await quiet(slack)
     assert reply.status < 500, (case, reply.status, reply.text)
     assert 200 <= reply.status < 500
-    assert (len(audit_lines(bot)), len(cards(slack))) == (audit_before, cards_before)
+    assert (len(audit_trail(bot)), len(cards(slack))) == (audit_before, cards_before)
     assert "Traceback" not in bot.output()[log_before:], bot.output()[log_before:]
 
 
@@ -222,13 +223,13 @@ async def test_odd_buttons_get_a_polite_ephemeral_and_change_nothing(
     payload["actions"][0].update(BUTTONS[case])
     seen = len(slack.ephemerals("U0ERIN"))
     log_before = len(bot.output())
-    audit_before, cards_before = len(audit_lines(bot)), len(cards(slack))
+    audit_before, cards_before = len(audit_trail(bot)), len(cards(slack))
     reply = await driver.post_raw(form(payload))
     assert reply.status == 200, (case, reply.text)
     answer = await told(slack, "U0ERIN", seen)
     assert answer.strip(), f"{case}: nobody was told anything"
     assert "Something went wrong" not in answer, (case, answer)
-    assert (len(audit_lines(bot)), len(cards(slack))) == (audit_before, cards_before)
+    assert (len(audit_trail(bot)), len(cards(slack))) == (audit_before, cards_before)
     assert "Traceback" not in bot.output()[log_before:]
 
 

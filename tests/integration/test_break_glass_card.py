@@ -20,7 +20,7 @@ from workflows.model import Actor
 from workflows.policy import parse_policy
 from workflows.stages import Action
 
-POLICY = parse_policy(policy_toml())  # break-glass after 10 s
+POLICY = parse_policy(policy_toml())  # break-glass after 4 s
 BREAK_GLASS = ids.card_action_id(Action.BREAK_GLASS)
 
 
@@ -36,7 +36,7 @@ async def test_the_break_glass_button_appears_when_break_glass_opens(engine: Eng
         (posted,) = [m for m in slack.messages("C0CHANGES") if m.get("blocks")]
         before = json.dumps(slack.message("C0CHANGES", posted["ts"]))
 
-        clock.advance(seconds=9)
+        clock.advance(seconds=3)
         quiet = await publisher.sweep()
         clock.advance(seconds=1)
         redrawn = await publisher.sweep()
