@@ -163,16 +163,15 @@ def _due(now: datetime) -> Any:
 def claim_due(
     session: Session, owner: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Held]:
-    rows = leases.claim(
-        session,
+    query = leases.due_query(
         GithubDeploymentRow,
-        owner,
         now,
-        lease,
         limit,
         due=_due(now),
         order_by=col(GithubDeploymentRow.received_at),
+        skip_locked=leases.skip_locked(session),
     )
+    rows = leases.claim(session, query, owner, now, lease)
     return [_held(row) for row in rows]
 
 

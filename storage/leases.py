@@ -9,12 +9,13 @@ takes the rows over; a lease that ran out but was not taken over is still its ow
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, or_, update
 from sqlmodel import Session, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.db import is_sqlite
 
@@ -27,27 +28,45 @@ def free(model: type[SQLModel], now: datetime) -> ColumnElement[bool]:
     return or_(until.is_(None), until < now)
 
 
-def claim(
-    session: Session,
+def due_query(
     model: type[Row],
-    owner: str,
     now: datetime,
-    lease: timedelta,
     limit: int,
     *,
     due: ColumnElement[bool],
     order_by: Any,
-) -> Sequence[Row]:
-    """Lease up to `limit` rows that are `due` and free to `owner`; commits."""
+    skip_locked: bool,
+) -> SelectOfScalar[Row]:
+    """The claim's query: rows `due` and free, in `order_by` order, `limit` of them; on
+    PostgreSQL (`skip_locked`) FOR UPDATE SKIP LOCKED, so replicas never wait on each other."""
     query = select(model).where(due).where(free(model, now)).order_by(order_by).limit(limit)
-    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
-        query = query.with_for_update(skip_locked=True)
+    return query.with_for_update(skip_locked=True) if skip_locked else query
+
+
+def claim(
+    session: Session,
+    query: SelectOfScalar[Row],
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    *,
+    taking: Callable[[Row], None] = lambda _: None,
+) -> Sequence[Row]:
+    """Lease the rows `query` (a `due_query`) finds to `owner`; commits. `taking` sees each
+    row before its lease is written (a row taken over from another replica, say)."""
     rows = session.exec(query).all()
     for row in rows:
+        taking(row)
         row.lease_owner, row.lease_until = owner, now + lease
         session.add(row)
     session.commit()
     return rows
+
+
+def skip_locked(session: Session) -> bool:
+    """Whether claims skip rows other replicas hold: on PostgreSQL; SQLite serialises writers
+    with its immediate write transactions instead."""
+    return not is_sqlite(session.get_bind())  # type: ignore[arg-type]
 
 
 def record(
@@ -63,12 +82,13 @@ def record(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def release_all(session: Session, model: type[SQLModel], owner: str) -> int:
-    """On shutdown: hand every lease back, so another replica takes the work over at once."""
+def release_all(session: Session, model: type[SQLModel], owner: str, **values: Any) -> int:
+    """On shutdown: hand every lease back (with `values`, if the work needs more said), so
+    another replica takes the work over at once."""
     result = session.execute(
         update(model)
         .where(col(model.lease_owner) == owner)  # type: ignore[attr-defined]
-        .values(lease_owner="", lease_until=None)
+        .values(lease_owner="", lease_until=None, **values)
         .execution_options(synchronize_session=False)
     )
     session.commit()

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, or_, text, update
+from sqlalchemy import Index, and_, text, update
 from sqlmodel import Field, Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from storage.db import is_sqlite
+from storage import leases
 from storage.repositories import SqlAudit
 from storage.tables import _when
 from workflows.audit import AuditEntry
@@ -129,35 +129,25 @@ class Claimed:
 
 def due_query(now: datetime, limit: int, *, skip_locked: bool) -> SelectOfScalar[ObligationRow]:
     """The claim's query: the open obligations due by `now`, oldest first, not leased.
-
-    `skip_locked` (PostgreSQL) adds FOR UPDATE SKIP LOCKED. Separate so that bench/sweep.py
-    can explain exactly the query the chaser runs.
-    """
-    free = or_(col(ObligationRow.lease_until).is_(None), col(ObligationRow.lease_until) < now)
-    query = (
-        select(ObligationRow)
-        .where(col(ObligationRow.settled_at).is_(None))
-        .where(col(ObligationRow.next_at) <= now)
-        .where(free)
-        .order_by(col(ObligationRow.next_at))
-        .limit(limit)
+    Separate so that bench/sweep.py can explain exactly the query the chaser runs."""
+    due = and_(col(ObligationRow.settled_at).is_(None), col(ObligationRow.next_at) <= now)
+    return leases.due_query(
+        ObligationRow,
+        now,
+        limit,
+        due=due,
+        order_by=col(ObligationRow.next_at),
+        skip_locked=skip_locked,
     )
-    return query.with_for_update(skip_locked=True) if skip_locked else query
 
 
 def claim_due(
     session: Session, owner: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Claimed]:
     """Lease up to `limit` obligations whose next reminder is due; commits."""
-    skip_locked = not is_sqlite(session.get_bind())  # type: ignore[arg-type]
-    claimed = []
-    for row in session.exec(due_query(now, limit, skip_locked=skip_locked)).all():
-        row.lease_owner, row.lease_until = owner, now + lease
-        session.add(row)
-        assert row.id is not None
-        claimed.append(Claimed(row.id, to_obligation(row)))
-    session.commit()
-    return claimed
+    query = due_query(now, limit, skip_locked=leases.skip_locked(session))
+    rows = leases.claim(session, query, owner, now, lease)
+    return [Claimed(row.id, to_obligation(row)) for row in rows if row.id is not None]
 
 
 def record_reminder(
@@ -191,25 +181,12 @@ def record_reminder(
 
 def release(session: Session, claimed_id: int, owner: str) -> None:
     """Give a lease back without reminding (nothing could be sent): retried next sweep."""
-    session.execute(
-        update(ObligationRow)
-        .where(col(ObligationRow.id) == claimed_id)
-        .where(col(ObligationRow.lease_owner) == owner)
-        .values(lease_owner="", lease_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
+    key = col(ObligationRow.id) == claimed_id
+    leases.record(session, ObligationRow, key, owner, lease_owner="", lease_until=None)
 
 
 def release_all(session: Session, owner: str) -> int:
-    result = session.execute(
-        update(ObligationRow)
-        .where(col(ObligationRow.lease_owner) == owner)
-        .values(lease_owner="", lease_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return leases.release_all(session, ObligationRow, owner)
 
 
 def open_obligations(session: Session, kind: Owed | None = None) -> list[Obligation]:

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, case, func, or_, update
+from sqlalchemy import Table, and_, case, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from storage import leases
 from storage.db import is_sqlite
 from storage.tables import AuditEventRow, _when
 from workflows.model import format_ref
@@ -107,42 +108,33 @@ _NEW = {
 
 
 def due_query(now: datetime, limit: int, *, skip_locked: bool) -> SelectOfScalar[PublicationRow]:
-    """The claim's query: publications due by `now`, oldest first, not leased.
-
-    `skip_locked` (PostgreSQL) adds FOR UPDATE SKIP LOCKED. Separate so that bench/sweep.py
-    can explain exactly the query the publisher runs.
-    """
-    free = or_(col(PublicationRow.lease_until).is_(None), col(PublicationRow.lease_until) < now)
-    query = (
-        select(PublicationRow)
-        .where(col(PublicationRow.due_at).is_not(None))
-        .where(col(PublicationRow.due_at) <= now)
-        .where(free)
-        .order_by(col(PublicationRow.due_at))
-        .limit(limit)
+    """The claim's query: publications due by `now`, oldest first, not leased. Separate so
+    that bench/sweep.py can explain exactly the query the publisher runs."""
+    due = and_(col(PublicationRow.due_at).is_not(None), col(PublicationRow.due_at) <= now)
+    return leases.due_query(
+        PublicationRow,
+        now,
+        limit,
+        due=due,
+        order_by=col(PublicationRow.due_at),
+        skip_locked=skip_locked,
     )
-    return query.with_for_update(skip_locked=True) if skip_locked else query
 
 
 def claim_due(
     session: Session, owner: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Publication]:
-    """Lease up to `limit` due publications to `owner`; commits.
+    """Lease up to `limit` due publications to `owner`; commits."""
+    query = due_query(now, limit, skip_locked=leases.skip_locked(session))
+    rows = leases.claim(session, query, owner, now, lease, taking=_look_first_if_taken_over)
+    return [_publication(row) for row in rows]
 
-    PostgreSQL skips rows another replica holds (FOR UPDATE SKIP LOCKED); SQLite serialises
-    writers with its immediate write transactions.
-    """
-    skip_locked = not is_sqlite(session.get_bind())  # type: ignore[arg-type]
-    rows = list(session.exec(due_query(now, limit, skip_locked=skip_locked)))
-    claimed = []
-    for row in rows:
-        if row.lease_owner:  # taken over from a replica that died or ran out of lease: what
-            row.attempts = max(row.attempts, 1)  # it was posting may have landed; look first
-        row.lease_owner, row.lease_until = owner, now + lease
-        session.add(row)
-        claimed.append(_publication(row))
-    session.commit()
-    return claimed
+
+def _look_first_if_taken_over(row: PublicationRow) -> None:
+    """Taken over from a replica that died or ran out of lease: what it was posting may have
+    landed, so the next delivery reads Slack back before posting (attempts at least 1)."""
+    if row.lease_owner:
+        row.attempts = max(row.attempts, 1)
 
 
 def _publication(row: PublicationRow) -> Publication:
@@ -162,23 +154,14 @@ def _publication(row: PublicationRow) -> Publication:
     )
 
 
-def _held(number: int, owner: str, now: datetime) -> object:
-    """Ours until another replica takes it over (an expired lease nobody took is still ours)."""
-    return and_(col(PublicationRow.number) == number, col(PublicationRow.lease_owner) == owner)
-
-
 def record_progress(
     session: Session, number: int, owner: str, now: datetime, **values: object
 ) -> bool:
-    """Write progress only while the lease is still ours; False if it was lost. Commits."""
-    result = session.execute(
-        update(PublicationRow)
-        .where(_held(number, owner, now))  # type: ignore[arg-type]
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    """Write progress only while the lease is still ours (an expired lease nobody took is
+    still ours); False if it was lost. Commits."""
+    return leases.record(
+        session, PublicationRow, col(PublicationRow.number) == number, owner, **values
     )
-    session.commit()
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def release(
@@ -237,11 +220,6 @@ def release_all(session: Session, owner: str) -> int:
     """On shutdown: hand every lease back so another replica takes over at once. A delivery
     cut short may have landed in Slack, so the next one looks first (attempts at least 1)."""
     attempts = col(PublicationRow.attempts)
-    result = session.execute(
-        update(PublicationRow)
-        .where(col(PublicationRow.lease_owner) == owner)
-        .values(lease_owner="", lease_until=None, attempts=case((attempts < 1, 1), else_=attempts))
-        .execution_options(synchronize_session=False)
+    return leases.release_all(
+        session, PublicationRow, owner, attempts=case((attempts < 1, 1), else_=attempts)
     )
-    session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
