@@ -61,7 +61,7 @@ from bench.serving import (
     wait_until_up,
     workdir,
 )
-from bench.sweep import CHANGE_COLUMNS, PUBLICATION_COLUMNS, _batches, _sqlite_value
+from bench.sweep import CHANGE_COLUMNS, PUBLICATION_COLUMNS, _batches, _short, _sqlite_value
 from bot import memory
 from standin import SlackStandIn
 from standin.github import (
@@ -541,14 +541,6 @@ def report(
         f"{WEBHOOK_TARGET_MS:.0f} ms); not answered {failures}: {verdict}"
     )
     return summary, met
-
-
-def _short(size: int) -> str:
-    if size >= 1_000_000 and size % 1_000_000 == 0:
-        return f"{size // 1_000_000}M"
-    if size >= 1_000 and size % 1_000 == 0:
-        return f"{size // 1_000}k"
-    return str(size)
 
 
 def main(argv: list[str] | None = None) -> int:

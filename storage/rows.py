@@ -157,7 +157,8 @@ def _check_from_json(j: Json) -> GateCheck:
     )
 
 
-def _deployment_to_json(d: PipelineDeployment) -> Json:
+def deployment_to_json(d: PipelineDeployment) -> Json:
+    """A deployment a pipeline reported, as stored with its change and as the API answers."""
     return {
         "id": d.id,
         "pipeline": d.pipeline,
@@ -218,7 +219,7 @@ def change_document(c: Change) -> Json:
         "retro_approval_owed": c.retro_approval_owed,
         "closed_without_review": c.closed_without_review,
         "gate_checks": [_check_to_json(g) for g in c.gate_checks],
-        "deployments": [_deployment_to_json(d) for d in c.deployments],
+        "deployments": [deployment_to_json(d) for d in c.deployments],
     }
 
 

@@ -27,10 +27,11 @@ from bot.api.errors import UNAVAILABLE, ApiError, from_change_error
 from bot.api.requests import change_number, credential, json_body
 from bot.services import Services
 from storage import tokens
+from storage.rows import deployment_to_json
 from workflows.deployments import Report, Reported, report_finished, report_started
 from workflows.errors import ChangeError
 from workflows.gate import Asked, Question, Target, check_question
-from workflows.model import Outcome, PipelineDeployment
+from workflows.model import Outcome
 from workflows.tokens import ApiToken, Scope, refusal
 
 log = logging.getLogger(__name__)
@@ -171,25 +172,11 @@ def _reported(reported: Reported, *, created: bool) -> web.Response:
         "change": change.ref,
         "stage": change.stage.value,
         "recorded": reported.recorded,
-        "deployment": _deployment(reported.deployment),
+        "deployment": deployment_to_json(reported.deployment),
         "outcome": change.outcome.value if change.outcome else None,
         "review_owed": change.review_owed,
     }
     return _json(body, status=201 if created else 200)
-
-
-def _deployment(d: PipelineDeployment) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "pipeline": d.pipeline,
-        "service": d.service,
-        "environment": d.environment,
-        "started_at": _time(d.started_at),
-        "triggered_by": d.triggered_by,
-        "gated": d.gated,
-        "outcome": d.outcome.value if d.outcome else None,
-        "finished_at": _time(d.finished_at),
-    }
 
 
 def _time(moment: datetime | None) -> str | None:
