@@ -19,13 +19,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.publisher import replica_id
+from bot.leased import LeasedWorker
 from bot.views import reminders
 from storage import obligations as store
 from storage.obligations import Claimed
 from storage.repositories import SqlChanges
 from workflows.audit import AuditEntry
-from workflows.chase import Cadence, Obligation, Owed, Reminder, remind
+from workflows.chase import Cadence, Owed, Reminder, remind
 from workflows.events import Happened
 from workflows.followup import POLICY_REF, WEEK, review_cadence
 from workflows.model import SYSTEM, Change
@@ -37,7 +37,12 @@ LEASE = timedelta(seconds=60)
 BATCH = 50
 
 
-class Chaser:
+class Chaser(LeasedWorker[Claimed]):
+    """Sends the reminders owed; the scheduler's timer calls `sweep` (there is no news to
+    wake it: reminders fall due by time alone)."""
+
+    batch = BATCH
+
     def __init__(
         self,
         engine: Engine,
@@ -48,38 +53,31 @@ class Chaser:
         owner: str | None = None,
         lease: timedelta = LEASE,
     ) -> None:
-        self.lease = lease
-        self.engine = engine
+        super().__init__(store, engine, clock, owner=owner, lease=lease)
         self.client = client
         self.policy = policy
-        self.clock = clock
-        self.owner = owner or replica_id()
         self._sweeping = asyncio.Lock()
 
-    async def sweep(self) -> int:
+    async def sweep(self, batch: int | None = None) -> int:
         """One pass: remind everything due now. Returns how many reminders were recorded."""
         if self._sweeping.locked():
             return 0  # the previous sweep is still sending; the timer fires again soon
         async with self._sweeping:
             claimed_at = self.clock.now()
-            claimed = await asyncio.to_thread(self._claim)
+            claimed = await self.claim(batch or self.batch)
             # Never start a send late in the lease: another replica may take the row over
             # once it expires, and would send the same reminder again.
             send_by = claimed_at + self.lease / 4
             done = await asyncio.gather(*(self._chase(c, send_by) for c in claimed))
             return sum(done)
 
-    def _claim(self) -> list[Claimed]:
-        with Session(self.engine) as session:
-            return store.claim_due(session, self.owner, self.clock.now(), self.lease, BATCH)
-
     async def _chase(self, claimed: Claimed, send_by: datetime) -> int:
         obligation = claimed.obligation
         try:
-            change = await asyncio.to_thread(self._change, obligation.number)
+            change = await self.in_session(_change, obligation.number)
             now = self.clock.now()
             if now >= send_by:
-                await asyncio.to_thread(self._release, claimed.id)
+                await self.in_session(store.release, claimed.id, self.owner)
                 return 0
             reminder, planned = remind(obligation, now, self._cadence(obligation.kind))
             delivery = await self._deliver(reminder, change)
@@ -91,10 +89,12 @@ class Chaser:
                 obligation.number,
                 reason,
             )
-            await asyncio.to_thread(self._release, claimed.id)
+            await self.in_session(store.release, claimed.id, self.owner)
             return 0
         entry = _audit_entry(reminder, change, now, delivery)
-        recorded = await asyncio.to_thread(self._record, claimed.id, planned, entry)
+        recorded = await self.in_session(
+            store.record_reminder, claimed.id, self.owner, self.clock.now(), planned, entry
+        )
         if not recorded:
             log.warning("lost the lease on obligation %s while reminding", claimed.id)
         return int(recorded)
@@ -120,22 +120,6 @@ class Chaser:
     def _cadence(self, kind: Owed) -> Cadence:
         return Cadence(WEEK, WEEK) if kind is Owed.POLICY_REVIEW else review_cadence(self.policy)
 
-    def _change(self, number: int) -> Change | None:
-        if number == 0:
-            return None
-        with Session(self.engine) as session:
-            return SqlChanges(session).get(number)
-
-    def _record(self, claimed_id: int, planned: Obligation, entry: AuditEntry) -> bool:
-        with Session(self.engine) as session:
-            return store.record_reminder(
-                session, claimed_id, self.owner, self.clock.now(), planned, entry
-            )
-
-    def _release(self, claimed_id: int) -> None:
-        with Session(self.engine) as session:
-            store.release(session, claimed_id, self.owner)
-
     async def drain(self, timeout: float) -> None:
         """Let a sweep in progress finish: a send cut off mid-flight may be repeated later."""
         try:
@@ -144,13 +128,6 @@ class Chaser:
             log.warning("a reminder sweep was still running at shutdown")
             return
         self._sweeping.release()
-
-    async def release_all(self) -> None:
-        def go() -> int:
-            with Session(self.engine) as session:
-                return store.release_all(session, self.owner)
-
-        await asyncio.to_thread(go)
 
     # -- the messages ------------------------------------------------------------------------
 
@@ -194,3 +171,7 @@ def _audit_entry(
             "delivery": delivery,
         },
     )
+
+
+def _change(session: Session, number: int) -> Change | None:
+    return None if number == 0 else SqlChanges(session).get(number)

@@ -9,12 +9,7 @@ between Slack accepting a call and the progress being written can repeat one mes
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
-import socket
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.effects import Effect, effects_for
+from bot.leased import LeasedWorker, LeaseLost
 from bot.traffic import Traffic
 from bot.views import card as card_view
 from bot.views import replies
@@ -77,10 +73,6 @@ def _marker(change: Change, seq: int, index: int) -> dict[str, Any]:
     }
 
 
-def replica_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
 @dataclass
 class _Delivery:
     """One claimed publication being delivered."""
@@ -92,11 +84,10 @@ class _Delivery:
     progressed: bool = False
 
 
-class LeaseLost(Exception):
-    """Another replica took the publication over; stop without writing anything."""
+class Publisher(LeasedWorker[Publication]):
+    doing = "publishing"
+    batch = BATCH
 
-
-class Publisher:
     def __init__(
         self,
         engine: Engine,
@@ -108,58 +99,25 @@ class Publisher:
         lease: timedelta = LEASE,
         traffic: Traffic | None = None,
     ) -> None:
-        self.engine = engine
+        super().__init__(outbox, engine, clock, owner=owner, lease=lease)
         self.traffic = traffic or Traffic()
         self.client = client
         self.policy = policy
-        self.clock = clock
-        self.owner = owner or replica_id()
-        self.lease = lease
-        self._wake = asyncio.Event()
         self._told: set[tuple[int, str]] = set()
 
-    # -- the loop ---------------------------------------------------------------------------
-
-    def kick(self) -> None:
-        """There is news: publish soon rather than at the next sweep."""
-        self._wake.set()
-
     async def run(self, interval: float = 2.0) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            self._wake.clear()
-            try:
-                # People first (bot/traffic.py): a small batch if the burst goes on.
-                while True:
-                    batch = BATCH if await self.traffic.lull() else BUSY_BATCH
-                    if await self.sweep(batch) < batch:
-                        break
-            except Exception:  # the loop must outlive any one bad sweep
-                log.exception("publishing failed; trying again at the next sweep")
+        await super().run(interval)
 
-    async def sweep(self, batch: int = BATCH) -> int:
-        claimed = await asyncio.to_thread(self._claim, batch)
-        await asyncio.gather(*(self._publish(pub) for pub in claimed))
-        return len(claimed)
-
-    def _claim(self, batch: int) -> list[Publication]:
-        with Session(self.engine) as session:
-            return outbox.claim_due(session, self.owner, self.clock.now(), self.lease, batch)
-
-    async def release_all(self) -> None:
-        def go() -> int:
-            with Session(self.engine) as session:
-                return outbox.release_all(session, self.owner)
-
-        await asyncio.to_thread(go)
+    async def next_batch(self) -> int:
+        # People first (bot/traffic.py): a small batch if the burst goes on.
+        return BATCH if await self.traffic.lull() else BUSY_BATCH
 
     # -- one change ----------------------------------------------------------------------------
 
-    async def _publish(self, pub: Publication) -> None:
+    async def handle(self, pub: Publication) -> None:
         delivery: _Delivery | None = None
         try:
-            change, events = await asyncio.to_thread(self._load, pub)
+            change, events = await self.in_session(_load, pub)
             delivery = _Delivery(pub, change, pub.channel, pub.thread_ts)
             await self._show_card(delivery)
             await self._deliver_effects(delivery, events)
@@ -173,15 +131,6 @@ class Publisher:
             if delivery is not None and delivery.progressed:
                 pub = replace(pub, attempts=min(pub.attempts, 1))
             await self._failed(pub, error)
-
-    def _load(self, pub: Publication) -> tuple[Change, list[ChainedEntry]]:
-        # The events first, then the change: on PostgreSQL each statement sees what is
-        # committed when it starts, and replies are drawn from the change (an approval's
-        # "2 of 2"), so the change must be at least as new as the events it explains.
-        with Session(self.engine) as session:
-            events = list(read_trail(session, ref=format_ref(pub.number), after=pub.published_seq))
-            change = SqlChanges(session).get(pub.number)
-        return change, events
 
     async def _show_card(self, d: _Delivery) -> None:
         now = self.clock.now()
@@ -323,14 +272,8 @@ class Publisher:
 
     async def _progress(self, number: int, **values: object) -> None:
         """Record progress under the lease (LeaseLost if another replica took it over)."""
-
-        def go() -> bool:
-            with Session(self.engine) as session:
-                return outbox.record_progress(
-                    session, number, self.owner, self.clock.now(), **values
-                )
-
-        if not await asyncio.to_thread(go):
+        now = self.clock.now()
+        if not await self.in_session(outbox.record_progress, number, self.owner, now, **values):
             raise LeaseLost(number)
 
     async def _release(
@@ -342,20 +285,16 @@ class Publisher:
         error: str = "",
         claimed_due_at: datetime | None = None,
     ) -> None:
-        def go() -> bool:
-            with Session(self.engine) as session:
-                return outbox.release(
-                    session,
-                    number,
-                    self.owner,
-                    self.clock.now(),
-                    due_at=due_at,
-                    attempts=attempts,
-                    last_error=error,
-                    claimed_due_at=claimed_due_at,
-                )
-
-        await asyncio.to_thread(go)
+        await self.in_session(
+            outbox.release,
+            number,
+            self.owner,
+            self.clock.now(),
+            due_at=due_at,
+            attempts=attempts,
+            last_error=error,
+            claimed_due_at=claimed_due_at,
+        )
 
     async def _failed(self, pub: Publication, error: Exception) -> None:
         if isinstance(error, TimeoutError | OSError | aiohttp.ClientError):
@@ -389,15 +328,11 @@ class Publisher:
         if code in ("invalid_auth", "not_authed", "token_revoked", "account_inactive"):
             return  # nothing can reach anyone until the token is fixed: the log says so
         try:
-            change = await asyncio.to_thread(self._change, pub.number)
+            change = await self.in_session(_change, pub.number)
             text = replies.cannot_show(change, NEEDS_A_PERSON[code])
             await self.client.chat_postMessage(channel=change.requester, text=text)
         except Exception as error:  # telling is best effort; the log line above stands
             log.warning("could not tell the requester of change %s: %s", pub.number, error)
-
-    def _change(self, number: int) -> Change:
-        with Session(self.engine) as session:
-            return SqlChanges(session).get(number)
 
     async def _retry_later(
         self, pub: Publication, why: str, first: float, backoff: bool = True, failed: bool = True
@@ -407,3 +342,15 @@ class Publisher:
         log.warning("change %s: Slack refused (%s); retrying in %.0fs", pub.number, why, delay)
         attempts = pub.attempts + 1 if failed else pub.attempts
         await self._release(pub.number, due_at=due, attempts=attempts, error=why)
+
+
+def _load(session: Session, pub: Publication) -> tuple[Change, list[ChainedEntry]]:
+    # The events first, then the change: on PostgreSQL each statement sees what is
+    # committed when it starts, and replies are drawn from the change (an approval's
+    # "2 of 2"), so the change must be at least as new as the events it explains.
+    events = list(read_trail(session, ref=format_ref(pub.number), after=pub.published_seq))
+    return SqlChanges(session).get(pub.number), events
+
+
+def _change(session: Session, number: int) -> Change:
+    return SqlChanges(session).get(number)

@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 import aiohttp
 from gidgethub import BadRequest, GitHubException, RateLimitExceeded
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from bot.api.desk import ask_again_if_stale
 from bot.github.app import GithubApp
+from bot.leased import LeasedWorker, LeaseLost
 from storage import github
 from storage.github import ANSWERED, AWAITING, DECIDED, Held
 from storage.uow import SqlUnitOfWork, read_only
@@ -49,7 +49,10 @@ GITHUB_WAITS = timedelta(days=30)
 NOT_PENDING = (404, 422)
 
 
-class GithubGate:
+class GithubGate(LeasedWorker[Held]):
+    doing = "answering GitHub"
+    batch = BATCH
+
     def __init__(
         self,
         engine: Engine,
@@ -60,55 +63,18 @@ class GithubGate:
         owner: str,
         lease: timedelta,
     ) -> None:
-        self.engine = engine
-        self.clock = clock
+        super().__init__(github, engine, clock, owner=owner, lease=lease)
         self.policy = policy
         self.app = app
-        self.owner = owner
-        self.lease = lease
-        self._wake = asyncio.Event()
         # The requests of a sweep wait on GitHub together, but take turns at the database:
         # on SQLite, writers that collide sleep in SQLite's busy handler (up to 100 ms a
         # try), and the webhook, which answers GitHub within its 10 seconds, waits behind.
         self._turn = asyncio.Lock()
         self._reads = SqlUnitOfWork(read_only(engine))
 
-    # -- the loop -------------------------------------------------------------------------------
-
-    def kick(self) -> None:
-        """A delivery arrived, or a change moved: look now rather than at the next sweep."""
-        self._wake.set()
-
-    async def run(self, interval: float) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            self._wake.clear()
-            try:
-                while await self.sweep() == BATCH:
-                    pass
-            except Exception:  # the loop must outlive any one bad sweep
-                log.exception("answering GitHub failed; trying again at the next sweep")
-
-    async def sweep(self) -> int:
-        claimed = await asyncio.to_thread(self._claim)
-        await asyncio.gather(*(self._handle(held) for held in claimed))
-        return len(claimed)
-
-    def _claim(self) -> list[Held]:
-        with Session(self.engine) as session:
-            return github.claim_due(session, self.owner, self.clock.now(), self.lease, BATCH)
-
-    async def release_all(self) -> None:
-        def go() -> int:
-            with Session(self.engine) as session:
-                return github.release_all(session, self.owner)
-
-        await asyncio.to_thread(go)
-
     # -- one request -----------------------------------------------------------------------------
 
-    async def _handle(self, held: Held) -> None:
+    async def handle(self, held: Held) -> None:
         request = held.request
         try:
             if self.clock.now() - held.received_at > GITHUB_WAITS:
@@ -291,12 +257,10 @@ class GithubGate:
         )
 
     async def _record(self, held: Held, **values: Any) -> None:
-        def go() -> bool:
-            with Session(self.engine) as session:
-                return github.record(session, held.request.delivery_id, self.owner, **values)
-
-        if not await self._db(go):
-            raise LeaseLost(held.request.delivery_id)
+        delivery = held.request.delivery_id
+        async with self._turn:
+            if not await self.in_session(github.record, delivery, self.owner, **values):
+                raise LeaseLost(delivery)
 
     async def _db(self, work: Callable[..., T], *args: Any) -> T:
         """Database work in a thread, one piece at a time for this worker."""
@@ -306,10 +270,6 @@ class GithubGate:
     def _run_url(self, held: Held) -> str:
         request = held.request
         return f"{web_url(self.app.api_url)}/{request.repository}/actions/runs/{request.run_id}"
-
-
-class LeaseLost(Exception):
-    """Another replica took the request over; this one stops."""
 
 
 def web_url(api_url: str) -> str:

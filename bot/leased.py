@@ -1,0 +1,124 @@
+"""One leased worker: what the publisher, the chaser and GitHub's worker have in common.
+
+Each claims the work that is due under a lease in its own table (storage/leases.py says how),
+does it, writes progress only while the lease is still its own, and hands every lease back
+when the replica stops, so another replica takes the work over at once. What the work is
+belongs to each worker; the claiming, the loop and the database turns are here, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from workflows.ports import Clock
+
+log = logging.getLogger(__name__)
+W = TypeVar("W")
+W_co = TypeVar("W_co", covariant=True)
+T = TypeVar("T")
+
+
+class LeasedTable(Protocol[W_co]):
+    """The storage side of a worker (storage/outbox.py, obligations.py, github.py)."""
+
+    def claim_due(
+        self, session: Session, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> Sequence[W_co]: ...
+
+    def release_all(self, session: Session, owner: str) -> int: ...
+
+
+class LeaseLost(Exception):
+    """Another replica took the work over; stop without writing anything."""
+
+
+def replica_id() -> str:
+    """Names this process in the leases it holds (host, pid and a random part)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class LeasedWorker(Generic[W]):
+    """Claims and does the work of one table; `run` sweeps it on a timer or when kicked."""
+
+    #: What the worker does, for the log line when a sweep fails.
+    doing = "work"
+    batch = 50
+
+    def __init__(
+        self,
+        table: LeasedTable[W],
+        engine: Engine,
+        clock: Clock,
+        *,
+        owner: str | None,
+        lease: timedelta,
+    ) -> None:
+        self.table = table
+        self.engine = engine
+        self.clock = clock
+        self.owner = owner or replica_id()
+        self.lease = lease
+        self._wake = asyncio.Event()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """There is news: look now rather than at the next sweep."""
+        self._wake.set()
+
+    async def run(self, interval: float) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            self._wake.clear()
+            try:
+                while True:  # a full batch means more may be due
+                    batch = await self.next_batch()
+                    if await self.sweep(batch) < batch:
+                        break
+            except Exception:  # the loop must outlive any one bad sweep
+                log.exception("%s failed; trying again at the next sweep", self.doing)
+
+    async def next_batch(self) -> int:
+        """How much to claim at once (the publisher claims less while people are busy)."""
+        return self.batch
+
+    async def sweep(self, batch: int | None = None) -> int:
+        """Claim what is due and do it all; returns how much was claimed."""
+        claimed = await self.claim(batch or self.batch)
+        await asyncio.gather(*(self.handle(work) for work in claimed))
+        return len(claimed)
+
+    async def handle(self, work: W) -> None:  # pragma: no cover - every worker has its own
+        raise NotImplementedError
+
+    # -- the leases -----------------------------------------------------------------------------
+
+    async def claim(self, limit: int) -> Sequence[W]:
+        return await self.in_session(
+            self.table.claim_due, self.owner, self.clock.now(), self.lease, limit
+        )
+
+    async def release_all(self) -> int:
+        """On stop: hand every lease back, so another replica takes the work over at once."""
+        return await self.in_session(self.table.release_all, self.owner)
+
+    async def in_session(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `work(session, ...)` off the event loop, in a session of its own."""
+
+        def go() -> T:
+            with Session(self.engine) as session:
+                return work(session, *args, **kwargs)
+
+        return await asyncio.to_thread(go)
