@@ -32,6 +32,7 @@ from workflows.audit import ChainedEntry
 from workflows.model import Change, Classification, format_ref
 from workflows.policy import Policy
 from workflows.ports import Clock
+from workflows.standing import standing
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,8 @@ class Publisher(LeasedWorker[Publication]):
 
     async def _show_card(self, d: _Delivery) -> None:
         now = self.clock.now()
-        shown = card_view.card(d.change, self.policy, now)
+        standing_now = standing(d.change, self.policy, now)
+        shown = card_view.card_message(standing_now, self.policy)
         # Due by time alone: break-glass has opened since the card was drawn.
         redraw = d.pub.refresh_at is not None and d.pub.refresh_at <= now
         stale = d.pub.card_version < d.change.version or redraw
@@ -152,8 +154,9 @@ class Publisher(LeasedWorker[Publication]):
             if d.pub.mirror_ts:
                 await self._update_mirror(d, shown)
         await self._mirror(d, shown)
-        refresh = card_view.changes_at(d.change, self.policy, now)
-        await self._progress(d.pub.number, card_version=d.change.version, refresh_at=refresh)
+        await self._progress(
+            d.pub.number, card_version=d.change.version, refresh_at=standing_now.changes_at
+        )
         d.progressed = d.progressed or sends  # a card already current is no progress
 
     async def _mirror(self, d: _Delivery, shown: dict[str, Any]) -> None:

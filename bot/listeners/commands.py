@@ -16,6 +16,7 @@ from bot.views_open import open_view
 from workflows import emergency
 from workflows.errors import ChangeError, NotFound
 from workflows.model import Actor, parse_ref
+from workflows.standing import standing, standings
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +86,24 @@ async def list_response(services: Services, user_id: str, which: str) -> dict[st
             "response_type": "ephemeral",
             "text": f"I can list mine, open or awaiting-me changes, not {which!r}.",
         }
-    now = services.clock.now()
+    policy, now = services.policy, services.clock.now()
     if which == "mine":
         changes = await services.query(queries.mine, user_id)
         owed = await services.query(queries.reviews_owed, user_id)
-        return messages.list_message("Your open changes", changes, now, reviews_owed=owed)
-    if which == "open":
         return messages.list_message(
-            "Open changes", await services.query(queries.open_changes), now
+            "Your open changes",
+            standings(changes, policy, now),
+            reviews_owed=standings(owed, policy, now),
         )
+    if which == "open":
+        changes = await services.query(queries.open_changes)
+        return messages.list_message("Open changes", standings(changes, policy, now))
     actor = await services.directory.actor(user_id)
-    found = await services.query(queries.awaiting, actor, services.policy)
+    found = await services.query(queries.awaiting, actor, policy)
     owed = await services.query(queries.reviews_owed, user_id)
-    return messages.list_message("Waiting for you", found, now, reviews_owed=owed)
+    return messages.list_message(
+        "Waiting for you", standings(found, policy, now), reviews_owed=standings(owed, policy, now)
+    )
 
 
 async def show_response(services: Services, text: str) -> dict[str, Any]:
@@ -111,4 +117,5 @@ async def show_response(services: Services, text: str) -> dict[str, Any]:
         change = await services.query(queries.change, number)
     except NotFound as error:
         return {"response_type": "ephemeral", "text": str(error)}
-    return messages.show_message(change, services.policy)
+    shown = standing(change, services.policy, services.clock.now())
+    return messages.show_message(shown, services.policy)

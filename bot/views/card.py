@@ -24,10 +24,10 @@ from bot.views.common import (
     section,
     to_dicts,
 )
-from workflows import process
 from workflows.model import FIVE_STAGES, Change, Classification, Stage
 from workflows.policy import Policy
-from workflows.stages import Action, available_actions, break_glass_opens
+from workflows.stages import Action
+from workflows.standing import Standing, standing
 
 #: Slack's limit on the elements of one actions block.
 ACTIONS_PER_BLOCK = 25
@@ -61,24 +61,12 @@ DONE, CURRENT, PENDING = "✅", "▶️", "▫️"
 def card(change: Change, policy: Policy, now: datetime | None = None) -> dict[str, Any]:
     """The card as chat.postMessage / chat.update arguments, as it is at `now`: `text` and
     `blocks`. (Without `now`, no move that waits for a time is offered.)"""
-    blocks = card_blocks(change, policy, now=now)
-    return {"text": fallback_text(change), "blocks": to_dicts(blocks)}
+    return card_message(standing(change, policy, now), policy)
 
 
-def changes_at(change: Change, policy: Policy, now: datetime) -> datetime | None:
-    """When the card will look different by time alone (break-glass opening), if it will."""
-    opens = _break_glass_opening(change, policy)
-    return opens if opens is not None and opens > now else None
-
-
-def _break_glass_opening(change: Change, policy: Policy) -> datetime | None:
-    """When break-glass opens for an emergency still waiting for its approval, if it may."""
-    waiting = change.stage in (Stage.REVIEW, Stage.TEST, Stage.APPROVE)
-    if not (waiting and change.classification is Classification.EMERGENCY):
-        return None
-    if not policy.emergency.break_glass_allowed:
-        return None
-    return break_glass_opens(change, policy)
+def card_message(shown: Standing, policy: Policy) -> dict[str, Any]:
+    """The card of a change as it stands."""
+    return {"text": fallback_text(shown.change), "blocks": to_dicts(card_blocks(shown, policy))}
 
 
 def fallback_text(change: Change) -> str:
@@ -94,13 +82,12 @@ def fallback_text(change: Change) -> str:
     return text.truncate(line, text.MESSAGE_TEXT_LIMIT)
 
 
-def card_blocks(
-    change: Change, policy: Policy, *, buttons: bool = True, now: datetime | None = None
-) -> list[Block]:
+def card_blocks(shown: Standing, policy: Policy, *, buttons: bool = True) -> list[Block]:
+    change = shown.change
     blocks: list[Block] = [
         header(f"{change.ref} · {change.title}"),
         context(_kind(change)),
-        section(progress(change, policy)),
+        section(progress(shown)),
         section("", fields=_facts(change, policy)),
     ]
     if change.details.description.strip():
@@ -109,55 +96,31 @@ def card_blocks(
         blocks.append(section(rollback))
     if decisions := _decisions(change):
         blocks.append(section("\n".join(decisions)))
-    blocks.append(section("\n".join(status_lines(change, policy, now))))
+    blocks.append(section("\n".join(status_lines(shown, policy))))
     if pipelines := deployment_lines(change):
         blocks.append(section("\n".join(pipelines)))
     if links := _links(change):
         blocks.append(context(links))
     if buttons:
-        blocks.extend(action_blocks(change, policy, now))
+        blocks.extend(action_blocks(shown))
     return blocks
 
 
 # -- where it stands ---------------------------------------------------------------------
 
 
-def progress(change: Change, policy: Policy | None = None) -> str:
+def progress(shown: Standing) -> str:
     """The five stages, each done, current or pending, then Closed or Cancelled."""
-    stage = change.stage
-    if stage is Stage.CLOSED:
-        marks = [DONE] * len(FIVE_STAGES)
-    elif stage is Stage.CANCELLED:
-        reached = _stages_done(change, policy)
-        marks = [DONE if i < reached else PENDING for i in range(len(FIVE_STAGES))]
-    else:
-        current = FIVE_STAGES.index(stage)
-        marks = [
-            DONE if i < current else CURRENT if i == current else PENDING
-            for i in range(len(FIVE_STAGES))
-        ]
+    stage, done = shown.change.stage, shown.stages_done
+    marks = [
+        DONE if i < done else CURRENT if stage is s else PENDING for i, s in enumerate(FIVE_STAGES)
+    ]
     steps = [f"{mark} {s.label}" for mark, s in zip(marks, FIVE_STAGES, strict=True)]
     if stage is Stage.CLOSED:
         steps.append("🏁 Closed")
     elif stage is Stage.CANCELLED:
         steps.append("⛔ Cancelled")
     return " → ".join(steps)
-
-
-def _stages_done(change: Change, policy: Policy | None) -> int:
-    """How many stages a cancelled change had been through, judged by what is on record."""
-    if change.approvals:
-        authorised = change.classification is Classification.STANDARD or (
-            policy is not None
-            and len(change.approvers())
-            >= policy.required_approvals(change.classification, change.risk)
-        )
-        return 4 if authorised else 3
-    if change.test_evidence:
-        return 3
-    if change.review:
-        return 2
-    return 0
 
 
 def _kind(change: Change) -> str:
@@ -225,13 +188,14 @@ def _decisions(change: Change) -> list[str]:
     return lines
 
 
-def status_lines(change: Change, policy: Policy, now: datetime | None = None) -> list[str]:
+def status_lines(shown: Standing, policy: Policy) -> list[str]:
     """Approvals, what is owed, the outcome, a cancellation or rejection: one line each."""
-    lines = [_approvals(change, policy)]
-    opens = _break_glass_opening(change, policy)
-    if opens is not None:
-        is_open = now is not None and now >= opens
-        lines.append(text.render_macro("card.j2", "break_glass_opens", at=opens, open=is_open))
+    change = shown.change
+    lines = [_approvals(shown, policy)]
+    if (opens := shown.break_glass_opens) is not None:
+        lines.append(
+            text.render_macro("card.j2", "break_glass_opens", at=opens, open=shown.break_glass_open)
+        )
     if change.rejections:
         latest = change.rejections[-1]
         lines.append(
@@ -275,7 +239,7 @@ def status_lines(change: Change, policy: Policy, now: datetime | None = None) ->
                 "card.j2", "outcome", label=change.outcome.label, notes=change.outcome_notes
             )
         )
-    lines.extend(_owed(change))
+    lines.extend(_owed(shown))
     if (review := change.post_change_review) is not None:
         lines.append(
             text.render_macro(
@@ -350,20 +314,19 @@ def _latest(lines: list[str]) -> list[str]:
     return kept
 
 
-def _owed(change: Change) -> list[str]:
+def _owed(shown: Standing) -> list[str]:
     """The post-change review owed, or the documentation an emergency will owe after it."""
+    change = shown.change
+    docs = [document_label(d) for d in shown.documents_owed]
     if change.review_owed:
-        docs = [document_label(d) for d in change.owed_documents]
         return [
             text.render_macro("card.j2", "review_owed", due_at=change.review_due_at, documents=docs)
         ]
-    if change.classification is not Classification.EMERGENCY or change.outcome is not None:
-        return []
-    owed = [document_label(d) for d in process.owed_documents(change)]
-    return [text.render_macro("card.j2", "documentation_to_owe", documents=owed)] if owed else []
+    return [text.render_macro("card.j2", "documentation_to_owe", documents=docs)] if docs else []
 
 
-def _approvals(change: Change, policy: Policy) -> str:
+def _approvals(shown: Standing, policy: Policy) -> str:
+    change = shown.change
     if change.classification is Classification.STANDARD:
         procedure = policy.procedure(change.details.procedure_id)
         if procedure is None:
@@ -371,13 +334,15 @@ def _approvals(change: Change, policy: Policy) -> str:
                 "card.j2", "procedure_missing", procedure_id=change.details.procedure_id
             )
         return text.render_macro("card.j2", "pre_approved", procedure=procedure)
-    approvers = list(change.approvers())
     name = (
         "emergency_approvals" if change.classification is Classification.EMERGENCY else "approvals"
     )
-    needed = policy.required_approvals(change.classification, change.risk)
     return text.render_macro(
-        "card.j2", name, have=len(approvers), needed=needed, approvers=approvers
+        "card.j2",
+        name,
+        have=len(shown.approvers),
+        needed=shown.approvals_needed,
+        approvers=list(shown.approvers),
     )
 
 
@@ -400,11 +365,9 @@ def _links(change: Change) -> str:
 # -- the buttons -------------------------------------------------------------------------
 
 
-def action_blocks(
-    change: Change, policy: Policy, now: datetime | None = None
-) -> list[ActionsBlock]:
-    """One button per move available at `now`; no block at all when there is none."""
-    buttons = [button(change, action) for action in available_actions(change, policy, now)]
+def action_blocks(shown: Standing) -> list[ActionsBlock]:
+    """One button per move available now; no block at all when there is none."""
+    buttons = [button(shown.change, action) for action in shown.moves]
     return [
         ActionsBlock(elements=buttons[i : i + ACTIONS_PER_BLOCK])
         for i in range(0, len(buttons), ACTIONS_PER_BLOCK)

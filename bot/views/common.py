@@ -4,7 +4,6 @@ the domain's names."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -18,8 +17,9 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import text
-from workflows.model import Change, Classification
+from workflows.model import Classification, Stage
 from workflows.policy import Policy
+from workflows.standing import Standing
 
 #: Most blocks Slack accepts in one message, and in one modal or App Home.
 MESSAGE_BLOCKS = 50
@@ -74,14 +74,10 @@ def to_dicts(blocks: Iterable[Block]) -> list[dict[str, Any]]:
     return [block.to_dict() for block in blocks]
 
 
-def change_line(change: Change, now: datetime | None = None) -> str:
-    """One change on one line: reference, title, stage, classification, and a review owed."""
-    overdue = bool(
-        now is not None
-        and change.review_owed
-        and change.review_due_at is not None
-        and change.review_due_at < now
-    )
+def change_line(shown: Standing) -> str:
+    """One change on one line: reference, title, stage, classification, the approvals it
+    still waits for, and a review owed."""
+    change = shown.change
     return text.render_macro(
         "lists.j2",
         "change_line",
@@ -90,22 +86,22 @@ def change_line(change: Change, now: datetime | None = None) -> str:
         stage=change.stage.label,
         classification=change.classification.label,
         emoji=CLASSIFICATION_EMOJI[change.classification],
+        approvals=len(shown.approvers) if change.stage is Stage.APPROVE else None,
+        needed=shown.approvals_needed,
         review_owed=change.review_owed,
         due_at=change.review_due_at,
-        overdue=overdue,
+        overdue=shown.review_overdue,
     )
 
 
-def list_sections(
-    changes: Sequence[Change], now: datetime | None, *, room: int, empty: str
-) -> list[Block]:
+def list_sections(shown: Sequence[Standing], *, room: int, empty: str) -> list[Block]:
     """One section per change, in at most `room` blocks; the rest counted in a last line."""
-    if not changes:
+    if not shown:
         return [context(empty)]
     room = max(room, 1)
-    shown = changes if len(changes) <= room else changes[: room - 1]
-    blocks: list[Block] = [section(change_line(change, now)) for change in shown]
-    if len(shown) < len(changes):
-        more = text.render_macro("lists.j2", "more", count=len(changes) - len(shown))
+    listed = shown if len(shown) <= room else shown[: room - 1]
+    blocks: list[Block] = [section(change_line(one)) for one in listed]
+    if len(listed) < len(shown):
+        more = text.render_macro("lists.j2", "more", count=len(shown) - len(listed))
         blocks.append(context(more))
     return blocks

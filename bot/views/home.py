@@ -12,8 +12,8 @@ from slack_sdk.models.views import View
 
 from bot import ids, text
 from bot.views.common import VIEW_BLOCKS, context, divider, header, list_sections, section
-from workflows.model import Change
 from workflows.policy import Policy
+from workflows.standing import Standing
 
 #: Changes shown per list: three lists and the fixed blocks stay within Slack's 100.
 PER_LIST = 25
@@ -22,9 +22,9 @@ PER_LIST = 25
 def home(
     user_id: str,
     *,
-    mine: Sequence[Change],
-    awaiting_me: Sequence[Change],
-    reviews_owed: Sequence[Change],
+    mine: Sequence[Standing],
+    awaiting_me: Sequence[Standing],
+    reviews_owed: Sequence[Standing],
     policy: Policy,
     now: datetime,
 ) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def home(
     )
     for title, changes, empty in lists:
         blocks += [divider(), section(_prose("list_title", title=title, count=len(changes)))]
-        blocks += list_sections(changes, now, room=PER_LIST, empty=_prose(empty))
+        blocks += list_sections(changes, room=PER_LIST, empty=_prose(empty))
     due = policy.policy_review_due()
     blocks += [
         divider(),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import Block
@@ -14,6 +13,7 @@ from bot.views.common import MESSAGE_BLOCKS, context, divider, list_sections, se
 from workflows.durations import format_duration
 from workflows.model import Change
 from workflows.policy import Policy
+from workflows.standing import Standing
 
 #: Changes listed in one answer, and reviews owed listed after them: within 50 blocks.
 LISTED = 30
@@ -32,48 +32,40 @@ def help_message(*, unknown: str = "") -> dict[str, Any]:
 
 
 def list_blocks(
-    title: str,
-    changes: Sequence[Change],
-    now: datetime,
-    *,
-    reviews_owed: Sequence[Change] = (),
+    title: str, shown: Sequence[Standing], *, reviews_owed: Sequence[Standing] = ()
 ) -> list[dict[str, Any]]:
-    blocks: list[Block] = [section(_prose("list_title", title=title, count=len(changes)))]
-    blocks += list_sections(changes, now, room=LISTED, empty=_prose("nothing_listed"))
+    blocks: list[Block] = [section(_prose("list_title", title=title, count=len(shown)))]
+    blocks += list_sections(shown, room=LISTED, empty=_prose("nothing_listed"))
     if reviews_owed:
         blocks += [divider(), section(_prose("owed_title", count=len(reviews_owed)))]
-        blocks += list_sections(reviews_owed, now, room=OWED_LISTED, empty="")
+        blocks += list_sections(reviews_owed, room=OWED_LISTED, empty="")
     assert len(blocks) <= MESSAGE_BLOCKS
     return to_dicts(blocks)
 
 
 def list_message(
-    title: str,
-    changes: Sequence[Change],
-    now: datetime,
-    *,
-    reviews_owed: Sequence[Change] = (),
+    title: str, shown: Sequence[Standing], *, reviews_owed: Sequence[Standing] = ()
 ) -> dict[str, Any]:
     return {
         "response_type": EPHEMERAL,
-        "text": _prose("list_fallback", title=title, count=len(changes)),
-        "blocks": list_blocks(title, changes, now, reviews_owed=reviews_owed),
+        "text": _prose("list_fallback", title=title, count=len(shown)),
+        "blocks": list_blocks(title, shown, reviews_owed=reviews_owed),
     }
 
 
-def show_blocks(change: Change, policy: Policy, permalink: str = "") -> list[dict[str, Any]]:
+def show_blocks(shown: Standing, policy: Policy, permalink: str = "") -> list[dict[str, Any]]:
     """The change as its card shows it, without buttons, and a link to its thread."""
-    blocks = card_blocks(change, policy, buttons=False)
+    blocks = card_blocks(shown, policy, buttons=False)
     if permalink:
         blocks.append(context(_prose("thread_link", permalink=permalink)))
     return to_dicts(blocks)
 
 
-def show_message(change: Change, policy: Policy, permalink: str = "") -> dict[str, Any]:
+def show_message(shown: Standing, policy: Policy, permalink: str = "") -> dict[str, Any]:
     return {
         "response_type": EPHEMERAL,
-        "text": fallback_text(change),
-        "blocks": show_blocks(change, policy, permalink),
+        "text": fallback_text(shown.change),
+        "blocks": show_blocks(shown, policy, permalink),
     }
 
 

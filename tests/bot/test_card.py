@@ -22,6 +22,7 @@ from tests.bot.blockkit import (
 from tests.bot.changes import ANNA, IVAN, SCENARIOS, a_desk, every_change, normal_details
 from workflows.model import Change, Level, Links, Outcome, Rollback, Stage
 from workflows.stages import Action, available_actions
+from workflows.standing import standing
 
 CHANGES = list(every_change())
 
@@ -110,12 +111,18 @@ def test_the_header_names_the_change() -> None:
 def test_the_progress_line_shows_done_current_and_pending_stages() -> None:
     desk = a_desk()
     change = desk.normal_change_in(Stage.TEST)
-    assert progress(change) == ("✅ Request → ✅ Review → ▶️ Test → ▫️ Approve → ▫️ Deploy and verify")
+
+    def progress_of(change: Change) -> str:
+        return progress(standing(change, desk.policy))
+
+    assert progress_of(change) == (
+        "✅ Request → ✅ Review → ▶️ Test → ▫️ Approve → ▫️ Deploy and verify"
+    )
     closed = desk.stored(desk.record_outcome(desk.deploying()))
-    assert progress(closed).endswith("✅ Deploy and verify → 🏁 Closed")
+    assert progress_of(closed).endswith("✅ Deploy and verify → 🏁 Closed")
     cancelled = desk.stored(desk.cancel(desk.request()))
-    assert progress(cancelled).endswith("▫️ Deploy and verify → ⛔ Cancelled")
-    assert progress(card_change_in_approve_cancelled()).startswith(
+    assert progress_of(cancelled).endswith("▫️ Deploy and verify → ⛔ Cancelled")
+    assert progress_of(card_change_in_approve_cancelled()).startswith(
         "✅ Request → ✅ Review → ✅ Test"
     )
 

@@ -12,10 +12,12 @@ from workflows import deployments, gate
 from workflows.deployments import Report
 from workflows.gate import Asked, Question, Target
 from workflows.model import Change, Stage
+from workflows.standing import standing
 
 
 def shown(desk: Desk, change: Change) -> str:
-    return all_mrkdwn([b.to_dict() for b in card_blocks(desk.stored(change), desk.policy)])
+    blocks = card_blocks(standing(desk.stored(change), desk.policy), desk.policy)
+    return all_mrkdwn([b.to_dict() for b in blocks])
 
 
 def effects(desk: Desk, change: Change, action: str) -> list[Effect]:

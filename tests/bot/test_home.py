@@ -16,17 +16,18 @@ from tests.bot.blockkit import (
     parse_view,
 )
 from tests.bot.changes import NOW, a_desk, emergency_details, normal_details
-from workflows.model import Change, Outcome
+from workflows.model import Change, Level, Outcome, Stage
+from workflows.standing import standings
 
 
 def a_home(**lists: list[Change]) -> dict[str, object]:
-    desk = a_desk()
+    policy = a_desk().policy
     return home(
         "UALICE",
-        mine=lists.get("mine", []),
-        awaiting_me=lists.get("awaiting_me", []),
-        reviews_owed=lists.get("reviews_owed", []),
-        policy=desk.policy,
+        mine=standings(lists.get("mine", []), policy, NOW),
+        awaiting_me=standings(lists.get("awaiting_me", []), policy, NOW),
+        reviews_owed=standings(lists.get("reviews_owed", []), policy, NOW),
+        policy=policy,
         now=NOW,
     )
 
@@ -102,3 +103,19 @@ def test_an_overdue_policy_review_is_flagged_in_the_footer() -> None:
     assert "Test policy, owned by <@UOWNER>" in before
     assert "policy was due for review" not in before
     assert "⚠️ the policy was due for review on <!date^" in after
+
+
+def test_a_change_waiting_for_approvals_says_how_many_it_has_of_how_many() -> None:
+    desk = a_desk()
+    half = desk.stored(
+        desk.approve(desk.normal_change_in(Stage.APPROVE, normal_details(risk=Level.HIGH)))
+    )
+    mrkdwn = all_mrkdwn(a_home(awaiting_me=[half])["blocks"])
+    assert (
+        f"*{half.ref}* · Raise the API connection pool to 50 — Approve · Normal · 1 of 2 approvals"
+        in mrkdwn
+    )
+    # Elsewhere in the process the count would be noise.
+    in_review = desk.stored(desk.request())
+    lines = all_mrkdwn(a_home(mine=[in_review])["blocks"]).splitlines()
+    assert next(line for line in lines if in_review.ref in line).endswith("— Review · Normal")

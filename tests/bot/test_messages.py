@@ -13,6 +13,7 @@ from tests.bot.blockkit import (
     parse_message,
 )
 from tests.bot.changes import NOW, a_desk, every_change, normal_details
+from workflows.standing import standing
 
 
 def test_help_lists_the_subcommands() -> None:
@@ -41,7 +42,8 @@ def test_help_for_an_unknown_subcommand_quotes_it_literally() -> None:
 def test_a_list_is_valid_escaped_and_capped() -> None:
     desk = a_desk()
     change = desk.stored(desk.request(normal_details(title=f"{HOSTILE} {UNICODE}"[:150])))
-    message = messages.list_message("Open changes", [change] * 80, NOW, reviews_owed=[change] * 40)
+    shown = standing(change, desk.policy, NOW)
+    message = messages.list_message("Open changes", [shown] * 80, reviews_owed=[shown] * 40)
     parse_message(message)
     assert message["response_type"] == "ephemeral"
     mrkdwn = all_mrkdwn(message["blocks"])
@@ -53,14 +55,15 @@ def test_a_list_is_valid_escaped_and_capped() -> None:
 
 
 def test_an_empty_list_says_so() -> None:
-    blocks = messages.list_blocks("Your open changes", [], NOW)
+    blocks = messages.list_blocks("Your open changes", [])
     parse_blocks(blocks, most=50)
     assert "No changes to list." in all_mrkdwn(blocks)
 
 
 def test_show_is_the_card_without_buttons_and_with_a_link_to_the_thread() -> None:
     for _, desk, change in every_change():
-        message = messages.show_message(change, desk.policy, "https://x.slack.com/archives/C1/p1")
+        shown = standing(change, desk.policy, NOW)
+        message = messages.show_message(shown, desk.policy, "https://x.slack.com/archives/C1/p1")
         parse_message(message)
         assert all(b["type"] != "actions" for b in message["blocks"])
         assert "<https://x.slack.com/archives/C1/p1|Open the change's thread>" in all_mrkdwn(
@@ -71,7 +74,7 @@ def test_show_is_the_card_without_buttons_and_with_a_link_to_the_thread() -> Non
 def test_show_escapes_what_people_wrote() -> None:
     desk = a_desk()
     change = desk.cancel(desk.request(normal_details(description=HOSTILE)), reason=HOSTILE)
-    blocks = messages.show_blocks(desk.stored(change), desk.policy)
+    blocks = messages.show_blocks(standing(desk.stored(change), desk.policy), desk.policy)
     mrkdwn = all_mrkdwn(blocks)
     assert_safe_mrkdwn(mrkdwn)
     assert mrkdwn.count(HOSTILE_ESCAPED) == 2
