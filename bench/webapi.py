@@ -53,6 +53,8 @@ from tests.e2e.harness import (
 )
 from tests.e2e.steps import (
     CHANGES,
+    EMERGENCY_REVIEW,
+    approve_deploy_and_succeed,
     buttons,
     click,
     latest,
@@ -221,13 +223,7 @@ async def emergency_with_reminders(
     await settled(bot, slack)
     posted_at = change_now(bot, ref).version
 
-    await driver.click("U0DAVE", latest(slack, card), ids.card_action_id(Action.APPROVE))
-    await eventually(lambda: "start_deployment" in buttons(latest(slack, card)))
-    await driver.click("U0ALICE", latest(slack, card), ids.card_action_id(Action.START_DEPLOYMENT))
-    await eventually(lambda: "record_outcome" in buttons(latest(slack, card)))
-    await step_with_form(
-        driver, slack, "U0ALICE", card, Action.RECORD_OUTCOME, {ids.OUTCOME: "successful"}
-    )
+    await approve_deploy_and_succeed(driver, slack, card)
 
     def reminded() -> int:
         return sum(1 for _, _, action in audit_trail(bot, ref) if action in REMINDER_ACTIONS)
@@ -239,20 +235,7 @@ async def emergency_with_reminders(
     modals_before = len(slack.modals("U0ALICE"))
     await driver.click("U0ALICE", reminder[-1], ids.WRITE_REVIEW)
     await eventually(lambda: len(slack.modals("U0ALICE")) > modals_before)
-    reply = await driver.submit_modal(
-        "U0ALICE",
-        {
-            ids.WHAT_WAS_DONE: "Rolled checkout back to v41.",
-            ids.WHY_IT_COULD_NOT_WAIT: "Payments were failing for every customer.",
-            ids.ROOT_CAUSE: "https://incidents.example.com/42",
-            ids.CLASSIFICATION_JUSTIFIED: "yes",
-            ids.FOLLOW_UPS: "Add a canary for payment errors.",
-            ids.CONTRIBUTED_TO_INCIDENT: "no",
-            ids.OWED_PREFIX + "description": "v42 broke card payments; rolled back.",
-            ids.OWED_PREFIX + "rollback": "Redeploy v42 once fixed.",
-            ids.OWED_PREFIX + "test_evidence": "Checkout smoke test green after rollback.",
-        },
-    )
+    reply = await driver.submit_modal("U0ALICE", EMERGENCY_REVIEW)
     assert reply.status == 200 and not (reply.body or {}).get("errors"), reply.text
     await eventually(lambda: "Closed" in str(latest(slack, card).get("blocks")))
     await settled(bot, slack)

@@ -14,7 +14,14 @@ import pytest
 from bot import ids
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually
-from tests.e2e.steps import CHANGES, buttons, latest, step_with_form, thread_texts
+from tests.e2e.steps import (
+    CHANGES,
+    EMERGENCY_REVIEW,
+    approve_deploy_and_succeed,
+    buttons,
+    latest,
+    thread_texts,
+)
 from workflows.events import Happened
 from workflows.stages import Action
 
@@ -53,13 +60,7 @@ async def test_reminders_then_escalations_at_the_policys_cadence_until_the_revie
 ) -> None:
     slack, driver = bot.slack, bot.driver
     ref, card = await declare(bot, "Roll back checkout to v41 https://incidents.example.com/42")
-    await driver.click("U0DAVE", latest(slack, card), ids.card_action_id(Action.APPROVE))
-    await eventually(lambda: "start_deployment" in buttons(latest(slack, card)))
-    await driver.click("U0ALICE", latest(slack, card), ids.card_action_id(Action.START_DEPLOYMENT))
-    await eventually(lambda: "record_outcome" in buttons(latest(slack, card)))
-    await step_with_form(
-        driver, slack, "U0ALICE", card, Action.RECORD_OUTCOME, {ids.OUTCOME: "successful"}
-    )
+    await approve_deploy_and_succeed(driver, slack, card)
 
     # review_deadline 20 s, reminder_every 5 s, escalation_every 5 s (tests/e2e/harness.py).
     await bot.advance(seconds=4.9)
@@ -91,20 +92,7 @@ async def test_reminders_then_escalations_at_the_policys_cadence_until_the_revie
     modals_before = len(slack.modals("U0ALICE"))
     await driver.click("U0ALICE", reminder, ids.WRITE_REVIEW)
     await eventually(lambda: len(slack.modals("U0ALICE")) > modals_before)
-    reply = await driver.submit_modal(
-        "U0ALICE",
-        {
-            ids.WHAT_WAS_DONE: "Rolled checkout back to v41.",
-            ids.WHY_IT_COULD_NOT_WAIT: "Payments were failing for every customer.",
-            ids.ROOT_CAUSE: "https://incidents.example.com/42",
-            ids.CLASSIFICATION_JUSTIFIED: "yes",
-            ids.FOLLOW_UPS: "Add a canary for payment errors.",
-            ids.CONTRIBUTED_TO_INCIDENT: "no",
-            ids.OWED_PREFIX + "description": "v42 broke card payments; rolled back.",
-            ids.OWED_PREFIX + "rollback": "Redeploy v42 once fixed.",
-            ids.OWED_PREFIX + "test_evidence": "Checkout smoke test green after rollback.",
-        },
-    )
+    reply = await driver.submit_modal("U0ALICE", EMERGENCY_REVIEW)
     assert reply.status == 200 and not (reply.body or {}).get("errors"), reply.text
     await eventually(lambda: "Closed" in str(latest(slack, card)["blocks"]))
     assert bot.actions(ref)[-2:] == [Happened.POST_CHANGE_REVIEW_SUBMITTED, Happened.CLOSED]

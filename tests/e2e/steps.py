@@ -34,6 +34,20 @@ def normal_request(**overrides: Any) -> dict[str, Any]:
     return values
 
 
+#: A post-change review of an emergency rollback, with the documentation it owed.
+EMERGENCY_REVIEW = {
+    ids.WHAT_WAS_DONE: "Rolled checkout back to v41.",
+    ids.WHY_IT_COULD_NOT_WAIT: "Payments were failing for every customer.",
+    ids.ROOT_CAUSE: "https://incidents.example.com/42",
+    ids.CLASSIFICATION_JUSTIFIED: "yes",
+    ids.FOLLOW_UPS: "Add a canary for payment errors.",
+    ids.CONTRIBUTED_TO_INCIDENT: "no",
+    ids.OWED_PREFIX + "description": "v42 broke card payments; rolled back.",
+    ids.OWED_PREFIX + "rollback": "Redeploy v42 once fixed.",
+    ids.OWED_PREFIX + "test_evidence": "Checkout smoke test green after rollback.",
+}
+
+
 def cards(slack: SlackStandIn, channel: str = CHANGES) -> list[dict[str, Any]]:
     return [m for m in slack.messages(channel) if m.get("blocks")]
 
@@ -218,3 +232,16 @@ async def review_and_test(
         driver, slack, "U0ALICE", card, Action.ADD_TEST_EVIDENCE, {ids.EVIDENCE: "Ok."}
     )
     await eventually(lambda: "approve" in buttons(latest(slack, card)))
+
+
+async def approve_deploy_and_succeed(
+    driver: SlackDriver, slack: SlackStandIn, card: dict[str, Any]
+) -> None:
+    """An emergency's way out: Dave approves, Alice deploys, and it went well."""
+    await driver.click("U0DAVE", latest(slack, card), ids.card_action_id(Action.APPROVE))
+    await eventually(lambda: "start_deployment" in buttons(latest(slack, card)))
+    await driver.click("U0ALICE", latest(slack, card), ids.card_action_id(Action.START_DEPLOYMENT))
+    await eventually(lambda: "record_outcome" in buttons(latest(slack, card)))
+    await step_with_form(
+        driver, slack, "U0ALICE", card, Action.RECORD_OUTCOME, {ids.OUTCOME: "successful"}
+    )
