@@ -24,7 +24,7 @@ from workflows.audit import verify
 from workflows.durations import format_duration
 from workflows.errors import ChangeError, PolicyError
 from workflows.model import format_ref, parse_ref
-from workflows.policy import load_policy
+from workflows.policy import Policy, load_policy
 
 
 class Stop(Exception):
@@ -236,8 +236,32 @@ def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
     for target in policy.gate.github:
         services = ", ".join(target.services)
         print(f"    GitHub {target.repository} {target.environment}: {services}")
+    _print_freezes(policy, datetime.now(UTC))
     print(f"  next policy review due {policy.policy_review_due():%Y-%m-%d}")
     return 0
+
+
+#: Occurrences of each freeze that `policy check` shows.
+NEXT_FREEZES = 3
+
+
+def _print_freezes(policy: Policy, now: datetime) -> None:
+    """Each freeze and its next occurrences, in its own time zone, so the author can see the
+    rule says what they meant."""
+    if not policy.freeze:
+        print("  freezes: (none)")
+        return
+    print("  freezes:")
+    for freeze in policy.freeze:
+        covers = ", ".join(freeze.services) or "every service"
+        allows = "emergencies only" if freeze.allows == "emergency" else "nothing"
+        print(f"    {freeze.name} ({covers}; allows {allows}): {freeze.reason}")
+        upcoming = freeze.next_occurrences(now, NEXT_FREEZES)
+        if not upcoming:
+            print("      no occurrence to come")
+        for one in upcoming:
+            start, end = one.start.astimezone(freeze.zone), one.end.astimezone(freeze.zone)
+            print(f"      {start:%a %Y-%m-%d %H:%M} to {end:%a %Y-%m-%d %H:%M} {freeze.timezone}")
 
 
 def _policy_reviewed(args: argparse.Namespace, settings: Settings) -> int:

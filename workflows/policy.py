@@ -21,6 +21,7 @@ from pydantic import (
 
 from workflows.durations import parse_duration
 from workflows.errors import PolicyError
+from workflows.freezes import Freeze
 from workflows.model import Actor, Classification, Level
 
 DEFAULT_POLICY = "default_policy.toml"
@@ -157,6 +158,7 @@ class Policy(_Strict):
     scope: tuple[Scope, ...] = Field(min_length=1)
     catalog: tuple[Procedure, ...] = ()
     gate: Gate = Gate()
+    freeze: tuple[Freeze, ...] = ()
 
     @model_validator(mode="after")
     def _cross_check(self) -> Policy:
@@ -176,6 +178,7 @@ class Policy(_Strict):
                     f"({', '.join(scope_ids)})"
                 )
         _check_gate(self.gate)
+        _unique([f.name for f in self.freeze], "freeze", "name")
         return self
 
     # -- questions the process asks of the policy -------------------------------------------
@@ -227,11 +230,11 @@ def _check_gate(gate: Gate) -> None:
         seen.add(key)
 
 
-def _unique(ids: list[str], key: str) -> None:
+def _unique(ids: list[str], key: str, field: str = "id") -> None:
     seen: set[str] = set()
     for index, item in enumerate(ids):
         if item in seen:
-            raise ValueError(f"{key}[{index}].id: {item!r} appears twice")
+            raise ValueError(f"{key}[{index}].{field}: {item!r} appears twice")
         seen.add(item)
 
 
@@ -266,4 +269,7 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
             problem = "unknown key (check its spelling against the default policy)"
         if not key and ": " in problem:
             key, problem = problem.split(": ", 1)
+        elif (field := re.match(r"^([a-z_]+): ", problem)) is not None:
+            # A table's own check names the field it is about: freeze.0 + timezone.
+            key, problem = f"{key}.{field.group(1)}", problem[field.end() :]
         raise PolicyError(source, key, problem) from error

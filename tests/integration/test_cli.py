@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -220,6 +222,36 @@ def test_policy_check_names_the_file_and_the_key_of_a_bad_policy(
         f"changebot: Bad change policy in {policy}: approvals.normal_high_risk: "
         "Input should be greater than or equal to 1\n"
     )
+
+
+def test_policy_check_shows_each_freeze_and_its_next_occurrences_in_its_time_zone(
+    changebot: Changebot, tmp_path: Path
+) -> None:
+    default = resources.files("workflows").joinpath(DEFAULT_POLICY).read_text(encoding="utf-8")
+    policy = tmp_path / "acme.toml"
+    policy.write_text(
+        default
+        + """
+[[freeze]]
+name = "Weekend"
+reason = "Nobody is around to fix it."
+rrule = "FREQ=WEEKLY;BYDAY=FR"
+start = 2026-01-02T16:00:00
+duration = "64h"
+timezone = "Europe/Berlin"
+"""
+    )
+
+    finished = changebot("policy", "check", str(policy))
+
+    assert finished.code == 0, finished.stderr
+    assert (
+        "    Weekend (every service; allows emergencies only): Nobody is around" in finished.stdout
+    )
+    shown = re.findall(r"      Fri (\S+) 16:00 to Mon (\S+) 08:00 Europe/Berlin\n", finished.stdout)
+    assert len(shown) == 3, finished.stdout
+    fridays = [date.fromisoformat(friday) for friday, _ in shown]
+    assert [b - a for a, b in pairwise(fridays)] == [timedelta(days=7)] * 2
 
 
 def test_serve_without_a_bot_token_stops_with_one_line_naming_it(

@@ -1,0 +1,167 @@
+"""Freeze windows from the policy: one-off and recurring, in their own time zones, across
+daylight-saving changes, and what each forbids."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.unit.builders import POLICY_TOML
+from workflows.errors import PolicyError
+from workflows.freezes import blocking, in_force
+from workflows.model import Classification
+from workflows.policy import Policy, parse_policy
+
+WEEKEND = """
+[[freeze]]
+name = "Weekend"
+reason = "Nobody is around to fix it."
+rrule = "FREQ=WEEKLY;BYDAY=FR"
+start = 2026-01-02T16:00:00
+duration = "64h"
+timezone = "Europe/Berlin"
+"""
+YEAR_END = """
+[[freeze]]
+name = "Year end"
+reason = "Sales peak."
+services = ["checkout"]
+allows = "none"
+start = 2026-12-18
+end = 2027-01-04
+timezone = "America/New_York"
+"""
+THIRD_SATURDAY = """
+[[freeze]]
+name = "Maintenance Saturday"
+reason = "The data centre's monthly maintenance."
+rrule = "FREQ=MONTHLY;BYDAY=+3SA"
+start = 2026-01-01T06:00:00
+duration = "12h"
+"""
+
+
+def policy(*freezes: str) -> Policy:
+    return parse_policy(POLICY_TOML + "".join(freezes), "policy.toml")
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+def spans(policy: Policy, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    return [(one.start, one.end) for one in in_force(policy.freeze, start, end, ("api",))]
+
+
+def test_a_weekly_freeze_keeps_its_wall_clock_times_across_both_daylight_saving_changes() -> None:
+    weekend = policy(WEEKEND)
+    # Berlin: summer time from Sunday 29 March 2026, winter time from Sunday 25 October.
+    march = spans(weekend, utc(2026, 3, 24), utc(2026, 4, 4))
+    october = spans(weekend, utc(2026, 10, 20), utc(2026, 10, 31))
+    assert march == [
+        (utc(2026, 3, 27, 15), utc(2026, 3, 30, 6)),  # 16:00 CET to 08:00 CEST: 63 h
+        (utc(2026, 4, 3, 14), utc(2026, 4, 6, 6)),  # 16:00 to 08:00 CEST
+    ]
+    assert october == [
+        (utc(2026, 10, 23, 14), utc(2026, 10, 26, 7)),  # 16:00 CEST to 08:00 CET: 65 h
+        (utc(2026, 10, 30, 15), utc(2026, 11, 2, 7)),  # 16:00 to 08:00 CET
+    ]
+
+
+def test_a_freeze_begun_before_the_time_asked_about_is_still_in_force() -> None:
+    weekend = policy(WEEKEND)
+    sunday_noon = utc(2026, 12, 6, 12)
+    assert spans(weekend, sunday_noon, sunday_noon + timedelta(hours=1)) == [
+        (utc(2026, 12, 4, 15), utc(2026, 12, 7, 7))
+    ]
+    tuesday = utc(2026, 12, 8, 12)
+    assert spans(weekend, tuesday, tuesday + timedelta(hours=1)) == []
+
+
+def test_the_third_saturday_of_every_month() -> None:
+    found = spans(policy(THIRD_SATURDAY), utc(2026, 1, 1), utc(2026, 4, 1))
+    assert [start.day for start, _ in found] == [17, 21, 21]
+    assert all(end - start == timedelta(hours=12) for start, end in found)
+
+
+def test_a_time_skipped_by_the_clock_going_forward_still_opens_the_window() -> None:
+    at_two = WEEKEND.replace("BYDAY=FR", "BYDAY=SU").replace("T16:00:00", "T02:30:00")
+    found = spans(policy(at_two), utc(2026, 3, 28), utc(2026, 3, 30))
+    # 02:30 does not exist in Berlin on 29 March 2026: the window opens when the clock jumps.
+    assert found and found[0][0] == utc(2026, 3, 29, 1, 30)
+
+
+def test_a_one_off_freeze_in_its_own_time_zone_covers_only_its_services() -> None:
+    year_end = policy(YEAR_END)
+    christmas = (utc(2026, 12, 24, 15), utc(2026, 12, 24, 16))
+    (one,) = in_force(year_end.freeze, *christmas, ("checkout", "api"))
+    assert (one.start, one.end) == (utc(2026, 12, 18, 5), utc(2027, 1, 4, 5))
+    assert in_force(year_end.freeze, *christmas, ("search",)) == []
+    before = (utc(2026, 12, 18, 4), utc(2026, 12, 18, 5))  # ends the instant it starts
+    assert in_force(year_end.freeze, *before, ("checkout",)) == []
+
+
+@pytest.mark.parametrize(
+    ("classification", "frozen_by"),
+    [
+        (Classification.NORMAL, ["Weekend", "Year end"]),
+        (Classification.STANDARD, ["Weekend", "Year end"]),
+        # Only a freeze that allows emergencies lets one through.
+        (Classification.EMERGENCY, ["Year end"]),
+    ],
+)
+def test_what_each_freeze_allows(classification: Classification, frozen_by: list[str]) -> None:
+    both = policy(WEEKEND, YEAR_END)
+    saturday = utc(2026, 12, 19, 10)
+    found = blocking(
+        both.freeze, saturday, saturday + timedelta(hours=1), ("checkout",), classification
+    )
+    assert sorted(one.freeze.name for one in found) == frozen_by
+
+
+def test_next_occurrences_are_listed_in_order_and_a_one_off_ends() -> None:
+    both = policy(WEEKEND, YEAR_END)
+    weekend, year_end = both.freeze
+    now = utc(2026, 12, 5, 12)
+    assert [one.start for one in weekend.next_occurrences(now, 3)] == [
+        utc(2026, 12, 4, 15),  # in force now
+        utc(2026, 12, 11, 15),
+        utc(2026, 12, 18, 15),
+    ]
+    assert len(year_end.next_occurrences(now, 3)) == 1
+    assert year_end.next_occurrences(utc(2027, 2, 1), 3) == []
+
+
+@pytest.mark.parametrize(
+    ("freeze", "key", "words"),
+    [
+        (WEEKEND.replace("Europe/Berlin", "Mars/Olympus"), "freeze.0.timezone", "IANA name"),
+        (
+            WEEKEND.replace("FREQ=WEEKLY;BYDAY=FR", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"),
+            "freeze.0.rrule",
+            "never occurs",
+        ),
+        (WEEKEND.replace("FREQ=WEEKLY", "FREQ=SOMETIMES"), "freeze.0.rrule", "RFC 5545"),
+        (WEEKEND.replace('duration = "64h"', ""), "freeze.0.duration", "how long"),
+        (WEEKEND.replace('duration = "64h"', 'duration = "0s"'), "freeze.0.duration", "zero"),
+        (YEAR_END.replace("end = 2027-01-04", "end = 2026-12-01"), "freeze.0.end", "not after"),
+        (YEAR_END.replace("end = 2027-01-04", ""), "freeze.0.end", "start and an end"),
+        (
+            YEAR_END.replace("start = 2026-12-18", "start = 2026-12-18T09:00:00Z"),
+            "freeze.0.start",
+            "offset",
+        ),
+        (
+            YEAR_END.replace('allows = "none"', 'allows = "standard"'),
+            "freeze.0.allows",
+            "emergency",
+        ),
+        (YEAR_END + YEAR_END, "freeze[1].name", "appears twice"),
+    ],
+)
+def test_a_malformed_freeze_names_the_key_and_the_fix(freeze: str, key: str, words: str) -> None:
+    with pytest.raises(PolicyError) as raised:
+        policy(freeze)
+    message = str(raised.value)
+    assert "policy.toml" in message and f" {key}: " in message and words in message, message

@@ -1,0 +1,213 @@
+"""Freeze windows: when changes may not be deployed, as the policy's `[[freeze]]` tables say.
+
+A freeze is either one-off (`start` and `end`) or recurring (an RFC 5545 `rrule` from `start`,
+each occurrence lasting `duration`), in its own time zone. Times are read as wall-clock times
+there: "every Friday 16:00 for 64 hours, Europe/Berlin" starts at 16:00 in Berlin in summer and
+in winter alike, and ends on Monday at 08:00, so a daylight-saving change neither shifts nor drops
+a window. A time that does not exist on the clock (skipped when clocks go forward) is read as
+the same time before the change, which is the instant the clock jumped over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import rrule as RRule
+from dateutil.rrule import rrulestr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from workflows.durations import parse_duration
+from workflows.model import Classification
+
+#: How far ahead a recurring freeze must occur at least once to be believed.
+HORIZON = timedelta(days=3 * 366)
+
+
+class Allows(StrEnum):
+    """What may still be deployed during the freeze."""
+
+    EMERGENCY = "emergency"  # only emergency changes (the default)
+    NONE = "none"
+
+
+def _local(value: Any) -> datetime:
+    """TOML's local date-time or date (a date means its midnight)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            raise ValueError(
+                "write a local time without an offset (2026-12-18T18:00:00); the freeze's "
+                "timezone says where"
+            )
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time(0))
+    raise ValueError("write a date (2026-12-18) or a local date and time (2026-12-18T18:00:00)")
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError('write a duration as text, for example "64h"')
+    return parse_duration(value)
+
+
+LocalTime = Annotated[datetime, BeforeValidator(_local)]
+
+
+class Freeze(BaseModel):
+    """One `[[freeze]]` table of the policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=1, max_length=500)
+    #: The services it covers; none named means every change.
+    services: tuple[str, ...] = ()
+    allows: Allows = Allows.EMERGENCY
+    timezone: str = "UTC"
+    start: LocalTime
+    end: LocalTime | None = None
+    rrule: str = ""
+    duration: Annotated[timedelta, BeforeValidator(_duration)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Freeze:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"timezone: {self.timezone!r} is not a time zone; write an IANA name such as "
+                '"Europe/Berlin" or "UTC"'
+            ) from None
+        if self.rrule:
+            if self.end is not None or self.duration is None:
+                raise ValueError(
+                    "duration: a recurring freeze (rrule) says how long each occurrence lasts "
+                    'with duration (for example "64h") and has no end'
+                )
+            if self.duration <= timedelta(0):
+                raise ValueError("duration: must be longer than zero")
+            try:
+                rule = self._rule()
+            except (ValueError, TypeError) as error:
+                raise ValueError(
+                    f"rrule: {self.rrule!r} is not an RFC 5545 RRULE ({error}); for example "
+                    '"FREQ=WEEKLY;BYDAY=FR" or "FREQ=MONTHLY;BYDAY=+3SA"'
+                ) from None
+            bounded = rule.replace(until=self.start + HORIZON)
+            if bounded.after(self.start, inc=True) is None:
+                raise ValueError(
+                    f"rrule: {self.rrule!r} never occurs in the {HORIZON.days // 366} years "
+                    "after its start; check its BYMONTH, BYMONTHDAY and BYDAY"
+                )
+        else:
+            if self.end is None or self.duration is not None:
+                raise ValueError(
+                    "end: a one-off freeze has a start and an end (a recurring one has an "
+                    "rrule and a duration)"
+                )
+            if self.end <= self.start:
+                raise ValueError(f"end: {self.end} is not after its start {self.start}")
+        return self
+
+    def _rule(self) -> RRule:
+        rule = rrulestr(self.rrule.removeprefix("RRULE:"), dtstart=self.start)
+        if not isinstance(rule, RRule):
+            raise ValueError("one rule, not a set")
+        return rule
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def covers(self, services: tuple[str, ...]) -> bool:
+        """Whether the freeze applies to a change on these services."""
+        if not self.services:
+            return True
+        named = {s.lower() for s in self.services}
+        return any(s.lower() in named for s in services)
+
+    def allows_class(self, classification: Classification) -> bool:
+        return self.allows is Allows.EMERGENCY and classification is Classification.EMERGENCY
+
+    def occurrences(self, start: datetime, end: datetime) -> list[Occurrence]:
+        """The occurrences that overlap [start, end), in order (times in UTC)."""
+        if not self.rrule:
+            assert self.end is not None
+            one = Occurrence(self, self._utc(self.start), self._utc(self.end))
+            return [one] if one.overlaps(start, end) else []
+        assert self.duration is not None
+        # Local starts from a day and a duration before `start` (an occurrence begun earlier
+        # may still be running), to a day after `end` (time-zone offsets).
+        zone_slack = timedelta(days=1)
+        since = (start.astimezone(self.zone).replace(tzinfo=None)) - self.duration - zone_slack
+        until = end.astimezone(self.zone).replace(tzinfo=None) + zone_slack
+        found = []
+        for local in self._rule().between(max(since, self.start), until, inc=True):
+            one = Occurrence(self, self._utc(local), self._utc(local + self.duration))
+            if one.overlaps(start, end):
+                found.append(one)
+        return found
+
+    def next_occurrences(self, now: datetime, count: int) -> list[Occurrence]:
+        """The next `count` occurrences running at or after `now` (fewer if it ends)."""
+        found: list[Occurrence] = []
+        step = timedelta(days=31)
+        since = now
+        while len(found) < count and since < now + HORIZON:
+            for one in self.occurrences(since, since + step):
+                if one not in found:
+                    found.append(one)
+            if not self.rrule:
+                break
+            since += step
+        return found[:count]
+
+    def _utc(self, local: datetime) -> datetime:
+        return local.replace(tzinfo=self.zone).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One freeze in force from `start` to `end` (UTC)."""
+
+    freeze: Freeze
+    start: datetime
+    end: datetime
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.start < end and start < self.end
+
+
+def in_force(
+    freezes: tuple[Freeze, ...], start: datetime, end: datetime, services: tuple[str, ...]
+) -> list[Occurrence]:
+    """The freeze occurrences over [start, end) that cover a change on `services`."""
+    found = [
+        one
+        for freeze in freezes
+        if freeze.covers(services)
+        for one in freeze.occurrences(start, end)
+    ]
+    return sorted(found, key=lambda one: one.start)
+
+
+def blocking(
+    freezes: tuple[Freeze, ...],
+    start: datetime,
+    end: datetime,
+    services: tuple[str, ...],
+    classification: Classification,
+) -> list[Occurrence]:
+    """The occurrences that forbid this change in that window (an emergency may go ahead in a
+    freeze that allows emergencies)."""
+    return [
+        one
+        for one in in_force(freezes, start, end, services)
+        if not one.freeze.allows_class(classification)
+    ]
