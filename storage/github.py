@@ -171,8 +171,7 @@ def claim_due(
         order_by=col(GithubDeploymentRow.received_at),
         skip_locked=leases.skip_locked(session),
     )
-    rows = leases.claim(session, query, owner, now, lease)
-    return [_held(row) for row in rows]
+    return leases.claim(session, query, owner, now, lease, _held)
 
 
 def _held(row: GithubDeploymentRow) -> Held:

@@ -9,7 +9,7 @@ takes the rows over; a lease that ran out but was not taken over is still its ow
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from storage.db import is_sqlite
 
 Row = TypeVar("Row", bound=SQLModel)
+Work = TypeVar("Work")
 
 
 def free(model: type[SQLModel], now: datetime) -> ColumnElement[bool]:
@@ -49,18 +50,23 @@ def claim(
     owner: str,
     now: datetime,
     lease: timedelta,
+    read: Callable[[Row], Work],
     *,
     taking: Callable[[Row], None] = lambda _: None,
-) -> Sequence[Row]:
-    """Lease the rows `query` (a `due_query`) finds to `owner`; commits. `taking` sees each
-    row before its lease is written (a row taken over from another replica, say)."""
+) -> list[Work]:
+    """Lease the rows `query` (a `due_query`) finds to `owner` and return them as `read`
+    translates them; commits. `taking` sees each row before its lease is written (a row taken
+    over from another replica, say). Rows are read before the commit: after it, each row
+    would be loaded again, one SELECT per row claimed."""
     rows = session.exec(query).all()
+    claimed = []
     for row in rows:
         taking(row)
         row.lease_owner, row.lease_until = owner, now + lease
         session.add(row)
+        claimed.append(read(row))
     session.commit()
-    return rows
+    return claimed
 
 
 def skip_locked(session: Session) -> bool:

@@ -146,8 +146,12 @@ def claim_due(
 ) -> list[Claimed]:
     """Lease up to `limit` obligations whose next reminder is due; commits."""
     query = due_query(now, limit, skip_locked=leases.skip_locked(session))
-    rows = leases.claim(session, query, owner, now, lease)
-    return [Claimed(row.id, to_obligation(row)) for row in rows if row.id is not None]
+    return leases.claim(session, query, owner, now, lease, _claimed)
+
+
+def _claimed(row: ObligationRow) -> Claimed:
+    assert row.id is not None
+    return Claimed(row.id, to_obligation(row))
 
 
 def record_reminder(

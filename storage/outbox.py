@@ -126,8 +126,9 @@ def claim_due(
 ) -> list[Publication]:
     """Lease up to `limit` due publications to `owner`; commits."""
     query = due_query(now, limit, skip_locked=leases.skip_locked(session))
-    rows = leases.claim(session, query, owner, now, lease, taking=_look_first_if_taken_over)
-    return [_publication(row) for row in rows]
+    return leases.claim(
+        session, query, owner, now, lease, _publication, taking=_look_first_if_taken_over
+    )
 
 
 def _look_first_if_taken_over(row: PublicationRow) -> None:

@@ -104,3 +104,25 @@ def test_a_step_of_two_events_marks_its_change_due_once(engine: Engine, clock: F
     with Session(engine) as session:
         [due] = outbox.claim_due(session, "replica-a", clock.now(), timedelta(seconds=30), 10)
     assert due.number == number and due.published_seq == 0
+
+
+def test_a_claim_reads_what_it_leased_in_one_select_however_many_rows(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """Rows are translated before the claim commits: after it, each one would be loaded again
+    (one SELECT per row claimed, which made a sweep's claim four times as slow)."""
+    numbers = [request(engine, clock).number for _ in range(5)]
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement.split()[0])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with Session(engine) as session:
+            due = outbox.claim_due(session, "replica-a", clock.now(), timedelta(seconds=30), 10)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert sorted(p.number for p in due) == numbers
+
+    assert statements.count("SELECT") == 1, statements
