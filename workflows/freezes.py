@@ -211,3 +211,23 @@ def blocking(
         for one in in_force(freezes, start, end, services)
         if not one.freeze.allows_class(classification)
     ]
+
+
+def described(one: Occurrence) -> str:
+    """The freeze as a refusal names it: its name, its reason and when this occurrence ends."""
+    return (
+        f"the freeze “{one.freeze.name}” ({one.freeze.reason.rstrip('.')}) is in force until "
+        f"{one.end:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def over_change(
+    freezes: tuple[Freeze, ...],
+    window: tuple[datetime, datetime] | None,
+    services: tuple[str, ...],
+    now: datetime,
+) -> list[Occurrence]:
+    """The freezes that concern a change: over its window, or in force now if it has none
+    (an emergency declared in one line deploys now)."""
+    start, end = window or (now, now + timedelta(microseconds=1))
+    return in_force(freezes, start, end, services)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from workflows.audit import AuditEntry
 from workflows.errors import ValidationFailed
 from workflows.events import Happened
+from workflows.freezes import Occurrence, blocking, described
 from workflows.model import (
     Change,
     Classification,
@@ -114,7 +115,7 @@ def decide(
             f"{ref}'s deployment is over{_ended(change)}. A new deployment needs a new change."
         )
     if change.stage is Stage.DEPLOY:
-        return _deployable(change, service, now)
+        return _deployable(change, service, policy, now)
     return _on_its_way(change, policy, now)
 
 
@@ -149,7 +150,24 @@ def _service_not_named(change: Change, service: str) -> str | None:
     )
 
 
-def _deployable(change: Change, service: str, now: datetime) -> Decision:
+def _held_by_freeze(change: Change, frozen: Occurrence) -> Decision:
+    """Authorised, but a freeze forbids deploying it now: held until the freeze ends if the
+    window is still open then, else prevented (a new window is needed)."""
+    ref, window = change.ref, change.details.window
+    if window is not None and frozen.end >= window.end:
+        return _prevented(
+            f"{ref} is authorised, but {described(frozen)}, past the end of its window "
+            f"({when(window.end)}). Edit the change with a window after the freeze (it will "
+            "need approving again)."
+        )
+    return Decision(
+        GateStatus.AWAITING,
+        (f"{ref} is authorised, but {described(frozen)}; the gate allows it from then.",),
+        recheck_at=frozen.end,
+    )
+
+
+def _deployable(change: Change, service: str, policy: Policy, now: datetime) -> Decision:
     """Authorised (or under break-glass): allowed inside its window."""
     ref, window = change.ref, change.details.window
     if window is not None and now < window.start:
@@ -166,6 +184,11 @@ def _deployable(change: Change, service: str, now: datetime) -> Decision:
             f"{ref}'s window closed at {when(window.end)}. Edit the change with a new window "
             "(it will need approving again)."
         )
+    frozen = blocking(
+        policy.freeze, now, now + timedelta(microseconds=1), (service,), change.classification
+    )
+    if frozen:
+        return _held_by_freeze(change, max(frozen, key=lambda one: one.end))
     reasons = [_authority(change)]
     if window is not None:
         reasons.append(f"Its window is open until {when(window.end)}.")

@@ -8,11 +8,13 @@ transaction. Nothing here knows about Slack or SQL.
 from __future__ import annotations
 
 from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 from workflows.chase import Owed
 from workflows.errors import ValidationFailed
 from workflows.events import Happened
+from workflows.freezes import over_change
 from workflows.model import (
     MATERIAL_FIELDS,
     SYSTEM,
@@ -56,12 +58,22 @@ def request_change(
     with uow:
         change = uow.changes.add(checked, actor.user_id, at, requested_in)
         step = _Step(uow, policy, change, at)
-        step.note(Happened.REQUESTED, actor, **_describe(checked))
+        step.note(
+            Happened.REQUESTED, actor, **_describe(checked), **_in_freeze(checked, policy, at)
+        )
         if submit:
             _submit(step, actor)
         uow.changes.save(change)
         uow.commit()
     return change
+
+
+def _in_freeze(details: ChangeDetails, policy: Policy, at: datetime) -> dict[str, Any]:
+    """An emergency requested into a freeze that allows emergencies goes ahead, on the record:
+    the freezes it goes ahead in. (Any other change into a freeze is refused before this.)"""
+    window = (details.window.start, details.window.end) if details.window else None
+    found = over_change(policy.freeze, window, details.services, at)
+    return {"freezes": [one.freeze.name for one in found]} if found else {}
 
 
 def submit(

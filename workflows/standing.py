@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from workflows.followup import owed_documents
+from workflows.freezes import Occurrence, over_change
 from workflows.model import FIVE_STAGES, Change, Classification, Stage
 from workflows.policy import Policy
 from workflows.stages import Action, available_actions, break_glass_opens
@@ -42,6 +43,16 @@ class Standing:
     break_glass_opens: datetime | None
     #: The moves anyone could make now: the card's buttons.
     moves: tuple[Action, ...]
+    #: Freezes over its window (or in force now, if it has none) while it is still to deploy:
+    #: an emergency goes ahead in those that allow it; any other change is held.
+    freezes: tuple[Occurrence, ...] = ()
+
+    @property
+    def frozen(self) -> tuple[Occurrence, ...]:
+        """The freezes that hold it (those it may not go ahead in)."""
+        return tuple(
+            f for f in self.freezes if not f.freeze.allows_class(self.change.classification)
+        )
 
     @property
     def authorised(self) -> bool:
@@ -81,6 +92,7 @@ def standing(change: Change, policy: Policy, now: datetime | None = None) -> Sta
         ),
         break_glass_opens=_break_glass_opens(change, policy),
         moves=tuple(available_actions(change, policy, now)),
+        freezes=_freezes(change, policy, now),
     )
 
 
@@ -97,6 +109,16 @@ def _stages_done(change: Change, authorised: bool) -> int:
     if change.review:
         return 2
     return 1 if change.submitted_at is not None else 0
+
+
+def _freezes(change: Change, policy: Policy, now: datetime | None) -> tuple[Occurrence, ...]:
+    if not policy.freeze or now is None or change.stage not in OPEN_STAGES:
+        return ()
+    if change.outcome is not None:
+        return ()
+    window = change.details.window
+    span = (window.start, window.end) if window is not None else None
+    return tuple(over_change(policy.freeze, span, change.details.services, now))
 
 
 def _documents_owed(change: Change) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 
 from workflows.errors import PolicyViolation, ValidationFailed
+from workflows.freezes import blocking, described
 from workflows.model import ChangeDetails, Classification
 from workflows.policy import Policy
 
@@ -130,6 +131,9 @@ def check_details(
         _window(details, kind, now)
     except ValidationFailed as failed:
         found.note(failed)
+    else:
+        if now is not None and details.window is not None:
+            _not_frozen(found, policy, details.window.start, details.window.end, services, kind)
     for name in ("pull_request", "ticket", "incident"):
         try:
             check_link(name, getattr(details.links, name))
@@ -190,6 +194,27 @@ def _window(details: ChangeDetails, kind: Classification, now: datetime | None) 
         raise ValidationFailed("window", "the window ends before it starts.")
     if now is not None and window.end <= now:
         raise ValidationFailed("window", "the window lies in the past.")
+
+
+def _not_frozen(
+    found: _Problems,
+    policy: Policy,
+    start: datetime,
+    end: datetime,
+    services: tuple[str, ...],
+    kind: Classification,
+) -> None:
+    """A window that overlaps a freeze forbidding this change is refused on the window."""
+    frozen = blocking(policy.freeze, start, end, services, kind)
+    if frozen:
+        first = frozen[0]
+        reason = described(first)
+        emergencies = first.freeze.allows == "emergency"
+        found.add(
+            "window",
+            f"{reason[0].upper()}{reason[1:]}; choose a window outside it"
+            + (" (only an emergency change may go ahead in it)." if emergencies else "."),
+        )
 
 
 def _refuse_outside_catalog(procedure_id: str) -> None:

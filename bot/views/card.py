@@ -192,6 +192,7 @@ def status_lines(shown: Standing, policy: Policy) -> list[str]:
     """Approvals, what is owed, the outcome, a cancellation or rejection: one line each."""
     change = shown.change
     lines = [_approvals(shown, policy)]
+    lines.extend(_freeze_lines(shown))
     if (opens := shown.break_glass_opens) is not None:
         lines.append(
             text.render_macro("card.j2", "break_glass_opens", at=opens, open=shown.break_glass_open)
@@ -312,6 +313,23 @@ def _latest(lines: list[str]) -> list[str]:
         count = len(lines) - len(kept)
         kept.insert(0, text.render_macro("card.j2", "more_deployments", count=count))
     return kept
+
+
+def _freeze_lines(shown: Standing) -> list[str]:
+    """A freeze over the change: an emergency goes ahead in one that allows it; any other
+    change is held by it (a freeze added after its approval)."""
+    held = shown.frozen
+    return [
+        text.render_macro(
+            "card.j2",
+            "freeze",
+            freeze=one.freeze.name,
+            reason=one.freeze.reason,
+            until=one.end,
+            held=one in held,
+        )
+        for one in shown.freezes
+    ]
 
 
 def _owed(shown: Standing) -> list[str]:

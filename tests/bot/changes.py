@@ -68,9 +68,10 @@ scope = "code"
 """
 
 
-def a_policy(*, own_emergency_approvers: bool = True) -> Policy:
+def a_policy(*, own_emergency_approvers: bool = True, extra: str = "") -> Policy:
+    """The test policy; `extra` adds tables at its end (a [[freeze]], say)."""
     emergency = _EMERGENCY_APPROVERS if own_emergency_approvers else ""
-    return parse_policy(_POLICY.format(emergency=emergency), "test policy")
+    return parse_policy(_POLICY.format(emergency=emergency) + extra, "test policy")
 
 
 @dataclass

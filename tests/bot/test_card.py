@@ -4,6 +4,7 @@ and whatever people wrote shown literally."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -19,7 +20,15 @@ from tests.bot.blockkit import (
     parse_message,
     texts,
 )
-from tests.bot.changes import ANNA, IVAN, SCENARIOS, a_desk, every_change, normal_details
+from tests.bot.changes import (
+    ANNA,
+    IVAN,
+    SCENARIOS,
+    a_desk,
+    a_policy,
+    every_change,
+    normal_details,
+)
 from workflows.model import Change, Level, Links, Outcome, Rollback, Stage
 from workflows.stages import Action, available_actions
 from workflows.standing import standing
@@ -263,3 +272,23 @@ def test_after_break_glass_the_review_and_test_lines_each_say_their_own() -> Non
     review, evidence = (line.split(": ", 1)[1] for line in lines)
     assert review != evidence
     assert "not tested before deployment" in evidence
+
+
+def test_a_freeze_over_the_change_is_on_its_card() -> None:
+    desk = a_desk()
+    change = desk.normal_change_in(Stage.DEPLOY)
+    window = desk.stored(change).details.window
+    assert window is not None
+    freeze = f"""
+[[freeze]]
+name = "Failover <!channel>"
+reason = "The primary is being failed over."
+start = {window.start.replace(tzinfo=None).isoformat()}
+end = {window.end.replace(tzinfo=None).isoformat()}
+"""
+    frozen = replace(desk, policy=a_policy(extra=freeze))
+    mrkdwn = all_mrkdwn(card(frozen.stored(change), frozen.policy, desk.clock.now())["blocks"])
+    assert "❄️ *Frozen:* the freeze “Failover &lt;!channel&gt;” (The primary" in mrkdwn
+    assert_safe_mrkdwn(mrkdwn)
+    unfrozen = all_mrkdwn(card(desk.stored(change), desk.policy, desk.clock.now())["blocks"])
+    assert "❄️" not in unfrozen

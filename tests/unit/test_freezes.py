@@ -3,15 +3,24 @@ daylight-saving changes, and what each forbids."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.unit.builders import POLICY_TOML
-from workflows.errors import PolicyError
+from tests.unit.builders import (
+    POLICY_TOML,
+    TOMORROW,
+    Desk,
+    emergency_details,
+    normal_details,
+)
+from workflows.errors import PolicyError, ValidationFailed
 from workflows.freezes import blocking, in_force
-from workflows.model import Classification
+from workflows.gate import Target, decide
+from workflows.model import Classification, GateStatus, Stage, Window
 from workflows.policy import Policy, parse_policy
+from workflows.standing import standing
 
 WEEKEND = """
 [[freeze]]
@@ -165,3 +174,124 @@ def test_a_malformed_freeze_names_the_key_and_the_fix(freeze: str, key: str, wor
         policy(freeze)
     message = str(raised.value)
     assert "policy.toml" in message and f" {key}: " in message and words in message, message
+
+
+# -- enforced: on the request, and at the gate -------------------------------------------------
+
+#: Over the window of tests.unit.builders' changes (tomorrow 09:00-10:00 UTC), on the api.
+MAINTENANCE = """
+[[freeze]]
+name = "Database maintenance"
+reason = "The primary is being failed over."
+services = ["api"]
+start = 2026-11-24T08:30:00
+end = 2026-11-24T09:30:00
+"""
+
+
+def frozen_desk(desk: Desk, *freezes: str) -> Desk:
+    return replace(desk, policy=policy(*freezes))
+
+
+def test_a_normal_change_into_a_freeze_is_refused_on_the_window_naming_it(desk: Desk) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        frozen_desk(desk, MAINTENANCE).request(normal_details())
+    assert refused.value.problems == (
+        (
+            "window",
+            "The freeze “Database maintenance” (The primary is being failed over) is in force "
+            "until 2026-11-24 09:30 UTC; choose a window outside it (only an emergency change "
+            "may go ahead in it).",
+        ),
+    )
+
+
+def test_the_freeze_is_reported_with_every_other_problem_of_the_form(desk: Desk) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        frozen_desk(desk, MAINTENANCE).request(normal_details(title=" "))
+    assert [field for field, _ in refused.value.problems] == ["title", "window"]
+
+
+def test_a_window_clear_of_the_freeze_or_on_another_service_is_accepted(desk: Desk) -> None:
+    frozen = frozen_desk(desk, MAINTENANCE)
+    later = Window(TOMORROW.start + timedelta(hours=1), TOMORROW.end + timedelta(hours=1))
+    assert frozen.request(normal_details(window=later)).stage is Stage.REVIEW
+    assert frozen.request(normal_details(services=("search",))).stage is Stage.REVIEW
+
+
+def test_an_emergency_may_go_ahead_in_a_freeze_that_allows_emergencies_only(desk: Desk) -> None:
+    frozen = frozen_desk(desk, MAINTENANCE)
+    assert frozen.request(emergency_details(window=TOMORROW, services=("api",))).number
+    closed = frozen_desk(desk, MAINTENANCE.replace("[[freeze]]", '[[freeze]]\nallows = "none"'))
+    with pytest.raises(ValidationFailed) as refused:
+        closed.request(emergency_details(window=TOMORROW, services=("api",)))
+    assert refused.value.field == "window" and refused.value.reason.endswith("outside it.")
+
+
+def test_an_approved_change_is_held_at_the_gate_while_a_freeze_added_later_lasts(
+    desk: Desk,
+) -> None:
+    change = desk.normal_change_in(Stage.DEPLOY)  # approved before any freeze
+    frozen = frozen_desk(desk, MAINTENANCE)
+    frozen.clock.current = TOMORROW.start + timedelta(minutes=5)
+
+    held = decide(
+        frozen.stored(change),
+        change.ref,
+        Target("api", "production"),
+        frozen.policy,
+        frozen.clock.now(),
+    )
+    assert held.status is GateStatus.AWAITING
+    assert held.recheck_at == datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+    assert "“Database maintenance”" in held.reasons[0] and "09:30 UTC" in held.reasons[0]
+
+    frozen.clock.current = held.recheck_at
+    allowed = decide(
+        frozen.stored(change),
+        change.ref,
+        Target("api", "production"),
+        frozen.policy,
+        frozen.clock.now(),
+    )
+    assert allowed.status is GateStatus.ALLOWED
+
+
+def test_a_freeze_that_outlasts_the_window_prevents_the_deployment(desk: Desk) -> None:
+    change = desk.normal_change_in(Stage.DEPLOY)
+    longer = MAINTENANCE.replace("T09:30:00", "T11:00:00")
+    frozen = frozen_desk(desk, longer)
+    frozen.clock.current = TOMORROW.start + timedelta(minutes=5)
+
+    decision = decide(
+        frozen.stored(change),
+        change.ref,
+        Target("api", "production"),
+        frozen.policy,
+        frozen.clock.now(),
+    )
+    assert decision.status is GateStatus.PREVENTED
+    assert "past the end of its window" in decision.reasons[0]
+
+
+def test_an_emergency_in_a_freeze_goes_ahead_on_the_record_and_says_so(desk: Desk) -> None:
+    frozen = frozen_desk(desk, MAINTENANCE)
+    frozen.clock.current = TOMORROW.start + timedelta(minutes=5)  # during the freeze
+    change = frozen.request(emergency_details(services=("api",)))
+    requested = frozen.last_entry(change, "requested").entry
+    assert requested.details["freezes"] == ["Database maintenance"]
+    shown = standing(frozen.stored(change), frozen.policy, frozen.clock.now())
+    assert [one.freeze.name for one in shown.freezes] == ["Database maintenance"]
+    assert shown.frozen == ()
+    # Outside any freeze, nothing is recorded.
+    frozen.clock.current = TOMORROW.end
+    calm = frozen.request(emergency_details(services=("api",)))
+    assert "freezes" not in frozen.last_entry(calm, "requested").entry.details
+
+
+def test_a_change_approved_before_a_freeze_was_added_stands_frozen(desk: Desk) -> None:
+    change = desk.normal_change_in(Stage.DEPLOY)
+    frozen = frozen_desk(desk, MAINTENANCE)
+    shown = standing(frozen.stored(change), frozen.policy, frozen.clock.now())
+    assert [one.freeze.name for one in shown.frozen] == ["Database maintenance"]
+    assert standing(frozen.stored(change), desk.policy, desk.clock.now()).freezes == ()
