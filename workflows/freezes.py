@@ -20,7 +20,7 @@ from dateutil.rrule import rrule as RRule
 from dateutil.rrule import rrulestr
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from workflows.durations import parse_duration
+from workflows.durations import Duration
 from workflows.model import Classification
 
 #: How far ahead a recurring freeze must occur at least once to be believed.
@@ -48,14 +48,6 @@ def _local(value: Any) -> datetime:
     raise ValueError("write a date (2026-12-18) or a local date and time (2026-12-18T18:00:00)")
 
 
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        raise ValueError('write a duration as text, for example "64h"')
-    return parse_duration(value)
-
-
 LocalTime = Annotated[datetime, BeforeValidator(_local)]
 
 
@@ -73,7 +65,7 @@ class Freeze(BaseModel):
     start: LocalTime
     end: LocalTime | None = None
     rrule: str = ""
-    duration: Annotated[timedelta, BeforeValidator(_duration)] | None = None
+    duration: Duration | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Freeze:

@@ -12,27 +12,18 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     model_validator,
 )
 
-from workflows.durations import parse_duration
+from workflows.durations import Duration
 from workflows.errors import PolicyError
 from workflows.freezes import Freeze
 from workflows.model import Actor, Classification, Level
 
 DEFAULT_POLICY = "default_policy.toml"
-
-
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        raise ValueError('write a duration as text, for example "48h"')
-    return parse_duration(value)
 
 
 def _slack_id(prefixes: str, kind: str) -> Any:
@@ -49,7 +40,6 @@ def _slack_id(prefixes: str, kind: str) -> Any:
     return AfterValidator(check)
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
 UserId = Annotated[str, _slack_id("UW", "user")]
 GroupId = Annotated[str, _slack_id("S", "user group")]
 ChannelId = Annotated[str, _slack_id("CG", "channel")]

@@ -21,6 +21,7 @@ from storage.uow import SqlUnitOfWork
 from tests.integration.changes import request
 from tests.integration.command import ONLY_ON_POSTGRESQL, Changebot
 from tests.unit.fakes import FakeClock
+from tests.unit.test_freezes import WEEKEND
 from workflows.audit import AuditEntry
 from workflows.policy import DEFAULT_POLICY
 
@@ -229,18 +230,7 @@ def test_policy_check_shows_each_freeze_and_its_next_occurrences_in_its_time_zon
 ) -> None:
     default = resources.files("workflows").joinpath(DEFAULT_POLICY).read_text(encoding="utf-8")
     policy = tmp_path / "acme.toml"
-    policy.write_text(
-        default
-        + """
-[[freeze]]
-name = "Weekend"
-reason = "Nobody is around to fix it."
-rrule = "FREQ=WEEKLY;BYDAY=FR"
-start = 2026-01-02T16:00:00
-duration = "64h"
-timezone = "Europe/Berlin"
-"""
-    )
+    policy.write_text(default + WEEKEND)
 
     finished = changebot("policy", "check", str(policy))
 

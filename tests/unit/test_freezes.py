@@ -17,8 +17,8 @@ from tests.unit.builders import (
 )
 from workflows.errors import PolicyError, ValidationFailed
 from workflows.freezes import blocking, in_force
-from workflows.gate import Target, decide
-from workflows.model import Classification, GateStatus, Stage, Window
+from workflows.gate import Decision, Target, decide
+from workflows.model import Change, Classification, GateStatus, Stage, Window
 from workflows.policy import Policy, parse_policy
 from workflows.standing import standing
 
@@ -228,6 +228,12 @@ def test_an_emergency_may_go_ahead_in_a_freeze_that_allows_emergencies_only(desk
     assert refused.value.field == "window" and refused.value.reason.endswith("outside it.")
 
 
+def gate_now(desk: Desk, change: Change) -> Decision:
+    """What the gate answers a deployment of the change to the api now."""
+    stored = desk.stored(change)
+    return decide(stored, stored.ref, Target("api", "production"), desk.policy, desk.clock.now())
+
+
 def test_an_approved_change_is_held_at_the_gate_while_a_freeze_added_later_lasts(
     desk: Desk,
 ) -> None:
@@ -235,25 +241,13 @@ def test_an_approved_change_is_held_at_the_gate_while_a_freeze_added_later_lasts
     frozen = frozen_desk(desk, MAINTENANCE)
     frozen.clock.current = TOMORROW.start + timedelta(minutes=5)
 
-    held = decide(
-        frozen.stored(change),
-        change.ref,
-        Target("api", "production"),
-        frozen.policy,
-        frozen.clock.now(),
-    )
+    held = gate_now(frozen, change)
     assert held.status is GateStatus.AWAITING
     assert held.recheck_at == datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
     assert "“Database maintenance”" in held.reasons[0] and "09:30 UTC" in held.reasons[0]
 
     frozen.clock.current = held.recheck_at
-    allowed = decide(
-        frozen.stored(change),
-        change.ref,
-        Target("api", "production"),
-        frozen.policy,
-        frozen.clock.now(),
-    )
+    allowed = gate_now(frozen, change)
     assert allowed.status is GateStatus.ALLOWED
 
 
@@ -263,13 +257,7 @@ def test_a_freeze_that_outlasts_the_window_prevents_the_deployment(desk: Desk) -
     frozen = frozen_desk(desk, longer)
     frozen.clock.current = TOMORROW.start + timedelta(minutes=5)
 
-    decision = decide(
-        frozen.stored(change),
-        change.ref,
-        Target("api", "production"),
-        frozen.policy,
-        frozen.clock.now(),
-    )
+    decision = gate_now(frozen, change)
     assert decision.status is GateStatus.PREVENTED
     assert "past the end of its window" in decision.reasons[0]
 
