@@ -61,7 +61,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from bench.report import machine, percentile, postgres_version, ratio, table
-from bot import chaser, publisher
+from bot import chaser, leased, publisher
 from storage import migrate, obligations, outbox
 from storage.db import is_sqlite, make_engine, normalise_url
 
@@ -407,14 +407,14 @@ CLAIMS = (
     Claim(
         "chaser",
         "obligations",
-        lambda s, now: obligations.claim_due(s, OWNER, now, chaser.LEASE, chaser.BATCH),
+        lambda s, now: obligations.claim_due(s, OWNER, now, leased.LEASE, chaser.BATCH),
         lambda s, claimed: _release(s, obligations.ObligationRow.id, [c.id for c in claimed]),
         lambda now, skip: obligations.due_query(now, chaser.BATCH, skip_locked=skip),
     ),
     Claim(
         "publisher",
         "publications",
-        lambda s, now: outbox.claim_due(s, OWNER, now, publisher.LEASE, publisher.BATCH),
+        lambda s, now: outbox.claim_due(s, OWNER, now, leased.LEASE, publisher.BATCH),
         lambda s, claimed: _release(s, outbox.PublicationRow.number, [p.number for p in claimed]),
         lambda now, skip: outbox.due_query(now, publisher.BATCH, skip_locked=skip),
     ),

@@ -10,16 +10,15 @@ accepting the message and the record being written: then at most one duplicate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.leased import LeasedWorker
+from bot.leased import SlackWorker
 from bot.views import reminders
 from storage import obligations as store
 from storage.obligations import Claimed
@@ -29,34 +28,23 @@ from workflows.chase import Cadence, Owed, Reminder, remind
 from workflows.events import Happened
 from workflows.followup import POLICY_REF, WEEK, review_cadence
 from workflows.model import SYSTEM, Change
-from workflows.policy import Policy
-from workflows.ports import Clock
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)
 BATCH = 50
 
 
-class Chaser(LeasedWorker[Claimed]):
+class Chaser(SlackWorker[Claimed]):
     """Sends the reminders owed; the scheduler's timer calls `sweep` (there is no news to
     wake it: reminders fall due by time alone)."""
 
     batch = BATCH
 
-    def __init__(
-        self,
-        engine: Engine,
-        client: AsyncWebClient,
-        policy: Policy,
-        clock: Clock,
-        *,
-        owner: str | None = None,
-        lease: timedelta = LEASE,
-    ) -> None:
-        super().__init__(store, engine, clock, owner=owner, lease=lease)
-        self.client = client
-        self.policy = policy
-        self._sweeping = asyncio.Lock()
+    work = store
+
+    @functools.cached_property
+    def _sweeping(self) -> asyncio.Lock:
+        """Held while a sweep sends: the timer's next tick must not start a second one."""
+        return asyncio.Lock()
 
     async def sweep(self, batch: int | None = None) -> int:
         """One pass: remind everything due now. Returns how many reminders were recorded."""

@@ -18,9 +18,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from workflows.policy import Policy
 from workflows.ports import Clock
 
 log = logging.getLogger(__name__)
@@ -122,3 +124,28 @@ class LeasedWorker(Generic[W]):
                 return work(session, *args, **kwargs)
 
         return await asyncio.to_thread(go)
+
+
+#: How long a replica holds what it claimed before another may take it over.
+LEASE = timedelta(seconds=60)
+
+
+class SlackWorker(LeasedWorker[W]):
+    """A leased worker whose work is telling people in Slack, under the policy: the publisher
+    (cards and replies) and the chaser (reminders). `work` is its table's storage module."""
+
+    work: LeasedTable[W]
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: AsyncWebClient,
+        policy: Policy,
+        clock: Clock,
+        *,
+        owner: str | None = None,
+        lease: timedelta = LEASE,
+    ) -> None:
+        super().__init__(self.work, engine, clock, owner=owner, lease=lease)
+        self.client = client
+        self.policy = policy

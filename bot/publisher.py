@@ -16,12 +16,10 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.effects import Effect, effects_for
-from bot.leased import LeasedWorker, LeaseLost
+from bot.leased import LeaseLost, SlackWorker
 from bot.traffic import Traffic
 from bot.views import card as card_view
 from bot.views import replies
@@ -30,13 +28,10 @@ from storage.outbox import Publication
 from storage.repositories import SqlChanges, read_trail
 from workflows.audit import ChainedEntry
 from workflows.model import Change, Classification, format_ref
-from workflows.policy import Policy
-from workflows.ports import Clock
 from workflows.standing import standing
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
 BATCH = 25
 #: While a burst of requests goes on: a card or reply costs several Web API calls' worth of CPU.
 BUSY_BATCH = 5
@@ -85,25 +80,16 @@ class _Delivery:
     progressed: bool = False
 
 
-class Publisher(LeasedWorker[Publication]):
+class Publisher(SlackWorker[Publication]):
     doing = "publishing"
     batch = BATCH
 
-    def __init__(
-        self,
-        engine: Engine,
-        client: AsyncWebClient,
-        policy: Policy,
-        clock: Clock,
-        *,
-        owner: str | None = None,
-        lease: timedelta = LEASE,
-        traffic: Traffic | None = None,
-    ) -> None:
-        super().__init__(outbox, engine, clock, owner=owner, lease=lease)
+    work = outbox
+
+    def __init__(self, *args: Any, traffic: Traffic | None = None, **kwargs: Any) -> None:
+        """As a SlackWorker, with the replica's `traffic` to give way to (people first)."""
+        super().__init__(*args, **kwargs)
         self.traffic = traffic or Traffic()
-        self.client = client
-        self.policy = policy
         self._told: set[tuple[int, str]] = set()
 
     async def run(self, interval: float = 2.0) -> None:
