@@ -23,6 +23,8 @@ class Effect:
 def effects_for(entry: AuditEntry, change: Change, policy: Policy) -> list[Effect]:
     if entry.action == Happened.GATE_DECIDED and not entry.details.get("news"):
         return []  # a pipeline asking again and hearing the same: recorded, nothing to show
+    if entry.action == Happened.FREEZE_REFUSED:
+        return []  # the person was told on the form; the thread would hear of it late
     found: list[Effect] = []
     reply = replies.thread_reply(entry, change, policy)
     if reply:

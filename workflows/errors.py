@@ -64,6 +64,9 @@ class ValidationFailed(ChangeError):
         self.reason = message
         #: (field, what is wrong with it), the first one first.
         self.problems: tuple[tuple[str, str], ...] = problems
+        #: The freezes the window falls in, if that is one of the problems: a refusal the
+        #: audit trail records (workflows.process).
+        self.freezes: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, problems: Sequence[tuple[str, str]]) -> ValidationFailed:

@@ -39,6 +39,8 @@ class Happened(StrEnum):
     POLICY_REVIEWED = "policy_reviewed"
     # The deploy gate and the pipelines.
     GATE_DECIDED = "gate_decided"
+    #: A request or an edit refused because its window falls in a freeze.
+    FREEZE_REFUSED = "freeze_refused"
     PIPELINE_DEPLOYMENT_STARTED = "pipeline_deployment_started"
     PIPELINE_DEPLOYMENT_FINISHED = "pipeline_deployment_finished"
     UNGATED_DEPLOYMENT = "ungated_deployment"

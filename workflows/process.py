@@ -11,6 +11,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
+from workflows.audit import AuditEntry
 from workflows.chase import Owed
 from workflows.errors import ValidationFailed
 from workflows.events import Happened
@@ -29,6 +30,7 @@ from workflows.model import (
     Rollback,
     Stage,
     TestEvidence,
+    format_ref,
 )
 from workflows.policy import Policy
 from workflows.ports import Clock, UnitOfWork
@@ -54,7 +56,11 @@ def request_change(
 ) -> Change:
     """Record a new change in Request and, unless told otherwise, submit it for review."""
     at = clock.now()
-    checked = validate_details(details, policy, at)
+    try:
+        checked = validate_details(details, policy, at)
+    except ValidationFailed as failed:
+        _record_freeze_refusal(uow, actor, at, FREEZE_REF, details, failed)
+        raise
     with uow:
         change = uow.changes.add(checked, actor.user_id, at, requested_in)
         step = _Step(uow, policy, change, at)
@@ -66,6 +72,45 @@ def request_change(
         uow.changes.save(change)
         uow.commit()
     return change
+
+
+#: The audit trail's ref for a request refused before it became a change.
+FREEZE_REF = "FREEZE"
+
+
+def _record_freeze_refusal(
+    uow: UnitOfWork,
+    actor: Actor,
+    at: datetime,
+    ref: str,
+    details: ChangeDetails,
+    failed: ValidationFailed,
+) -> None:
+    """A window refused because it falls in a freeze is on the record: who asked, for what,
+    when, and which freezes said no. (Other problems of a form are not: nothing was asked.)"""
+    if not failed.freezes or details.window is None:
+        return
+    with uow:
+        uow.audit.append(
+            AuditEntry(
+                at=at,
+                actor=actor.user_id,
+                action=Happened.FREEZE_REFUSED,
+                ref=ref,
+                from_stage="",
+                to_stage="",
+                details={
+                    "title": details.title.strip()[:150],
+                    "classification": details.classification.value,
+                    "services": list(details.services),
+                    "window_start": details.window.start.isoformat(),
+                    "window_end": details.window.end.isoformat(),
+                    "freezes": list(failed.freezes),
+                },
+            ),
+            shown=False,
+        )
+        uow.commit()
 
 
 def _in_freeze(details: ChangeDetails, policy: Policy, at: datetime) -> dict[str, Any]:
@@ -289,6 +334,22 @@ def edit(
     """Change what the request says. A material edit withdraws the approvals given, visibly,
     and an authorised change goes back to Approve; a new classification sends the change back
     to Request."""
+    try:
+        return _edit(uow, clock, policy, number, actor, details, seen_stage)
+    except ValidationFailed as failed:
+        _record_freeze_refusal(uow, actor, clock.now(), format_ref(number), details, failed)
+        raise
+
+
+def _edit(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    number: int,
+    actor: Actor,
+    details: ChangeDetails,
+    seen_stage: Stage | None,
+) -> Change:
     with _step(uow, clock, policy, number, seen_stage) as step:
         change = step.change
         old = change.details

@@ -85,9 +85,12 @@ def validate_details(details: ChangeDetails, policy: Policy, now: datetime | Non
 
     `now` is None when the window is not being changed, so an old window is not re-judged.
     """
-    checked, problems = check_details(details, policy, now)
-    if problems:
-        raise ValidationFailed.of(problems)
+    found = _Problems()
+    checked = _check(details, policy, now, found)
+    if found.problems:
+        failed = ValidationFailed.of(found.problems)
+        failed.freezes = found.freezes
+        raise failed
     return checked
 
 
@@ -97,8 +100,15 @@ def check_details(
     """The request trimmed, and what is wrong with it, field by field (one problem a field).
     A Standard change outside the catalog is a PolicyViolation, raised at once: nothing else
     matters then."""
-    kind = details.classification
     found = _Problems()
+    checked = _check(details, policy, now, found)
+    return checked, found.problems
+
+
+def _check(
+    details: ChangeDetails, policy: Policy, now: datetime | None, found: _Problems
+) -> ChangeDetails:
+    kind = details.classification
     title = found.text("title", details.title, "title", required=True)
     description = found.text(
         "description", details.description, "description", required=requires(kind, "description")
@@ -146,7 +156,7 @@ def check_details(
         scope=scope,
         procedure_id=procedure_id,
     )
-    return checked, found.problems
+    return checked
 
 
 class _Problems:
@@ -154,6 +164,8 @@ class _Problems:
 
     def __init__(self) -> None:
         self.problems: list[tuple[str, str]] = []
+        #: The freezes the window falls in, named for the audit trail.
+        self.freezes: tuple[str, ...] = ()
 
     def add(self, field: str, reason: str) -> None:
         if all(field != known for known, _ in self.problems):
@@ -207,6 +219,7 @@ def _not_frozen(
     """A window that overlaps a freeze forbidding this change is refused on the window."""
     frozen = blocking(policy.freeze, start, end, services, kind)
     if frozen:
+        found.freezes = tuple(one.freeze.name for one in frozen)
         first = frozen[0]
         reason = described(first)
         emergencies = first.freeze.allows == "emergency"

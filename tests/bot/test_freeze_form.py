@@ -52,6 +52,7 @@ async def test_a_request_into_a_freeze_is_refused_on_the_window(bot: InProcess) 
         in (answer.body["errors"][block_id])
     )
     assert bot.actions("CHG-0001") == []
+    assert bot.actions("FREEZE") == ["freeze_refused"]  # the refusal is on the record
 
 
 async def test_the_same_request_on_a_service_outside_the_freeze_is_accepted(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot import text
+from bot.effects import effects_for
 from bot.views.replies import approvers_mention, requester_notice, thread_reply
 from tests.bot.blockkit import HOSTILE, HOSTILE_ESCAPED, UNICODE, assert_safe_mrkdwn
 from tests.bot.changes import (
@@ -27,8 +28,14 @@ from workflows.events import Happened
 from workflows.model import Classification, Level, Outcome, Stage
 from workflows.stages import Action
 
-#: Events about no change, so never said in a change's thread.
-NOT_IN_A_THREAD = {Happened.POLICY_REVIEWED, Happened.TOKEN_CREATED, Happened.TOKEN_REVOKED}
+#: Events about no change, or told where they happened (a freeze refusal, on the form), so
+#: never said in a change's thread.
+NOT_IN_A_THREAD = {
+    Happened.POLICY_REVIEWED,
+    Happened.TOKEN_CREATED,
+    Happened.TOKEN_REVOKED,
+    Happened.FREEZE_REFUSED,
+}
 
 
 def last(desk: object, action: str) -> AuditEntry:
@@ -226,3 +233,18 @@ def test_approvers_are_mentioned_by_group_then_by_name() -> None:
     assert approvers_mention(fallback, Classification.EMERGENCY) == (
         "<!subteam^SCAB> <@UANNA> <@UARTHUR>"
     )
+
+
+def test_a_freeze_refusal_is_recorded_but_not_said_in_the_thread() -> None:
+    desk = a_desk()
+    change = desk.request()
+    entry = AuditEntry(
+        at=desk.clock.now(),
+        actor="UALICE",
+        action=Happened.FREEZE_REFUSED,
+        ref=change.ref,
+        from_stage="",
+        to_stage="",
+        details={"freezes": ["Year end"]},
+    )
+    assert effects_for(entry, desk.stored(change), desk.policy) == []

@@ -283,3 +283,35 @@ def test_a_change_approved_before_a_freeze_was_added_stands_frozen(desk: Desk) -
     shown = standing(frozen.stored(change), frozen.policy, frozen.clock.now())
     assert [one.freeze.name for one in shown.frozen] == ["Database maintenance"]
     assert standing(frozen.stored(change), desk.policy, desk.clock.now()).freezes == ()
+
+
+def test_a_refusal_for_a_freeze_is_on_the_record_and_no_other_refusal_is(desk: Desk) -> None:
+    frozen = frozen_desk(desk, MAINTENANCE)
+    with pytest.raises(ValidationFailed):
+        frozen.request(normal_details(title=" Failover prep "))
+    (refused,) = [e.entry for e in frozen.uow.audit.events]
+    assert (refused.action, refused.ref, refused.actor) == ("freeze_refused", "FREEZE", "UALICE")
+    assert refused.details["freezes"] == ["Database maintenance"]
+    assert refused.details["title"] == "Failover prep"
+    assert refused.details["window_start"] == TOMORROW.start.isoformat()
+
+    later = Window(TOMORROW.start + timedelta(hours=2), TOMORROW.end + timedelta(hours=2))
+    with pytest.raises(ValidationFailed):
+        frozen.request(normal_details(title=" ", window=later))  # not a freeze: not recorded
+    assert len(frozen.uow.audit.events) == 1
+
+
+def test_an_edit_moving_a_window_into_a_freeze_is_refused_on_the_record(desk: Desk) -> None:
+    later = Window(TOMORROW.start + timedelta(hours=2), TOMORROW.end + timedelta(hours=2))
+    frozen = frozen_desk(desk, MAINTENANCE)
+    change = frozen.request(normal_details(window=later))
+    with pytest.raises(ValidationFailed) as refused:
+        frozen.edit(change, window=TOMORROW)
+    assert refused.value.field == "window"
+    assert frozen.stored(change).details.window == later
+    last = frozen.uow.audit.events[-1].entry
+    assert (last.action, last.ref, last.details["freezes"]) == (
+        "freeze_refused",
+        change.ref,
+        ["Database maintenance"],
+    )
