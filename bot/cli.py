@@ -23,6 +23,7 @@ from storage.uow import read_session
 from workflows.audit import verify
 from workflows.durations import format_duration
 from workflows.errors import ChangeError, PolicyError
+from workflows.freezes import Allows
 from workflows.model import format_ref, parse_ref
 from workflows.policy import Policy, load_policy
 
@@ -254,7 +255,7 @@ def _print_freezes(policy: Policy, now: datetime) -> None:
     print("  freezes:")
     for freeze in policy.freeze:
         covers = ", ".join(freeze.services) or "every service"
-        allows = "emergencies only" if freeze.allows == "emergency" else "nothing"
+        allows = "emergencies only" if freeze.allows is Allows.EMERGENCY else "nothing"
         print(f"    {freeze.name} ({covers}; allows {allows}): {freeze.reason}")
         upcoming = freeze.next_occurrences(now, NEXT_FREEZES)
         if not upcoming:

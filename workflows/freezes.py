@@ -21,7 +21,10 @@ from dateutil.rrule import rrulestr
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from workflows.durations import Duration
-from workflows.model import Classification
+from workflows.model import Classification, Window
+
+#: A moment as a span: what is in force at `now` is what overlaps [now, now + INSTANT).
+INSTANT = timedelta(microseconds=1)
 
 #: How far ahead a recurring freeze must occur at least once to be believed.
 HORIZON = timedelta(days=3 * 366)
@@ -214,12 +217,9 @@ def described(one: Occurrence) -> str:
 
 
 def over_change(
-    freezes: tuple[Freeze, ...],
-    window: tuple[datetime, datetime] | None,
-    services: tuple[str, ...],
-    now: datetime,
+    freezes: tuple[Freeze, ...], window: Window | None, services: tuple[str, ...], now: datetime
 ) -> list[Occurrence]:
     """The freezes that concern a change: over its window, or in force now if it has none
     (an emergency declared in one line deploys now)."""
-    start, end = window or (now, now + timedelta(microseconds=1))
+    start, end = (window.start, window.end) if window is not None else (now, now + INSTANT)
     return in_force(freezes, start, end, services)

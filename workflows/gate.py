@@ -14,12 +14,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from workflows.audit import AuditEntry
 from workflows.errors import ValidationFailed
 from workflows.events import Happened
-from workflows.freezes import Occurrence, blocking, described
+from workflows.freezes import INSTANT, Occurrence, blocking, described
 from workflows.model import (
     Change,
     Classification,
@@ -184,9 +184,7 @@ def _deployable(change: Change, service: str, policy: Policy, now: datetime) -> 
             f"{ref}'s window closed at {when(window.end)}. Edit the change with a new window "
             "(it will need approving again)."
         )
-    frozen = blocking(
-        policy.freeze, now, now + timedelta(microseconds=1), (service,), change.classification
-    )
+    frozen = blocking(policy.freeze, now, now + INSTANT, (service,), change.classification)
     if frozen:
         return _held_by_freeze(change, max(frozen, key=lambda one: one.end))
     reasons = [_authority(change)]

@@ -116,8 +116,7 @@ def _record_freeze_refusal(
 def _in_freeze(details: ChangeDetails, policy: Policy, at: datetime) -> dict[str, Any]:
     """An emergency requested into a freeze that allows emergencies goes ahead, on the record:
     the freezes it goes ahead in. (Any other change into a freeze is refused before this.)"""
-    window = (details.window.start, details.window.end) if details.window else None
-    found = over_change(policy.freeze, window, details.services, at)
+    found = over_change(policy.freeze, details.window, details.services, at)
     return {"freezes": [one.freeze.name for one in found]} if found else {}
 
 

@@ -116,9 +116,7 @@ def _freezes(change: Change, policy: Policy, now: datetime | None) -> tuple[Occu
         return ()
     if change.outcome is not None:
         return ()
-    window = change.details.window
-    span = (window.start, window.end) if window is not None else None
-    return tuple(over_change(policy.freeze, span, change.details.services, now))
+    return tuple(over_change(policy.freeze, change.details.window, change.details.services, now))
 
 
 def _documents_owed(change: Change) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 
 from workflows.errors import PolicyViolation, ValidationFailed
-from workflows.freezes import blocking, described
+from workflows.freezes import Allows, blocking, described
 from workflows.model import ChangeDetails, Classification
 from workflows.policy import Policy
 
@@ -222,7 +222,7 @@ def _not_frozen(
         found.freezes = tuple(one.freeze.name for one in frozen)
         first = frozen[0]
         reason = described(first)
-        emergencies = first.freeze.allows == "emergency"
+        emergencies = first.freeze.allows is Allows.EMERGENCY
         found.add(
             "window",
             f"{reason[0].upper()}{reason[1:]}; choose a window outside it"
