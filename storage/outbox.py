@@ -8,6 +8,7 @@ only while it still holds the lease (see bot/publisher.py).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -86,6 +87,20 @@ def mark_due(session: Session, number: int, at: datetime) -> None:
                 "attempts": case((attempts > 1, 1), else_=attempts),
             },
         )
+    )
+
+
+def redraw(session: Session, numbers: Collection[int], at: datetime) -> None:
+    """These changes' cards must be drawn again though the changes did not change (another
+    change now conflicts with them, or no longer does): due now, and redrawn, in one
+    statement. A change without a publication has no card to draw again."""
+    if not numbers:
+        return
+    attempts = _PUBLICATIONS.c.attempts
+    session.execute(
+        update(_PUBLICATIONS)
+        .where(_PUBLICATIONS.c.number.in_(sorted(numbers)))
+        .values(due_at=at, refresh_at=at, attempts=case((attempts > 1, 1), else_=attempts))
     )
 
 

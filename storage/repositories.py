@@ -7,24 +7,37 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from storage.outbox import mark_due
+from storage.outbox import mark_due, redraw
 from storage.rows import change_from_row, row_values
-from storage.tables import AuditEventRow, AuditHeadRow, ChangeRow
+from storage.tables import AuditEventRow, AuditHeadRow, ChangeRow, ScheduleRow
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, canonical_details, chain
 from workflows.errors import NotFound, StaleChange
-from workflows.model import Change, ChangeDetails, Classification, Stage, format_ref, parse_ref
+from workflows.model import (
+    Change,
+    ChangeDetails,
+    Classification,
+    Stage,
+    Window,
+    format_ref,
+    parse_ref,
+)
+from workflows.schedule import Booking, Conflict, booking, conflicts, weeks
 
 
 class SqlChanges:
     def __init__(self, session: Session) -> None:
         self.session = session
+        #: Where each change read here was on the calendar when read: a save that leaves it
+        #: there (most do) writes no schedule rows.
+        self._booked: dict[int, _Booked] = {}
 
     def add(
         self, details: ChangeDetails, requester: str, at: datetime, requested_in: str = ""
@@ -37,13 +50,14 @@ class SqlChanges:
         self.session.flush()
         assert row.number is not None
         change.number = row.number
+        self._book(change)
         return change
 
     def get(self, number: int) -> Change:
         row = self.session.get(ChangeRow, number)
         if row is None:
             raise NotFound("change", format_ref(number))
-        return change_from_row(row)
+        return self._read(change_from_row(row))
 
     def save(self, change: Change) -> None:
         """Compare-and-set on the version: a write based on an older read is refused."""
@@ -65,6 +79,7 @@ class SqlChanges:
             raise StaleChange(change.ref, change.version, current.version)
         self.session.expire_all()
         change.version += 1
+        self._book(change)
 
     def get_many(self, numbers: Sequence[int]) -> dict[int, Change]:
         """The changes among `numbers`, read as the gate reads them: many, over and over (a
@@ -80,15 +95,115 @@ class SqlChanges:
             if cached is None:
                 missing.append(number)
             else:
-                found[number] = cached
+                found[number] = self._read(cached)
         if missing:
             # Plain rows, not ORM objects: nothing is written back through the session.
             rows = self.session.execute(_WHOLE, {"numbers": missing})
             for row in rows:
                 change = change_from_row(cast(ChangeRow, row))
                 CACHE.put(database, change)
-                found[change.number] = copy.copy(change)
+                found[change.number] = self._read(copy.copy(change))
         return found
+
+    def scheduled(
+        self, window: Window, *, services: Sequence[str] | None = None, occupying: bool = False
+    ) -> list[Booking]:
+        """The changes booked in `window` (on `services`, if given; only those that still
+        occupy their windows, if `occupying`), earliest first. Read from the weeks the window
+        touches: the cost follows the span asked about, not how many changes there are."""
+        query = (
+            core_select(
+                _SCHEDULE.c.number,
+                _SCHEDULE.c.service,
+                _SCHEDULE.c.starts_at,
+                _SCHEDULE.c.ends_at,
+                _SCHEDULE.c.occupies,
+                _CHANGES.c.title,
+                _CHANGES.c.classification,
+                _CHANGES.c.stage,
+            )
+            .join(_CHANGES, _CHANGES.c.number == _SCHEDULE.c.number)
+            .where(_SCHEDULE.c.week.in_(list(weeks(window))))
+            .where(_SCHEDULE.c.starts_at < window.end)
+            .where(_SCHEDULE.c.ends_at > window.start)
+        )
+        if services is not None:
+            named = list(dict.fromkeys(s.strip().lower() for s in services))
+            query = query.where(_SCHEDULE.c.service.in_(named))
+        if occupying:
+            query = query.where(_SCHEDULE.c.occupies.is_(True))
+        found: dict[int, Booking] = {}
+        for row in self.session.execute(query):
+            seen = found.get(row.number)
+            if seen is None:
+                found[row.number] = Booking(
+                    number=row.number,
+                    title=row.title,
+                    classification=Classification(row.classification),
+                    stage=Stage(row.stage),
+                    services=(row.service,),
+                    window=Window(_aware(row.starts_at), _aware(row.ends_at)),
+                    occupies=bool(row.occupies),
+                )
+            elif row.service not in seen.services:
+                found[row.number] = replace(seen, services=(*seen.services, row.service))
+        return sorted(found.values(), key=lambda b: (b.window.start, b.number))
+
+    def _read(self, change: Change) -> Change:
+        self._booked[change.number] = _booked(change)
+        return change
+
+    def _book(self, change: Change) -> None:
+        """Keep the change's schedule rows as the change now is; if it moved, the cards of
+        the changes it conflicted with, or conflicts with now, are drawn again."""
+        now = _booked(change)
+        if self._booked.get(change.number, _UNREAD) == now:
+            return
+        before = self._conflicts_of(change.number)
+        self.session.execute(delete(_SCHEDULE).where(_SCHEDULE.c.number == change.number))
+        booked = booking(change)
+        if booked is not None:
+            self.session.execute(
+                insert(_SCHEDULE),
+                [
+                    {
+                        "number": change.number,
+                        "service": service,
+                        "week": week,
+                        "starts_at": booked.window.start,
+                        "ends_at": booked.window.end,
+                        "occupies": booked.occupies,
+                    }
+                    for service in booked.services
+                    for week in weeks(booked.window)
+                ],
+            )
+        self._booked[change.number] = now
+        after = {c.other.number for c in self.conflicts(change)}
+        at = change.updated_at or change.created_at
+        redraw(self.session, (before | after) - {change.number}, at)
+
+    def conflicts(self, change: Change) -> tuple[Conflict, ...]:
+        """The open changes whose windows overlap this one's on a service both name."""
+        mine = booking(change)
+        if mine is None or not mine.occupies:
+            return ()
+        found = self.scheduled(mine.window, services=mine.services, occupying=True)
+        return conflicts(mine, found)
+
+    def _conflicts_of(self, number: int) -> set[int]:
+        """The changes the stored schedule rows of `number` conflict with."""
+        rows = self.session.execute(
+            core_select(_SCHEDULE.c.service, _SCHEDULE.c.starts_at, _SCHEDULE.c.ends_at)
+            .where(_SCHEDULE.c.number == number)
+            .where(_SCHEDULE.c.occupies.is_(True))
+        ).all()
+        if not rows:
+            return set()
+        window = Window(_aware(rows[0].starts_at), _aware(rows[0].ends_at))
+        services = [r.service for r in rows]
+        found = self.scheduled(window, services=services, occupying=True)
+        return {b.number for b in found if b.number != number}
 
     def linked_to(self, pull_requests: Sequence[str]) -> Change | None:
         """The newest open change that links to one of these pull requests (`owner/repo#n`)."""
@@ -218,6 +333,22 @@ CACHE = VersionCache()
 _EVENTS = cast(Table, AuditEventRow.__table__)  # type: ignore[attr-defined]
 _HEAD = cast(Table, AuditHeadRow.__table__)  # type: ignore[attr-defined]
 _CHANGES = cast(Table, ChangeRow.__table__)  # type: ignore[attr-defined]
+_SCHEDULE = cast(Table, ScheduleRow.__table__)  # type: ignore[attr-defined]
+#: What a change's schedule rows say of it: its services, window and whether it occupies it.
+_Booked = tuple[tuple[str, ...], Window, bool] | None
+_UNREAD: Any = object()  # a change not read here: its rows are written whatever they were
+
+
+def _booked(change: Change) -> _Booked:
+    found = booking(change)
+    return None if found is None else (found.services, found.window, found.occupies)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives back naive UTC from a Core select of a UTCDateTime column."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 # Built once: the gate runs them for every round of questions.
 _VERSIONS = core_select(_CHANGES.c.number, _CHANGES.c.version).where(
     _CHANGES.c.number.in_(bindparam("numbers", expanding=True))

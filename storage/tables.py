@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
@@ -87,3 +87,30 @@ class AuditHeadRow(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
     hash: str = Field(max_length=64)
+
+
+class ScheduleRow(SQLModel, table=True):
+    """Where changes sit in time: a row for each service a change names and each week its
+    window touches (workflows/schedule.py), kept with the change by its repository. The
+    calendar reads a span's weeks; the conflict check reads the weeks of one window on a
+    few services, among the changes that still occupy their windows."""
+
+    __tablename__ = "schedule"
+    __table_args__ = (
+        Index("ix_schedule_week_starts", "week", "starts_at"),
+        Index(
+            "ix_schedule_occupying",
+            "service",
+            "week",
+            sqlite_where=text("occupies"),
+            postgresql_where=text("occupies"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(index=True)
+    service: str = Field(max_length=100)
+    week: int
+    starts_at: datetime = _when()
+    ends_at: datetime = _when()
+    occupies: bool

@@ -77,6 +77,9 @@ class Approvals(_Strict):
     normal_high_risk: int = Field(2, ge=1, le=10)
     emergency: int = Field(1, ge=1, le=10)
     high_risk_levels: tuple[Level, ...] = (Level.HIGH,)
+    #: Approvals a Normal change needs beyond its rule while its window overlaps another
+    #: open change's on a common service.
+    conflict_extra: int = Field(0, ge=0, le=5)
 
 
 class Emergency(_Strict):
@@ -173,14 +176,17 @@ class Policy(_Strict):
 
     # -- questions the process asks of the policy -------------------------------------------
 
-    def required_approvals(self, classification: Classification, risk: Level) -> int:
+    def required_approvals(
+        self, classification: Classification, risk: Level, *, conflicts: int = 0
+    ) -> int:
         if classification is Classification.STANDARD:
             return 0
         if classification is Classification.EMERGENCY:
             return self.approvals.emergency
+        extra = self.approvals.conflict_extra if conflicts else 0
         if risk in self.approvals.high_risk_levels:
-            return self.approvals.normal_high_risk
-        return self.approvals.normal
+            return self.approvals.normal_high_risk + extra
+        return self.approvals.normal + extra
 
     def may_approve(self, actor: Actor, classification: Classification) -> bool:
         if classification is Classification.EMERGENCY:

@@ -9,7 +9,8 @@ from typing import Protocol, Self
 
 from workflows.audit import AuditEntry
 from workflows.chase import Obligation, Owed
-from workflows.model import Change, ChangeDetails, Stage
+from workflows.model import Change, ChangeDetails, Stage, Window
+from workflows.schedule import Booking, Conflict
 
 
 class Clock(Protocol):
@@ -40,6 +41,17 @@ class ChangeRepository(Protocol):
 
     def linked_to(self, pull_requests: Sequence[str]) -> Change | None:
         """The newest open change linking to one of these pull requests (`owner/repo#n`)."""
+        ...
+
+    def scheduled(
+        self, window: Window, *, services: Sequence[str] | None = None, occupying: bool = False
+    ) -> list[Booking]:
+        """The changes booked in `window` (on `services`, if given; only those still
+        occupying their windows, if `occupying`), earliest first."""
+        ...
+
+    def conflicts(self, change: Change) -> tuple[Conflict, ...]:
+        """The open changes whose windows overlap this one's on a service both name."""
         ...
 
     def save(self, change: Change) -> None:

@@ -7,7 +7,7 @@ transaction. Nothing here knows about Slack or SQL.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -65,13 +65,29 @@ def request_change(
         change = uow.changes.add(checked, actor.user_id, at, requested_in)
         step = _Step(uow, policy, change, at)
         step.note(
-            Happened.REQUESTED, actor, **_describe(checked), **_in_freeze(checked, policy, at)
+            Happened.REQUESTED,
+            actor,
+            **_describe(checked),
+            **_in_freeze(checked, policy, at),
+            **_conflicting(uow, change),
         )
         if submit:
             _submit(step, actor)
         uow.changes.save(change)
         uow.commit()
     return change
+
+
+def _conflicting(uow: UnitOfWork, change: Change) -> dict[str, Any]:
+    """The open changes its window collides with, for the record: it was requested (or
+    approved, or its window moved) knowing them."""
+    found = uow.changes.conflicts(change)
+    return {"conflicts": [c.other.ref for c in found]} if found else {}
+
+
+def _attempt(actor: Actor, policy: Policy, conflicting: dict[str, Any]) -> Attempt:
+    """An approval's attempt, counting the conflicts recorded with it."""
+    return Attempt(actor, policy, conflicts=len(conflicting.get("conflicts", ())))
 
 
 #: The audit trail's ref for a request refused before it became a change.
@@ -241,12 +257,14 @@ def approve(
         retrospective = change.stage is Stage.DEPLOY
         # In Test the peer review is already on record; the approval stands only for testing.
         stands_for = ["test"] if change.review else ["review", "test"]
+        conflicting = _conflicting(uow, change)
         step.move(
             Action.APPROVE,
             actor,
             comment=comment,
             **({"stands_for": stands_for} if compressed else {}),
             **({"retrospective": True} if retrospective else {}),
+            **conflicting,
         )
         if compressed:
             _compress_review_and_test(step, actor)
@@ -255,7 +273,7 @@ def approve(
             change.retro_approval_owed = False
             uow.obligations.settle(Owed.RETROSPECTIVE_APPROVAL, number, step.at)
             close_if_done(step, actor)
-        elif quorum_met(change, Attempt(actor, policy)) is None:
+        elif quorum_met(change, _attempt(actor, policy, conflicting)) is None:
             step.move(Action.AUTHORISE, _SYSTEM, approvers=list(change.approvers()))
     return change
 
@@ -359,7 +377,9 @@ def _edit(
         ]
         if not changed:
             return change
-        step.move(Action.EDIT, actor, fields=changed)
+        moved = bool({"window", "services"} & set(changed))
+        conflicting = _conflicting(uow, replace(change, details=new)) if moved else {}
+        step.move(Action.EDIT, actor, fields=changed, **conflicting)
         change.details = new
         material = [n for n in changed if n in MATERIAL_FIELDS and not _filled_in(old, n)]
         withdrawn = list(change.approvers())
@@ -368,7 +388,8 @@ def _edit(
             change.approvals = tuple(a for a in change.approvals if a.kind != "approver")
             step.note(Happened.APPROVALS_WITHDRAWN, actor, withdrawn=withdrawn, because=material)
         reclassified = bool({"classification", "procedure_id"} & set(changed))
-        unauthorised = quorum_met(change, Attempt(actor, policy)) is not None
+        attempt = _attempt(actor, policy, conflicting if moved else _conflicting(uow, change))
+        unauthorised = quorum_met(change, attempt) is not None
         if reclassified and change.stage is not Stage.REQUEST:
             step.move(Action.RETURN_TO_REQUEST, _SYSTEM, because=changed)
             _reset_decisions(change)

@@ -110,6 +110,9 @@ class Attempt:
     policy: Policy
     #: When the move is tried; guards about waiting (break-glass) need it.
     now: datetime | None = None
+    #: How many open changes the change's window collides with (the policy may ask one
+    #: more approval for a conflict).
+    conflicts: int = 0
 
 
 #: A guard returns None when the move may go ahead, or the reason it may not.
@@ -147,7 +150,9 @@ def is_emergency(change: Change, _: Attempt) -> str | None:
 
 
 def quorum_met(change: Change, attempt: Attempt) -> str | None:
-    needed = attempt.policy.required_approvals(change.classification, change.risk)
+    needed = attempt.policy.required_approvals(
+        change.classification, change.risk, conflicts=attempt.conflicts
+    )
     have = len(change.approvers())
     if have < needed:
         return f"it has {have} of the {needed} approvals it needs."

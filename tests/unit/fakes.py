@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
@@ -14,7 +15,8 @@ from typing import Self
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, chain
 from workflows.chase import Obligation, Owed
 from workflows.errors import NotFound, StaleChange
-from workflows.model import Change, ChangeDetails, Stage, format_ref, pull_request_key
+from workflows.model import Change, ChangeDetails, Stage, Window, format_ref, pull_request_key
+from workflows.schedule import Booking, Conflict, booking, conflicts, overlap
 
 
 class FakeClock:
@@ -70,6 +72,31 @@ class FakeChanges:
         ]
         newest = max(open_, key=lambda c: c.number, default=None)
         return copy.deepcopy(newest)
+
+    def scheduled(
+        self, window: Window, *, services: Sequence[str] | None = None, occupying: bool = False
+    ) -> list[Booking]:
+        named = None if services is None else {s.strip().lower() for s in services}
+        found = []
+        for change in {**self.committed, **self.pending}.values():
+            booked = booking(change)
+            if booked is None or overlap(booked.window, window) is None:
+                continue
+            if occupying and not booked.occupies:
+                continue
+            if named is not None:
+                common = tuple(s for s in booked.services if s in named)
+                if not common:
+                    continue
+                booked = replace(booked, services=common)
+            found.append(booked)
+        return sorted(found, key=lambda b: (b.window.start, b.number))
+
+    def conflicts(self, change: Change) -> tuple[Conflict, ...]:
+        mine = booking(change)
+        if mine is None or not mine.occupies:
+            return ()
+        return conflicts(mine, self.scheduled(mine.window, services=mine.services, occupying=True))
 
     def save(self, change: Change) -> None:
         stored = self.pending.get(change.number) or self.committed.get(change.number)
