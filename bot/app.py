@@ -68,6 +68,7 @@ class Bot:
             if not isinstance(middleware, AsyncSingleTeamAuthorization):
                 continue
             if middleware.auth_test_result is not None:
+                self.publisher.workspace_url = middleware.auth_test_result.get("url") or ""
                 return
             try:
                 result = await self.app.client.auth_test()
@@ -78,6 +79,7 @@ class Bot:
                 log.warning("could not reach Slack at start (%r); will ask again", error)
                 return
             middleware.auth_test_result = result
+            self.publisher.workspace_url = result.get("url") or ""
             log.info("signed in to Slack as %s in %s", result.get("user"), result.get("team"))
 
     async def keep_connections(self) -> Callable[[], Awaitable[None]]:

@@ -10,7 +10,7 @@ between Slack accepting a call and the progress being written can repeat one mes
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from storage.outbox import Publication
 from storage.repositories import SqlChanges, read_trail
 from workflows.audit import ChainedEntry
 from workflows.model import Change, Classification, format_ref
+from workflows.schedule import Conflict
 from workflows.standing import standing
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ class _Delivery:
     change: Change
     channel: str
     thread_ts: str
+    #: The open changes its window collides with, and where their cards are (channel, ts).
+    conflicts: tuple[Conflict, ...] = ()
+    threads: dict[int, tuple[str, str]] = field(default_factory=dict)
     progressed: bool = False
 
 
@@ -91,9 +95,17 @@ class Publisher(SlackWorker[Publication]):
         super().__init__(*args, **kwargs)
         self.traffic = traffic or Traffic()
         self._told: set[tuple[int, str]] = set()
+        #: The workspace's address (auth.test's `url`), for links to other changes' cards.
+        self.workspace_url = ""
 
     async def run(self, interval: float = 2.0) -> None:
         await super().run(interval)
+
+    def permalink(self, channel: str, ts: str) -> str:
+        """A link to a message, in Slack's permalink form, once the workspace is known."""
+        if not self.workspace_url:
+            return ""
+        return f"{self.workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
 
     async def next_batch(self) -> int:
         # People first (bot/traffic.py): a small batch if the burst goes on.
@@ -104,8 +116,8 @@ class Publisher(SlackWorker[Publication]):
     async def handle(self, pub: Publication) -> None:
         delivery: _Delivery | None = None
         try:
-            change, events = await self.in_session(_load, pub)
-            delivery = _Delivery(pub, change, pub.channel, pub.thread_ts)
+            change, events, conflicts, threads = await self.in_session(_load, pub)
+            delivery = _Delivery(pub, change, pub.channel, pub.thread_ts, conflicts, threads)
             await self._show_card(delivery)
             await self._deliver_effects(delivery, events)
             await self._release(pub.number, due_at=None, claimed_due_at=pub.due_at)
@@ -121,14 +133,19 @@ class Publisher(SlackWorker[Publication]):
 
     async def _show_card(self, d: _Delivery) -> None:
         now = self.clock.now()
-        standing_now = standing(d.change, self.policy, now)
-        shown = card_view.card_message(standing_now, self.policy)
+        standing_now = standing(d.change, self.policy, now, d.conflicts)
+        links = {n: self.permalink(*where) for n, where in d.threads.items()}
+        shown = card_view.card_message(standing_now, self.policy, links)
         # Due by time alone: break-glass has opened since the card was drawn.
         redraw = d.pub.refresh_at is not None and d.pub.refresh_at <= now
         stale = d.pub.card_version < d.change.version or redraw
         sends = not d.thread_ts or stale
         if not d.thread_ts:
             await self._post_card(d, shown)
+            if d.conflicts:  # their cards can link this one now that it is in Slack
+                others = [c.other.number for c in d.conflicts]
+                await self.in_session(_redraw, others, now)
+                self.kick()
         elif stale:
             try:
                 await self.client.chat_update(channel=d.channel, ts=d.thread_ts, **shown)
@@ -333,12 +350,22 @@ class Publisher(SlackWorker[Publication]):
         await self._release(pub.number, due_at=due, attempts=attempts, error=why)
 
 
-def _load(session: Session, pub: Publication) -> tuple[Change, list[ChainedEntry]]:
+def _load(
+    session: Session, pub: Publication
+) -> tuple[Change, list[ChainedEntry], tuple[Conflict, ...], dict[int, tuple[str, str]]]:
     # The events first, then the change: on PostgreSQL each statement sees what is
     # committed when it starts, and replies are drawn from the change (an approval's
     # "2 of 2"), so the change must be at least as new as the events it explains.
     events = list(read_trail(session, ref=format_ref(pub.number), after=pub.published_seq))
-    return SqlChanges(session).get(pub.number), events
+    changes = SqlChanges(session)
+    change = changes.get(pub.number)
+    conflicts = changes.conflicts(change)
+    return change, events, conflicts, outbox.threads(session, [c.other.number for c in conflicts])
+
+
+def _redraw(session: Session, numbers: list[int], at: datetime) -> None:
+    outbox.redraw(session, numbers, at)
+    session.commit()
 
 
 def _change(session: Session, number: int) -> Change:

@@ -104,6 +104,18 @@ def redraw(session: Session, numbers: Collection[int], at: datetime) -> None:
     )
 
 
+def threads(session: Session, numbers: Collection[int]) -> dict[int, tuple[str, str]]:
+    """Where the cards of these changes are: (channel, ts), for those already posted."""
+    if not numbers:
+        return {}
+    rows = session.execute(
+        select(_PUBLICATIONS.c.number, _PUBLICATIONS.c.channel, _PUBLICATIONS.c.thread_ts)
+        .where(_PUBLICATIONS.c.number.in_(sorted(numbers)))
+        .where(_PUBLICATIONS.c.thread_ts != "")
+    )
+    return {number: (channel, ts) for number, channel, ts in rows}
+
+
 _PUBLICATIONS = cast(Table, PublicationRow.__table__)  # type: ignore[attr-defined]
 #: A new publication: nothing posted yet.
 _NEW = {

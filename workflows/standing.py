@@ -16,6 +16,7 @@ from workflows.followup import owed_documents
 from workflows.freezes import Occurrence, over_change
 from workflows.model import FIVE_STAGES, Change, Classification, Stage
 from workflows.policy import Policy
+from workflows.schedule import Conflict
 from workflows.stages import Action, available_actions, break_glass_opens
 
 OPEN_STAGES = frozenset(FIVE_STAGES)
@@ -46,6 +47,9 @@ class Standing:
     #: Freezes over its window (or in force now, if it has none) while it is still to deploy:
     #: an emergency goes ahead in those that allow it; any other change is held.
     freezes: tuple[Occurrence, ...] = ()
+    #: Open changes whose windows overlap its window on a service both name: each card
+    #: shows the others, and the policy may ask one more approval for them.
+    conflicts: tuple[Conflict, ...] = ()
 
     @property
     def frozen(self) -> tuple[Occurrence, ...]:
@@ -70,12 +74,14 @@ class Standing:
         return opens if opens is not None and (self.now is None or opens > self.now) else None
 
 
-def standing(change: Change, policy: Policy, now: datetime | None = None) -> Standing:
-    needed = (
-        0
-        if change.classification is Classification.STANDARD
-        else policy.required_approvals(change.classification, change.risk)
-    )
+def standing(
+    change: Change,
+    policy: Policy,
+    now: datetime | None = None,
+    conflicts: tuple[Conflict, ...] = (),
+) -> Standing:
+    """`conflicts`: what the schedule says collides with it (ChangeRepository.conflicts)."""
+    needed = policy.required_approvals(change.classification, change.risk, conflicts=len(conflicts))
     approvers = change.approvers()
     return Standing(
         change=change,
@@ -93,6 +99,7 @@ def standing(change: Change, policy: Policy, now: datetime | None = None) -> Sta
         break_glass_opens=_break_glass_opens(change, policy),
         moves=tuple(available_actions(change, policy, now)),
         freezes=_freezes(change, policy, now),
+        conflicts=conflicts,
     )
 
 

@@ -3,6 +3,7 @@ with one button for each move the stage machine allows now."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from bot.views.common import (
 )
 from workflows.model import FIVE_STAGES, Change, Classification, Stage
 from workflows.policy import Policy
+from workflows.schedule import Conflict
 from workflows.stages import Action
 from workflows.standing import Standing, standing
 
@@ -64,9 +66,13 @@ def card(change: Change, policy: Policy, now: datetime | None = None) -> dict[st
     return card_message(standing(change, policy, now), policy)
 
 
-def card_message(shown: Standing, policy: Policy) -> dict[str, Any]:
-    """The card of a change as it stands."""
-    return {"text": fallback_text(shown.change), "blocks": to_dicts(card_blocks(shown, policy))}
+def card_message(
+    shown: Standing, policy: Policy, links: Mapping[int, str] | None = None
+) -> dict[str, Any]:
+    """The card of a change as it stands; `links`: the cards of the changes it conflicts
+    with, by number."""
+    blocks = card_blocks(shown, policy, links=links or {})
+    return {"text": fallback_text(shown.change), "blocks": to_dicts(blocks)}
 
 
 def fallback_text(change: Change) -> str:
@@ -82,7 +88,13 @@ def fallback_text(change: Change) -> str:
     return text.truncate(line, text.MESSAGE_TEXT_LIMIT)
 
 
-def card_blocks(shown: Standing, policy: Policy, *, buttons: bool = True) -> list[Block]:
+def card_blocks(
+    shown: Standing,
+    policy: Policy,
+    *,
+    buttons: bool = True,
+    links: Mapping[int, str] | None = None,
+) -> list[Block]:
     change = shown.change
     blocks: list[Block] = [
         header(f"{change.ref} · {change.title}"),
@@ -96,11 +108,11 @@ def card_blocks(shown: Standing, policy: Policy, *, buttons: bool = True) -> lis
         blocks.append(section(rollback))
     if decisions := _decisions(change):
         blocks.append(section("\n".join(decisions)))
-    blocks.append(section("\n".join(status_lines(shown, policy))))
+    blocks.append(section("\n".join(status_lines(shown, policy, links))))
     if pipelines := deployment_lines(change):
         blocks.append(section("\n".join(pipelines)))
-    if links := _links(change):
-        blocks.append(context(links))
+    if linked := _links(change):
+        blocks.append(context(linked))
     if buttons:
         blocks.extend(action_blocks(shown))
     return blocks
@@ -188,11 +200,14 @@ def _decisions(change: Change) -> list[str]:
     return lines
 
 
-def status_lines(shown: Standing, policy: Policy) -> list[str]:
+def status_lines(
+    shown: Standing, policy: Policy, links: Mapping[int, str] | None = None
+) -> list[str]:
     """Approvals, what is owed, the outcome, a cancellation or rejection: one line each."""
     change = shown.change
     lines = [_approvals(shown, policy)]
     lines.extend(_freeze_lines(shown))
+    lines.extend(conflict_lines(shown.conflicts, links))
     if (opens := shown.break_glass_opens) is not None:
         lines.append(
             text.render_macro("card.j2", "break_glass_opens", at=opens, open=shown.break_glass_open)
@@ -329,6 +344,26 @@ def _freeze_lines(shown: Standing) -> list[str]:
             held=one in held,
         )
         for one in shown.freezes
+    ]
+
+
+def conflict_lines(
+    conflicts: Sequence[Conflict], links: Mapping[int, str] | None = None
+) -> list[str]:
+    """Each open change in the same place at the same time, linked to its card."""
+    links = links or {}
+    return [
+        text.render_macro(
+            "card.j2",
+            "conflict",
+            ref=one.other.ref,
+            title=one.other.title,
+            link=links.get(one.other.number, ""),
+            services=one.services,
+            start=one.overlap.start,
+            end=one.overlap.end,
+        )
+        for one in conflicts
     ]
 
 
