@@ -7,6 +7,7 @@ from typing import Any
 from storage.repositories import SqlChanges
 from workflows.model import Actor, Change, Classification, Stage
 from workflows.policy import Policy
+from workflows.schedule import Conflict
 from workflows.stages import Action, allowed_actions
 
 OPEN = (Stage.REQUEST, Stage.REVIEW, Stage.TEST, Stage.APPROVE, Stage.DEPLOY)
@@ -15,6 +16,18 @@ OPEN = (Stage.REQUEST, Stage.REVIEW, Stage.TEST, Stage.APPROVE, Stage.DEPLOY)
 def change(session: Any, number: int) -> Change:
     """One change, or NotFound."""
     return SqlChanges(session).get(number)
+
+
+def change_in_place(session: Any, number: int) -> tuple[Change, tuple[Conflict, ...]]:
+    """One change and the open changes its window collides with, or NotFound."""
+    changes = SqlChanges(session)
+    found = changes.get(number)
+    return found, changes.conflicts(found)
+
+
+def conflicts(session: Any, change: Change) -> tuple[Conflict, ...]:
+    """The open changes the change's window collides with."""
+    return SqlChanges(session).conflicts(change)
 
 
 def mine(session: Any, user_id: str, limit: int = 20) -> list[Change]:

@@ -114,8 +114,8 @@ async def show_response(services: Services, text: str) -> dict[str, Any]:
             "text": "Say which change to show, for example `/change show CHG-0042`.",
         }
     try:
-        change = await services.query(queries.change, number)
+        change, conflicts = await services.query(queries.change_in_place, number)
     except NotFound as error:
         return {"response_type": "ephemeral", "text": str(error)}
-    shown = standing(change, services.policy, services.clock.now())
+    shown = standing(change, services.policy, services.clock.now(), conflicts)
     return messages.show_message(shown, services.policy)

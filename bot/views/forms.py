@@ -3,10 +3,12 @@ modal's inputs for `response_action: errors`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot import ids
+from bot.views import card
+from bot.views.common import context, section
 from bot.views.request_form import (
     blank_request_json,
     classification_of,
@@ -32,6 +34,8 @@ from bot.views.step_forms import (
     review_modal,
 )
 from workflows.errors import PolicyViolation, ValidationFailed
+from workflows.model import Change
+from workflows.schedule import Conflict
 
 __all__ = [
     "OutcomeInput",
@@ -131,3 +135,25 @@ def _input_blocks(view: Mapping[str, Any]) -> list[str]:
         for block in (blocks if isinstance(blocks, list) else [])
         if isinstance(block, Mapping) and block.get("type") == "input" and block.get("block_id")
     ]
+
+
+def requested_in_conflict(change: Change, conflicts: Sequence[Conflict]) -> dict[str, Any]:
+    """What the request form turns into when the new change's window collides with others:
+    it is requested (a conflict warns, it does not refuse), and the requester sees with whom
+    to agree before the approvers do."""
+    lines = "\n".join(card.conflict_lines(conflicts))
+    blocks = [
+        section(f"*{change.ref} is requested.* Its window overlaps other open changes:"),
+        section(lines),
+        context(
+            "Both cards show the overlap, and the approvers see it before they approve. "
+            "Move the window with Edit on the card if you can; otherwise agree the order in "
+            "the threads."
+        ),
+    ]
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Requested, with overlaps"},
+        "close": {"type": "plain_text", "text": "OK"},
+        "blocks": [b.to_dict() for b in blocks],
+    }
