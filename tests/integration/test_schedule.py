@@ -1,0 +1,188 @@
+"""The schedule on a real database (SQLite and PostgreSQL): the repository keeps each
+change's place in time as the change moves, finds what a window holds from the weeks it
+touches, draws again the cards of the changes a move collides with, and the migration books
+the changes that existed before it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, event, insert, select, text
+from sqlmodel import Session
+
+from storage import migrate
+from storage.db import make_engine
+from storage.outbox import PublicationRow
+from storage.repositories import SqlChanges
+from storage.rows import change_document
+from storage.tables import ChangeRow
+from storage.uow import SqlUnitOfWork
+from tests.integration.changes import (
+    POLICY,
+    REQUESTER,
+    WINDOW,
+    deploy,
+    normal_details,
+    review_test_and_approve,
+)
+from tests.unit.fakes import FakeClock
+from workflows import process
+from workflows.model import Change, Stage, Window
+
+
+def a_request(engine: Engine, clock: FakeClock, **fields: object) -> Change:
+    return process.request_change(
+        SqlUnitOfWork(engine), clock, POLICY, REQUESTER, normal_details(**fields)
+    )
+
+
+def scheduled(engine: Engine, window: Window, **kw: object) -> list[tuple[int, tuple[str, ...]]]:
+    with Session(engine) as session:
+        found = SqlChanges(session).scheduled(window, **kw)  # type: ignore[arg-type]
+    return [(b.number, b.services) for b in found]
+
+
+def conflicts_of(engine: Engine, number: int) -> list[int]:
+    with Session(engine) as session:
+        changes = SqlChanges(session)
+        return [c.other.number for c in changes.conflicts(changes.get(number))]
+
+
+def test_a_window_finds_the_changes_booked_in_it_and_no_others(engine: Engine) -> None:
+    clock = FakeClock()
+    a_request(engine, clock, services=("payments", "ledger"))
+    later = Window(WINDOW.start + timedelta(days=9), WINDOW.end + timedelta(days=9))
+    a_request(engine, clock, services=("search",), window=later)
+    long = Window(WINDOW.start - timedelta(days=3), WINDOW.end + timedelta(days=12))
+    a_request(engine, clock, services=("Ledger",), window=long)  # three weeks, one row a week
+
+    assert scheduled(engine, WINDOW) == [(3, ("ledger",)), (1, ("payments", "ledger"))]
+    assert scheduled(engine, later) == [(3, ("ledger",)), (2, ("search",))]
+    assert scheduled(engine, WINDOW, services=["ledger"]) == [(3, ("ledger",)), (1, ("ledger",))]
+    assert scheduled(engine, Window(WINDOW.end, WINDOW.end + timedelta(hours=1))) == [
+        (3, ("ledger",))
+    ]
+
+
+def test_the_schedule_follows_the_change_as_it_moves(engine: Engine) -> None:
+    clock = FakeClock()
+    first = a_request(engine, clock)
+    second = a_request(engine, clock)
+    assert conflicts_of(engine, first.number) == [second.number]
+
+    later = Window(WINDOW.start + timedelta(days=1), WINDOW.end + timedelta(days=1))
+    process.edit(
+        SqlUnitOfWork(engine),
+        clock,
+        POLICY,
+        second.number,
+        REQUESTER,
+        normal_details(window=later),
+    )
+    assert conflicts_of(engine, first.number) == []
+    assert scheduled(engine, later) == [(second.number, ("payments",))]
+
+    third = a_request(engine, clock)
+    review_test_and_approve(engine, clock, third.number)
+    assert conflicts_of(engine, first.number) == [third.number]
+    deploy(engine, clock, third.number)  # its window is no longer occupied
+    assert conflicts_of(engine, first.number) == []
+    assert [n for n, _ in scheduled(engine, WINDOW)] == [first.number, third.number]
+    assert scheduled(engine, WINDOW, occupying=True) == [(first.number, ("payments",))]
+
+    process.cancel(SqlUnitOfWork(engine), clock, POLICY, first.number, REQUESTER, reason="Moved.")
+    assert [n for n, _ in scheduled(engine, WINDOW)] == [third.number]
+
+
+def test_a_request_into_a_window_draws_the_other_card_again(engine: Engine) -> None:
+    clock = FakeClock()
+    first = a_request(engine, clock)
+    shown_at = clock.now()
+    with Session(engine) as session:  # its card was posted and is up to date
+        session.execute(
+            PublicationRow.__table__.update()  # type: ignore[attr-defined]
+            .values(thread_ts="1.0001", channel="C0CHANGES", card_version=1, due_at=None)
+            .where(text("number = :n")),
+            {"n": first.number},
+        )
+        session.commit()
+
+    clock.advance(minutes=5)
+    a_request(engine, clock)
+
+    with Session(engine) as session:
+        row = session.get(PublicationRow, first.number)
+        assert row is not None
+        assert row.refresh_at == clock.now() and row.due_at == clock.now() > shown_at
+        assert row.card_version == 1  # the change itself did not change
+
+
+def test_a_save_that_leaves_the_change_where_it_was_writes_no_schedule_rows(
+    engine: Engine,
+) -> None:
+    clock = FakeClock()
+    change = a_request(engine, clock)
+    statements: list[str] = []
+    with Session(engine) as session:
+        changes = SqlChanges(session)
+        found = changes.get(change.number)
+        found.stage = Stage.TEST  # not where it is in time
+        connection = session.connection()
+
+        def seen(_c: object, _cur: object, statement: str, *_a: object) -> None:
+            statements.append(statement)
+
+        event.listen(connection, "before_cursor_execute", seen)
+        changes.save(found)
+        event.remove(connection, "before_cursor_execute", seen)
+        session.commit()
+    assert not [s for s in statements if "schedule" in s.lower()], statements
+
+
+def test_upgrading_books_the_changes_that_existed_before(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
+    created = datetime(2026, 11, 20, tzinfo=UTC)
+    try:
+        migrate.upgrade(engine, "0007")
+        rows = [
+            (1, "approve", normal_details(services=("payments", "Ledger")), None),
+            (2, "cancelled", normal_details(), None),
+            (3, "deploy", normal_details(), "successful"),
+            (4, "review", normal_details(window=None), None),
+        ]
+        with engine.begin() as connection:
+            for number, stage, details, outcome in rows:
+                document = change_document(Change(number, details, "UALICE", created))
+                document["outcome"] = outcome
+                connection.execute(
+                    insert(ChangeRow.__table__).values(  # type: ignore[attr-defined]
+                        number=number,
+                        version=0,
+                        stage=stage,
+                        classification="normal",
+                        title="t",
+                        requester="UALICE",
+                        implementer="",
+                        pull_request="",
+                        review_owed=False,
+                        created_at=created,
+                        document=document,
+                    )
+                )
+
+        migrate.upgrade(engine)
+
+        with engine.connect() as connection:
+            found = connection.execute(
+                text("SELECT number, service, occupies FROM schedule ORDER BY number, service")
+            ).all()
+        assert [tuple(r) for r in found] == [
+            (1, "ledger", True),
+            (1, "payments", True),
+            (3, "payments", False),
+        ]
+        with Session(engine) as session:
+            assert [b.number for b in SqlChanges(session).scheduled(WINDOW)] == [1, 3]
+            assert session.execute(select(ChangeRow.number)).all()  # nothing else touched
+    finally:
+        engine.dispose()
