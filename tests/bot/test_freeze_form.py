@@ -15,8 +15,12 @@ from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually, policy_toml
 from tests.e2e.steps import CHANGES, cards, normal_request, open_request_form
 
-# normal_request() plans its window an hour from now, for an hour, on billing-db.
+# The requests below plan their window an hour from now, for an hour, on billing-db.
 _START = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+_IN_AN_HOUR = {
+    ids.WINDOW_START: datetime.now(UTC) + timedelta(hours=1),
+    ids.WINDOW_END: datetime.now(UTC) + timedelta(hours=2),
+}
 FREEZE = f"""
 [[freeze]]
 name = "Billing close"
@@ -41,7 +45,7 @@ async def bot(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[InProcess]
 
 async def test_a_request_into_a_freeze_is_refused_on_the_window(bot: InProcess) -> None:
     await open_request_form(bot.driver, bot.slack, "U0ALICE")
-    answer = await bot.driver.submit_modal("U0ALICE", normal_request())
+    answer = await bot.driver.submit_modal("U0ALICE", normal_request(**_IN_AN_HOUR))
 
     assert answer.status == 200, answer.text
     assert answer.body["response_action"] == "errors", answer.body
@@ -59,7 +63,9 @@ async def test_the_same_request_on_a_service_outside_the_freeze_is_accepted(
     bot: InProcess,
 ) -> None:
     await open_request_form(bot.driver, bot.slack, "U0ALICE")
-    answer = await bot.driver.submit_modal("U0ALICE", normal_request(**{ids.SERVICES: "reporting"}))
+    answer = await bot.driver.submit_modal(
+        "U0ALICE", normal_request(**{ids.SERVICES: "reporting"}, **_IN_AN_HOUR)
+    )
     assert answer.status == 200 and not (answer.body or {}).get("errors"), answer.text
     await eventually(lambda: cards(bot.slack, CHANGES))
 

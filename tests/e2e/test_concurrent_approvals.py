@@ -104,9 +104,9 @@ def database(postgres_server: PostgresServer) -> Iterator[str]:
 
 
 def card_for(slack: SlackStandIn, number: int) -> dict[str, Any] | None:
-    ref = f"CHG-{number:04d}"
+    ref = f"CHG-{number:04d} ·"  # its own header: another card may link it
     for message in slack.messages(CHANGES):
-        if ref in str(message.get("blocks") or ""):
+        if ref in str((message.get("blocks") or [None])[0]):
             return message
     return None
 
