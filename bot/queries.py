@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from storage.repositories import SqlChanges
@@ -28,6 +29,14 @@ def change_in_place(session: Any, number: int) -> tuple[Change, tuple[Conflict, 
 def conflicts(session: Any, change: Change) -> tuple[Conflict, ...]:
     """The open changes the change's window collides with."""
     return SqlChanges(session).conflicts(change)
+
+
+def conflicts_of(session: Any, changes: Iterable[Change]) -> dict[int, tuple[Conflict, ...]]:
+    """The conflicts of each change of a list that has any (an indexed query per change:
+    lists are short)."""
+    repository = SqlChanges(session)
+    found = ((change.number, repository.conflicts(change)) for change in changes)
+    return {number: conflicts for number, conflicts in found if conflicts}
 
 
 def mine(session: Any, user_id: str, limit: int = 20) -> list[Change]:

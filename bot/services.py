@@ -7,21 +7,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 
+from bot import queries
 from bot.directory import Directory
 from bot.settings import Settings
 from bot.traffic import Traffic
 from storage.uow import SqlUnitOfWork, read_session
 from workflows.errors import StaleChange
-from workflows.model import Actor
+from workflows.model import Actor, Change
 from workflows.policy import Policy
 from workflows.ports import Clock, UnitOfWork
+from workflows.standing import Standing, standings
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -81,6 +83,12 @@ class Services:
                 return fn(session, *args, **kwargs)
 
         return await asyncio.to_thread(go)
+
+    async def standings(self, changes: Sequence[Change]) -> list[Standing]:
+        """A list of changes as they stand now, with the overlaps of those that have any
+        (they show on each line, and may ask for one more approval)."""
+        conflicts = await self.query(queries.conflicts_of, changes) if changes else {}
+        return standings(changes, self.policy, self.clock.now(), conflicts)
 
 
 def _log_state_change(name: str, result: object, args: tuple[object, ...]) -> None:

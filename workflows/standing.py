@@ -8,7 +8,7 @@ rule of the process and two views can never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -144,6 +144,13 @@ def _break_glass_opens(change: Change, policy: Policy) -> datetime | None:
     return break_glass_opens(change, policy)
 
 
-def standings(changes: Iterable[Change], policy: Policy, now: datetime) -> list[Standing]:
-    """Each change of a list as it stands now."""
-    return [standing(change, policy, now) for change in changes]
+def standings(
+    changes: Iterable[Change],
+    policy: Policy,
+    now: datetime,
+    conflicts: Mapping[int, tuple[Conflict, ...]] | None = None,
+) -> list[Standing]:
+    """Each change of a list as it stands now; `conflicts` by change number, for those that
+    have any."""
+    found = conflicts or {}
+    return [standing(change, policy, now, found.get(change.number, ())) for change in changes]

@@ -16,7 +16,7 @@ from bot.views_open import open_view
 from workflows import emergency
 from workflows.errors import ChangeError, NotFound
 from workflows.model import Actor, parse_ref
-from workflows.standing import standing, standings
+from workflows.standing import standing
 
 log = logging.getLogger(__name__)
 
@@ -86,23 +86,24 @@ async def list_response(services: Services, user_id: str, which: str) -> dict[st
             "response_type": "ephemeral",
             "text": f"I can list mine, open or awaiting-me changes, not {which!r}.",
         }
-    policy, now = services.policy, services.clock.now()
     if which == "mine":
         changes = await services.query(queries.mine, user_id)
         owed = await services.query(queries.reviews_owed, user_id)
         return messages.list_message(
             "Your open changes",
-            standings(changes, policy, now),
-            reviews_owed=standings(owed, policy, now),
+            await services.standings(changes),
+            reviews_owed=await services.standings(owed),
         )
     if which == "open":
         changes = await services.query(queries.open_changes)
-        return messages.list_message("Open changes", standings(changes, policy, now))
+        return messages.list_message("Open changes", await services.standings(changes))
     actor = await services.directory.actor(user_id)
-    found = await services.query(queries.awaiting, actor, policy)
+    found = await services.query(queries.awaiting, actor, services.policy)
     owed = await services.query(queries.reviews_owed, user_id)
     return messages.list_message(
-        "Waiting for you", standings(found, policy, now), reviews_owed=standings(owed, policy, now)
+        "Waiting for you",
+        await services.standings(found),
+        reviews_owed=await services.standings(owed),
     )
 
 

@@ -10,7 +10,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import queries
 from bot.services import Services
 from bot.views import home as home_view
-from workflows.standing import standings
 
 
 def register(app: AsyncApp) -> None:
@@ -28,13 +27,12 @@ async def publish_home(client: AsyncWebClient, services: Services, user_id: str)
     mine = await services.query(queries.mine, user_id)
     awaiting = await services.query(queries.awaiting, actor, services.policy)
     owed = await services.query(queries.reviews_owed, user_id)
-    policy, now = services.policy, services.clock.now()
     view = home_view.home(
         user_id,
-        mine=standings(mine, policy, now),
-        awaiting_me=standings(awaiting, policy, now),
-        reviews_owed=standings(owed, policy, now),
-        policy=policy,
-        now=now,
+        mine=await services.standings(mine),
+        awaiting_me=await services.standings(awaiting),
+        reviews_owed=await services.standings(owed),
+        policy=services.policy,
+        now=services.clock.now(),
     )
     await client.views_publish(user_id=user_id, view=view)

@@ -91,6 +91,7 @@ def change_line(shown: Standing) -> str:
         review_owed=change.review_owed,
         due_at=change.review_due_at,
         overdue=shown.review_overdue,
+        overlaps=[conflict.other.ref for conflict in shown.conflicts],
     )
 
 

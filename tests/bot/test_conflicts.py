@@ -89,6 +89,23 @@ async def test_a_window_moved_away_takes_the_overlap_off_both_cards(bot: InProce
     await eventually(lambda: "Overlaps" not in text_of(latest(bot.slack, second)))
 
 
+async def test_the_open_list_marks_the_changes_that_overlap(bot: InProcess) -> None:
+    values = normal_request()
+    await request_change(bot.driver, bot.slack, **_same(values))
+    await request_change(bot.driver, bot.slack, **{ids.SERVICES: "search"}, **_same(values))
+    await open_request_form(bot.driver, bot.slack, "U0BOB")
+    await bot.driver.submit_modal("U0BOB", values)
+
+    reply = await bot.driver.slash_command("U0BOB", "/change", "list open")
+
+    lines = [block["text"]["text"] for block in reply.body["blocks"][1:]]
+    assert [line.split("·")[-1].strip() for line in lines] == [
+        "⚠️ overlaps CHG-0001",  # CHG-0003
+        "Normal",  # CHG-0002 is on another service
+        "⚠️ overlaps CHG-0003",  # CHG-0001
+    ], lines
+
+
 def _linked(message: dict[str, Any], ref: str) -> str | None:
     line = overlap_line(message)
     return line if f"|{ref}>" in line else None

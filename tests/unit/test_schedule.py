@@ -20,7 +20,7 @@ from tests.unit.builders import (
 from tests.unit.fakes import FakeClock, FakeUnitOfWork
 from workflows.model import Classification, Stage, Window
 from workflows.schedule import EPOCH, Booking, booking, conflicts, occupies, overlap, weeks
-from workflows.standing import standing
+from workflows.standing import standing, standings
 
 
 def utc(*parts: int) -> datetime:
@@ -166,6 +166,18 @@ def test_the_policy_may_ask_one_more_approval_of_a_change_in_conflict(strict: De
 
     crowded = strict.approve(crowded, by=ARTHUR)
     assert crowded.stage is Stage.DEPLOY
+
+
+def test_a_list_counts_the_extra_approval_of_the_changes_in_conflict(strict: Desk) -> None:
+    alone = strict.normal_change_in(Stage.DEPLOY)
+    crowded = strict.approve(strict.normal_change_in(Stage.APPROVE))
+    found = {crowded.number: strict.uow.changes.conflicts(crowded)}
+
+    shown = standings([alone, crowded], strict.policy, NOW, found)
+
+    assert [one.approvals_needed for one in shown] == [1, 2]
+    assert [c.other.ref for c in shown[1].conflicts] == [alone.ref]
+    assert standings([crowded], strict.policy, NOW)[0].approvals_needed == 1  # not told
 
 
 def test_without_conflict_extra_a_conflict_asks_no_more_approvals(desk: Desk) -> None:
