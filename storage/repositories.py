@@ -297,6 +297,19 @@ class SqlChanges:
         query = query.order_by(col(ChangeRow.number).desc()).limit(limit)
         return [change_from_row(row) for row in self.session.exec(query)]
 
+    def deployed(self, period: Window, batch: int = 500) -> Iterator[Change]:
+        """The changes whose outcome was recorded in `period`, in the order of their
+        outcomes, read `batch` rows at a time (a year of changes is streamed, not held)."""
+        query = (
+            select(ChangeRow)
+            .where(col(ChangeRow.outcome_at) >= period.start)
+            .where(col(ChangeRow.outcome_at) < period.end)
+            .order_by(col(ChangeRow.outcome_at), col(ChangeRow.number))
+            .execution_options(yield_per=batch)
+        )
+        for row in self.session.exec(query):
+            yield change_from_row(row)
+
 
 class VersionCache:
     """Changes as read at a version, the latest `size` of them. A change's content at a

@@ -234,6 +234,7 @@ def row_values(c: Change) -> Json:
         "pull_request": pull_request_key(c.details.links.pull_request),
         "review_owed": c.review_owed,
         "review_due_at": c.review_due_at,
+        "outcome_at": c.outcome_at,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
         "document": change_document(c),

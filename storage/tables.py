@@ -54,6 +54,8 @@ class ChangeRow(SQLModel, table=True):
     pull_request: str = Field(default="", max_length=300, index=True)
     review_owed: bool = Field(default=False)
     review_due_at: datetime | None = _when(nullable=True)
+    #: When the outcome was recorded: DORA's metrics read the changes deployed in a period.
+    outcome_at: datetime | None = _when(nullable=True, index=True)
     created_at: datetime = _when()
     updated_at: datetime | None = _when(nullable=True)
     document: dict[str, Any] = Field(sa_column=Column(_Document, nullable=False))
