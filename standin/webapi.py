@@ -85,6 +85,7 @@ class SlackStandIn(Records):
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/link/", self.socket.handle)
         app.router.add_post("/hooks/{key:.+}", self.responses.handle)
+        app.router.add_post("/upload/v1/{key}", self.state.uploads.receive)
         app.on_shutdown.append(lambda _: self.socket.close_all())
         # Hanging "timeout" answers must not hold up shutdown for aiohttp's default 60 s.
         self._runner = web.AppRunner(app, shutdown_timeout=0.25, access_log=None)
@@ -94,6 +95,7 @@ class SlackStandIn(Records):
         self.port = self._runner.addresses[0][1]
         self.socket.ws_base = f"ws://{self.host}:{self.port}/link/"
         self.responses.base = f"{self.url}hooks/"
+        self.state.uploads.base = f"{self.url}upload/v1/"
         self.loop = asyncio.get_running_loop()
         return self
 

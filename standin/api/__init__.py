@@ -1,6 +1,6 @@
 """The Web API methods the stand-in implements, by Slack method name."""
 
-from standin.api import chat, conversations, directory, views
+from standin.api import chat, conversations, directory, files, views
 from standin.api.base import ApiRequest, Handler, SlackState
 
 HANDLERS: dict[str, Handler] = {
@@ -8,6 +8,7 @@ HANDLERS: dict[str, Handler] = {
     **views.HANDLERS,
     **conversations.HANDLERS,
     **directory.HANDLERS,
+    **files.HANDLERS,
 }
 
 # Slack issues app-level (xapp-) tokens for this method only, and refuses them elsewhere.

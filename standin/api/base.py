@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from standin.errors import ApiError
 from standin.store import MessageStore
 from standin.surfaces import Surfaces
+from standin.uploads import Uploads
 from standin.workspace import Channel, Workspace
 
 Body = dict[str, Any]
@@ -23,6 +24,7 @@ class SlackState:
     messages: MessageStore
     surfaces: Surfaces
     issue_socket_url: Callable[[], str]
+    uploads: Uploads = field(default_factory=Uploads)
 
 
 @dataclass

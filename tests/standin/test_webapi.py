@@ -300,3 +300,35 @@ async def test_form_encoded_and_json_bodies_are_both_understood(
     first, second = slack.messages("C0CHANGES")
     assert first["blocks"][0]["type"] == "divider"
     assert second["text"] == "json"
+
+
+async def test_files_upload_v2_shares_the_bytes_in_a_direct_message(
+    client: AsyncWebClient, slack: SlackStandIn
+) -> None:
+    dm = (await client.conversations_open(users="U0ALICE"))["channel"]["id"]
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
+
+    answer = await client.files_upload_v2(
+        channel=dm, content=png, filename="chart.png", title="Trend", initial_comment="Here"
+    )
+
+    file_id = answer["file"]["id"]
+    assert slack.state.uploads.by_id[file_id].data == png
+    (message,) = slack.messages(dm)
+    assert message["text"] == "Here"
+    assert [(f["id"], f["title"], f["size"]) for f in message["files"]] == [
+        (file_id, "Trend", len(png))
+    ]
+
+
+async def test_a_file_completed_before_its_bytes_arrive_is_not_found(
+    client: AsyncWebClient, slack: SlackStandIn
+) -> None:
+    announced = await client.files_getUploadURLExternal(filename="a.png", length=10)
+    assert announced["upload_url"].startswith(slack.url)
+
+    files = [{"id": announced["file_id"], "title": "a"}]
+    assert await error_of(client.files_completeUploadExternal(files=files)) == "file_not_found"
+    assert await error_of(client.files_getUploadURLExternal(filename="a.png", length=0)) == (
+        "invalid_arguments"
+    )
