@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from storage.repositories import SqlChanges
-from workflows.model import Actor, Change, Classification, Stage
+from workflows.metrics import Dora, Trend, dora, measure, previous
+from workflows.model import Actor, Change, Classification, Stage, Window
 from workflows.policy import Policy
 from workflows.schedule import Conflict
 from workflows.stages import Action, allowed_actions
@@ -37,6 +38,17 @@ def conflicts_of(session: Any, changes: Iterable[Change]) -> dict[int, tuple[Con
     repository = SqlChanges(session)
     found = ((change.number, repository.conflicts(change)) for change in changes)
     return {number: conflicts for number, conflicts in found if conflicts}
+
+
+def metrics(session: Any, period: Window) -> Trend:
+    """DORA's metrics of a period, the period before and each week, in one streamed read."""
+    earlier = previous(period)
+    return measure(SqlChanges(session).deployed(Window(earlier.start, period.end)), period)
+
+
+def deployments(session: Any, period: Window) -> Dora:
+    """DORA's metrics of a period alone (App Home's line)."""
+    return dora(SqlChanges(session).deployed(period), period)
 
 
 def mine(session: Any, user_id: str, limit: int = 20) -> list[Change]:

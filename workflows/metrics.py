@@ -149,6 +149,40 @@ def by_week(changes: Iterable[Change], period: Window) -> list[Dora]:
     return [tally.result() for tally in tallies]
 
 
+@dataclass(frozen=True)
+class Trend:
+    """A period's metrics, the same for the period before it, and the period's week by week."""
+
+    now: Dora
+    before: Dora
+    weeks: tuple[Dora, ...]
+
+
+def measure(changes: Iterable[Change], period: Window) -> Trend:
+    """The trend of a period from one pass over the changes of it and of the period before,
+    in the order of their outcomes."""
+    earlier = previous(period)
+    before, now = Tally(earlier), Tally(period)
+    weeks = [Tally(week) for week in weeks_of(period)]
+    for change in changes:
+        at = change.outcome_at
+        if at is None:
+            continue
+        if earlier.start <= at < earlier.end:
+            before.add(change)
+        elif period.start <= at < period.end:
+            now.add(change)
+            weeks[_index(weeks, at)].add(change)
+    return Trend(now.result(), before.result(), tuple(week.result() for week in weeks))
+
+
+def last_days(days: int, now: datetime) -> Window:
+    """The last `days` days up to the end of the current minute (what was recorded this
+    minute counts: a period includes its start, not its end)."""
+    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return Window(end - timedelta(days=days), end)
+
+
 def previous(period: Window) -> Window:
     """The period of the same length just before."""
     return Window(period.start - (period.end - period.start), period.start)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import ids, queries
 from bot.services import Services
 from bot.views import forms, messages
+from bot.views import metrics as metrics_view
 from bot.views_open import open_view
 from workflows import emergency
 from workflows.errors import ChangeError, NotFound
+from workflows.metrics import Trend, last_days
 from workflows.model import Actor, parse_ref
 from workflows.standing import standing
 
@@ -39,6 +43,8 @@ async def change_command(ack: AsyncAck, command: dict[str, Any], services: Servi
         await ack(**await list_response(services, command["user_id"], rest.lower() or "mine"))
     elif verb == "show":
         await ack(**await show_response(services, rest))
+    elif verb == "metrics":
+        await ack(**await metrics_response(services, command["user_id"], rest))
     else:
         unknown = "" if verb == "help" else verb
         await ack(response_type="ephemeral", **messages.help_message(unknown=unknown))
@@ -105,6 +111,36 @@ async def list_response(services: Services, user_id: str, which: str) -> dict[st
         await services.standings(found),
         reviews_owed=await services.standings(owed),
     )
+
+
+async def metrics_response(services: Services, user_id: str, text: str) -> dict[str, Any]:
+    """`/change metrics [30d|90d]`: the numbers now, the chart in the asker's DMs after."""
+    days = metrics_view.parse_days(text or "30d")
+    if days is None:
+        return metrics_view.bad_period(text)
+    trend = await services.query(queries.metrics, last_days(days, services.clock.now()))
+    services.traffic.defer(send_chart, services.client, user_id, trend)
+    return metrics_view.metrics_message(trend)
+
+
+async def send_chart(client: AsyncWebClient, user_id: str, trend: Trend) -> None:
+    """The trend drawn, uploaded into the asker's direct messages with the bot."""
+    from bot import charts  # matplotlib: loaded by the first chart, not at start
+
+    title = metrics_view.chart_title(trend)
+    image = await asyncio.to_thread(lambda: charts.png(charts.trend_figure(trend, title)))
+    try:
+        opened = await client.conversations_open(users=user_id)
+        await client.files_upload_v2(
+            channel=opened["channel"]["id"],
+            content=image,
+            filename="dora-metrics.png",
+            title=title,
+            alt_txt=metrics_view.summary(trend),
+            initial_comment=f"{title}, week by week.",
+        )
+    except SlackApiError as error:
+        log.warning("could not send the metrics chart: %s", error.response.get("error"))
 
 
 async def show_response(services: Services, text: str) -> dict[str, Any]:

@@ -10,6 +10,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import queries
 from bot.services import Services
 from bot.views import home as home_view
+from workflows.metrics import last_days
+
+#: App Home's line of DORA's metrics covers this many days.
+MONTH_DAYS = 30
 
 
 def register(app: AsyncApp) -> None:
@@ -27,12 +31,15 @@ async def publish_home(client: AsyncWebClient, services: Services, user_id: str)
     mine = await services.query(queries.mine, user_id)
     awaiting = await services.query(queries.awaiting, actor, services.policy)
     owed = await services.query(queries.reviews_owed, user_id)
+    now = services.clock.now()
+    month = await services.query(queries.deployments, last_days(MONTH_DAYS, now))
     view = home_view.home(
         user_id,
         mine=await services.standings(mine),
         awaiting_me=await services.standings(awaiting),
         reviews_owed=await services.standings(owed),
         policy=services.policy,
-        now=services.clock.now(),
+        now=now,
+        month=month,
     )
     await client.views_publish(user_id=user_id, view=view)

@@ -11,7 +11,9 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, PlainTex
 from slack_sdk.models.views import View
 
 from bot import ids, text
+from bot.views import metrics
 from bot.views.common import VIEW_BLOCKS, context, divider, header, list_sections, section
+from workflows.metrics import Dora
 from workflows.policy import Policy
 from workflows.standing import Standing
 
@@ -27,8 +29,9 @@ def home(
     reviews_owed: Sequence[Standing],
     policy: Policy,
     now: datetime,
+    month: Dora | None = None,
 ) -> dict[str, Any]:
-    """The App Home view, for views.publish."""
+    """The App Home view, for views.publish; `month`: DORA's metrics of the last 30 days."""
     blocks: list[Block] = [
         header("Changes"),
         section(_prose("intro", who=user_id)),
@@ -42,6 +45,8 @@ def home(
             ]
         ),
     ]
+    if month is not None:
+        blocks.append(context(metrics.home_line(month)))
     lists = (
         ("Your open changes", mine, "nothing_mine"),
         ("Waiting for your review or approval", awaiting_me, "nothing_awaiting"),

@@ -33,6 +33,8 @@ SCOPES_OF_METHOD: dict[str, set[str]] = {
     "conversations.replies": {"channels:history", "groups:history"},
     "conversations.history": {"channels:history", "groups:history"},
     "conversations.open": {"im:write"},
+    # files.getUploadURLExternal and files.completeUploadExternal, called by the client.
+    "files.upload.v2": {"files:write"},
     "usergroups.users.list": {"usergroups:read"},
     "users.info": {"users:read"},
     "views.open": set(),
@@ -61,7 +63,7 @@ def sources() -> str:
 
 def methods_called() -> set[str]:
     """The Web API methods the bot's code calls through slack_sdk's client."""
-    called = set(re.findall(r"\.([A-Za-z]+_[A-Za-z_]+)\(", sources()))
+    called = set(re.findall(r"\.([A-Za-z]+_[A-Za-z0-9_]+)\(", sources()))
     return {WEB_API_METHODS[name] for name in called if name in WEB_API_METHODS}
 
 

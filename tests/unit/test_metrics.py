@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.unit.builders import a_change
-from workflows.metrics import by_week, dora, previous, week_of, weeks_of
+from workflows.metrics import by_week, dora, last_days, measure, previous, week_of, weeks_of
 from workflows.model import Change, Classification, Outcome, Stage, Window
 
 MONDAY = datetime(2026, 11, 2, tzinfo=UTC)
@@ -129,3 +129,24 @@ def test_weeks_start_on_monday_and_the_trend_splits_one_pass_by_week() -> None:
 
 def test_the_previous_period_is_as_long_and_ends_where_this_one_starts() -> None:
     assert previous(FOUR_WEEKS) == Window(MONDAY - timedelta(weeks=4), MONDAY)
+
+
+def test_a_trend_measures_the_period_the_one_before_and_each_week_in_one_pass() -> None:
+    earlier = [deployed(Outcome.FAILED, MONDAY - timedelta(days=3))]
+    now = [
+        deployed(Outcome.SUCCESSFUL, MONDAY + timedelta(days=1)),
+        deployed(Outcome.SUCCESSFUL, MONDAY + timedelta(days=15)),
+    ]
+
+    trend = measure(iter(earlier + now), FOUR_WEEKS)
+
+    assert (trend.before.deployments, trend.before.fail_rate) == (1, 1.0)
+    assert (trend.now.deployments, trend.now.fail_rate) == (2, 0.0)
+    assert [week.deployments for week in trend.weeks] == [1, 0, 1, 0]
+
+
+def test_the_last_days_end_with_the_current_minute() -> None:
+    now = datetime(2026, 12, 6, 9, 41, 17, 5, tzinfo=UTC)
+    period = last_days(30, now)
+    assert period.end == datetime(2026, 12, 6, 9, 42, tzinfo=UTC) and period.start < now
+    assert period.end - period.start == timedelta(days=30)
