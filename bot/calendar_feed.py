@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from aiohttp import web
-from icalendar import Calendar, Event
+from icalendar import Calendar, Event, vDuration
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -40,6 +40,8 @@ CACHE_CONTROL = "private, max-age=300"
 REFRESH = timedelta(hours=1)
 #: Longest token looked up (ours are 47 characters).
 MAX_TOKEN = 200
+#: How far either side of its events a VTIMEZONE describes its zone's rules.
+ZONE_MARGIN = timedelta(days=366)
 PRODID = "-//changebot//calendar feed//EN"
 NAME = "changebot: changes and freezes"
 
@@ -58,7 +60,7 @@ def render(events: Sequence[FeedEvent], now: datetime) -> bytes:
     calendar.add("method", "PUBLISH")
     calendar.add("x-wr-calname", NAME)
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
-    calendar.add("x-published-ttl", REFRESH)
+    calendar.add("x-published-ttl", vDuration(REFRESH).to_ical().decode())
     for one in events:
         event = Event()
         event.add("uid", one.uid)
@@ -75,9 +77,9 @@ def render(events: Sequence[FeedEvent], now: datetime) -> bytes:
             event.add("categories", list(one.categories))
         calendar.add_component(event)
     if events:
-        # Each zone's rules only for the years the events span, not 1970 to 2038.
-        first = min(e.start for e in events).date() - timedelta(days=1)
-        last = max(e.end for e in events).date() + timedelta(days=1)
+        # Each zone's rules for the years around the events, not from 1970 to 2038.
+        first = min(e.start for e in events).date() - ZONE_MARGIN
+        last = max(e.end for e in events).date() + ZONE_MARGIN
         calendar.add_missing_timezones(first_date=first, last_date=last)
     ical: bytes = calendar.to_ical()
     return ical
