@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from aiohttp import web
-from icalendar import Calendar, Event, vDuration
+from icalendar import Calendar, Event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -38,6 +38,8 @@ CONTENT_TYPE = "text/calendar; charset=utf-8"
 CACHE_CONTROL = "private, max-age=300"
 #: How often we suggest calendar apps fetch the feed again (those that listen).
 REFRESH = timedelta(hours=1)
+#: The same, as Outlook and Apple Calendar read it (an RFC 5545 duration, written out).
+PUBLISHED_TTL = "PT1H"
 #: Longest token looked up (ours are 47 characters).
 MAX_TOKEN = 200
 #: How far either side of its events a VTIMEZONE describes its zone's rules.
@@ -60,7 +62,7 @@ def render(events: Sequence[FeedEvent], now: datetime) -> bytes:
     calendar.add("method", "PUBLISH")
     calendar.add("x-wr-calname", NAME)
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
-    calendar.add("x-published-ttl", vDuration(REFRESH).to_ical().decode())
+    calendar.add("x-published-ttl", PUBLISHED_TTL)
     for one in events:
         event = Event()
         event.add("uid", one.uid)
