@@ -97,7 +97,7 @@ class CalendarFeed:
 
     async def handle(self, request: web.Request) -> web.Response:
         secret = request.query.get("token", "")
-        if not secret or len(secret) > MAX_TOKEN or not secret.isascii():
+        if not _plausible(secret):
             raise web.HTTPNotFound()
         try:
             body = await asyncio.to_thread(self._read, hash_secret(secret))
@@ -129,3 +129,8 @@ class CalendarFeed:
         links = {n: self.publisher.permalink(channel, ts) for n, (channel, ts) in threads.items()}
         freezes = self.services.policy.freeze
         return render(feed(bookings, links, freezes, window), now)
+
+
+def _plausible(secret: str) -> bool:
+    """Worth looking up: a short line of printable ASCII, as our tokens are."""
+    return 0 < len(secret) <= MAX_TOKEN and secret.isascii() and secret.isprintable()
