@@ -237,7 +237,9 @@ def seed(engine: Engine, changes: Table) -> None:
 
 def a_token(engine: Engine, now: datetime) -> str:
     with Session(engine) as session:
-        _, secret = tokens.create(session, "bench", frozenset(Scope), "bench", now)
+        _, secret = tokens.create(
+            session, "bench", frozenset({Scope.GATE, Scope.DEPLOYMENTS}), "bench", now
+        )
     return secret
 
 

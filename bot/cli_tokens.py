@@ -20,7 +20,8 @@ from workflows.validation import check_line
 
 def add_commands(commands: Any) -> None:
     token = commands.add_parser(
-        "token", help="the API tokens pipelines use (the gate, deployment reports)"
+        "token",
+        help="the API tokens pipelines use (the gate, deployment reports) and calendar feeds'",
     ).add_subparsers(metavar="ACTION")
     scopes = ", ".join(f"{s.value} ({s.allows})" for s in Scope)
 
@@ -28,9 +29,10 @@ def add_commands(commands: Any) -> None:
         "create",
         help="make a token and print its secret, once",
         description="Make an API token. Its secret is printed once, on standard output; only "
-        "a hash of it is kept.",
+        "a hash of it is kept. A token with --scopes calendar (and no other scope) is a calendar "
+        "feed's: the feed's URL is printed instead, built from CHANGEBOT_PUBLIC_URL.",
     )
-    create.add_argument("name", help="which pipeline uses it, e.g. ci-prod")
+    create.add_argument("name", help="which pipeline (or calendar) uses it, e.g. ci-prod")
     create.add_argument("--scopes", required=True, help=f"comma-separated: {scopes}")
     create.add_argument("--by", required=True, metavar="WHO", help=_BY)
     create.set_defaults(run=_create)
@@ -62,12 +64,35 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
         except ChangeError as error:
             raise Stop(str(error)) from error
     granted = ", ".join(sorted(s.value for s in token.scopes))
+    if Scope.CALENDAR in token.scopes:
+        return _feed_made(token.name, token.created_by, secret, settings)
     print(
         f"Created the API token {token.name!r} (scopes: {granted}), by {token.created_by}. "
         "Its secret follows, shown this once: keep it in your CI's secrets as CHANGEBOT_TOKEN.",
         file=sys.stderr,
     )
     print(secret)
+    return 0
+
+
+def _feed_made(name: str, by: str, secret: str, settings: Settings) -> int:
+    """A feed's token is used as its URL: print that, alone on standard output."""
+    from bot.calendar_feed import feed_url
+
+    url = feed_url(settings.public_url, secret)
+    where = (
+        "Subscribe to this URL in Google Calendar, Outlook or Apple Calendar"
+        if settings.public_url
+        else "CHANGEBOT_PUBLIC_URL is not set, so this is only the feed's path: set "
+        "CHANGEBOT_PUBLIC_URL to where people reach changebot (https://changebot.example.com) "
+        "and put that in front of it to subscribe"
+    )
+    print(
+        f"Created the calendar feed token {name!r}, by {by}. {where}. It is shown this once; "
+        f"anyone with the URL can read the calendar: `changebot token revoke {name}` ends it.",
+        file=sys.stderr,
+    )
+    print(url)
     return 0
 
 

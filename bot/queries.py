@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from storage.outbox import threads
 from storage.repositories import SqlChanges
 from workflows.metrics import Dora, Trend, dora, measure, previous
 from workflows.model import Actor, Change, Classification, Stage, Window
 from workflows.policy import Policy
-from workflows.schedule import Conflict
+from workflows.schedule import Booking, Conflict
 from workflows.stages import Action, allowed_actions
 
 OPEN = (Stage.REQUEST, Stage.REVIEW, Stage.TEST, Stage.APPROVE, Stage.DEPLOY)
@@ -80,3 +81,10 @@ def awaiting(session: Any, actor: Actor, policy: Policy, limit: int = 20) -> lis
 
 def reviews_owed(session: Any, user_id: str, limit: int = 20) -> list[Change]:
     return SqlChanges(session).owing_review(user_id, limit)
+
+
+def booked(session: Any, window: Window) -> tuple[list[Booking], dict[int, tuple[str, str]]]:
+    """The changes booked in `window`, and where each one's thread is (channel, ts), for those
+    already posted: the calendar feed's read, by the schedule's index."""
+    bookings = SqlChanges(session).scheduled(window)
+    return bookings, threads(session, [b.number for b in bookings])

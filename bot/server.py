@@ -1,7 +1,7 @@
 """HTTP serving: Slack's Request URL `/slack/events`, `/healthz` for liveness and `/readyz`
-for readiness; Socket Mode for workspaces without a public URL. The publisher runs beside
-the requests; on SIGTERM the server stops taking requests, finishes those in flight, hands
-its leases back and exits 0."""
+for readiness, the API and the calendar feed; Socket Mode for workspaces without a public URL.
+The publisher runs beside the requests; on SIGTERM the server stops taking requests, finishes
+those in flight, hands its leases back and exits 0."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import logs, memory
 from bot.api.routes import JSON_PATHS, api_errors
 from bot.app import Bot
+from bot.calendar_feed import CalendarFeed
 from bot.github.webhook import PATH as WEBHOOK_PATH
 from storage import migrate
 from storage.uow import SqlUnitOfWork
@@ -97,6 +98,7 @@ def web_app(bot: Bot, *, background: bool = True) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     bot.api.add_routes(app)
+    CalendarFeed(bot.services, bot.publisher).add_routes(app)
     if bot.github is not None:
         app.router.add_post(WEBHOOK_PATH, bot.github.webhook.handle)
     if background:

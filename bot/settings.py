@@ -34,6 +34,16 @@ def _seconds(name: str, env: Mapping[str, str], default: float) -> float:
     return seconds
 
 
+def _public_url(env: Mapping[str, str]) -> str:
+    value = env.get("CHANGEBOT_PUBLIC_URL", "").strip().rstrip("/")
+    if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+        raise ConfigError(
+            f"CHANGEBOT_PUBLIC_URL must be the address people reach changebot at, such as "
+            f"https://changebot.example.com, not {value!r}."
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_URL
@@ -51,6 +61,9 @@ class Settings:
     github_private_key_path: str = ""
     github_webhook_secret: str = ""
     github_api_url: str = GITHUB_API_DEFAULT
+    #: Where people reach changebot from outside (https://changebot.example.com): the base of
+    #: the calendar feed's URL that `changebot token create` prints.
+    public_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +85,7 @@ class Settings:
             github_api_url=(env.get("GITHUB_API_URL", "").strip() or GITHUB_API_DEFAULT).rstrip(
                 "/"
             ),
+            public_url=_public_url(env),
         )
 
     @property

@@ -19,7 +19,15 @@ from storage.repositories import SqlAudit
 from storage.tables import _when
 from workflows.audit import AuditEntry
 from workflows.errors import Conflict, NotFound
-from workflows.tokens import CREATED, REVOKED, TOKENS_REF, ApiToken, Scope, hash_secret
+from workflows.tokens import (
+    CREATED,
+    REVOKED,
+    TOKENS_REF,
+    ApiToken,
+    Scope,
+    check_scopes,
+    hash_secret,
+)
 
 #: Secrets start with this, so a scanner (or a person) can tell what a leaked one is.
 SECRET_PREFIX = "cbt_"
@@ -72,6 +80,7 @@ def create(
     session: Session, name: str, scopes: frozenset[Scope], by: str, at: datetime
 ) -> tuple[ApiToken, str]:
     """Make a token; returns it and its secret, which is shown once and never stored."""
+    check_scopes(scopes)
     if _active(session, name) is not None:
         raise Conflict(
             f"A token named {name!r} exists already: revoke it first (`changebot token revoke "

@@ -1,8 +1,13 @@
-"""Machine identities: the API tokens pipelines use, each with the least it needs.
+"""Machine identities: the API tokens pipelines use, each with the least it needs, and the
+tokens of calendar feeds.
 
 A token has a name (which pipeline, for the audit trail), scopes (what it may do) and a
 secret shown once when it is made; only a hash of the secret is kept. Which scope each thing
 a pipeline does needs is decided here, once, and asked by the HTTP adapter.
+
+A calendar feed's token travels in its URL, which is pasted into calendar apps, shared and
+synced to phones: it leaks easily. So the `calendar` scope stands alone: such a token reads
+the feed and nothing else, and no pipeline's token reads the feed.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class Scope(StrEnum):
 
     GATE = "gate"  # ask the deploy gate
     DEPLOYMENTS = "deployments"  # report deployments and their outcomes
+    CALENDAR = "calendar"  # read the calendar feed (/calendar.ics), and nothing else
 
     @property
     def allows(self) -> str:
@@ -41,7 +47,11 @@ class Scope(StrEnum):
 _ALLOWS = {
     Scope.GATE: "ask the deploy gate",
     Scope.DEPLOYMENTS: "report deployments",
+    Scope.CALENDAR: "read the calendar feed",
 }
+
+#: Scopes that stand alone on a token: its secret is in a URL people paste around.
+ALONE = frozenset({Scope.CALENDAR})
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,25 @@ def parse_scopes(text: str) -> frozenset[Scope]:
         choices = ", ".join(f"{s.value} ({s.allows})" for s in Scope)
         what = f"unknown scope {unknown[0]!r}" if unknown else "give at least one scope"
         raise ValidationFailed("scopes", f"{what}; choose from {choices}.")
-    return frozenset(Scope(n) for n in names)
+    return check_scopes(frozenset(Scope(n) for n in names))
+
+
+def check_scopes(scopes: frozenset[Scope]) -> frozenset[Scope]:
+    """A token's scopes as they may be granted together: a calendar feed's token, whose secret
+    sits in a URL, may do nothing else."""
+    if not scopes:
+        raise ValidationFailed("scopes", "give at least one scope.")
+    for alone in sorted(ALONE & scopes):
+        if len(scopes) > 1:
+            others = ", ".join(sorted(s.value for s in scopes - {alone}))
+            raise ValidationFailed(
+                "scopes",
+                f"the {alone.value!r} scope cannot be combined with {others}: a calendar feed's "
+                "URL is pasted into calendar apps and leaks easily, so its token may only "
+                f"{alone.allows}. Make one token with --scopes {alone.value} and another for "
+                "the pipeline.",
+            )
+    return scopes
 
 
 def hash_secret(secret: str) -> str:
@@ -100,6 +128,12 @@ def refusal(token: ApiToken | None, scope: Scope) -> tuple[int, str] | None:
     if token is None or not token.is_active:
         return 401, "Unknown or revoked API token: create one with `changebot token create`."
     if not token.may(scope):
+        if token.scopes & ALONE:
+            return (
+                403,
+                f"The token {token.name!r} is a calendar feed's token: it may only read "
+                f"/calendar.ics, not {scope.allows}. Create a token with --scopes {scope.value}.",
+            )
         have = ", ".join(sorted(s.value for s in token.scopes))
         return (
             403,
@@ -107,3 +141,10 @@ def refusal(token: ApiToken | None, scope: Scope) -> tuple[int, str] | None:
             f"scope (it has {have}). Create a token with --scopes {scope.value}.",
         )
     return None
+
+
+def reads_feed(token: ApiToken | None) -> bool:
+    """Whether `token` opens the calendar feed: an active token with the `calendar` scope.
+    Anything else is told only that there is no such page, so a guessed or revoked URL
+    learns nothing."""
+    return token is not None and token.is_active and token.may(Scope.CALENDAR)

@@ -40,7 +40,11 @@ class Served:
     def token(self, name: str = "ci-prod", *scopes: Scope) -> str:
         with Session(self.engine) as session:
             _, secret = tokens.create(
-                session, name, frozenset(scopes or Scope), "UOPS", self.clock.now()
+                session,
+                name,
+                frozenset(scopes or (Scope.GATE, Scope.DEPLOYMENTS)),
+                "UOPS",
+                self.clock.now(),
             )
         return secret
 
