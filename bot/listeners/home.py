@@ -1,4 +1,5 @@
-"""App Home: my open changes, what waits for me, the reviews I owe, and a New change button."""
+"""App Home: my open changes, what waits for me, the reviews I owe, the next seven days of
+the change calendar, and a New change button."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import queries
+from bot.listeners.calendar import home_calendar
 from bot.services import Services
 from bot.views import home as home_view
 from workflows.standing import standings
@@ -28,6 +30,7 @@ async def publish_home(client: AsyncWebClient, services: Services, user_id: str)
     mine = await services.query(queries.mine, user_id)
     awaiting = await services.query(queries.awaiting, actor, services.policy)
     owed = await services.query(queries.reviews_owed, user_id)
+    calendar = await home_calendar(services, user_id)
     policy, now = services.policy, services.clock.now()
     view = home_view.home(
         user_id,
@@ -36,5 +39,6 @@ async def publish_home(client: AsyncWebClient, services: Services, user_id: str)
         reviews_owed=standings(owed, policy, now),
         policy=policy,
         now=now,
+        calendar=calendar,
     )
     await client.views_publish(user_id=user_id, view=view)

@@ -1,5 +1,6 @@
 """App Home: the person's open changes, what waits for their review or approval, the
-post-change reviews they owe, and a button to request a change."""
+post-change reviews they owe, the next seven days of the change calendar (drawn by
+bot/views/calendar.py), and a button to request a change."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from bot.views.common import VIEW_BLOCKS, context, divider, header, list_section
 from workflows.policy import Policy
 from workflows.standing import Standing
 
-#: Changes shown per list: three lists and the fixed blocks stay within Slack's 100.
+#: Changes shown per list: three lists, the calendar's week (at most ten blocks) and the
+#: fixed blocks stay within Slack's 100.
 PER_LIST = 25
 
 
@@ -27,8 +29,9 @@ def home(
     reviews_owed: Sequence[Standing],
     policy: Policy,
     now: datetime,
+    calendar: Sequence[Block] = (),
 ) -> dict[str, Any]:
-    """The App Home view, for views.publish."""
+    """The App Home view, for views.publish; `calendar` is the next seven days' blocks."""
     blocks: list[Block] = [
         header("Changes"),
         section(_prose("intro", who=user_id)),
@@ -50,6 +53,7 @@ def home(
     for title, changes, empty in lists:
         blocks += [divider(), section(_prose("list_title", title=title, count=len(changes)))]
         blocks += list_sections(changes, room=PER_LIST, empty=_prose(empty))
+    blocks += calendar
     due = policy.policy_review_due()
     blocks += [
         divider(),
