@@ -107,10 +107,13 @@ class Entry:
 
 @dataclass(frozen=True)
 class FreezeEntry:
-    """A freeze in force on one day, until `until` (the reader's time)."""
+    """A freeze in force on one day, from `since` to `until` (the reader's time)."""
 
     occurrence: Occurrence
+    since: datetime
     until: datetime
+    #: It was in force before this day began.
+    from_before: bool
 
     @property
     def freeze(self) -> Freeze:
@@ -179,7 +182,14 @@ def agenda(span: Span, bookings: Iterable[Booking], freezes: Iterable[Freeze]) -
     frozen: list[list[FreezeEntry]] = [[] for _ in days]
     for occurrence in occurrences:
         for index in _touched(starts, ends, occurrence.start, occurrence.end):
-            frozen[index].append(FreezeEntry(occurrence, occurrence.end.astimezone(zone)))
+            frozen[index].append(
+                FreezeEntry(
+                    occurrence,
+                    since=occurrence.start.astimezone(zone),
+                    until=occurrence.end.astimezone(zone),
+                    from_before=occurrence.start < starts[index],
+                )
+            )
     return Agenda(
         span,
         tuple(

@@ -180,6 +180,7 @@ def _freeze_line(one: FreezeEntry, day: date) -> str:
         "freeze_line",
         freeze=one.freeze.name,
         allows_emergency=one.freeze.allows is Allows.EMERGENCY,
+        since="" if one.from_before else _moment(one.since, day),
         until=_moment(one.until, day),
         services=list(one.freeze.services),
     )

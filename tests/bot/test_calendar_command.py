@@ -93,6 +93,8 @@ async def test_the_freezes_in_force_show_on_each_day_with_what_they_allow(bot: I
         "*Saturday 28 November*",
         "*Sunday 29 November*",
     ]
+    friday = shown[shown.index("*Friday 27 November*") + 1]
+    assert friday.startswith("❄️ Freeze “Weekend” from 16:00 until Mon 30 Nov 08:00 ·")
     saturday = shown[shown.index("*Saturday 28 November*") + 1]
     assert saturday == (
         "❄️ Freeze “Weekend” until Mon 30 Nov 08:00 · emergency changes only · every service"

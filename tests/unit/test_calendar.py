@@ -211,6 +211,10 @@ def test_a_freeze_in_force_shows_on_each_day_with_its_local_end() -> None:
     assert until == datetime(2026, 10, 26, 8, tzinfo=BERLIN)
     assert until.utcoffset() == timedelta(hours=1)
     assert days[2].freezes[0].freeze.name == "Weekend"
+    # It starts on Friday at 16:00 and was in force when each later day began.
+    friday, saturday = days[2].freezes[0], days[3].freezes[0]
+    assert (friday.from_before, friday.since.hour) == (False, 16)
+    assert saturday.from_before is True
 
 
 def test_a_freeze_is_read_in_the_readers_zone_too() -> None:
