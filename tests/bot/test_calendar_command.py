@@ -6,6 +6,7 @@ with the Slack stand-in; the 50-block limit on the view itself."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,13 +14,17 @@ from typing import Any
 import pytest
 
 from bot import ids
-from bot.views.calendar import calendar_blocks
+from bot.views.calendar import calendar_blocks, calendar_message, home_blocks
+from bot.views.home import home
+from tests.bot.blockkit import parse_message, parse_view
+from tests.bot.changes import NOW, a_desk
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually, policy_toml
 from tests.e2e.steps import normal_request, request_change
 from workflows.calendar import UTC_ZONE, Agenda, agenda, span
 from workflows.model import Classification, Stage, Window
 from workflows.schedule import Booking
+from workflows.standing import standings
 
 WEEKEND = """
 [[freeze]]
@@ -211,3 +216,30 @@ def test_an_empty_span_says_so_plainly() -> None:
     assert blocks[-1]["text"]["text"] == (
         "Nothing is scheduled and no freeze is in force in the next 30 days."
     )
+
+
+def test_app_home_with_full_lists_and_a_busy_week_stays_within_slacks_hundred_blocks() -> None:
+    desk = a_desk()
+    many = standings([desk.stored(desk.request())] * 120, desk.policy, NOW)
+    week = replace(a_month(per_day=20), days=a_month(per_day=20).days[:7])
+    view = home(
+        "UALICE",
+        mine=many,
+        awaiting_me=many,
+        reviews_owed=many,
+        policy=desk.policy,
+        now=NOW,
+        calendar=home_blocks(week, zone_known=True, links={}),
+    )
+    parse_view(view)
+    texts = [(b.get("text") or {}).get("text", "") for b in view["blocks"]]
+    days = [t for t in texts if t.startswith("*") and "ber*\n" in t]
+    assert len(days) == 7
+    assert days[0].splitlines()[-1] == (
+        "…and 13 more that day: `/change calendar today` or a shorter span shows more."
+    )
+
+
+def test_calendar_blocks_are_valid_block_kit() -> None:
+    answer = calendar_message(a_month(per_day=20), zone_known=False, links={1: "https://x.test/1"})
+    parse_message(answer)
