@@ -190,6 +190,7 @@ def create_app(
         directory=Directory(client, policy),
         client=client,
         kick=kick,
+        permalink=publisher.permalink,
         traffic=traffic,
     )
 

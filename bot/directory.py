@@ -1,5 +1,6 @@
 """Who is in the approver groups: Slack user groups resolved with usergroups.users.list,
-cached for a few minutes so a membership change in Slack is honoured without a restart."""
+cached for a few minutes so a membership change in Slack is honoured without a restart.
+And each person's time zone, from users.info, cached the same way."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class Directory:
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._refreshing: dict[str, asyncio.Future[frozenset[str]]] = {}
+        self._zones: dict[str, tuple[float, str | None]] = {}
+        self._zone_refreshing: dict[str, asyncio.Future[str | None]] = {}
 
     async def actor(self, user_id: str) -> Actor:
         """The person, with the approver groups of the policy they belong to."""
@@ -65,7 +68,42 @@ class Directory:
 
     async def refreshed(self) -> None:
         """Wait for the refreshes in progress (for tests, and before shutting down)."""
-        await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
+        await asyncio.gather(
+            *self._refreshing.values(), *self._zone_refreshing.values(), return_exceptions=True
+        )
+
+    async def time_zone(self, user_id: str) -> str | None:
+        """The person's time zone as Slack says it (users.info's `user.tz`, an IANA name), or
+        None when Slack does not say or cannot be asked. Asked at most once per TTL; past
+        it the last answer is used while a refresh runs."""
+        cached = self._zones.get(user_id)
+        if cached and self.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        if cached:
+            task = self._zone_refreshing.get(user_id)
+            if task is None or task.done():
+                self._zone_refreshing[user_id] = asyncio.ensure_future(self._read_zone(user_id))
+            return cached[1]
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(self._read_zone(user_id)), FIRST_LOOKUP_SECONDS
+            )
+        except TimeoutError:
+            log.warning("users.info is slow to answer for %s; using UTC for now", user_id)
+            return None
+
+    async def _read_zone(self, user_id: str) -> str | None:
+        cached = self._zones.get(user_id)
+        try:
+            response = await self.client.users_info(user=user_id)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
+            why = error.response.get("error") if isinstance(error, SlackApiError) else error
+            log.warning("could not read %s's time zone (%r)", user_id, why)
+            return cached[1] if cached else None
+        zone = (response.get("user") or {}).get("tz")
+        found = zone if isinstance(zone, str) and zone else None
+        self._zones[user_id] = (self.monotonic(), found)
+        return found
 
     def _refresh_soon(self, group: str) -> None:
         task = self._refreshing.get(group)

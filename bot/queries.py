@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from storage.outbox import threads
+from storage import outbox
 from storage.repositories import SqlChanges
+from workflows.calendar import UTC_ZONE, Agenda, agenda, days_of
 from workflows.metrics import Dora, Trend, dora, measure, previous
 from workflows.model import Actor, Change, Classification, Stage, Window
 from workflows.policy import Policy
@@ -14,6 +17,10 @@ from workflows.schedule import Booking, Conflict
 from workflows.stages import Action, allowed_actions
 
 OPEN = (Stage.REQUEST, Stage.REVIEW, Stage.TEST, Stage.APPROVE, Stage.DEPLOY)
+
+#: The changes of a calendar whose threads are looked up: more than one answer or App Home
+#: can show (Slack's 50 blocks), so the lookup stays small however busy the month.
+LINKED = 60
 
 
 def change(session: Any, number: int) -> Change:
@@ -87,4 +94,21 @@ def booked(session: Any, window: Window) -> tuple[list[Booking], dict[int, tuple
     """The changes booked in `window`, and where each one's thread is (channel, ts), for those
     already posted: the calendar feed's read, by the schedule's index."""
     bookings = SqlChanges(session).scheduled(window)
-    return bookings, threads(session, [b.number for b in bookings])
+    return bookings, outbox.threads(session, [b.number for b in bookings])
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """The calendar of a span, and where the cards of its first `LINKED` changes are."""
+
+    agenda: Agenda
+    #: Change number -> (channel, ts) of its card, for those already posted.
+    threads: dict[int, tuple[str, str]]
+
+
+def calendar(session: Any, policy: Policy, window: Window, zone: ZoneInfo = UTC_ZONE) -> Calendar:
+    """The changes booked in `window` and the policy's freezes in force, on each local day
+    (in `zone`) the window touches: one indexed query for the bookings, one for the threads."""
+    booked = SqlChanges(session).scheduled(window)
+    found = agenda(days_of(window, zone), booked, policy.freeze)
+    return Calendar(found, outbox.threads(session, found.numbers()[:LINKED]))

@@ -44,6 +44,8 @@ class Services:
     #: of the request is made for it alone, and keeping it means keeping a dozen objects.
     client: AsyncWebClient
     kick: Callable[[], None] = field(default=lambda: None)
+    #: A link to a message (channel, ts), once the workspace's address is known, else "".
+    permalink: Callable[[str, str], str] = field(default=lambda channel, ts: "")
     traffic: Traffic = field(default_factory=Traffic)
 
     def read(self) -> Any:

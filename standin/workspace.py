@@ -7,7 +7,9 @@ can say "the bot is not in #random" and see `not_in_channel` exactly as it would
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 
 @dataclass
@@ -18,7 +20,8 @@ class User:
     name: str
     real_name: str = ""
     email: str = ""
-    tz: str = "Europe/London"
+    #: The person's time zone (an IANA name); None for one Slack does not say.
+    tz: str | None = "Europe/London"
     is_bot: bool = False
     deleted: bool = False
 
@@ -30,7 +33,7 @@ class User:
             "name": self.name,
             "deleted": self.deleted,
             "real_name": real_name,
-            "tz": self.tz,
+            **self._time_zone(),
             "is_bot": self.is_bot,
             "is_app_user": False,
             "profile": {
@@ -39,6 +42,18 @@ class User:
                 "email": self.email,
                 "team": team_id,
             },
+        }
+
+    def _time_zone(self) -> dict[str, Any]:
+        """`tz`, `tz_label` and `tz_offset` (seconds east of UTC, now) as Slack gives them."""
+        if self.tz is None:
+            return {}
+        now = datetime.now(UTC).astimezone(ZoneInfo(self.tz))
+        offset = now.utcoffset()
+        return {
+            "tz": self.tz,
+            "tz_label": now.tzname() or self.tz,
+            "tz_offset": int(offset.total_seconds()) if offset is not None else 0,
         }
 
 

@@ -1,4 +1,4 @@
-"""`/change`: new, list, show, help (and anything else gets the help)."""
+"""`/change`: new, list, show, calendar, help (and anything else gets the help)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import ids, queries
+from bot.listeners.calendar import calendar_response
 from bot.services import Services
 from bot.views import forms, messages
 from bot.views import metrics as metrics_view
@@ -45,6 +46,8 @@ async def change_command(ack: AsyncAck, command: dict[str, Any], services: Servi
         await ack(**await show_response(services, rest))
     elif verb == "metrics":
         await ack(**await metrics_response(services, command["user_id"], rest))
+    elif verb == "calendar":
+        await ack(**await calendar_response(services, command["user_id"], rest))
     else:
         unknown = "" if verb == "help" else verb
         await ack(response_type="ephemeral", **messages.help_message(unknown=unknown))

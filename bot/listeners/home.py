@@ -1,4 +1,5 @@
-"""App Home: my open changes, what waits for me, the reviews I owe, and a New change button."""
+"""App Home: my open changes, what waits for me, the reviews I owe, the next seven days of
+the change calendar, and a New change button."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import queries
+from bot.listeners.calendar import home_calendar
 from bot.services import Services
 from bot.views import home as home_view
 from workflows.metrics import last_days
@@ -31,6 +33,7 @@ async def publish_home(client: AsyncWebClient, services: Services, user_id: str)
     mine = await services.query(queries.mine, user_id)
     awaiting = await services.query(queries.awaiting, actor, services.policy)
     owed = await services.query(queries.reviews_owed, user_id)
+    calendar = await home_calendar(services, user_id)
     now = services.clock.now()
     month = await services.query(queries.deployments, last_days(MONTH_DAYS, now))
     view = home_view.home(
@@ -41,5 +44,6 @@ async def publish_home(client: AsyncWebClient, services: Services, user_id: str)
         policy=services.policy,
         now=now,
         month=month,
+        calendar=calendar,
     )
     await client.views_publish(user_id=user_id, view=view)

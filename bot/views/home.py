@@ -1,5 +1,6 @@
 """App Home: the person's open changes, what waits for their review or approval, the
-post-change reviews they owe, and a button to request a change."""
+post-change reviews they owe, the next seven days of the change calendar (drawn by
+bot/views/calendar.py), and a button to request a change."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from workflows.metrics import Dora
 from workflows.policy import Policy
 from workflows.standing import Standing
 
-#: Changes shown per list: three lists and the fixed blocks stay within Slack's 100.
+#: Changes shown per list: three lists, the calendar's week (at most ten blocks) and the
+#: fixed blocks stay within Slack's 100.
 PER_LIST = 25
 
 
@@ -30,8 +32,10 @@ def home(
     policy: Policy,
     now: datetime,
     month: Dora | None = None,
+    calendar: Sequence[Block] = (),
 ) -> dict[str, Any]:
-    """The App Home view, for views.publish; `month`: DORA's metrics of the last 30 days."""
+    """The App Home view, for views.publish; `month`: DORA's metrics of the last 30 days;
+    `calendar`: the next seven days' blocks."""
     blocks: list[Block] = [
         header("Changes"),
         section(_prose("intro", who=user_id)),
@@ -55,6 +59,7 @@ def home(
     for title, changes, empty in lists:
         blocks += [divider(), section(_prose("list_title", title=title, count=len(changes)))]
         blocks += list_sections(changes, room=PER_LIST, empty=_prose(empty))
+    blocks += calendar
     due = policy.policy_review_due()
     blocks += [
         divider(),

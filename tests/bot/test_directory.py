@@ -169,3 +169,42 @@ async def test_a_click_never_waits_on_slack_for_a_group_it_already_knows(
     assert asyncio.get_running_loop().time() - started < 0.5
     slack.delay_all(0)
     await directory.refreshed()
+
+
+# -- time zones ------------------------------------------------------------------------------
+
+
+async def test_a_persons_time_zone_is_what_users_info_says(
+    slack: SlackStandIn, directory: Directory
+) -> None:
+    slack.workspace.users["U0DAVE"].tz = "America/New_York"
+    assert await directory.time_zone("U0DAVE") == "America/New_York"
+    assert [call.params for call in slack.calls_to("users.info")] == [{"user": "U0DAVE"}]
+
+
+async def test_a_time_zone_is_read_once_per_ttl_then_refreshed(
+    slack: SlackStandIn, directory: Directory, clock: FakeMonotonic
+) -> None:
+    assert await directory.time_zone("U0DAVE") == "Europe/London"
+    slack.workspace.users["U0DAVE"].tz = "Asia/Tokyo"
+    clock.advance(DEFAULT_TTL_SECONDS - 1)
+    assert await directory.time_zone("U0DAVE") == "Europe/London"
+    assert len(slack.calls_to("users.info")) == 1
+
+    clock.advance(2)
+    assert await directory.time_zone("U0DAVE") == "Europe/London"  # at once, while Slack is asked
+    await directory.refreshed()
+    assert await directory.time_zone("U0DAVE") == "Asia/Tokyo"
+    assert len(slack.calls_to("users.info")) == 2
+
+
+async def test_no_time_zone_when_slack_does_not_say_or_cannot_be_asked(
+    slack: SlackStandIn, directory: Directory
+) -> None:
+    slack.workspace.users["U0FRANK"].tz = None
+    assert await directory.time_zone("U0FRANK") is None
+    assert await directory.time_zone("U0NOBODY") is None  # users.info: user_not_found
+    slack.fail_next("users.info", "internal_error")
+    assert await directory.time_zone("U0CAROL") is None
+    # A refusal is not remembered: the next reader asks again.
+    assert await directory.time_zone("U0CAROL") == "Europe/London"
