@@ -22,6 +22,7 @@ from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually, policy_toml
 from tests.e2e.steps import normal_request, request_change
 from workflows.calendar import UTC_ZONE, Agenda, agenda, span
+from workflows.metrics import dora, last_days
 from workflows.model import Classification, Stage, Window
 from workflows.schedule import Booking
 from workflows.standing import standings
@@ -229,6 +230,7 @@ def test_app_home_with_full_lists_and_a_busy_week_stays_within_slacks_hundred_bl
         reviews_owed=many,
         policy=desk.policy,
         now=NOW,
+        month=dora([], last_days(30, NOW)),  # App Home's line of DORA's metrics too
         calendar=home_blocks(week, zone_known=True, links={}),
     )
     parse_view(view)
