@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot import cli_digests, cli_pipeline, cli_tokens
 from bot.cli_pipeline import ClientError
-from bot.digester import Busy
+from bot.digester import Busy, Signer
 from bot.export import write_csv, write_jsonl
 from bot.settings import ConfigError, Settings
 from bot.signing import KeyProblem
@@ -345,8 +345,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings.check_slack(socket_mode=args.socket_mode)
     if settings.github_enabled:
         settings.github_private_key()  # half a GitHub configuration stops here, named
+    # Half a digest configuration, an unreadable key or directory stops here, named.
+    signer = Signer.from_settings(settings) if settings.digests_enabled else None
     engine = open_database(settings, upgrade_embedded=True)
-    bot = create_app(settings, engine, policy, socket_mode=args.socket_mode)
+    bot = create_app(settings, engine, policy, socket_mode=args.socket_mode, signer=signer)
     if args.socket_mode:
         asyncio.run(serve_socket_mode(bot, settings.app_token))
     else:
