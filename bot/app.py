@@ -32,6 +32,7 @@ from bot import listeners, logs
 from bot.api.desk import GateDesk
 from bot.api.routes import Api
 from bot.chaser import Chaser
+from bot.digester import Digester, Signer
 from bot.directory import Directory
 from bot.github import Github
 from bot.github import connect as connect_github
@@ -58,6 +59,8 @@ class Bot:
     chaser: Chaser
     api: Api
     github: Github | None = None
+    #: Writes the audit trail's signed digests, when they are configured.
+    digester: Digester | None = None
 
     async def sign_in(self) -> None:
         """Ask Slack who we are once, at start: Bolt would otherwise call auth.test while the
@@ -141,6 +144,7 @@ def create_app(
     *,
     clock: Clock | None = None,
     socket_mode: bool = False,
+    signer: Signer | None = None,
 ) -> Bot:
     clock = clock or SystemClock()
     client = web_client(settings)
@@ -175,6 +179,9 @@ def create_app(
         lease=lease,
     )
     github = connect_github(settings, engine, clock, policy, owner=publisher.owner, lease=lease)
+    digester = (
+        Digester(engine, signer, clock, owner=publisher.owner, lease=lease) if signer else None
+    )
 
     def kick() -> None:
         """A change moved: Slack must show it, and a GitHub deployment may wait on it."""
@@ -201,7 +208,7 @@ def create_app(
     listeners.register(app)
     app.error(on_error)
     api = Api(services, GateDesk(engine, clock, policy, kick=kick))
-    return Bot(app, services, publisher, chaser, api, github)
+    return Bot(app, services, publisher, chaser, api, github, digester)
 
 
 # Our middleware subclass AsyncMiddleware: for function middleware Bolt works out the

@@ -12,12 +12,15 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from bot import cli_pipeline, cli_tokens
+from bot import cli_digests, cli_pipeline, cli_tokens
 from bot.cli_pipeline import ClientError
+from bot.digester import Busy, Signer
 from bot.export import write_csv, write_jsonl
 from bot.settings import ConfigError, Settings
+from bot.signing import KeyProblem
 from storage import migrate
 from storage.db import DatabaseUrlError, is_sqlite, make_engine, normalise_url
+from storage.digests import DirectoryProblem
 from storage.repositories import read_head, read_trail
 from storage.uow import read_session
 from workflows.audit import verify
@@ -44,9 +47,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args, Settings.from_env()))
-    except (Stop, ClientError, ConfigError, PolicyError, DatabaseUrlError) as error:
+    except (
+        Stop,
+        ClientError,
+        ConfigError,
+        PolicyError,
+        DatabaseUrlError,
+        KeyProblem,
+        DirectoryProblem,
+        Busy,
+    ) as error:
         print(f"changebot: {error}", file=sys.stderr)
-        return error.code if isinstance(error, Stop | ClientError) else 2
+        return int(getattr(error, "code", 2))
     except KeyboardInterrupt:
         return 130
 
@@ -85,15 +97,21 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("status", help="show the schema revision").set_defaults(run=_db_status)
 
     audit = commands.add_parser("audit", help="the audit trail").add_subparsers(metavar="ACTION")
-    audit.add_parser("verify", help="check the hash chain; exit 1 if broken").set_defaults(
-        run=_audit_verify
+    verify = audit.add_parser(
+        "verify",
+        help="check the hash chain (and the signed digests); exit 1 if broken",
+        description="Check the audit trail's hash chain. With --digests and --public-key, also "
+        "check every signed digest and that the trail is still what they signed.",
     )
+    cli_digests.add_verify_options(verify)
+    verify.set_defaults(run=_audit_verify)
     export = audit.add_parser("export", help="write the trail for auditors")
     export.add_argument("--change", metavar="CHG-n", help="only this change")
     export.add_argument("--since", metavar="YYYY-MM-DD", help="only events on or after this date")
     export.add_argument("--format", choices=("csv", "jsonl"), required=True)
     export.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     export.set_defaults(run=_audit_export)
+    cli_digests.add_commands(audit)
 
     policy = commands.add_parser("policy", help="the change policy").add_subparsers(
         metavar="ACTION"
@@ -170,17 +188,25 @@ def _db_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    if bool(args.digests) != bool(args.public_key):
+        raise Stop("--digests and --public-key go together: the digests and the key that signed.")
+    # The digests and the key are read first: a bad one stops before the trail is read.
+    digests = (
+        cli_digests.DigestCheck(Path(args.digests), Path(args.public_key)) if args.digests else None
+    )
     engine = open_database(settings)
     with read_session(engine) as session:
         head = read_head(session)
-        count, broken = verify(read_trail(session), head)
+        events = read_trail(session)
+        count, broken = verify(digests.tap(events) if digests else events, head)
     if broken is not None:
         print(f"Audit trail BROKEN at {broken}.", file=sys.stderr)
         print(f"Events from #{broken.seq} on cannot be trusted; checked {count}.", file=sys.stderr)
-        return 1
-    last = f", ending at #{head[0]} ({head[1][:12]})" if head and head[0] else ""
-    print(f"Audit trail intact: {count} events{last}.")
-    return 0
+    else:
+        last = f", ending at #{head[0]} ({head[1][:12]})" if head and head[0] else ""
+        print(f"Audit trail intact: {count} events{last}.")
+    borne_out = digests.report(complete=broken is None) if digests else True
+    return 0 if broken is None and borne_out else 1
 
 
 def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -319,8 +345,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings.check_slack(socket_mode=args.socket_mode)
     if settings.github_enabled:
         settings.github_private_key()  # half a GitHub configuration stops here, named
+    # Half a digest configuration, an unreadable key or directory stops here, named.
+    signer = Signer.from_settings(settings) if settings.digests_enabled else None
     engine = open_database(settings, upgrade_embedded=True)
-    bot = create_app(settings, engine, policy, socket_mode=args.socket_mode)
+    bot = create_app(settings, engine, policy, socket_mode=args.socket_mode, signer=signer)
     if args.socket_mode:
         asyncio.run(serve_socket_mode(bot, settings.app_token))
     else:

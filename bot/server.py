@@ -25,6 +25,7 @@ from bot.calendar_feed import CalendarFeed
 from bot.github.webhook import PATH as WEBHOOK_PATH
 from storage import migrate
 from storage.uow import SqlUnitOfWork
+from workflows.durations import format_duration
 from workflows.followup import ensure_policy_review
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,7 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
         misfire_grace_time=None,
         next_run_time=datetime.now(UTC),
     )
+    _schedule_digests(bot, scheduler)
     scheduler.start()
 
     async def stop() -> None:
@@ -193,12 +195,45 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
             await github.release_all()
             await github.app.close()
         await bot.chaser.release_all()
+        if bot.digester is not None:
+            await bot.digester.release_all()
         signing_in.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await signing_in
         await close_connections()
 
     return stop
+
+
+#: How often a replica looks whether the digest is due, at most: it is written this late at worst.
+DIGEST_LOOK_EVERY = 60.0
+
+
+def _schedule_digests(bot: Bot, scheduler: AsyncIOScheduler) -> None:
+    """Look for the digest being due, on the timer; every replica looks, one writes each."""
+    digester = bot.digester
+    if digester is None:
+        log.info(
+            "signed digests of the audit trail are off: set CHANGEBOT_DIGEST_DIR and "
+            "CHANGEBOT_DIGEST_KEY to write them (see the README's 'Signed digests')"
+        )
+        return
+    every = digester.signer.every
+    scheduler.add_job(
+        digester.tick,
+        "interval",
+        seconds=min(DIGEST_LOOK_EVERY, every.total_seconds() / 10),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        next_run_time=datetime.now(UTC),
+    )
+    log.info(
+        "signed digests of the audit trail go to %s every %s, signed by %s",
+        digester.signer.directory,
+        format_duration(every),
+        digester.signer.fingerprint,
+    )
 
 
 async def _sweep(bot: Bot) -> None:

@@ -6,11 +6,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
 from storage.db import DEFAULT_URL
+from workflows.durations import format_duration, parse_duration
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
 GITHUB_API_DEFAULT = "https://api.github.com"
@@ -44,6 +46,28 @@ def _public_url(env: Mapping[str, str]) -> str:
     return value
 
 
+#: How often digests of the audit trail are written, unless CHANGEBOT_DIGEST_EVERY says.
+DIGEST_EVERY = timedelta(hours=1)
+_DIGEST_EVERY_RANGE = (timedelta(minutes=1), timedelta(days=1))
+
+
+def _digest_every(env: Mapping[str, str]) -> timedelta:
+    value = env.get("CHANGEBOT_DIGEST_EVERY", "").strip()
+    if not value:
+        return DIGEST_EVERY
+    try:
+        every = parse_duration(value)
+    except ValueError as error:
+        raise ConfigError(f"CHANGEBOT_DIGEST_EVERY: {error}.") from None
+    least, most = _DIGEST_EVERY_RANGE
+    if not least <= every <= most:
+        raise ConfigError(
+            f"CHANGEBOT_DIGEST_EVERY must be between {format_duration(least)} and "
+            f"{format_duration(most)}, not {value!r}."
+        )
+    return every
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_URL
@@ -64,6 +88,10 @@ class Settings:
     #: Where people reach changebot from outside (https://changebot.example.com): the base of
     #: the calendar feed's URL that `changebot token create` prints.
     public_url: str = ""
+    #: Signed digests of the audit trail: where they go and the key that signs them.
+    digest_dir: str = ""
+    digest_key_path: str = ""
+    digest_every: timedelta = DIGEST_EVERY
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,7 +114,28 @@ class Settings:
                 "/"
             ),
             public_url=_public_url(env),
+            digest_dir=env.get("CHANGEBOT_DIGEST_DIR", "").strip(),
+            digest_key_path=env.get("CHANGEBOT_DIGEST_KEY", "").strip(),
+            digest_every=_digest_every(env),
         )
+
+    @property
+    def digests_enabled(self) -> bool:
+        return bool(self.digest_dir or self.digest_key_path)
+
+    def check_digests(self) -> None:
+        """Both digest settings or neither: half a configuration stops, naming what is missing."""
+        how = "see the README's 'Signed digests'"
+        if self.digest_dir and not self.digest_key_path:
+            raise ConfigError(
+                "CHANGEBOT_DIGEST_DIR is set but CHANGEBOT_DIGEST_KEY is not: give the path of "
+                f"the private key that signs digests (`changebot audit keygen`); {how}."
+            )
+        if self.digest_key_path and not self.digest_dir:
+            raise ConfigError(
+                "CHANGEBOT_DIGEST_KEY is set but CHANGEBOT_DIGEST_DIR is not: give the "
+                f"directory digests are written to, outside the database; {how}."
+            )
 
     @property
     def github_enabled(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import storage.digests
 import storage.events
 import storage.github
 import storage.obligations

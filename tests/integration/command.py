@@ -27,6 +27,9 @@ _SETTINGS = (
     "GITHUB_API_URL",
     "CHANGEBOT_URL",
     "CHANGEBOT_TOKEN",
+    "CHANGEBOT_DIGEST_DIR",
+    "CHANGEBOT_DIGEST_KEY",
+    "CHANGEBOT_DIGEST_EVERY",
 )
 
 #: For a test that takes `engine` or `database_url` but means PostgreSQL alone.

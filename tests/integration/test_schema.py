@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import JSON, Boolean, Column, Engine, Integer, MetaData, String, Table, insert, text
 from sqlmodel import SQLModel
 
+import storage.digests
 import storage.events
 import storage.github
 import storage.obligations

@@ -1,0 +1,298 @@
+"""Signed digests of the audit trail: what the trail was at a moment, kept outside the database.
+
+The hash chain catches an edited event, but not a trail rewritten whole by someone who
+recomputes every hash after their edit. A digest, signed with a key the database never sees
+and written to a directory the database cannot reach, fixes what the chain was: its last
+event's sequence number and hash, how many events it held, and a short mark of each event
+since the digest before. Each digest names the signature of the one before it, and one is
+written every interval even when nothing happened, so a digest removed is a gap in time
+and a break in the chain of digests.
+
+This module decides what a digest says, how it is serialised for signing, when the next one
+is due and what a trail and a directory of digests must agree on. Keys, files and the
+database are the adapters' business: a signature is checked by the function it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from workflows.audit import ChainedEntry
+
+FORMAT = "changebot-digest/1"
+#: Hexadecimal digits of each event's hash kept in a digest to find the first event changed:
+#: the last event's full hash is what proves the trail; the marks only say where it differs.
+MARK = 8
+#: A digest may come this much later than its interval before one counts as missing: the
+#: timer's tick and a lease taken over from a replica that died both take a little time.
+LEAST_SLACK = timedelta(minutes=5)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAME = re.compile(r"^digest-(\d{8}T\d{6}\.\d{6})Z\.json$")
+_FIELDS = {
+    "format": str,
+    "at": str,
+    "seq": int,
+    "hash": str,
+    "events": int,
+    "since": int,
+    "marks": str,
+    "key": str,
+    "every": int,
+    "signature": str,
+}
+
+
+class DigestMalformed(ValueError):
+    """A digest file that is not a digest this changebot can read; the message says why."""
+
+
+@dataclass(frozen=True)
+class Digest:
+    """What the trail was at `at`, signed. `marks` holds MARK digits of the hash of each event
+    after #`since` up to #`seq`; `previous` is the signature of the digest before (None for
+    the first); `key` the fingerprint of the public key that checks `signature`."""
+
+    at: datetime
+    seq: int
+    hash: str
+    events: int
+    since: int
+    marks: str
+    previous: str | None
+    key: str
+    every: int
+    signature: str = ""
+    format: str = field(default=FORMAT)
+
+    def body(self) -> bytes:
+        """The bytes signed: every field but the signature, as sorted-key compact JSON."""
+        fields = self._fields()
+        del fields["signature"]
+        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    def to_json(self) -> str:
+        return json.dumps(self._fields(), sort_keys=True, indent=1) + "\n"
+
+    def signed(self, signature: str) -> Digest:
+        return replace(self, signature=signature)
+
+    @property
+    def interval(self) -> timedelta:
+        return timedelta(seconds=self.every)
+
+    def mark_of(self, seq: int) -> str | None:
+        """The mark this digest keeps of event #seq, or None if it keeps none."""
+        if not self.since < seq <= self.seq:
+            return None
+        start = (seq - self.since - 1) * MARK
+        return self.marks[start : start + MARK] or None
+
+    def _fields(self) -> dict[str, Any]:
+        fields = asdict(self)
+        fields["at"] = format_time(self.at)
+        return fields
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def said(moment: datetime) -> str:
+    """A digest's time as a sentence shows it."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def mark(event_hash: str) -> str:
+    return event_hash[:MARK]
+
+
+def parse(text: str) -> Digest:
+    """A digest from its file's text, or DigestMalformed saying what is wrong with it."""
+    try:
+        fields = json.loads(text)
+    except ValueError as error:
+        raise DigestMalformed(f"it is not JSON ({error})") from None
+    if not isinstance(fields, dict):
+        raise DigestMalformed("it is not a JSON object")
+    if fields.get("format") != FORMAT:
+        raise DigestMalformed(f"its format is {fields.get('format')!r}, not {FORMAT!r}")
+    for name, kind in _FIELDS.items():
+        value = fields.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise DigestMalformed(f"its {name!r} is missing or not a {kind.__name__}")
+    previous = fields.get("previous")
+    if previous is not None and not isinstance(previous, str):
+        raise DigestMalformed("its 'previous' is neither a signature nor null")
+    try:
+        at = datetime.fromisoformat(fields["at"])
+    except ValueError:
+        raise DigestMalformed(f"its time {fields['at']!r} is not an ISO 8601 time") from None
+    if at.tzinfo is None:
+        raise DigestMalformed(f"its time {fields['at']!r} has no time zone")
+    unknown = set(fields) - set(_FIELDS) - {"previous"}
+    if unknown:
+        raise DigestMalformed(f"it has fields no digest has: {', '.join(sorted(unknown))}")
+    return Digest(
+        at=at.astimezone(UTC),
+        seq=fields["seq"],
+        hash=fields["hash"],
+        events=fields["events"],
+        since=fields["since"],
+        marks=fields["marks"],
+        previous=previous,
+        key=fields["key"],
+        every=fields["every"],
+        signature=fields["signature"],
+    )
+
+
+def file_name(at: datetime) -> str:
+    """A digest's file name: its time in UTC, so that names sort as the digests were written."""
+    return f"digest-{at.astimezone(UTC):%Y%m%dT%H%M%S.%f}Z.json"
+
+
+def is_digest_name(name: str) -> bool:
+    return _NAME.match(name) is not None
+
+
+def next_due(now: datetime, every: timedelta) -> datetime:
+    """The next whole interval after `now` (counted from the epoch: on the hour, hourly)."""
+    step = every.total_seconds()
+    elapsed = (now - _EPOCH).total_seconds()
+    return _EPOCH + timedelta(seconds=(elapsed // step + 1) * step)
+
+
+def allowed_gap(every: timedelta) -> timedelta:
+    """The longest time between two digests before one counts as missing."""
+    return every + max(every / 4, LEAST_SLACK)
+
+
+# -- checking a directory of digests ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Named:
+    """A digest and the file it came from."""
+
+    name: str
+    digest: Digest
+
+
+def check_digests(
+    digests: Iterable[Named], fingerprint: str, genuine: Callable[[Digest], bool]
+) -> tuple[list[Named], list[str]]:
+    """The digests, in the order they were written, checked against each other: returns the
+    ones whose signature `genuine` accepts, and a sentence for each problem found."""
+    trusted: list[Named] = []
+    problems: list[str] = []
+    before: Named | None = None
+    for one in digests:
+        d = one.digest
+        if d.key != fingerprint:
+            problems.append(
+                f"{one.name} was signed by the key {d.key}, not by the public key given "
+                f"({fingerprint})."
+            )
+            continue
+        if not genuine(d):
+            problems.append(
+                f"{one.name}'s signature does not verify: the digest was altered after it was "
+                "signed, or not signed with this key."
+            )
+            continue
+        trusted.append(one)
+        if before is None:
+            if d.previous is not None:
+                problems.append(
+                    f"{one.name} follows a digest that is not in the directory: the digests "
+                    "before it are missing."
+                )
+        else:
+            problems.extend(_between(before, one))
+        before = one
+    return trusted, problems
+
+
+def _between(before: Named, after: Named) -> list[str]:
+    b, a = before.digest, after.digest
+    problems = []
+    if a.at - b.at > allowed_gap(b.interval):
+        problems.append(f"A digest is missing between {said(b.at)} and {said(a.at)}.")
+    elif a.previous != b.signature:
+        problems.append(
+            f"{after.name} does not follow {before.name}: a digest between them is missing "
+            "or was replaced."
+        )
+    if a.seq < b.seq:
+        problems.append(
+            f"{after.name} signed a trail ending at #{a.seq}, shorter than the #{b.seq} "
+            f"{before.name} signed: events were removed in between."
+        )
+    return problems
+
+
+# -- checking the trail against the digests ---------------------------------------------------
+
+
+class Comparison:
+    """Compares the trail, streamed in chain order through `tap`, with what the digests
+    signed; `findings` then says, in sentences, where they differ."""
+
+    def __init__(self, digests: Iterable[Named]) -> None:
+        self._pending = sorted(digests, key=lambda n: (n.digest.since, n.digest.seq))
+        self._active: list[Named] = []
+        self._first_changed: str | None = None
+        self._unmatched: list[Named] = []
+        self.matched = 0
+        self.last_seq = 0
+
+    def tap(self, events: Iterable[ChainedEntry]) -> Iterator[ChainedEntry]:
+        for event in events:
+            self._compare(event)
+            yield event
+
+    def _compare(self, event: ChainedEntry) -> None:
+        self.last_seq = event.seq
+        while self._pending and self._pending[0].digest.since < event.seq:
+            self._active.append(self._pending.pop(0))
+        for one in self._active:
+            kept = one.digest.mark_of(event.seq)
+            if self._first_changed is None and kept is not None and kept != mark(event.hash):
+                e = event.entry
+                self._first_changed = (
+                    f"Audit event #{event.seq} ({e.ref} {e.action}) is not the event the digest "
+                    f"of {said(one.digest.at)} signed: the trail was rewritten from there on."
+                )
+            if one.digest.seq == event.seq:
+                if event.hash == one.digest.hash and one.digest.events == event.seq:
+                    self.matched += 1
+                else:
+                    self._unmatched.append(one)
+        self._active = [one for one in self._active if one.digest.seq > event.seq]
+
+    def findings(self, *, complete: bool = True) -> list[str]:
+        """What differs; `complete` when the trail was read to its end (not stopped at a
+        break in its chain), so that digests beyond the last event read mean events removed."""
+        found = []
+        if self._unmatched:
+            if self._first_changed is not None:
+                found.append(self._first_changed)
+            first = self._unmatched[0]
+            found.append(
+                f"{len(self._unmatched)} digest(s), the first {first.name}, signed a trail "
+                f"that is not the one in the database at #{first.digest.seq}."
+            )
+        cut = [o for o in [*self._active, *self._pending] if o.digest.seq > self.last_seq]
+        if cut and complete:
+            first = min(cut, key=lambda n: n.digest.seq)
+            found.append(
+                f"{first.name} signed a trail of {first.digest.events} events ending at "
+                f"#{first.digest.seq}, but the trail ends at #{self.last_seq}: events were "
+                "removed."
+            )
+        return found
