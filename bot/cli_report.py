@@ -1,40 +1,18 @@
-"""`changebot report`: the evidence report of a period, one self-contained HTML file.
-
-Two passes over the database, each streamed in batches of changes: the first counts the
-changes, finds the exceptions and measures DORA's metrics (the chain is verified beside
-them); the second reads each batch's audit events and writes their evidence as the page
-reaches it. The page goes to a temporary file beside the output, renamed over it at the
-end: a failure leaves nothing at the output path, and an earlier report there stays whole.
-"""
+"""`changebot report`: the evidence report of a period, one self-contained HTML file (built
+by bot/report.py, imported when the command runs: its charts need matplotlib, which every
+other command can do without)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlmodel import Session
-
 from bot.settings import Settings
-from bot.views.report import DigestCheck, Evidence, Report, Summary, Verification, render
-from storage.reports import changes_in, events_of, events_with_ref
-from storage.repositories import SqlChanges, read_head, read_trail
-from storage.uow import read_session
-from workflows.audit import verify
-from workflows.evidence import EXCEPTIONAL, exceptions, freeze_refusal, steps
-from workflows.metrics import Trend, measure, previous
 from workflows.model import Window
-from workflows.policy import Policy, load_policy
-from workflows.process import FREEZE_REF
-
-#: Changes read at a time, with their events.
-BATCH = 500
+from workflows.policy import load_policy
 
 
 def add_commands(commands: Any) -> None:
@@ -83,131 +61,32 @@ def period_of(start: str, end: str) -> Window:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import report
     from bot.cli import open_database
 
     period = period_of(args.start, args.end)
     output = Path(args.output)
     policy = load_policy(settings.policy_path or None)
     engine = open_database(settings)
-    with _replacing(output) as out:
-        report = first_pass(engine, policy, period, datetime.now(UTC))
-        if report.summary.total == 0:
-            raise _stop(
-                f"no change was requested or deployed from {args.start} to {args.end}: "
-                "nothing to report, so no file was written."
-            )
-        with read_session(engine) as session:
-            for chunk in render(report, evidence(session, policy, period)):
-                out.write(chunk)
-    v = report.verification
+    try:
+        written = report.write(engine, policy, period, output, datetime.now(UTC))
+    except report.CannotWrite as error:
+        raise _stop(str(error)) from error
+    except report.NothingToReport as error:
+        raise _stop(
+            f"no change was requested or deployed from {args.start} to {args.end}: "
+            "nothing to report, so no file was written."
+        ) from error
+    v = written.verification
     print(
-        f"Wrote the evidence of {report.summary.total} changes and "
-        f"{len(report.exceptions)} exceptions to {output}.",
+        f"Wrote the evidence of {written.summary.total} changes and "
+        f"{len(written.exceptions)} exceptions to {output}.",
         file=sys.stderr,
     )
     if not v.intact:
         print(f"The audit trail is BROKEN: {v.sentence} The report says so.", file=sys.stderr)
         return 1
     return 0
-
-
-def first_pass(
-    engine: Engine,
-    policy: Policy,
-    period: Window,
-    now: datetime,
-    digests: DigestCheck | None = None,
-) -> Report:
-    """Everything but each change's evidence: the counts, the exceptions, the metrics, and the
-    chain's verification (with the digests' check, when one was made)."""
-    summary, found = Summary(), []
-    as_of = min(now, period.end)
-    with read_session(engine) as session:
-        for batch in changes_in(session, period, BATCH):
-            events = events_of(session, [c.ref for c in batch], EXCEPTIONAL)
-            for change in batch:
-                summary.add(change)
-                found.extend(exceptions(change, events[change.ref], policy, as_of))
-        found.extend(freeze_refusal(e) for e in events_with_ref(session, FREEZE_REF, period))
-        trend = _trend(session, period)
-    found.sort(key=lambda f: (f.mark.value, f.at))
-    return Report(
-        period=period,
-        generated_at=now,
-        policy=policy.policy.name,
-        summary=summary,
-        verification=verification(engine, digests),
-        exceptions=tuple(found),
-        trend=trend,
-    )
-
-
-def evidence(session: Session, policy: Policy, period: Window) -> Iterator[Evidence]:
-    """Each change of the period with its evidence, a batch of changes and their events at a
-    time."""
-    for batch in changes_in(session, period, BATCH):
-        events = events_of(session, [c.ref for c in batch])
-        for change in batch:
-            shown = tuple(steps(change, events.pop(change.ref), policy))
-            marks = tuple(dict.fromkeys(s.mark for s in shown if s.mark is not None))
-            yield Evidence(change, shown, marks)
-
-
-def verification(engine: Engine, digests: DigestCheck | None = None) -> Verification:
-    """The hash chain checked as `changebot audit verify` checks it."""
-    with read_session(engine) as session:
-        head = read_head(session)
-        count, broken = verify(read_trail(session), head)
-    if broken is not None:
-        sentence = f"{broken}. Events from #{broken.seq} on cannot be trusted; checked {count}."
-        return Verification(False, sentence, digests)
-    last = f", ending at #{head[0]} ({head[1][:12]})" if head and head[0] else ""
-    return Verification(True, f"{count} events checked{last}.", digests)
-
-
-def _trend(session: Session, period: Window) -> Trend:
-    both = Window(previous(period).start, period.end)
-    return measure(SqlChanges(session).deployed(both), period)
-
-
-class _replacing:
-    """A text file in the output's directory that replaces the output when all went well,
-    and is removed when anything failed."""
-
-    def __init__(self, output: Path) -> None:
-        self.output = output
-        self.path: str | None = None
-
-    def __enter__(self) -> Any:
-        directory = self.output.parent
-        try:
-            handle, self.path = tempfile.mkstemp(
-                prefix=f".{self.output.name}.", suffix=".tmp", dir=directory
-            )
-        except OSError as error:
-            raise _stop(f"cannot write {self.output}: {error.strerror}.") from error
-        self.file = os.fdopen(handle, "w", encoding="utf-8")
-        return self.file
-
-    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
-        assert self.path is not None
-        try:
-            self.file.close()
-            if error is None:
-                os.chmod(self.path, 0o666 & ~_umask())  # as open() would have made it
-                os.replace(self.path, self.output)
-                self.path = None
-        except OSError as failed:  # a directory at the output path, a full disk
-            raise _stop(f"cannot write {self.output}: {failed.strerror}.") from failed
-        finally:
-            if self.path is not None:
-                Path(self.path).unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _day(option: str, given: str) -> date:
