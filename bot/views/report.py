@@ -104,7 +104,7 @@ class Report:
 
 def render(report: Report, evidence: Iterable[Evidence]) -> Iterator[str]:
     """The page, a chunk at a time; `evidence` is read as the page reaches it."""
-    template = _environment().get_template("report.html.j2")
+    template = environment().get_template("report.html.j2")
     now, before = report.trend.now, report.trend.before
     return template.generate(
         report=report,
@@ -135,7 +135,7 @@ def _slug(value: object) -> str:
 
 
 @cache
-def _environment() -> Environment:
+def environment() -> Environment:
     env = Environment(
         loader=PackageLoader("bot", "templates"),
         autoescape=select_autoescape(["html.j2"], default=True),
