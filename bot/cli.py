@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from bot import cli_digests, cli_pipeline, cli_tokens
+from bot import cli_digests, cli_pipeline, cli_report, cli_tokens
 from bot.cli_pipeline import ClientError
 from bot.digester import Busy, Signer
 from bot.export import write_csv, write_jsonl
@@ -127,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     reviewed.set_defaults(run=_policy_reviewed)
     cli_tokens.add_commands(commands)
     cli_pipeline.add_commands(commands)
+    cli_report.add_commands(commands)
     return parser
 
 

@@ -208,3 +208,23 @@ def engine(database_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+# -- a real browser ----------------------------------------------------------------------------
+
+REQUIRE_BROWSER_VARIABLE = "CHANGEBOT_REQUIRE_BROWSER"
+#: Debian's package; CI installs it (.ci/run).
+BROWSERS = ("chromium", "chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of a headless-capable Chromium from the operating system's packages; the test
+    skips saying why when there is none, and fails instead with CHANGEBOT_REQUIRE_BROWSER=1."""
+    found = next((path for name in BROWSERS if (path := shutil.which(name))), None)
+    if found is None:
+        message = "Chromium is not installed (apt-get install -y chromium)"
+        if os.environ.get(REQUIRE_BROWSER_VARIABLE, "").strip() not in ("", "0"):
+            pytest.fail(f"{message} ({REQUIRE_BROWSER_VARIABLE} is set)", pytrace=False)
+        pytest.skip(message)
+    return found

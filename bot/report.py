@@ -1,0 +1,159 @@
+"""The evidence report built from the database: two passes, each streamed in batches of
+changes. The first counts the changes, finds the exceptions and measures DORA's metrics (the
+chain is verified beside them); the second reads each batch's audit events and yields their
+evidence as the page reaches it (bot/views/report.py renders it). `write` puts the page in a
+temporary file beside the output and renames it over the output at the end: a failure leaves
+nothing at the output path, and an earlier report there stays whole.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.views.report import DigestCheck, Evidence, Report, Summary, Verification, render
+from storage.reports import changes_in, events_of, events_with_ref
+from storage.repositories import SqlChanges, read_head, read_trail
+from storage.uow import read_session
+from workflows.audit import verify
+from workflows.evidence import EXCEPTIONAL, exceptions, freeze_refusal, steps
+from workflows.metrics import Trend, measure, previous
+from workflows.model import Window
+from workflows.policy import Policy
+from workflows.process import FREEZE_REF
+
+#: Changes read at a time, with their events.
+BATCH = 500
+
+
+class CannotWrite(Exception):
+    """The output cannot be written; the message says which file and why."""
+
+
+class NothingToReport(Exception):
+    """No change was requested or deployed in the period."""
+
+
+def write(
+    engine: Engine,
+    policy: Policy,
+    period: Window,
+    output: Path,
+    now: datetime,
+    digests: DigestCheck | None = None,
+) -> Report:
+    """Write the report of `period` to `output`, whole or not at all."""
+    with _replacing(output) as out:
+        report = first_pass(engine, policy, period, now, digests)
+        if report.summary.total == 0:
+            raise NothingToReport()
+        with read_session(engine) as session:
+            for chunk in render(report, evidence(session, policy, period)):
+                out.write(chunk)
+    return report
+
+
+def first_pass(
+    engine: Engine,
+    policy: Policy,
+    period: Window,
+    now: datetime,
+    digests: DigestCheck | None = None,
+) -> Report:
+    """Everything but each change's evidence: the counts, the exceptions, the metrics, and the
+    chain's verification (with the digests' check, when one was made)."""
+    summary, found = Summary(), []
+    as_of = min(now, period.end)
+    with read_session(engine) as session:
+        for batch in changes_in(session, period, BATCH):
+            events = events_of(session, [c.ref for c in batch], EXCEPTIONAL)
+            for change in batch:
+                summary.add(change)
+                found.extend(exceptions(change, events[change.ref], policy, as_of))
+        found.extend(freeze_refusal(e) for e in events_with_ref(session, FREEZE_REF, period))
+        trend = _trend(session, period)
+    found.sort(key=lambda f: (f.mark.value, f.at))
+    return Report(
+        period=period,
+        generated_at=now,
+        policy=policy.policy.name,
+        summary=summary,
+        verification=verification(engine, digests),
+        exceptions=tuple(found),
+        trend=trend,
+    )
+
+
+def evidence(session: Session, policy: Policy, period: Window) -> Iterator[Evidence]:
+    """Each change of the period with its evidence, a batch of changes and their events at a
+    time."""
+    for batch in changes_in(session, period, BATCH):
+        events = events_of(session, [c.ref for c in batch])
+        for change in batch:
+            shown = tuple(steps(change, events.pop(change.ref), policy))
+            marks = tuple(dict.fromkeys(s.mark for s in shown if s.mark is not None))
+            yield Evidence(change, shown, marks)
+
+
+def verification(engine: Engine, digests: DigestCheck | None = None) -> Verification:
+    """The hash chain checked as `changebot audit verify` checks it."""
+    with read_session(engine) as session:
+        head = read_head(session)
+        count, broken = verify(read_trail(session), head)
+    if broken is not None:
+        sentence = f"{broken}. Events from #{broken.seq} on cannot be trusted; checked {count}."
+        return Verification(False, sentence, digests)
+    last = f", ending at #{head[0]} ({head[1][:12]})" if head and head[0] else ""
+    return Verification(True, f"{count} events checked{last}.", digests)
+
+
+def _trend(session: Session, period: Window) -> Trend:
+    both = Window(previous(period).start, period.end)
+    return measure(SqlChanges(session).deployed(both), period)
+
+
+class _replacing:
+    """A text file in the output's directory that replaces the output when all went well,
+    and is removed when anything failed."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.path: str | None = None
+
+    def __enter__(self) -> Any:
+        directory = self.output.parent
+        try:
+            handle, self.path = tempfile.mkstemp(
+                prefix=f".{self.output.name}.", suffix=".tmp", dir=directory
+            )
+        except OSError as error:
+            raise CannotWrite(f"cannot write {self.output}: {error.strerror}.") from error
+        self.file = os.fdopen(handle, "w", encoding="utf-8")
+        return self.file
+
+    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
+        assert self.path is not None
+        try:
+            self.file.close()
+            if error is None:
+                os.chmod(self.path, 0o666 & ~_umask())  # as open() would have made it
+                os.replace(self.path, self.output)
+                self.path = None
+        except OSError as failed:  # a directory at the output path, a full disk
+            raise CannotWrite(f"cannot write {self.output}: {failed.strerror}.") from failed
+        finally:
+            if self.path is not None:
+                Path(self.path).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
