@@ -106,15 +106,26 @@ class DigestCheck:
     def tap(self, events: Iterable[ChainedEntry]) -> Iterator[ChainedEntry]:
         return self.comparison.tap(events)
 
-    def report(self, *, complete: bool) -> bool:
-        """Say what the digests show; True when they show nothing wrong."""
+    def outcome(self, *, complete: bool) -> tuple[list[str], list[str]]:
+        """What the digests show, once the trail went through `tap`: the sentences of what
+        they bear out, and the problems (none when all is well)."""
         problems = [*self.problems, *self.comparison.findings(complete=complete)]
+        said_: list[str] = []
         if self.trusted:
             first, last = self.trusted[0].digest, self.trusted[-1].digest
-            print(
+            said_.append(
                 f"Digests: {len(self.trusted)} signed by {self.fingerprint}, from {said(first.at)} "
                 f"to {said(last.at)} (the latest signed #{last.seq})."
             )
+            if not problems:
+                said_.append(f"Every event up to #{last.seq} is as the digests signed it.")
+        return said_, problems
+
+    def report(self, *, complete: bool) -> bool:
+        """Say what the digests show; True when they show nothing wrong."""
+        borne_out, problems = self.outcome(complete=complete)
+        for sentence in borne_out:
+            print(sentence)
         if problems:
             for problem in problems:
                 print(problem, file=sys.stderr)
@@ -122,5 +133,4 @@ class DigestCheck:
                 f"Digests do NOT bear the trail out: {len(problems)} problem(s).", file=sys.stderr
             )
             return False
-        print(f"Every event up to #{self.trusted[-1].digest.seq} is as the digests signed it.")
         return True

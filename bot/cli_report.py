@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot import cli_digests
 from bot.settings import Settings
 from workflows.model import Window
 from workflows.policy import load_policy
@@ -48,6 +49,7 @@ def add_commands(commands: Any) -> None:
         metavar="FILE",
         help="the HTML file to write (replaced whole, never left half-written)",
     )
+    cli_digests.add_verify_options(report)
     report.set_defaults(run=_report)
 
 
@@ -65,11 +67,17 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     from bot.cli import open_database
 
     period = period_of(args.start, args.end)
+    if bool(args.digests) != bool(args.public_key):
+        raise _stop("--digests and --public-key go together: the digests and the key that signed.")
+    # The digests and the key are read first: a bad one stops before anything is written.
+    digests = (
+        cli_digests.DigestCheck(Path(args.digests), Path(args.public_key)) if args.digests else None
+    )
     output = Path(args.output)
     policy = load_policy(settings.policy_path or None)
     engine = open_database(settings)
     try:
-        written = report.write(engine, policy, period, output, datetime.now(UTC))
+        written = report.write(engine, policy, period, output, datetime.now(UTC), digests)
     except report.CannotWrite as error:
         raise _stop(str(error)) from error
     except report.NothingToReport as error:
@@ -85,8 +93,13 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     )
     if not v.intact:
         print(f"The audit trail is BROKEN: {v.sentence} The report says so.", file=sys.stderr)
-        return 1
-    return 0
+    if v.digests is not None and not v.digests.ok:
+        print(
+            "The signed digests do NOT bear the trail out; the report lists why:", file=sys.stderr
+        )
+        for sentence in v.digests.sentences:
+            print(f"  {sentence}", file=sys.stderr)
+    return 0 if v.intact and (v.digests is None or v.digests.ok) else 1
 
 
 def _day(option: str, given: str) -> date:

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.views.report import DigestCheck, Evidence, Report, Summary, Verification, render
+from bot.cli_digests import DigestCheck
+from bot.views.report import DigestResult, Evidence, Report, Summary, Verification, render
 from storage.reports import changes_in, events_of, events_with_ref
 from storage.repositories import SqlChanges, read_head, read_trail
 from storage.uow import read_session
@@ -103,15 +104,21 @@ def evidence(session: Session, policy: Policy, period: Window) -> Iterator[Evide
 
 
 def verification(engine: Engine, digests: DigestCheck | None = None) -> Verification:
-    """The hash chain checked as `changebot audit verify` checks it."""
+    """The hash chain checked as `changebot audit verify` checks it, and against the signed
+    digests in the same pass when they are given (`--digests`)."""
     with read_session(engine) as session:
         head = read_head(session)
-        count, broken = verify(read_trail(session), head)
+        events = read_trail(session)
+        count, broken = verify(digests.tap(events) if digests else events, head)
+    result = None
+    if digests is not None:
+        borne_out, problems = digests.outcome(complete=broken is None)
+        result = DigestResult(not problems, (*borne_out, *problems))
     if broken is not None:
         sentence = f"{broken}. Events from #{broken.seq} on cannot be trusted; checked {count}."
-        return Verification(False, sentence, digests)
+        return Verification(False, sentence, result)
     last = f", ending at #{head[0]} ({head[1][:12]})" if head and head[0] else ""
-    return Verification(True, f"{count} events checked{last}.", digests)
+    return Verification(True, f"{count} events checked{last}.", result)
 
 
 def _trend(session: Session, period: Window) -> Trend:

@@ -30,7 +30,7 @@ COLUMNS = (*(o.label for o in Outcome), NOT_DEPLOYED, CANCELLED)
 
 
 @dataclass(frozen=True)
-class DigestCheck:
+class DigestResult:
     """What checking the trail against its signed digests found (`audit verify --digests`):
     whether it passed, and its sentences (a digest missing, a signature failing, the first
     event that differs)."""
@@ -46,7 +46,7 @@ class Verification:
 
     intact: bool
     sentence: str
-    digests: DigestCheck | None = None
+    digests: DigestResult | None = None
 
 
 @dataclass

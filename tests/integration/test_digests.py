@@ -25,7 +25,7 @@ from tests.integration.changes import check_trail, request, requested_and_closed
 from tests.integration.command import Changebot, Finished
 from tests.integration.test_audit_trail import EVENTS, behind_the_back
 from tests.unit.fakes import FakeClock
-from workflows.audit import chain
+from workflows.audit import ChainedEntry, chain
 from workflows.digests import said
 
 
@@ -75,20 +75,11 @@ def _hourly(engine: Engine, clock: FakeClock, signer: Signer, hours: int) -> Non
         digest_now(engine, signer, clock, "test")
 
 
-# -- the done-when test ------------------------------------------------------------------------
-
-
-def test_a_trail_rewritten_with_its_chain_recomputed_passes_verify_but_not_the_digests(
-    changebot: Changebot,
-    recorded: Engine,
-    clock: FakeClock,
-    signer: Signer,
-    keys: tuple[Path, Path],
-) -> None:
-    digest_now(recorded, signer, clock, "test")
-    signed_at = said(clock.now())
-    events = trail(recorded)
-    changed = events[4]  # event #5
+def _rewrite_event_5(engine: Engine) -> ChainedEntry:
+    """Event #5 given a detail it never had, and every hash after it recomputed, the chain's
+    head too, behind the application's back: returns the event as it was."""
+    events = trail(engine)
+    changed = events[4]
     rewritten = [events[3]]
     for original in events[4:]:
         entry = original.entry
@@ -101,8 +92,24 @@ def test_a_trail_rewritten_with_its_chain_recomputed_passes_verify_but_not_the_d
         for e in rewritten[1:]
     ]
     behind_the_back(
-        recorded, *statements, f"UPDATE audit_head SET hash = '{rewritten[-1].hash}' WHERE id = 1"
+        engine, *statements, f"UPDATE audit_head SET hash = '{rewritten[-1].hash}' WHERE id = 1"
     )
+    return changed
+
+
+# -- the done-when test ------------------------------------------------------------------------
+
+
+def test_a_trail_rewritten_with_its_chain_recomputed_passes_verify_but_not_the_digests(
+    changebot: Changebot,
+    recorded: Engine,
+    clock: FakeClock,
+    signer: Signer,
+    keys: tuple[Path, Path],
+) -> None:
+    digest_now(recorded, signer, clock, "test")
+    signed_at = said(clock.now())
+    changed = _rewrite_event_5(recorded)
 
     plain = _verify(changebot, recorded)
     with_digests = _verify(changebot, recorded, signer, keys[1])
@@ -116,6 +123,35 @@ def test_a_trail_rewritten_with_its_chain_recomputed_passes_verify_but_not_the_d
         "signed: the trail was rewritten from there on."
     ) in with_digests.stderr
     assert "Digests do NOT bear the trail out" in with_digests.stderr
+
+
+def test_the_evidence_report_checks_the_digests_and_shows_the_rewritten_event(
+    changebot: Changebot,
+    recorded: Engine,
+    clock: FakeClock,
+    signer: Signer,
+    keys: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    digest_now(recorded, signer, clock, "test")
+    output = tmp_path / "report.html"
+    url = recorded.url.render_as_string(hide_password=False)
+    period = ["--from", "2026-11-01", "--to", "2026-11-30", "--output", str(output)]
+    digests = ["--digests", str(signer.directory), "--public-key", str(keys[1])]
+
+    trusted = changebot("report", *period, *digests, env={"DATABASE_URL": url})
+    assert trusted.code == 0, trusted.output
+    assert "Signed digests: verified." in output.read_text(encoding="utf-8")
+
+    e = _rewrite_event_5(recorded).entry
+    rewritten = changebot("report", *period, *digests, env={"DATABASE_URL": url})
+
+    assert rewritten.code == 1, rewritten.output
+    assert "The signed digests do NOT bear the trail out" in rewritten.stderr
+    html = output.read_text(encoding="utf-8")
+    assert "Hash chain: intact." in html  # the recomputed chain holds together ...
+    assert "Signed digests: FAILED." in html  # ... but not against what was signed
+    assert f"Audit event #5 ({e.ref} {e.action}) is not the event the digest of" in html
 
 
 def test_a_trail_as_the_digests_signed_it_verifies(
