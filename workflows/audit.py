@@ -120,3 +120,15 @@ def verify(
         problem = f"#{last} is not the event that was written: the trail was rewritten"
         return count, ChainBreak(last, problem)
     return count, None
+
+
+def moment_in(value: object) -> datetime | None:
+    """A time recorded in an event's details (written as ISO 8601), or None if it is not one."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None

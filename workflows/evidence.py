@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from workflows.audit import AuditEntry
+from workflows.audit import AuditEntry, moment_in
 from workflows.durations import format_duration
 from workflows.events import Happened
 from workflows.model import (
@@ -366,7 +366,7 @@ def _outcome(n: Narrator, e: AuditEntry, d: Mapping[str, Any]) -> Built:
     except ValueError:
         outcome = raw.replace("_", " ") or "recorded"
     sentence = f"{who(e.actor)} recorded the outcome: {outcome}.{_quoted(d.get('notes'), '')}"
-    n.review_due = _moment(d.get("review_due_at"))
+    n.review_due = moment_in(d.get("review_due_at"))
     if d.get("review_owed"):
         due = f" by {when(n.review_due)}" if n.review_due else ""
         sentence += f" A post-change review is owed{due}."
@@ -441,7 +441,7 @@ def _break_glass(n: Narrator, e: AuditEntry, d: Mapping[str, Any]) -> Built:
 def _reminder(n: Narrator, e: AuditEntry, d: Mapping[str, Any]) -> Built:
     owed = _text(d.get("kind")).replace("_", " ") or "post-change review"
     owner = _text(d.get("owner"))
-    due = _moment(d.get("due"))
+    due = moment_in(d.get("due"))
     escalated = e.action == Happened.REMINDER_ESCALATED
     verb = "escalated" if escalated else "reminded"
     sentence = f"changebot {verb}{f' {owner}' if owner else ''}: the {owed} is due"
@@ -449,7 +449,7 @@ def _reminder(n: Narrator, e: AuditEntry, d: Mapping[str, Any]) -> Built:
 
 
 def _snoozed(n: Narrator, e: AuditEntry, d: Mapping[str, Any]) -> Built:
-    until = _moment(d.get("until"))
+    until = moment_in(d.get("until"))
     later = f" until {when(until)}" if until else ""
     return Part.REMINDER, f"{who(e.actor)} snoozed the reminders{later}."
 
@@ -531,17 +531,6 @@ def _stage(value: str) -> str:
         return value or "its stage"
 
 
-def _moment(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
-
-
 def _moment_text(value: object) -> str:
-    moment = _moment(value)
+    moment = moment_in(value)
     return when(moment) if moment else "an unknown time"

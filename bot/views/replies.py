@@ -14,7 +14,7 @@ from typing import Any
 
 from bot import text
 from bot.views.common import document_label, scope_name
-from workflows.audit import AuditEntry
+from workflows.audit import AuditEntry, moment_in
 from workflows.chase import Owed
 from workflows.durations import format_duration
 from workflows.events import NOTICED, Happened
@@ -121,17 +121,6 @@ def _stage_label(value: str) -> str:
         return value
 
 
-def _moment(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
-
-
 # -- what each line needs ------------------------------------------------------------------
 
 Builder = Callable[[AuditEntry, Change, Policy], Context]
@@ -216,7 +205,7 @@ def _outcome(entry: AuditEntry, change: Change, policy: Policy) -> Context:
         "outcome": raw.replace("_", " ").capitalize() or "recorded",
         "notes": _text(d.get("notes")),
         "review_owed": bool(d.get("review_owed")),
-        "due_at": _moment(d.get("review_due_at")),
+        "due_at": moment_in(d.get("review_due_at")),
         "owed": [document_label(doc) for doc in _names(d.get("owed_documents"))],
     }
 

@@ -21,21 +21,13 @@ from tests.bot.changes import NOW, a_desk
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually, policy_toml
 from tests.e2e.steps import normal_request, request_change
+from tests.unit.builders import WEEKEND
 from workflows.calendar import UTC_ZONE, Agenda, agenda, span
 from workflows.metrics import dora, last_days
 from workflows.model import Classification, Stage, Window
 from workflows.schedule import Booking
 from workflows.standing import standings
 
-WEEKEND = """
-[[freeze]]
-name = "Weekend"
-reason = "Nobody is around to fix it."
-rrule = "FREQ=WEEKLY;BYDAY=FR"
-start = 2026-01-02T16:00:00
-duration = "64h"
-timezone = "Europe/Berlin"
-"""
 #: Tuesday 24 November 23:30 to Wednesday 01:30 in Berlin; 22:30 to 00:30 in London.
 LATE = datetime(2026, 11, 24, 22, 30, tzinfo=UTC)
 

@@ -93,6 +93,18 @@ def a_policy(**sections: str) -> Policy:
     return parse_policy(text, "test policy")
 
 
+#: A freeze from Friday 16:00 for 64 hours, Berlin time: the weekends, across daylight saving.
+WEEKEND = """
+[[freeze]]
+name = "Weekend"
+reason = "Nobody is around to fix it."
+rrule = "FREQ=WEEKLY;BYDAY=FR"
+start = 2026-01-02T16:00:00
+duration = "64h"
+timezone = "Europe/Berlin"
+"""
+
+
 # -- requests -----------------------------------------------------------------------------
 
 NOW = FakeClock().now()

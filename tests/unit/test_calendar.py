@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.unit.builders import POLICY_TOML
+from tests.unit.builders import POLICY_TOML, WEEKEND
 from workflows.calendar import (
     Span,
     agenda,
@@ -25,16 +25,6 @@ from workflows.schedule import Booking
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
-
-WEEKEND = """
-[[freeze]]
-name = "Weekend"
-reason = "Nobody is around to fix it."
-rrule = "FREQ=WEEKLY;BYDAY=FR"
-start = 2026-01-02T16:00:00
-duration = "64h"
-timezone = "Europe/Berlin"
-"""
 
 
 def utc(*parts: int) -> datetime:

@@ -11,6 +11,7 @@ import pytest
 from tests.unit.builders import (
     POLICY_TOML,
     TOMORROW,
+    WEEKEND,
     Desk,
     emergency_details,
     normal_details,
@@ -22,15 +23,6 @@ from workflows.model import Change, Classification, GateStatus, Stage, Window
 from workflows.policy import Policy, parse_policy
 from workflows.standing import standing
 
-WEEKEND = """
-[[freeze]]
-name = "Weekend"
-reason = "Nobody is around to fix it."
-rrule = "FREQ=WEEKLY;BYDAY=FR"
-start = 2026-01-02T16:00:00
-duration = "64h"
-timezone = "Europe/Berlin"
-"""
 YEAR_END = """
 [[freeze]]
 name = "Year end"
