@@ -4,6 +4,7 @@ leave: the use cases of workflows.process run on a real database."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -94,3 +95,23 @@ def check_trail(engine: Engine) -> tuple[int, ChainBreak | None]:
     """How many events the chain has, and where it first breaks (None if intact)."""
     with read_session(engine) as session:
         return verify(read_trail(session), read_head(session))
+
+
+def an_old_row(
+    number: int, stage: str, document: dict[str, Any], created_at: datetime, **columns: object
+) -> dict[str, object]:
+    """A changes row as an earlier schema held it, for a migration's test to insert: the
+    columns every revision has, and `columns` for those of the revision at hand."""
+    return {
+        "number": number,
+        "version": 0,
+        "stage": stage,
+        "classification": "normal",
+        "title": "t",
+        "requester": "UALICE",
+        "implementer": "",
+        "review_owed": False,
+        "created_at": created_at,
+        "document": document,
+        **columns,
+    }

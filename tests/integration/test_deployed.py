@@ -14,7 +14,13 @@ from storage.db import make_engine
 from storage.repositories import SqlChanges
 from storage.rows import change_document
 from storage.tables import UTCDateTime
-from tests.integration.changes import deploy, normal_details, request, review_test_and_approve
+from tests.integration.changes import (
+    an_old_row,
+    deploy,
+    normal_details,
+    request,
+    review_test_and_approve,
+)
 from tests.unit.fakes import FakeClock
 from workflows.metrics import dora
 from workflows.model import Change, Window
@@ -84,17 +90,13 @@ def test_upgrading_keeps_the_outcome_time_of_the_changes_deployed_before(
                 document["outcome_at"] = outcome.isoformat() if outcome else None
                 connection.execute(
                     insert(_CHANGES_0008).values(
-                        number=number,
-                        version=0,
-                        stage="closed" if outcome else "review",
-                        classification="normal",
-                        title="t",
-                        requester="UALICE",
-                        implementer="",
-                        pull_request="",
-                        review_owed=False,
-                        created_at=created,
-                        document=document,
+                        an_old_row(
+                            number,
+                            "closed" if outcome else "review",
+                            document,
+                            created,
+                            pull_request="",
+                        )
                     )
                 )
 

@@ -21,6 +21,7 @@ from tests.integration.changes import (
     POLICY,
     REQUESTER,
     WINDOW,
+    an_old_row,
     deploy,
     normal_details,
     review_test_and_approve,
@@ -156,17 +157,7 @@ def test_upgrading_books_the_changes_that_existed_before(empty_database_url: str
                 document["outcome"] = outcome
                 connection.execute(
                     insert(ChangeRow.__table__).values(  # type: ignore[attr-defined]
-                        number=number,
-                        version=0,
-                        stage=stage,
-                        classification="normal",
-                        title="t",
-                        requester="UALICE",
-                        implementer="",
-                        pull_request="",
-                        review_owed=False,
-                        created_at=created,
-                        document=document,
+                        an_old_row(number, stage, document, created, pull_request="")
                     )
                 )
 

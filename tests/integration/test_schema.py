@@ -23,7 +23,7 @@ from storage import migrate
 from storage.db import make_engine
 from storage.rows import change_document
 from storage.tables import UTCDateTime
-from tests.integration.changes import request
+from tests.integration.changes import an_old_row, request
 from tests.unit.builders import normal_details
 from tests.unit.fakes import FakeClock
 from workflows.model import Change
@@ -73,18 +73,7 @@ def test_upgrading_finds_the_pull_request_each_existing_change_links_to(
                 (2, change_document(Change(2, normal_details(), "UALICE", CREATED))),
             ):
                 connection.execute(
-                    insert(_CHANGES_0005).values(
-                        number=number,
-                        version=0,
-                        stage="review",
-                        classification="normal",
-                        title="t",
-                        requester="UALICE",
-                        implementer="",
-                        review_owed=False,
-                        created_at=CREATED,
-                        document=doc,
-                    )
+                    insert(_CHANGES_0005).values(an_old_row(number, "review", doc, CREATED))
                 )
 
         migrate.upgrade(engine)
