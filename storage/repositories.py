@@ -7,7 +7,6 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -131,23 +130,36 @@ class SqlChanges:
             named = list(dict.fromkeys(s.strip().lower() for s in services))
             query = query.where(_SCHEDULE.c.service.in_(named))
         if occupying:
-            query = query.where(_SCHEDULE.c.occupies.is_(True))
-        found: dict[int, Booking] = {}
+            # Written as the partial index ix_schedule_occupying's predicate is (`occupies = 1`
+            # on SQLite, `occupies` on PostgreSQL), so the planner can use that index.
+            query = query.where(_SCHEDULE.c.occupies)
+        # A change has a row per service and week: gather its services, then make it once.
+        first: dict[int, Any] = {}
+        services_of: dict[int, list[str]] = {}
         for row in self.session.execute(query):
-            seen = found.get(row.number)
+            number, service = row[0], row[1]
+            seen = services_of.get(number)
             if seen is None:
-                found[row.number] = Booking(
-                    number=row.number,
-                    title=row.title,
-                    classification=Classification(row.classification),
-                    stage=Stage(row.stage),
-                    services=(row.service,),
-                    window=Window(_aware(row.starts_at), _aware(row.ends_at)),
-                    occupies=bool(row.occupies),
-                )
-            elif row.service not in seen.services:
-                found[row.number] = replace(seen, services=(*seen.services, row.service))
-        return sorted(found.values(), key=lambda b: (b.window.start, b.number))
+                services_of[number] = [service]
+                first[number] = row
+            elif service not in seen:
+                seen.append(service)
+        bookings = [
+            Booking(
+                number=number,
+                title=title,
+                classification=_CLASSIFICATIONS[classification],
+                stage=_STAGES[stage],
+                services=tuple(services_of[number]),
+                window=Window(_aware(starts_at), _aware(ends_at)),
+                occupies=bool(occupies),
+            )
+            for number, _, starts_at, ends_at, occupies, title, classification, stage in (
+                first.values()
+            )
+        ]
+        bookings.sort(key=lambda b: (b.window.start, b.number))
+        return bookings
 
     def _read(self, change: Change) -> Change:
         self._booked[change.number] = _booked(change)
@@ -196,7 +208,7 @@ class SqlChanges:
         rows = self.session.execute(
             core_select(_SCHEDULE.c.service, _SCHEDULE.c.starts_at, _SCHEDULE.c.ends_at)
             .where(_SCHEDULE.c.number == number)
-            .where(_SCHEDULE.c.occupies.is_(True))
+            .where(_SCHEDULE.c.occupies)
         ).all()
         if not rows:
             return set()
@@ -337,6 +349,9 @@ _SCHEDULE = cast(Table, ScheduleRow.__table__)  # type: ignore[attr-defined]
 #: What a change's schedule rows say of it: its services, window and whether it occupies it.
 _Booked = tuple[tuple[str, ...], Window, bool] | None
 _UNREAD: Any = object()  # a change not read here: its rows are written whatever they were
+#: Enum members by stored value: a dictionary look-up is cheaper than calling the enum.
+_CLASSIFICATIONS = {c.value: c for c in Classification}
+_STAGES = {s.value: s for s in Stage}
 
 
 def _booked(change: Change) -> _Booked:
