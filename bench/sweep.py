@@ -54,13 +54,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text, update
+from sqlalchemy import Engine, create_engine, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from bench import bulk
-from bench.report import machine, percentile, postgres_version, ratio, table
+from bench.report import machine, percentile, plan, postgres_version, ratio, table
 from bot import chaser, leased, publisher
 from storage import migrate, obligations, outbox
 from storage.db import is_sqlite, make_engine, normalise_url
@@ -404,34 +404,9 @@ def _time_claim(
 
 
 def _plan(engine: Engine, claim: Claim, now: datetime) -> list[str]:
-    """The plan of the very statement the claim runs (captured as it is sent, then explained)."""
-    sqlite = is_sqlite(engine)
-    sent: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        sent.append((statement, parameters))
-
-    with engine.connect() as connection:
-        event.listen(connection, "before_cursor_execute", capture)
-        try:
-            connection.execute(claim.query(now, not sqlite)).fetchall()
-        finally:
-            event.remove(connection, "before_cursor_execute", capture)
-        statement, parameters = sent[-1]
-        if sqlite:
-            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-            depth: dict[int, int] = {0: 0}
-            lines = []
-            for node, parent, _, detail in rows:
-                depth[node] = depth.get(parent, 0) + 1
-                lines.append("  " * (depth[node] - 1) + str(detail))
-        else:
-            rows = connection.exec_driver_sql(
-                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters
-            )
-            lines = [str(r[0]) for r in rows if not str(r[0]).startswith("Planning")]
-        connection.rollback()
-    return lines
+    """The plan of the very statement the claim runs."""
+    skip_locked = not is_sqlite(engine)
+    return plan(engine, lambda c: c.execute(claim.query(now, skip_locked)).fetchall())
 
 
 def _count(engine: Engine, name: str) -> int:
