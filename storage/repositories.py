@@ -10,8 +10,9 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, or_, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, type_coerce, update
 from sqlalchemy import select as core_select
+from sqlalchemy.types import NullType
 from sqlmodel import Session, col, select
 
 from storage.outbox import mark_due, redraw
@@ -114,8 +115,9 @@ class SqlChanges:
             core_select(
                 _SCHEDULE.c.number,
                 _SCHEDULE.c.service,
-                _SCHEDULE.c.starts_at,
-                _SCHEDULE.c.ends_at,
+                # Raw: a change has a row per service and week, and its window is made once.
+                type_coerce(_SCHEDULE.c.starts_at, _RAW),
+                type_coerce(_SCHEDULE.c.ends_at, _RAW),
                 _SCHEDULE.c.occupies,
                 _CHANGES.c.title,
                 _CHANGES.c.classification,
@@ -136,7 +138,7 @@ class SqlChanges:
         # A change has a row per service and week: gather its services, then make it once.
         first: dict[int, Any] = {}
         services_of: dict[int, list[str]] = {}
-        for row in self.session.execute(query):
+        for row in self.session.execute(query).all():
             number, service = row[0], row[1]
             seen = services_of.get(number)
             if seen is None:
@@ -151,7 +153,7 @@ class SqlChanges:
                 classification=_CLASSIFICATIONS[classification],
                 stage=_STAGES[stage],
                 services=tuple(services_of[number]),
-                window=Window(_aware(starts_at), _aware(ends_at)),
+                window=Window(_moment(starts_at), _moment(ends_at)),
                 occupies=bool(occupies),
             )
             for number, _, starts_at, ends_at, occupies, title, classification, stage in (
@@ -351,12 +353,21 @@ _Booked = tuple[tuple[str, ...], Window, bool] | None
 _UNREAD: Any = object()  # a change not read here: its rows are written whatever they were
 #: Enum members by stored value: a dictionary look-up is cheaper than calling the enum.
 _CLASSIFICATIONS = {c.value: c for c in Classification}
+#: No result processing: the driver's value as it comes.
+_RAW = NullType()
 _STAGES = {s.value: s for s in Stage}
 
 
 def _booked(change: Change) -> _Booked:
     found = booking(change)
     return None if found is None else (found.services, found.window, found.occupies)
+
+
+def _moment(raw: datetime | str) -> datetime:
+    """A UTCDateTime read raw: the driver's datetime (PostgreSQL), or SQLite's text of UTC."""
+    if isinstance(raw, str):
+        return datetime.fromisoformat(raw + "+00:00")  # a quarter of .replace(tzinfo=UTC)
+    return _aware(raw)
 
 
 def _aware(moment: datetime) -> datetime:
