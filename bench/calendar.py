@@ -22,9 +22,11 @@ hour to a week, in working hours; each row's document is the bot's own (storage.
 its window, services and title. So the month asked about holds the same changes at every size:
 what grows is what is stored, and the target says the cost must not follow it.
 
-Each engine and size: 20 runs of each to warm up, then `--repeats` timed runs, the two
-interleaved. Figures: p50 and p95 in ms, and the p50 as a ratio to the smallest size's on the
-same engine (measured in the same run). The plans of both queries are printed for the largest.
+Each engine: a database of each size, seeded, then 20 runs of each to warm up, then
+`--repeats` timed runs of each, the sizes taking turns in `--rounds` rounds (so that every
+size meets the same moments of a shared machine), the conflict check and the month one after
+the other. Figures: p50 and p95 in ms, and the p50 as a ratio to the smallest size's on the
+same engine. The plans of both queries are printed for the largest size.
 
 Targets: each p50 <= 20 ms, and within 1.5x between the smallest and the largest size. The
 summary line says whether they were met; the exit status does not depend on it.
@@ -35,12 +37,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import sqlite3
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -77,6 +80,7 @@ TARGET_MS = 20.0
 GROWTH_LIMIT = 1.5
 WARM_UP = 20
 REPEATS = 200
+ROUNDS = 10
 PER_DAY = 25
 PRESENT = timedelta(days=60)  # on each side of now
 HISTORY = timedelta(days=3 * 365)
@@ -340,46 +344,74 @@ class Result:
     plans: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
-def measure(engine: Engine, result: Result, now: datetime, repeats: int, explain: bool) -> None:
+@dataclass
+class Stored:
+    """One engine's database of one size, seeded, and what was measured on it."""
+
+    engine: Engine
+    result: Result
+
+
+def seed(engine_name: str, url: str, size: int, now: datetime) -> Stored:
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    result = Result(engine_name, size)
+    began = time.perf_counter()
+    bulk.insert(engine, Calendar(size, now).tables())
+    result.seed_s = time.perf_counter() - began
+    with engine.connect() as connection:
+        result.rows = connection.exec_driver_sql("SELECT count(*) FROM schedule").scalar_one()
+    print(f"{engine_name}: {size:,} changes seeded in {result.seed_s:.0f} s", flush=True)
+    return Stored(engine, result)
+
+
+def measure(stored: list[Stored], now: datetime, rounds: int, repeats: int) -> None:
+    """Every size in turn, `rounds` times, so that each meets the same moments of a noisy
+    machine; in each turn, `repeats / rounds` conflict checks and months, one after the other."""
+    for db in stored:
+        _time(db, now, WARM_UP, keep=False)
+    for n in range(rounds):
+        for db in stored if n % 2 == 0 else reversed(stored):
+            _time(db, now, max(1, repeats // rounds), keep=True)
+    largest = stored[-1]
+    change, month = a_request(now, largest.result.size + 1), month_of(now)
+    largest.result.plans = [
+        ("conflict check", plan(largest.engine, lambda c: queries.conflicts(Session(c), change))),
+        ("month", plan(largest.engine, lambda c: SqlChanges(Session(c)).scheduled(month))),
+    ]
+
+
+def _time(db: Stored, now: datetime, runs: int, keep: bool) -> None:
+    result = db.result
     change = a_request(now, result.size + 1)
     month = month_of(now)
-    for n in range(WARM_UP + repeats):
+    for _ in range(runs):
         began = time.perf_counter()
-        with read_session(engine) as session:
+        with read_session(db.engine) as session:
             found = queries.conflicts(session, change)
         between = time.perf_counter()
-        with read_session(engine) as session:
+        with read_session(db.engine) as session:
             days = _month(session, month)
         ended = time.perf_counter()
-        if n >= WARM_UP:
+        if keep:
             result.conflict_ms.append((between - began) * 1000)
             result.month_ms.append((ended - between) * 1000)
     result.conflicts = len(found)
     result.bookings = len({b.number for bookings in days.values() for b in bookings})
-    if explain:
-        result.plans = [
-            ("conflict check", plan(engine, lambda c: queries.conflicts(Session(c), change))),
-            ("month", plan(engine, lambda c: SqlChanges(Session(c)).scheduled(month))),
-        ]
 
 
 def run(
-    engine_name: str, url: str, size: int, now: datetime, repeats: int, explain: bool
-) -> Result:
-    result = Result(engine_name, size)
-    engine = make_engine(url)
-    try:
-        migrate.upgrade(engine)
-        began = time.perf_counter()
-        bulk.insert(engine, Calendar(size, now).tables())
-        result.seed_s = time.perf_counter() - began
-        with engine.connect() as connection:
-            result.rows = connection.exec_driver_sql("SELECT count(*) FROM schedule").scalar_one()
-        print(f"{engine_name}: {size:,} changes seeded in {result.seed_s:.0f} s", flush=True)
-        measure(engine, result, now, repeats, explain)
-    finally:
-        engine.dispose()
-    return result
+    engine_name: str, sizes: Sequence[int], now: datetime, options: argparse.Namespace
+) -> list[Result]:
+    """Seed a database of each size on the engine, then measure them in rounds."""
+    with ExitStack() as stack:
+        stored = []
+        for size in sizes:
+            url = stack.enter_context(database(engine_name, size, options.postgres_url))
+            stored.append(seed(engine_name, url, size, now))
+            stack.callback(stored[-1].engine.dispose)
+        measure(stored, now, options.rounds, options.repeats)
+        return [db.result for db in stored]
 
 
 @contextmanager
@@ -473,14 +505,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="seconds-long run, no targets")
     parser.add_argument("--sizes", help="numbers of changes stored, e.g. 10000,1000000")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="timed runs of each")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="turns of the sizes")
     parser.add_argument("--engines", default="sqlite,postgres", help="sqlite,postgres")
     parser.add_argument("--postgres-url", default=postgres_url_option())
     args = parser.parse_args(argv)
+    # Stopped, it still drops its databases (the finally blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.sizes:
         sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",")})
     else:
         sizes = list(SMOKE_SIZES if args.smoke else SIZES)
-    repeats = min(args.repeats, 10) if args.smoke else args.repeats
+    if args.smoke:
+        args.repeats, args.rounds = min(args.repeats, 10), min(args.rounds, 2)
+    repeats = args.repeats
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     if set(engines) - {"sqlite", "postgres"}:
         parser.error(f"unknown engine in {args.engines!r}: sqlite, postgres")
@@ -494,11 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     now = datetime.now(UTC).replace(microsecond=0)
     results = []
     for engine_name in ("SQLite", "PostgreSQL"):
-        if engine_name.lower().replace("postgresql", "postgres") not in engines:
-            continue
-        for size in sizes:
-            with database(engine_name, size, args.postgres_url) as url:
-                results.append(run(engine_name, url, size, now, repeats, size == max(sizes)))
+        if engine_name.lower().replace("postgresql", "postgres") in engines:
+            results += run(engine_name, sizes, now, args)
     month = month_of(now)
     asked = a_request(now, 0).details.window
     assert asked is not None
