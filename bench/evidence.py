@@ -41,9 +41,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
+from bench import bulk
 from bench.databases import postgres_reachable, postgres_url_option, throwaway_postgres
 from bench.report import machine, postgres_version, ratio, table
-from bench.sweep import _batches, _sqlite_value
 from storage import migrate
 from storage.db import make_engine
 from storage.rows import row_values
@@ -69,7 +71,6 @@ SMOKE_SIZES = ((100, 1_000), (300, 3_000))
 TIME_TARGET, RSS_TARGET_MB, FLAT_LIMIT = 3.0, 300.0, 1.25
 YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
 YEAR = timedelta(days=365)
-ROWS = 20_000
 SERVICES = ("payments", "checkout", "search", "auth", "ledger", "mobile-api", "dns", "billing")
 CHANGE_COLUMNS = (
     "number", "version", "stage", "classification", "title", "requester", "implementer",
@@ -201,43 +202,19 @@ def seed(url: str, changes: int, events: int) -> None:
     try:
         migrate.upgrade(engine)
         change_rows, event_rows = _rows(changes, events)
-        tables = [
-            ("changes", CHANGE_COLUMNS, change_rows),
-            ("audit_events", EVENT_COLUMNS, event_rows),
-        ]
-        if engine.dialect.name == "sqlite":
-            with engine.begin() as connection:
-                for name, columns, rows in tables:
-                    marks = ", ".join("?" * len(columns))
-                    statement = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})"
-                    for batch in _batches(rows, ROWS):
-                        connection.exec_driver_sql(
-                            statement, [tuple(_sqlite_value(v) for v in row) for row in batch]
-                        )
-                connection.exec_driver_sql("DELETE FROM audit_head")
-                connection.exec_driver_sql(
-                    "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)",
-                    (_HEAD["seq"], _HEAD["hash"]),
-                )
-                connection.exec_driver_sql("ANALYZE")
-        else:
-            raw = engine.raw_connection()
-            try:
-                cursor = raw.cursor()
-                for name, columns, rows in tables:
-                    with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
-                        for row in rows:
-                            copy.write_row(row)
-                cursor.execute("DELETE FROM audit_head")
-                cursor.execute(
-                    "INSERT INTO audit_head (id, seq, hash) VALUES (1, %s, %s)",
-                    (_HEAD["seq"], _HEAD["hash"]),
-                )
-                raw.commit()
-            finally:
-                raw.close()
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                connection.exec_driver_sql("VACUUM ANALYZE changes, audit_events")
+        bulk.insert(
+            engine,
+            [
+                bulk.Rows("changes", CHANGE_COLUMNS, change_rows),
+                bulk.Rows("audit_events", EVENT_COLUMNS, event_rows),
+            ],
+        )
+        with engine.begin() as connection:  # the chain's head, where the seeded chain ends
+            connection.execute(text("DELETE FROM audit_head"))
+            connection.execute(
+                text("INSERT INTO audit_head (id, seq, hash) VALUES (1, :seq, :hash)"),
+                {"seq": _HEAD["seq"], "hash": _HEAD["hash"]},
+            )
     finally:
         engine.dispose()
 

@@ -47,6 +47,7 @@ import aiohttp
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bench import bulk
 from bench.databases import postgres_reachable, postgres_url_option, sqlite_url, throwaway_postgres
 from bench.load import Request
 from bench.report import machine, postgres_version, ratio, table
@@ -61,7 +62,7 @@ from bench.serving import (
     wait_until_up,
     workdir,
 )
-from bench.sweep import CHANGE_COLUMNS, PUBLICATION_COLUMNS, _batches, _short, _sqlite_value
+from bench.sweep import CHANGE_COLUMNS, PUBLICATION_COLUMNS, _short
 from bot import memory
 from standin import SlackStandIn
 from standin.github import (
@@ -73,7 +74,7 @@ from standin.github import (
     sign,
 )
 from storage import migrate, tokens
-from storage.db import is_sqlite, make_engine
+from storage.db import make_engine
 from storage.rows import row_values
 from tests.e2e.harness import BotProcess, free_port, policy_toml, workspace
 from workflows.model import (
@@ -206,33 +207,13 @@ def _with(change: Change, **fields: Any) -> Change:
 
 
 def seed(engine: Engine, changes: Table) -> None:
-    tables = [
-        ("changes", CHANGE_COLUMNS, changes.changes()),
-        ("publications", PUBLICATION_COLUMNS, changes.publications()),
-    ]
-    if is_sqlite(engine):
-        with engine.begin() as connection:
-            for name, columns, rows in tables:
-                marks = ", ".join("?" * len(columns))
-                statement = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})"
-                for batch in _batches(rows, 20_000):
-                    connection.exec_driver_sql(
-                        statement, [tuple(_sqlite_value(v) for v in row) for row in batch]
-                    )
-            connection.exec_driver_sql("ANALYZE")
-        return
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        for name, columns, rows in tables:
-            with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        raw.commit()
-    finally:
-        raw.close()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql("VACUUM ANALYZE changes, publications")
+    bulk.insert(
+        engine,
+        [
+            bulk.Rows("changes", CHANGE_COLUMNS, changes.changes()),
+            bulk.Rows("publications", PUBLICATION_COLUMNS, changes.publications()),
+        ],
+    )
 
 
 def a_token(engine: Engine, now: datetime) -> str:

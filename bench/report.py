@@ -6,8 +6,11 @@ import math
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -62,6 +65,38 @@ def postgres_version(url: str) -> str:
         return "PostgreSQL " + out.stdout.strip().split()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
         return "PostgreSQL (version unknown)"
+
+
+def plan(engine: Engine, run: Callable[[Connection], object]) -> list[str]:
+    """The plan of the last statement `run` sends, as it was sent (captured, then explained):
+    EXPLAIN QUERY PLAN on SQLite, EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL. What `run` did is
+    rolled back."""
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    with engine.connect() as connection:
+        event.listen(connection, "before_cursor_execute", capture)
+        try:
+            run(connection)
+        finally:
+            event.remove(connection, "before_cursor_execute", capture)
+        statement, parameters = sent[-1]
+        if engine.dialect.name == "sqlite":
+            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            depth: dict[int, int] = {0: 0}
+            lines = []
+            for node, parent, _, detail in rows:
+                depth[node] = depth.get(parent, 0) + 1
+                lines.append("  " * (depth[node] - 1) + str(detail))
+        else:
+            rows = connection.exec_driver_sql(
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters
+            )
+            lines = [str(r[0]) for r in rows if not str(r[0]).startswith("Planning")]
+        connection.rollback()
+    return lines
 
 
 def _cpu_model() -> str:

@@ -48,19 +48,19 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text, update
+from sqlalchemy import Engine, create_engine, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from bench.report import machine, percentile, postgres_version, ratio, table
+from bench import bulk
+from bench.report import machine, percentile, plan, postgres_version, ratio, table
 from bot import chaser, leased, publisher
 from storage import migrate, obligations, outbox
 from storage.db import is_sqlite, make_engine, normalise_url
@@ -75,7 +75,6 @@ WARM_UP = 3
 REPEATS = 30
 OWNER = "bench-sweep"
 YEARS = timedelta(days=3 * 365)
-BATCH_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -326,57 +325,22 @@ class Seed:
                     )
 
 
-def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
-    iterator = iter(rows)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
-def _sqlite_value(value: Any) -> Any:
-    # How SQLAlchemy stores a UTCDateTime on SQLite (checked: the claims find the rows).
-    if isinstance(value, datetime):
-        return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}"
-    if isinstance(value, bool):
-        return int(value)
-    return value
-
-
 def _seed_sqlite(engine: Engine, seed: Seed) -> None:
-    with engine.begin() as connection:
-        for name, columns, rows in _tables(seed):
-            statement = (
-                f"INSERT INTO {name} ({', '.join(columns)}) "
-                f"VALUES ({', '.join('?' * len(columns))})"
-            )
-            for batch in _batches(rows, BATCH_ROWS):
-                connection.exec_driver_sql(
-                    statement, [tuple(_sqlite_value(v) for v in row) for row in batch]
-                )
-    with engine.begin() as connection:
-        connection.exec_driver_sql("ANALYZE")
+    bulk.insert(engine, _tables(seed))
 
 
 def _seed_postgres(engine: Engine, seed: Seed) -> None:
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute("TRUNCATE publications, obligations, changes RESTART IDENTITY")
-        for name, columns, rows in _tables(seed):
-            with cursor.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        raw.commit()
-    finally:
-        raw.close()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql("VACUUM ANALYZE changes, publications, obligations")
+    # One database serves every size here: the last size's rows go first.
+    with engine.begin() as connection:
+        connection.exec_driver_sql("TRUNCATE publications, obligations, changes RESTART IDENTITY")
+    bulk.insert(engine, _tables(seed))
 
 
-def _tables(seed: Seed) -> list[tuple[str, Sequence[str], Iterable[tuple[Any, ...]]]]:
+def _tables(seed: Seed) -> list[bulk.Rows]:
     return [
-        ("changes", CHANGE_COLUMNS, seed.changes()),
-        ("publications", PUBLICATION_COLUMNS, seed.publications()),
-        ("obligations", OBLIGATION_COLUMNS, seed.obligations()),
+        bulk.Rows("changes", CHANGE_COLUMNS, seed.changes()),
+        bulk.Rows("publications", PUBLICATION_COLUMNS, seed.publications()),
+        bulk.Rows("obligations", OBLIGATION_COLUMNS, seed.obligations()),
     ]
 
 
@@ -440,34 +404,9 @@ def _time_claim(
 
 
 def _plan(engine: Engine, claim: Claim, now: datetime) -> list[str]:
-    """The plan of the very statement the claim runs (captured as it is sent, then explained)."""
-    sqlite = is_sqlite(engine)
-    sent: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        sent.append((statement, parameters))
-
-    with engine.connect() as connection:
-        event.listen(connection, "before_cursor_execute", capture)
-        try:
-            connection.execute(claim.query(now, not sqlite)).fetchall()
-        finally:
-            event.remove(connection, "before_cursor_execute", capture)
-        statement, parameters = sent[-1]
-        if sqlite:
-            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-            depth: dict[int, int] = {0: 0}
-            lines = []
-            for node, parent, _, detail in rows:
-                depth[node] = depth.get(parent, 0) + 1
-                lines.append("  " * (depth[node] - 1) + str(detail))
-        else:
-            rows = connection.exec_driver_sql(
-                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters
-            )
-            lines = [str(r[0]) for r in rows if not str(r[0]).startswith("Planning")]
-        connection.rollback()
-    return lines
+    """The plan of the very statement the claim runs."""
+    skip_locked = not is_sqlite(engine)
+    return plan(engine, lambda c: c.execute(claim.query(now, skip_locked)).fetchall())
 
 
 def _count(engine: Engine, name: str) -> int:

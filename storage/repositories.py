@@ -7,12 +7,12 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, or_, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, type_coerce, update
 from sqlalchemy import select as core_select
+from sqlalchemy.types import NullType
 from sqlmodel import Session, col, select
 
 from storage.outbox import mark_due, redraw
@@ -115,8 +115,9 @@ class SqlChanges:
             core_select(
                 _SCHEDULE.c.number,
                 _SCHEDULE.c.service,
-                _SCHEDULE.c.starts_at,
-                _SCHEDULE.c.ends_at,
+                # Raw: a change has a row per service and week, and its window is made once.
+                type_coerce(_SCHEDULE.c.starts_at, _RAW),
+                type_coerce(_SCHEDULE.c.ends_at, _RAW),
                 _SCHEDULE.c.occupies,
                 _CHANGES.c.title,
                 _CHANGES.c.classification,
@@ -131,23 +132,36 @@ class SqlChanges:
             named = list(dict.fromkeys(s.strip().lower() for s in services))
             query = query.where(_SCHEDULE.c.service.in_(named))
         if occupying:
-            query = query.where(_SCHEDULE.c.occupies.is_(True))
-        found: dict[int, Booking] = {}
-        for row in self.session.execute(query):
-            seen = found.get(row.number)
+            # Written as the partial index ix_schedule_occupying's predicate is (`occupies = 1`
+            # on SQLite, `occupies` on PostgreSQL), so the planner can use that index.
+            query = query.where(_SCHEDULE.c.occupies)
+        # A change has a row per service and week: gather its services, then make it once.
+        first: dict[int, Any] = {}
+        services_of: dict[int, list[str]] = {}
+        for row in self.session.execute(query).all():
+            number, service = row[0], row[1]
+            seen = services_of.get(number)
             if seen is None:
-                found[row.number] = Booking(
-                    number=row.number,
-                    title=row.title,
-                    classification=Classification(row.classification),
-                    stage=Stage(row.stage),
-                    services=(row.service,),
-                    window=Window(_aware(row.starts_at), _aware(row.ends_at)),
-                    occupies=bool(row.occupies),
-                )
-            elif row.service not in seen.services:
-                found[row.number] = replace(seen, services=(*seen.services, row.service))
-        return sorted(found.values(), key=lambda b: (b.window.start, b.number))
+                services_of[number] = [service]
+                first[number] = row
+            elif service not in seen:
+                seen.append(service)
+        bookings = [
+            Booking(
+                number=number,
+                title=title,
+                classification=_CLASSIFICATIONS[classification],
+                stage=_STAGES[stage],
+                services=tuple(services_of[number]),
+                window=Window(_moment(starts_at), _moment(ends_at)),
+                occupies=bool(occupies),
+            )
+            for number, _, starts_at, ends_at, occupies, title, classification, stage in (
+                first.values()
+            )
+        ]
+        bookings.sort(key=lambda b: (b.window.start, b.number))
+        return bookings
 
     def _read(self, change: Change) -> Change:
         self._booked[change.number] = _booked(change)
@@ -196,7 +210,7 @@ class SqlChanges:
         rows = self.session.execute(
             core_select(_SCHEDULE.c.service, _SCHEDULE.c.starts_at, _SCHEDULE.c.ends_at)
             .where(_SCHEDULE.c.number == number)
-            .where(_SCHEDULE.c.occupies.is_(True))
+            .where(_SCHEDULE.c.occupies)
         ).all()
         if not rows:
             return set()
@@ -350,11 +364,23 @@ _SCHEDULE = cast(Table, ScheduleRow.__table__)  # type: ignore[attr-defined]
 #: What a change's schedule rows say of it: its services, window and whether it occupies it.
 _Booked = tuple[tuple[str, ...], Window, bool] | None
 _UNREAD: Any = object()  # a change not read here: its rows are written whatever they were
+#: Enum members by stored value: a dictionary look-up is cheaper than calling the enum.
+_CLASSIFICATIONS = {c.value: c for c in Classification}
+#: No result processing: the driver's value as it comes.
+_RAW = NullType()
+_STAGES = {s.value: s for s in Stage}
 
 
 def _booked(change: Change) -> _Booked:
     found = booking(change)
     return None if found is None else (found.services, found.window, found.occupies)
+
+
+def _moment(raw: datetime | str) -> datetime:
+    """A UTCDateTime read raw: the driver's datetime (PostgreSQL), or SQLite's text of UTC."""
+    if isinstance(raw, str):
+        return datetime.fromisoformat(raw + "+00:00")  # a quarter of .replace(tzinfo=UTC)
+    return _aware(raw)
 
 
 def _aware(moment: datetime) -> datetime:

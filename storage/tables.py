@@ -99,12 +99,15 @@ class ScheduleRow(SQLModel, table=True):
 
     __tablename__ = "schedule"
     __table_args__ = (
-        Index("ix_schedule_week_starts", "week", "starts_at"),
+        # A span's weeks, and in each the windows that end after the span starts.
+        Index("ix_schedule_week_ends", "week", "ends_at"),
+        # The open bookings alone, by service: what a conflict check reads. The predicate is
+        # written as each engine renders `WHERE occupies`, so the planner can match the two.
         Index(
             "ix_schedule_occupying",
             "service",
             "week",
-            sqlite_where=text("occupies"),
+            sqlite_where=text("occupies = 1"),
             postgresql_where=text("occupies"),
         ),
     )

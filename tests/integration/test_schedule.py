@@ -5,17 +5,19 @@ the changes that existed before it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, event, insert, select, text
 from sqlmodel import Session
 
 from storage import migrate
-from storage.db import make_engine
+from storage.db import is_sqlite, make_engine
 from storage.outbox import PublicationRow
 from storage.repositories import SqlChanges
 from storage.rows import change_document
-from storage.tables import ChangeRow
+from storage.tables import ChangeRow, ScheduleRow
 from storage.uow import SqlUnitOfWork
 from tests.integration.changes import (
     POLICY,
@@ -29,6 +31,7 @@ from tests.integration.changes import (
 from tests.unit.fakes import FakeClock
 from workflows import process
 from workflows.model import Change, Stage, Window
+from workflows.schedule import weeks
 
 
 def a_request(engine: Engine, clock: FakeClock, **fields: object) -> Change:
@@ -177,3 +180,89 @@ def test_upgrading_books_the_changes_that_existed_before(empty_database_url: str
             assert session.execute(select(ChangeRow.number)).all()  # nothing else touched
     finally:
         engine.dispose()
+
+
+# -- the planner reads the weeks asked about through the indexes --------------------------------
+
+
+def _a_year_of_bookings(engine: Engine) -> None:
+    """A year of changes, twelve a day on eight services, one in fifty still open, with their
+    schedule rows and the planner's statistics of them (their documents are not read)."""
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    services = ("payments", "ledger", "search", "auth", "dns", "mobile", "billing", "checkout")
+    rows = []
+    for n in range(12 * 365):
+        begins = start + timedelta(hours=2 * n)
+        window = Window(begins, begins + timedelta(hours=1))
+        rows += [
+            {
+                "number": n + 1,
+                "service": services[n % len(services)],
+                "week": week,
+                "starts_at": window.start,
+                "ends_at": window.end,
+                "occupies": n % 50 == 0,
+            }
+            for week in weeks(window)
+        ]
+    changes = [
+        {
+            "number": n + 1,
+            "version": 0,
+            "stage": "approve" if n % 50 == 0 else "closed",
+            "classification": "normal",
+            "title": f"Change {n + 1}",
+            "requester": "UALICE",
+            "implementer": "",
+            "pull_request": "",
+            "review_owed": False,
+            "created_at": start,
+            "document": {},  # not read by the schedule's queries
+        }
+        for n in range(12 * 365)
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(ChangeRow.__table__), changes)  # type: ignore[attr-defined]
+        connection.execute(insert(ScheduleRow.__table__), rows)  # type: ignore[attr-defined]
+        connection.execute(text("ANALYZE"))
+
+
+def _plan_of(engine: Engine, read: Callable[[SqlChanges], object]) -> str:
+    """The plan of the statement `read` sends, as the engine would run it now."""
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_c: object, _cur: object, statement: str, parameters: Any, *_a: object) -> None:
+        sent.append((statement, parameters))
+
+    with Session(engine) as session:
+        connection = session.connection()
+        event.listen(connection, "before_cursor_execute", capture)
+        read(SqlChanges(session))
+        event.remove(connection, "before_cursor_execute", capture)
+        (statement, parameters), *_ = sent
+        explain = "EXPLAIN QUERY PLAN " if is_sqlite(engine) else "EXPLAIN "
+        plan = connection.exec_driver_sql(explain + statement, parameters).all()
+    return "\n".join(str(row[-1]) for row in plan)
+
+
+def test_a_month_of_the_calendar_is_read_through_the_weeks_index(engine: Engine) -> None:
+    _a_year_of_bookings(engine)
+    month = Window(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
+
+    plan = _plan_of(engine, lambda changes: changes.scheduled(month))
+
+    assert "ix_schedule_week_ends" in plan, plan
+
+
+def test_a_conflict_check_reads_only_the_open_bookings_of_its_services(engine: Engine) -> None:
+    _a_year_of_bookings(engine)
+    clock = FakeClock()
+    mine = Window(datetime(2026, 6, 3, 10, tzinfo=UTC), datetime(2026, 6, 3, 12, tzinfo=UTC))
+    change = Change(
+        0, normal_details(services=("payments", "ledger"), window=mine), "U1", clock.now()
+    )
+
+    plan = _plan_of(engine, lambda changes: changes.conflicts(change))
+
+    # The partial index of open bookings: the query's `occupies` matches its predicate.
+    assert "ix_schedule_occupying" in plan, plan

@@ -41,12 +41,12 @@ def upgrade() -> None:
         sa.Column("occupies", sa.Boolean(), nullable=False),
     )
     op.create_index("ix_schedule_number", "schedule", ["number"])
-    op.create_index("ix_schedule_week_starts", "schedule", ["week", "starts_at"])
+    op.create_index("ix_schedule_week_ends", "schedule", ["week", "ends_at"])
     op.create_index(
         "ix_schedule_occupying",
         "schedule",
         ["service", "week"],
-        sqlite_where=sa.text("occupies"),
+        sqlite_where=sa.text("occupies = 1"),
         postgresql_where=sa.text("occupies"),
     )
     _fill()
@@ -113,6 +113,6 @@ def _rows(number: int, stage: str, document: object) -> list[dict[str, object]]:
 
 def downgrade() -> None:
     op.drop_index("ix_schedule_occupying", "schedule")
-    op.drop_index("ix_schedule_week_starts", "schedule")
+    op.drop_index("ix_schedule_week_ends", "schedule")
     op.drop_index("ix_schedule_number", "schedule")
     op.drop_table("schedule")
