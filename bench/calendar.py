@@ -9,8 +9,9 @@ Each is timed as the bot makes it, in a fresh read session (storage.uow.read_ses
 
 * the conflict check a request makes (bot.queries.conflicts): a new Normal change on payments
   and ledger, tomorrow 14:00-16:00 UTC; payments is the busiest service;
-* a month of `/change calendar`: the bookings of the next 30 days (from today 00:00 UTC),
-  grouped by day (`_month`).
+* a month of `/change calendar` (bot.queries.calendar, as the command reads it): the bookings
+  of the next 30 days (from today 00:00 UTC) and the freezes in force, on each local day of a
+  reader in Berlin, with the threads of the first cards to link.
 
 What is seeded (schema made by the real migrations; changes and their schedule rows
 bulk-inserted, as bench.sweep and bench.gate do): the present is the same at every size, a busy
@@ -45,9 +46,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -72,7 +74,8 @@ from workflows.model import (
     Stage,
     Window,
 )
-from workflows.schedule import Booking, booking, weeks
+from workflows.policy import load_policy
+from workflows.schedule import booking, weeks
 
 SIZES = (10_000, 1_000_000)
 SMOKE_SIZES = (1_000, 2_000)
@@ -299,17 +302,10 @@ def _iso(window: Window) -> list[str]:
 # -- what is measured ------------------------------------------------------------------------------
 
 
-def _month(session: Session, window: Window) -> dict[date, list[Booking]]:
-    """A month of `/change calendar`: the bookings of `window`, grouped by each day (UTC) they
-    touch. Stands for bot.queries.calendar(session, policy, window), being written apart."""
-    days: dict[date, list[Booking]] = {}
-    for found in SqlChanges(session).scheduled(window):
-        day = max(found.window.start, window.start).date()
-        last = (min(found.window.end, window.end) - timedelta(microseconds=1)).date()
-        while day <= last:
-            days.setdefault(day, []).append(found)
-            day += timedelta(days=1)
-    return days
+#: What `/change calendar month` is run with: the default policy (its freezes, if any) and a
+#: reader in Berlin, so days are cut at a local midnight as for a real reader.
+POLICY = load_policy(None)
+READER = ZoneInfo("Europe/Berlin")
 
 
 def a_request(now: datetime, number: int) -> Change:
@@ -391,13 +387,13 @@ def _time(db: Stored, now: datetime, runs: int, keep: bool) -> None:
             found = queries.conflicts(session, change)
         between = time.perf_counter()
         with read_session(db.engine) as session:
-            days = _month(session, month)
+            shown = queries.calendar(session, POLICY, month, READER)
         ended = time.perf_counter()
         if keep:
             result.conflict_ms.append((between - began) * 1000)
             result.month_ms.append((ended - between) * 1000)
     result.conflicts = len(found)
-    result.bookings = len({b.number for bookings in days.values() for b in bookings})
+    result.bookings = len(shown.agenda.numbers())
 
 
 def run(
