@@ -10,8 +10,22 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, or_, type_coerce, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    type_coerce,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy import select as core_select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.types import NullType
 from sqlmodel import Session, col, select
 
@@ -111,14 +125,26 @@ class SqlChanges:
         """The changes booked in `window` (on `services`, if given; only those that still
         occupy their windows, if `occupying`), earliest first. Read from the weeks the window
         touches: the cost follows the span asked about, not how many changes there are."""
+        # A change has a row per service and week: the database gathers them, one row a change
+        # (its window and whether it occupies it are the same on every row).
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
+        gathered = (
+            func.group_concat(_SCHEDULE.c.service, ",")
+            if sqlite
+            # In the order the services were named (rows are written in it; SQLite's index
+            # gives a week's rows in that order already).
+            else func.string_agg(
+                _SCHEDULE.c.service, aggregate_order_by(literal_column("','"), _SCHEDULE.c.id)
+            )
+        )
         query = (
             core_select(
                 _SCHEDULE.c.number,
-                _SCHEDULE.c.service,
-                # Raw: a change has a row per service and week, and its window is made once.
-                type_coerce(_SCHEDULE.c.starts_at, _RAW),
-                type_coerce(_SCHEDULE.c.ends_at, _RAW),
-                _SCHEDULE.c.occupies,
+                type_coerce(gathered, _RAW),
+                # Raw: read as the driver gives them, made into a window once below.
+                type_coerce(func.min(_SCHEDULE.c.starts_at), _RAW),
+                type_coerce(func.min(_SCHEDULE.c.ends_at), _RAW),
+                func.max(sql_cast(_SCHEDULE.c.occupies, Integer)),
                 _CHANGES.c.title,
                 _CHANGES.c.classification,
                 _CHANGES.c.stage,
@@ -127,6 +153,7 @@ class SqlChanges:
             .where(_SCHEDULE.c.week.in_(list(weeks(window))))
             .where(_SCHEDULE.c.starts_at < window.end)
             .where(_SCHEDULE.c.ends_at > window.start)
+            .group_by(_SCHEDULE.c.number, _CHANGES.c.number)
         )
         if services is not None:
             named = list(dict.fromkeys(s.strip().lower() for s in services))
@@ -135,29 +162,19 @@ class SqlChanges:
             # Written as the partial index ix_schedule_occupying's predicate is (`occupies = 1`
             # on SQLite, `occupies` on PostgreSQL), so the planner can use that index.
             query = query.where(_SCHEDULE.c.occupies)
-        # A change has a row per service and week: gather its services, then make it once.
-        first: dict[int, Any] = {}
-        services_of: dict[int, list[str]] = {}
-        for row in self.session.execute(query).all():
-            number, service = row[0], row[1]
-            seen = services_of.get(number)
-            if seen is None:
-                services_of[number] = [service]
-                first[number] = row
-            elif service not in seen:
-                seen.append(service)
         bookings = [
             Booking(
                 number=number,
                 title=title,
                 classification=_CLASSIFICATIONS[classification],
                 stage=_STAGES[stage],
-                services=tuple(services_of[number]),
+                # Services never hold a comma (the form splits on them); a week's repeat goes.
+                services=tuple(dict.fromkeys(services.split(","))),
                 window=Window(_moment(starts_at), _moment(ends_at)),
                 occupies=bool(occupies),
             )
-            for number, _, starts_at, ends_at, occupies, title, classification, stage in (
-                first.values()
+            for number, services, starts_at, ends_at, occupies, title, classification, stage in (
+                self.session.execute(query).all()
             )
         ]
         bookings.sort(key=lambda b: (b.window.start, b.number))
@@ -380,6 +397,8 @@ def _moment(raw: datetime | str) -> datetime:
     """A UTCDateTime read raw: the driver's datetime (PostgreSQL), or SQLite's text of UTC."""
     if isinstance(raw, str):
         return datetime.fromisoformat(raw + "+00:00")  # a quarter of .replace(tzinfo=UTC)
+    if raw.tzinfo is UTC:  # already as wanted: nothing to convert
+        return raw
     return _aware(raw)
 
 

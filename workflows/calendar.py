@@ -163,16 +163,21 @@ def agenda(span: Span, bookings: Iterable[Booking], freezes: Iterable[Freeze]) -
     days = span.days
     starts = [midnight(day, zone) for day in days]
     ends = [*starts[1:], window.end]
+    # Compared in UTC: comparing times of two zones asks the local zone its offset each time.
+    utc_starts = [start.astimezone(UTC) for start in starts]
+    utc_ends = [*utc_starts[1:], window.end.astimezone(UTC)]
     changes: list[list[Entry]] = [[] for _ in days]
     for one in bookings:
-        for index in _touched(starts, ends, one.window.start, one.window.end):
+        begins, finishes = one.window.start.astimezone(UTC), one.window.end.astimezone(UTC)
+        local_start, local_end = begins.astimezone(zone), finishes.astimezone(zone)
+        for index in _touched(utc_starts, utc_ends, begins, finishes):
             changes[index].append(
                 Entry(
                     booking=one,
-                    start=one.window.start.astimezone(zone),
-                    end=one.window.end.astimezone(zone),
-                    from_before=one.window.start < starts[index],
-                    goes_on=one.window.end > ends[index],
+                    start=local_start,
+                    end=local_end,
+                    from_before=begins < utc_starts[index],
+                    goes_on=finishes > utc_ends[index],
                 )
             )
     occurrences = sorted(

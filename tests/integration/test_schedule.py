@@ -266,3 +266,10 @@ def test_a_conflict_check_reads_only_the_open_bookings_of_its_services(engine: E
 
     # The partial index of open bookings: the query's `occupies` matches its predicate.
     assert "ix_schedule_occupying" in plan, plan
+
+
+def test_a_booking_names_its_services_in_the_order_the_change_did(engine: Engine) -> None:
+    clock = FakeClock()
+    long = Window(WINDOW.start, WINDOW.start + timedelta(days=15))  # three weeks' rows
+    a_request(engine, clock, services=("search", "payments", "ledger"), window=long)
+    assert scheduled(engine, long) == [(1, ("search", "payments", "ledger"))]
