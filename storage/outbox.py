@@ -96,12 +96,25 @@ def redraw(session: Session, numbers: Collection[int], at: datetime) -> None:
     statement. A change without a publication has no card to draw again."""
     if not numbers:
         return
-    attempts = _PUBLICATIONS.c.attempts
-    session.execute(
-        update(_PUBLICATIONS)
-        .where(_PUBLICATIONS.c.number.in_(sorted(numbers)))
-        .values(due_at=at, refresh_at=at, attempts=case((attempts > 1, 1), else_=attempts))
+    # A delivery of one of them may be under way: it clears the card's due time when it ends
+    # only if that time is still the one it claimed, so this redraw must not write the very
+    # same time (as a clock that has not moved would), or it would be lost: a microsecond
+    # earlier, still due, says "again".
+    due = dict(
+        session.execute(
+            select(PublicationRow.number, PublicationRow.due_at).where(
+                col(PublicationRow.number).in_(sorted(numbers))
+            )
+        ).all()
     )
+    attempts = _PUBLICATIONS.c.attempts
+    for number, was in sorted(due.items()):
+        when = at - timedelta(microseconds=1) if was == at else at
+        session.execute(
+            update(_PUBLICATIONS)
+            .where(_PUBLICATIONS.c.number == number)
+            .values(due_at=when, refresh_at=at, attempts=case((attempts > 1, 1), else_=attempts))
+        )
 
 
 def threads(session: Session, numbers: Collection[int]) -> dict[int, tuple[str, str]]:

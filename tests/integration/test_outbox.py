@@ -82,6 +82,28 @@ def test_news_written_while_a_publication_is_delivered_keeps_it_due(
     assert again.number == number
 
 
+def test_a_redraw_asked_while_a_card_is_delivered_is_not_lost_at_the_same_moment(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """Another change comes to overlap this one while its card is being drawn, at the very
+    moment the card was claimed for (a clock that has not moved): the card stays due."""
+    number = request(engine, clock).number
+    now = clock.now()
+    with Session(engine) as session:
+        [claimed] = outbox.claim_due(session, "replica-a", now, timedelta(seconds=30), 10)
+        assert claimed.due_at == now
+        outbox.record_progress(session, number, "replica-a", now, published_seq=10**6)
+        outbox.redraw(session, [number], now)
+        session.commit()
+        # The card drawn as loaded before the redraw: no time of its own to be drawn again.
+        outbox.record_progress(session, number, "replica-a", now, card_version=0, refresh_at=None)
+        outbox.release(
+            session, number, "replica-a", now, due_at=None, claimed_due_at=claimed.due_at
+        )
+        [again] = outbox.claim_due(session, "replica-b", now, timedelta(seconds=30), 10)
+    assert again.number == number
+
+
 def test_a_step_of_two_events_marks_its_change_due_once(engine: Engine, clock: FakeClock) -> None:
     """An approval that meets the quorum writes two events (approved, authorised); the
     second has nothing to add to the first's mark, so it costs no statements of its own."""
