@@ -66,14 +66,19 @@ def trend_figure(trend: Trend, title: str) -> Figure:
     summary.text(
         0,
         0.9,
-        f"{now.deployments} deployments\n{now.failures} failed or rolled back\n"
-        f"{now.unrecovered} not recovered yet\n{now.emergencies} emergencies",
+        f"{_count(now.deployments, 'deployment')}\n{now.failures} failed or rolled back\n"
+        f"{now.unrecovered} not recovered yet\n"
+        f"{_count(now.emergencies, 'emergency', 'emergencies')}",
         va="top",
         color=INK,
         fontsize=11,
         linespacing=1.8,
     )
     return figure
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def png(figure: Figure) -> bytes:

@@ -93,7 +93,9 @@ def percent(value: float | None) -> str:
 
 
 def _frequency(d: Dora) -> str:
-    if d.per_day >= 1 or d.per_day == 0:
+    if d.per_day == 0:
+        return "none"
+    if d.per_day >= 1:
         return f"{d.per_day:.1f} a day"
     return f"{d.per_day * 7:.1f} a week"
 

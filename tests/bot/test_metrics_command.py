@@ -5,17 +5,19 @@ process with the Slack stand-in; the changes are deployed through the real use c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.views.metrics import metrics_message
 from storage.uow import SqlUnitOfWork
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually
 from tests.integration.changes import POLICY, REQUESTER, normal_details, review_test_and_approve
 from workflows import followup, process
+from workflows.metrics import last_days, measure
 from workflows.model import Outcome, Window
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -96,3 +98,10 @@ async def test_app_home_shows_the_last_30_days_in_a_line(bot: InProcess) -> None
         "*Last 30 days:* 2 deployments (0.5 a week) · lead time 1.0 days · fail rate 50% · "
         "recovery n/a · rework 0%"
     ), contexts
+
+
+def test_a_period_without_deployments_says_none_not_a_made_up_rate() -> None:
+
+    trend = measure([], last_days(30, datetime(2026, 12, 6, tzinfo=UTC)))
+    shown = str(metrics_message(trend)["blocks"])
+    assert "*Deployment frequency*: none (0 deployments) · → was none" in shown
