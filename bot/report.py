@@ -1,9 +1,10 @@
-"""The evidence report built from the database: two passes, each streamed in batches of
-changes. The first counts the changes, finds the exceptions and measures DORA's metrics (the
-chain is verified beside them); the second reads each batch's audit events and yields their
-evidence as the page reaches it (bot/views/report.py renders it). `write` puts the page in a
-temporary file beside the output and renames it over the output at the end: a failure leaves
-nothing at the output path, and an earlier report there stays whole.
+"""The evidence report built from the database, in one pass over the period's changes and
+their audit events, a batch at a time: the changes are counted, their exceptions found and
+their evidence rendered to a spool as they are read; then the chain is verified, DORA's
+metrics measured, and the page written (bot/views/report.py renders it) with the spool read
+back where the evidence goes. `write` puts the page in a temporary file beside the output and
+renames it over the output at the end: a failure leaves nothing at the output path, and an
+earlier report there stays whole.
 """
 
 from __future__ import annotations
@@ -13,20 +14,28 @@ import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.cli_digests import DigestCheck
-from bot.views.report import DigestResult, Evidence, Report, Summary, Verification, render
+from bot.views.report import (
+    DigestResult,
+    Evidence,
+    Report,
+    Summary,
+    Verification,
+    articles,
+    render,
+)
 from storage.reports import changes_in, events_of, events_with_ref
 from storage.repositories import SqlChanges, read_head, read_trail
 from storage.uow import read_session
-from workflows.audit import verify
-from workflows.evidence import EXCEPTIONAL, exceptions, freeze_refusal, steps
+from workflows.audit import AuditEntry, verify
+from workflows.evidence import exceptions, freeze_refusal, steps
 from workflows.metrics import Trend, measure, previous
-from workflows.model import Window
+from workflows.model import Change, Window
 from workflows.policy import Policy
 from workflows.process import FREEZE_REF
 
@@ -50,57 +59,53 @@ def write(
     now: datetime,
     digests: DigestCheck | None = None,
 ) -> Report:
-    """Write the report of `period` to `output`, whole or not at all."""
-    with _replacing(output) as out:
-        report = first_pass(engine, policy, period, now, digests)
-        if report.summary.total == 0:
-            raise NothingToReport()
+    """Write the report of `period` to `output`, whole or not at all. One pass over the
+    changes and their events: each change's evidence is written to a spool beside the output
+    as it is read (the page shows it last), while the counts and exceptions that come first
+    on the page are gathered; then the page is written, the spool read back into it."""
+    with (
+        _replacing(output) as out,
+        tempfile.TemporaryFile("w+", encoding="utf-8", dir=output.parent) as spool,
+    ):
+        summary, found = Summary(), []
+        as_of = min(now, period.end)
         with read_session(engine) as session:
-            for chunk in render(report, evidence(session, policy, period)):
-                out.write(chunk)
+            for batch in changes_in(session, period, BATCH):
+                events = events_of(session, [c.ref for c in batch])
+                for change in batch:
+                    mine = events.pop(change.ref)
+                    summary.add(change)
+                    found.extend(exceptions(change, mine, policy, as_of))
+                    spool.writelines(articles([_evidence(change, mine, policy)]))
+            if summary.total == 0:
+                raise NothingToReport()
+            found.extend(freeze_refusal(e) for e in events_with_ref(session, FREEZE_REF, period))
+            trend = _trend(session, period)
+        found.sort(key=lambda f: (f.mark.value, f.at))
+        report = Report(
+            period=period,
+            generated_at=now,
+            policy=policy.policy.name,
+            summary=summary,
+            verification=verification(engine, digests),
+            exceptions=tuple(found),
+            trend=trend,
+        )
+        spool.seek(0)
+        for chunk in render(report, _spooled(spool)):
+            out.write(chunk)
     return report
 
 
-def first_pass(
-    engine: Engine,
-    policy: Policy,
-    period: Window,
-    now: datetime,
-    digests: DigestCheck | None = None,
-) -> Report:
-    """Everything but each change's evidence: the counts, the exceptions, the metrics, and the
-    chain's verification (with the digests' check, when one was made)."""
-    summary, found = Summary(), []
-    as_of = min(now, period.end)
-    with read_session(engine) as session:
-        for batch in changes_in(session, period, BATCH):
-            events = events_of(session, [c.ref for c in batch], EXCEPTIONAL)
-            for change in batch:
-                summary.add(change)
-                found.extend(exceptions(change, events[change.ref], policy, as_of))
-        found.extend(freeze_refusal(e) for e in events_with_ref(session, FREEZE_REF, period))
-        trend = _trend(session, period)
-    found.sort(key=lambda f: (f.mark.value, f.at))
-    return Report(
-        period=period,
-        generated_at=now,
-        policy=policy.policy.name,
-        summary=summary,
-        verification=verification(engine, digests),
-        exceptions=tuple(found),
-        trend=trend,
-    )
+def _spooled(spool: IO[str]) -> Iterator[str]:
+    while chunk := spool.read(1 << 16):
+        yield chunk
 
 
-def evidence(session: Session, policy: Policy, period: Window) -> Iterator[Evidence]:
-    """Each change of the period with its evidence, a batch of changes and their events at a
-    time."""
-    for batch in changes_in(session, period, BATCH):
-        events = events_of(session, [c.ref for c in batch])
-        for change in batch:
-            shown = tuple(steps(change, events.pop(change.ref), policy))
-            marks = tuple(dict.fromkeys(s.mark for s in shown if s.mark is not None))
-            yield Evidence(change, shown, marks)
+def _evidence(change: Change, events: list[AuditEntry], policy: Policy) -> Evidence:
+    shown = tuple(steps(change, events, policy))
+    marks = tuple(dict.fromkeys(s.mark for s in shown if s.mark is not None))
+    return Evidence(change, shown, marks)
 
 
 def verification(engine: Engine, digests: DigestCheck | None = None) -> Verification:

@@ -102,8 +102,16 @@ class Report:
     trend: Trend
 
 
-def render(report: Report, evidence: Iterable[Evidence]) -> Iterator[str]:
-    """The page, a chunk at a time; `evidence` is read as the page reaches it."""
+def articles(evidence: Iterable[Evidence]) -> Iterator[str]:
+    """Each change's evidence as the page shows it (an <article>), one at a time."""
+    article = environment().get_template("report_change.html.j2").module.article  # type: ignore[attr-defined]
+    for one in evidence:
+        yield str(article(one))
+
+
+def render(report: Report, evidence: Iterable[str]) -> Iterator[str]:
+    """The page, a chunk at a time; `evidence` is the changes' articles (`articles`), HTML
+    already, read as the page reaches it."""
     template = environment().get_template("report.html.j2")
     now, before = report.trend.now, report.trend.before
     return template.generate(
@@ -112,7 +120,7 @@ def render(report: Report, evidence: Iterable[Evidence]) -> Iterator[str]:
         columns=COLUMNS,
         metrics=[(m.label, m.shown(now), m.shown(before), m.note(now)) for m in METRICS],
         chart=chart(report.trend),
-        evidence=evidence,
+        evidence=(Markup(chunk) for chunk in evidence),
         by_mark=Counter(f.mark for f in report.exceptions),
         marks=list(Mark),
     )
