@@ -20,7 +20,8 @@ from bot.settings import Settings
 from bot.traffic import Traffic
 from storage.uow import SqlUnitOfWork, read_session
 from workflows.errors import StaleChange
-from workflows.model import Actor, Change
+from workflows.metrics import Dora, last_days
+from workflows.model import Actor, Change, Window
 from workflows.policy import Policy
 from workflows.ports import Clock, UnitOfWork
 from workflows.standing import Standing, standings
@@ -47,6 +48,9 @@ class Services:
     #: A link to a message (channel, ts), once the workspace's address is known, else "".
     permalink: Callable[[str, str], str] = field(default=lambda channel, ts: "")
     traffic: Traffic = field(default_factory=Traffic)
+    #: DORA's metrics of the last days, as last measured: the same for every reader, so App
+    #: Home measures them once a minute at most, not once a visit.
+    _recent: tuple[Window, Dora] | None = field(default=None, repr=False)
 
     def read(self) -> Any:
         return read_session(self.engine)
@@ -85,6 +89,13 @@ class Services:
                 return fn(session, *args, **kwargs)
 
         return await asyncio.to_thread(go)
+
+    async def recent_metrics(self, days: int) -> Dora:
+        """DORA's metrics of the last `days` days (up to the current minute)."""
+        period = last_days(days, self.clock.now())
+        if self._recent is None or self._recent[0] != period:
+            self._recent = (period, await self.query(queries.deployments, period))
+        return self._recent[1]
 
     async def standings(self, changes: Sequence[Change]) -> list[Standing]:
         """A list of changes as they stand now, with the overlaps of those that have any

@@ -12,7 +12,6 @@ from bot import queries
 from bot.listeners.calendar import home_calendar
 from bot.services import Services
 from bot.views import home as home_view
-from workflows.metrics import last_days
 
 #: App Home's line of DORA's metrics covers this many days.
 MONTH_DAYS = 30
@@ -35,7 +34,7 @@ async def publish_home(client: AsyncWebClient, services: Services, user_id: str)
     owed = await services.query(queries.reviews_owed, user_id)
     calendar = await home_calendar(services, user_id)
     now = services.clock.now()
-    month = await services.query(queries.deployments, last_days(MONTH_DAYS, now))
+    month = await services.recent_metrics(MONTH_DAYS)
     view = home_view.home(
         user_id,
         mine=await services.standings(mine),
