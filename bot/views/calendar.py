@@ -149,29 +149,33 @@ def _span_line(agenda: Agenda, zone_known: bool) -> Block:
 
 def _change_line(entry: Entry, day: date, links: Mapping[int, str]) -> str:
     booking = entry.booking
-    return _prose(
+    return _line(
         "change_line",
-        ref=booking.ref,
-        url=links.get(booking.number, ""),
-        title=booking.title,
-        emoji=CLASSIFICATION_EMOJI[booking.classification],
+        entry,
+        day,
+        links,
         classification=booking.classification.label,
-        stage=booking.stage.label,
-        times=_times(entry, day),
         services=list(booking.services),
     )
 
 
 def _compact_line(entry: Entry, day: date, links: Mapping[int, str]) -> str:
+    return _line("compact_line", entry, day, links)
+
+
+def _line(macro: str, entry: Entry, day: date, links: Mapping[int, str], **more: Any) -> str:
+    """A change on a day, as the macro `macro` writes it: what every line of it shows, and
+    `more`."""
     booking = entry.booking
     return _prose(
-        "compact_line",
+        macro,
         ref=booking.ref,
         url=links.get(booking.number, ""),
         title=booking.title,
         emoji=CLASSIFICATION_EMOJI[booking.classification],
         stage=booking.stage.label,
         times=_times(entry, day),
+        **more,
     )
 
 
