@@ -28,6 +28,16 @@ def keys(changebot: Changebot, tmp_path: Path) -> tuple[Path, Path]:
     return private, public
 
 
+@pytest.fixture
+def migrated(changebot: Changebot, tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A migrated SQLite database (its DATABASE_URL) and an empty digest directory."""
+    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}
+    assert changebot("db", "upgrade", env=database).code == 0
+    directory = tmp_path / "digests"
+    directory.mkdir()
+    return database, directory
+
+
 def test_keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites_one(
     changebot: Changebot, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -59,12 +69,12 @@ def test_keygen_that_cannot_write_the_public_key_leaves_no_private_key_behind(
 
 
 def test_audit_digest_refuses_bad_keys_and_directories_in_a_sentence(
-    changebot: Changebot, keys: tuple[Path, Path], tmp_path: Path
+    changebot: Changebot,
+    migrated: tuple[dict[str, str], Path],
+    keys: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
-    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}
-    assert changebot("db", "upgrade", env=database).code == 0
-    directory = tmp_path / "digests"
-    directory.mkdir()
+    database, directory = migrated
     not_a_key = tmp_path / "not-a-key.pem"
     not_a_key.write_text("-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n")
     good = {"CHANGEBOT_DIGEST_DIR": str(directory), "CHANGEBOT_DIGEST_KEY": str(keys[0])}
@@ -99,12 +109,12 @@ def test_audit_digest_refuses_bad_keys_and_directories_in_a_sentence(
 
 
 def test_verify_with_digests_refuses_a_bad_key_or_directory_before_reading_the_trail(
-    changebot: Changebot, keys: tuple[Path, Path], tmp_path: Path
+    changebot: Changebot,
+    migrated: tuple[dict[str, str], Path],
+    keys: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
-    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}
-    assert changebot("db", "upgrade", env=database).code == 0
-    directory = tmp_path / "digests"
-    directory.mkdir()
+    database, directory = migrated
     verify = ["audit", "verify", "--digests"]
     runs = changebot.side_by_side(
         ([*verify, str(directory)], database),
@@ -121,12 +131,12 @@ def test_verify_with_digests_refuses_a_bad_key_or_directory_before_reading_the_t
 
 
 def test_verify_against_an_empty_digest_directory_fails_saying_there_is_nothing_to_check(
-    changebot: Changebot, keys: tuple[Path, Path], tmp_path: Path
+    changebot: Changebot,
+    migrated: tuple[dict[str, str], Path],
+    keys: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
-    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}
-    assert changebot("db", "upgrade", env=database).code == 0
-    directory = tmp_path / "digests"
-    directory.mkdir()
+    database, directory = migrated
 
     finished = changebot(
         "audit", "verify", "--digests", str(directory), "--public-key", str(keys[1]), env=database
