@@ -74,6 +74,7 @@ async def test_a_window_moved_away_takes_the_overlap_off_both_cards(bot: InProce
     await bot.driver.submit_modal("U0BOB", values)
     second = (await eventually(lambda: cards(bot.slack)[1:]))[0]
     await eventually(lambda: _linked(latest(bot.slack, first), "CHG-0002"))
+    await eventually(lambda: _linked(latest(bot.slack, second), "CHG-0001"))
 
     later = values[ids.WINDOW_START] + timedelta(days=1)
     await step_with_form(

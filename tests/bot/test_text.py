@@ -97,6 +97,7 @@ def test_every_template_compiles() -> None:
     env = text.environment()
     names = env.list_templates(extensions=["j2"])
     assert {"card.j2", "replies.j2", "notices.j2", "home.j2", "help.j2"} <= set(names)
+    assert {"report.html.j2", "report_change.html.j2"} <= set(names)
     # HTML pages are compiled by their own environment, which escapes HTML.
     for name in names:
         if not name.endswith(".html.j2"):
