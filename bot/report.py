@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session
 
+from bot import queries
 from bot.cli_digests import DigestCheck
 from bot.views.report import (
     DigestResult,
@@ -30,11 +30,10 @@ from bot.views.report import (
     render,
 )
 from storage.reports import changes_in, events_of, events_with_ref
-from storage.repositories import SqlChanges, read_head, read_trail
+from storage.repositories import read_head, read_trail
 from storage.uow import read_session
 from workflows.audit import AuditEntry, verify
 from workflows.evidence import exceptions, freeze_refusal, steps
-from workflows.metrics import Trend, measure, previous
 from workflows.model import Change, Window
 from workflows.policy import Policy
 from workflows.process import FREEZE_REF
@@ -80,7 +79,7 @@ def write(
             if summary.total == 0:
                 raise NothingToReport()
             found.extend(freeze_refusal(e) for e in events_with_ref(session, FREEZE_REF, period))
-            trend = _trend(session, period)
+            trend = queries.metrics(session, period)
         found.sort(key=lambda f: (f.mark.value, f.at))
         report = Report(
             period=period,
@@ -124,11 +123,6 @@ def verification(engine: Engine, digests: DigestCheck | None = None) -> Verifica
         return Verification(False, sentence, result)
     last = f", ending at #{head[0]} ({head[1][:12]})" if head and head[0] else ""
     return Verification(True, f"{count} events checked{last}.", result)
-
-
-def _trend(session: Session, period: Window) -> Trend:
-    both = Window(previous(period).start, period.end)
-    return measure(SqlChanges(session).deployed(both), period)
 
 
 class _replacing:

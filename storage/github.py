@@ -99,7 +99,7 @@ def received(session: Session, requests: list[Requested], at: datetime) -> list[
     for a delivery seen before (or twice among these)."""
     if not requests:
         return []
-    dialect = sqlite if is_sqlite(session.get_bind()) else postgresql  # type: ignore[arg-type]
+    dialect = sqlite if is_sqlite(session.get_bind()) else postgresql
     rows = {r.delivery_id: _row(r, at) for r in reversed(requests)}  # the first of twins
     statement = (
         dialect.insert(GithubDeploymentRow)

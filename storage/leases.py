@@ -72,7 +72,7 @@ def claim(
 def skip_locked(session: Session) -> bool:
     """Whether claims skip rows other replicas hold: on PostgreSQL; SQLite serialises writers
     with its immediate write transactions instead."""
-    return not is_sqlite(session.get_bind())  # type: ignore[arg-type]
+    return not is_sqlite(session.get_bind())
 
 
 def record(

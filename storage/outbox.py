@@ -76,7 +76,7 @@ def mark_due(session: Session, number: int, at: datetime) -> None:
     due: a publisher delivering it meanwhile must see that there is news (its release then
     keeps the row due; see below).
     """
-    dialect = sqlite if is_sqlite(session.get_bind()) else postgresql  # type: ignore[arg-type]
+    dialect = sqlite if is_sqlite(session.get_bind()) else postgresql
     statement = dialect.insert(_PUBLICATIONS).values(number=number, due_at=at, **_NEW)
     attempts = _PUBLICATIONS.c.attempts
     session.execute(
@@ -100,21 +100,16 @@ def redraw(session: Session, numbers: Collection[int], at: datetime) -> None:
     # only if that time is still the one it claimed, so this redraw must not write the very
     # same time (as a clock that has not moved would), or it would be lost: a microsecond
     # earlier, still due, says "again".
-    due = dict(
-        session.execute(
-            select(PublicationRow.number, PublicationRow.due_at).where(
-                col(PublicationRow.number).in_(sorted(numbers))
-            )
-        ).all()
-    )
-    attempts = _PUBLICATIONS.c.attempts
-    for number, was in sorted(due.items()):
-        when = at - timedelta(microseconds=1) if was == at else at
-        session.execute(
-            update(_PUBLICATIONS)
-            .where(_PUBLICATIONS.c.number == number)
-            .values(due_at=when, refresh_at=at, attempts=case((attempts > 1, 1), else_=attempts))
+    due, attempts = _PUBLICATIONS.c.due_at, _PUBLICATIONS.c.attempts
+    session.execute(
+        update(_PUBLICATIONS)
+        .where(_PUBLICATIONS.c.number.in_(sorted(numbers)))
+        .values(
+            due_at=case((due == at, at - timedelta(microseconds=1)), else_=at),
+            refresh_at=at,
+            attempts=case((attempts > 1, 1), else_=attempts),
         )
+    )
 
 
 def threads(session: Session, numbers: Collection[int]) -> dict[int, tuple[str, str]]:

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.types import NullType
 from sqlmodel import Session, col, select
 
+from storage.db import is_sqlite
 from storage.outbox import mark_due, redraw
 from storage.rows import change_from_row, row_values
 from storage.tables import AuditEventRow, AuditHeadRow, ChangeRow, ScheduleRow
@@ -127,7 +128,7 @@ class SqlChanges:
         touches: the cost follows the span asked about, not how many changes there are."""
         # A change has a row per service and week: the database gathers them, one row a change
         # (its window and whether it occupies it are the same on every row).
-        sqlite = self.session.get_bind().dialect.name == "sqlite"
+        sqlite = is_sqlite(self.session.get_bind())
         gathered = (
             func.group_concat(_SCHEDULE.c.service, ",")
             if sqlite
