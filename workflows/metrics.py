@@ -135,20 +135,6 @@ def weeks_of(period: Window) -> list[Window]:
     return found
 
 
-def by_week(changes: Iterable[Change], period: Window) -> list[Dora]:
-    """The metrics of each week of a period, for a trend, from one pass over the changes.
-
-    Recovery is measured within each week, so a failure recovered the next week is counted
-    as unrecovered in its own (the period's figure counts it recovered)."""
-    tallies = [Tally(week) for week in weeks_of(period)]
-    for change in changes:
-        at = change.outcome_at
-        if at is None or not period.start <= at < period.end:
-            continue
-        tallies[_index(tallies, at)].add(change)
-    return [tally.result() for tally in tallies]
-
-
 @dataclass(frozen=True)
 class Trend:
     """A period's metrics, the same for the period before it, and the period's week by week."""

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.unit.builders import a_change
-from workflows.metrics import by_week, dora, last_days, measure, previous, week_of, weeks_of
+from workflows.metrics import dora, last_days, measure, previous, week_of, weeks_of
 from workflows.model import Change, Classification, Outcome, Stage, Window
 
 MONDAY = datetime(2026, 11, 2, tzinfo=UTC)
@@ -121,7 +121,7 @@ def test_weeks_start_on_monday_and_the_trend_splits_one_pass_by_week() -> None:
         deployed(Outcome.SUCCESSFUL, MONDAY + timedelta(days=9)),
         deployed(Outcome.SUCCESSFUL, MONDAY + timedelta(days=22)),
     ]
-    weekly = by_week(changes, FOUR_WEEKS)
+    weekly = measure(changes, FOUR_WEEKS).weeks
     assert [week.deployments for week in weekly] == [1, 2, 0, 1]
     assert [week.fail_rate for week in weekly] == [0.0, 0.5, None, 0.0]
     assert weekly[1].recovery_time == timedelta(days=1)
