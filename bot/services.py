@@ -97,11 +97,14 @@ class Services:
             self._recent = (period, await self.query(queries.deployments, period))
         return self._recent[1]
 
-    async def standings(self, changes: Sequence[Change]) -> list[Standing]:
-        """A list of changes as they stand now, with the overlaps of those that have any
-        (they show on each line, and may ask for one more approval)."""
-        conflicts = await self.query(queries.conflicts_of, changes) if changes else {}
-        return standings(changes, self.policy, self.clock.now(), conflicts)
+    async def standings(self, *lists: Sequence[Change]) -> list[list[Standing]]:
+        """Lists of changes as they stand now, with the overlaps of those that have any
+        (they show on each line, and may ask for one more approval): read in one session,
+        each change once however many lists it is on."""
+        each = {change.number: change for changes in lists for change in changes}
+        conflicts = await self.query(queries.conflicts_of, each.values()) if each else {}
+        now = self.clock.now()
+        return [standings(changes, self.policy, now, conflicts) for changes in lists]
 
 
 def _log_state_change(name: str, result: object, args: tuple[object, ...]) -> None:

@@ -98,22 +98,17 @@ async def list_response(services: Services, user_id: str, which: str) -> dict[st
     if which == "mine":
         changes = await services.query(queries.mine, user_id)
         owed = await services.query(queries.reviews_owed, user_id)
-        return messages.list_message(
-            "Your open changes",
-            await services.standings(changes),
-            reviews_owed=await services.standings(owed),
-        )
+        shown, owed_shown = await services.standings(changes, owed)
+        return messages.list_message("Your open changes", shown, reviews_owed=owed_shown)
     if which == "open":
         changes = await services.query(queries.open_changes)
-        return messages.list_message("Open changes", await services.standings(changes))
+        (shown,) = await services.standings(changes)
+        return messages.list_message("Open changes", shown)
     actor = await services.directory.actor(user_id)
     found = await services.query(queries.awaiting, actor, services.policy)
     owed = await services.query(queries.reviews_owed, user_id)
-    return messages.list_message(
-        "Waiting for you",
-        await services.standings(found),
-        reviews_owed=await services.standings(owed),
-    )
+    shown, owed_shown = await services.standings(found, owed)
+    return messages.list_message("Waiting for you", shown, reviews_owed=owed_shown)
 
 
 async def metrics_response(services: Services, user_id: str, text: str) -> dict[str, Any]:

@@ -35,11 +35,12 @@ async def publish_home(client: AsyncWebClient, services: Services, user_id: str)
     calendar = await home_calendar(services, user_id)
     now = services.clock.now()
     month = await services.recent_metrics(MONTH_DAYS)
+    mine_shown, awaiting_shown, owed_shown = await services.standings(mine, awaiting, owed)
     view = home_view.home(
         user_id,
-        mine=await services.standings(mine),
-        awaiting_me=await services.standings(awaiting),
-        reviews_owed=await services.standings(owed),
+        mine=mine_shown,
+        awaiting_me=awaiting_shown,
+        reviews_owed=owed_shown,
         policy=services.policy,
         now=now,
         month=month,
