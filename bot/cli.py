@@ -189,12 +189,8 @@ def _db_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    if bool(args.digests) != bool(args.public_key):
-        raise Stop("--digests and --public-key go together: the digests and the key that signed.")
     # The digests and the key are read first: a bad one stops before the trail is read.
-    digests = (
-        cli_digests.DigestCheck(Path(args.digests), Path(args.public_key)) if args.digests else None
-    )
+    digests = cli_digests.digest_check(args)
     engine = open_database(settings)
     with read_session(engine) as session:
         head = read_head(session)

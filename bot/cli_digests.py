@@ -49,6 +49,16 @@ def add_verify_options(verify: argparse.ArgumentParser) -> None:
     )
 
 
+def digest_check(args: argparse.Namespace) -> DigestCheck | None:
+    """The check `--digests DIR --public-key FILE` asks for (add_verify_options), None without
+    them; Stop when only one of the two is given."""
+    from bot.cli import Stop
+
+    if bool(args.digests) != bool(args.public_key):
+        raise Stop("--digests and --public-key go together: the digests and the key that signed.")
+    return DigestCheck(Path(args.digests), Path(args.public_key)) if args.digests else None
+
+
 def _keygen(args: argparse.Namespace, settings: Settings) -> int:
     fingerprint = signing.generate(Path(args.private_key), Path(args.public_key))
     print(f"Wrote the private key {args.private_key} (readable by you alone) and the public key")

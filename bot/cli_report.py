@@ -67,12 +67,8 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     from bot.cli import open_database
 
     period = period_of(args.start, args.end)
-    if bool(args.digests) != bool(args.public_key):
-        raise _stop("--digests and --public-key go together: the digests and the key that signed.")
     # The digests and the key are read first: a bad one stops before anything is written.
-    digests = (
-        cli_digests.DigestCheck(Path(args.digests), Path(args.public_key)) if args.digests else None
-    )
+    digests = cli_digests.digest_check(args)
     output = Path(args.output)
     policy = load_policy(settings.policy_path or None)
     engine = open_database(settings)
