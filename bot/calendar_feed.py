@@ -23,7 +23,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from bot import queries
-from bot.publisher import Publisher
 from bot.services import Services
 from storage import tokens
 from workflows.feed import FeedEvent, feed, span
@@ -88,9 +87,8 @@ def render(events: Sequence[FeedEvent], now: datetime) -> bytes:
 
 
 class CalendarFeed:
-    def __init__(self, services: Services, publisher: Publisher) -> None:
+    def __init__(self, services: Services) -> None:
         self.services = services
-        self.publisher = publisher  # knows the workspace's URL, for links to threads
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get(PATH, self.handle)
@@ -126,7 +124,7 @@ class CalendarFeed:
                 return None
             window = span(now)
             bookings, threads = queries.booked(session, window)
-        links = {n: self.publisher.permalink(channel, ts) for n, (channel, ts) in threads.items()}
+        links = {n: self.services.permalink(channel, ts) for n, (channel, ts) in threads.items()}
         freezes = self.services.policy.freeze
         return render(feed(bookings, links, freezes, window), now)
 

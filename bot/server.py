@@ -99,7 +99,7 @@ def web_app(bot: Bot, *, background: bool = True) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     bot.api.add_routes(app)
-    CalendarFeed(bot.services, bot.publisher).add_routes(app)
+    CalendarFeed(bot.services).add_routes(app)
     if bot.github is not None:
         app.router.add_post(WEBHOOK_PATH, bot.github.webhook.handle)
     if background:
