@@ -24,8 +24,10 @@ resident memory (RUSAGE_CHILDREN, read by a small launcher process) measured:
   before and marking every event since).
 
 Targets: each ≤ 3× the export's time; peak RSS ≤ 300 MB and flat between the two sizes
-(the largest over the smallest at most 1.25). The summary says whether they were met; the
-exit status does not depend on it.
+(the largest over the smallest at most 1.25). The report verifies the chain in a second
+process while it reads the changes: its peak is held against the target together with
+`audit verify`'s (the two peaks added: more than they ever hold at once). The summary says
+whether they were met; the exit status does not depend on it.
 """
 
 from __future__ import annotations
@@ -345,14 +347,21 @@ def summary(runs: list[Run]) -> tuple[str, list[str]]:
             r.note,
         ))  # fmt: skip
     targeted = ("report (the whole year)", "audit verify --digests")
+    # The report verifies the chain in a second process beside its own: their peaks may not
+    # coincide, so the report's peak plus `audit verify`'s bounds what the two hold at once.
+    verifying = {(r.engine, r.events): r.rss_mb for r in runs if r.command == "audit verify"}
     for r in runs:
         if r.command in targeted and r.seconds is not None and r.rss_mb is not None:
             times = ratio(r.seconds, baseline.get((r.engine, r.events)) or 0.0)
-            ok = times <= TIME_TARGET and r.rss_mb <= RSS_TARGET_MB
+            rss, held = r.rss_mb, f"{r.rss_mb:.0f} MB"
+            if r.command.startswith("report"):
+                rss += verifying.get((r.engine, r.events)) or 0.0
+                held = f"{rss:.0f} MB with its verifying process"
+            ok = times <= TIME_TARGET and rss <= RSS_TARGET_MB
             verdicts.append(
                 f"{r.engine} {r.events:,} events: {r.command.split(' (')[0]} {times:.2f}x the "
-                f"export (target ≤ {TIME_TARGET:.0f}x), {r.rss_mb:.0f} MB "
-                f"(≤ {RSS_TARGET_MB:.0f}): {'met' if ok else 'NOT met'}"
+                f"export (target ≤ {TIME_TARGET:.0f}x), {held} (≤ {RSS_TARGET_MB:.0f}): "
+                f"{'met' if ok else 'NOT met'}"
             )
     for engine in dict.fromkeys(r.engine for r in runs):
         for command in targeted:

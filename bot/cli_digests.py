@@ -92,6 +92,7 @@ class DigestCheck:
 
     def __init__(self, directory: Path, public_key: Path) -> None:
         public = signing.load_public(public_key)
+        self.public_key = public_key
         self.fingerprint = signing.fingerprint(public)
         self.directory = directory
         self.problems: list[str] = []

@@ -1,17 +1,20 @@
 """The evidence report built from the database, in one pass over the period's changes and
 their audit events, a batch at a time: the changes are counted, their exceptions found and
-their evidence rendered to a spool as they are read; then the chain is verified, DORA's
-metrics measured, and the page written (bot/views/report.py renders it) with the spool read
-back where the evidence goes. `write` puts the page in a temporary file beside the output and
-renames it over the output at the end: a failure leaves nothing at the output path, and an
-earlier report there stays whole.
+their evidence rendered to a spool as they are read, while a second process verifies the
+chain (and the digests) beside it; then DORA's metrics are measured and the page written
+(bot/views/report.py renders it) with the spool read back where the evidence goes. `write`
+puts the page in a temporary file beside the output and renames it over the output at the
+end: a failure leaves nothing at the output path, and an earlier report there stays whole.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +32,7 @@ from bot.views.report import (
     articles,
     render,
 )
+from storage.db import make_engine
 from storage.reports import changes_in, events_of, events_with_ref
 from storage.repositories import read_head, read_trail
 from storage.uow import read_session
@@ -65,6 +69,7 @@ def write(
     with (
         _replacing(output) as out,
         tempfile.TemporaryFile("w+", encoding="utf-8", dir=output.parent) as spool,
+        _verifying(engine, digests) as verified,
     ):
         summary, found = Summary(), []
         as_of = min(now, period.end)
@@ -86,7 +91,7 @@ def write(
             generated_at=now,
             policy=policy.policy.name,
             summary=summary,
-            verification=verification(engine, digests),
+            verification=verified(),
             exceptions=tuple(found),
             trend=trend,
         )
@@ -123,6 +128,42 @@ def verification(engine: Engine, digests: DigestCheck | None = None) -> Verifica
         return Verification(False, sentence, result)
     last = f", ending at #{head[0]} ({head[1][:12]})" if head and head[0] else ""
     return Verification(True, f"{count} events checked{last}.", result)
+
+
+class _verifying:
+    """The chain's verification, started on entry and asked for by calling what `with`
+    gives. It reads the whole trail and the report reads the period's changes: on Linux it
+    runs in a forked process of its own, so the two use two cores and the report takes about
+    as long as the longer of them; an in-memory database (tests), which a second process
+    cannot open, or another system verifies when asked, in this process."""
+
+    def __init__(self, engine: Engine, digests: DigestCheck | None) -> None:
+        self.engine, self.digests = engine, digests
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Callable[[], Verification]:
+        if sys.platform != "linux" or self.engine.url.database in (None, "", ":memory:"):
+            return lambda: verification(self.engine, self.digests)
+        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        where = self.engine.url.render_as_string(hide_password=False)
+        d = self.digests
+        asked = (d.directory, d.public_key) if d is not None else None
+        future = self.pool.submit(_verify_apart, where, asked)
+        return future.result
+
+    def __exit__(self, *failed: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _verify_apart(url: str, digests: tuple[Path, Path] | None) -> Verification:
+    """`verification` in the forked process: its own engine and its own reading of the
+    digests (the report's process read them first, to stop early on a bad key)."""
+    engine = make_engine(url)
+    try:
+        return verification(engine, DigestCheck(*digests) if digests else None)
+    finally:
+        engine.dispose()
 
 
 class _replacing:
