@@ -64,6 +64,7 @@ from storage.db import make_engine
 from storage.repositories import SqlChanges
 from storage.rows import change_document
 from storage.uow import read_session
+from workflows.calendar import days_of
 from workflows.model import (
     Approval,
     Change,
@@ -387,7 +388,7 @@ def _time(db: Stored, now: datetime, runs: int, keep: bool) -> None:
             found = queries.conflicts(session, change)
         between = time.perf_counter()
         with read_session(db.engine) as session:
-            shown = queries.calendar(session, POLICY, month, READER)
+            shown = queries.calendar(session, POLICY, days_of(month, READER))
         ended = time.perf_counter()
         if keep:
             result.conflict_ms.append((between - began) * 1000)

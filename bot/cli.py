@@ -21,9 +21,8 @@ from bot.signing import KeyProblem
 from storage import migrate
 from storage.db import DatabaseUrlError, is_sqlite, make_engine, normalise_url
 from storage.digests import DirectoryProblem
-from storage.repositories import read_head, read_trail
+from storage.repositories import read_trail
 from storage.uow import read_session
-from workflows.audit import verify
 from workflows.durations import format_duration
 from workflows.errors import ChangeError, PolicyError
 from workflows.freezes import Allows
@@ -191,17 +190,16 @@ def _db_status(args: argparse.Namespace, settings: Settings) -> int:
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     # The digests and the key are read first: a bad one stops before the trail is read.
     digests = cli_digests.digest_check(args)
-    engine = open_database(settings)
-    with read_session(engine) as session:
-        head = read_head(session)
-        events = read_trail(session)
-        count, broken = verify(digests.tap(events) if digests else events, head)
+    walked = cli_digests.walk_trail(open_database(settings), digests)
+    broken = walked.broken
     if broken is not None:
         print(f"Audit trail BROKEN at {broken}.", file=sys.stderr)
-        print(f"Events from #{broken.seq} on cannot be trusted; checked {count}.", file=sys.stderr)
+        print(
+            f"Events from #{broken.seq} on cannot be trusted; checked {walked.count}.",
+            file=sys.stderr,
+        )
     else:
-        last = f", ending at #{head[0]} ({head[1][:12]})" if head and head[0] else ""
-        print(f"Audit trail intact: {count} events{last}.")
+        print(f"Audit trail intact: {walked.count} events{walked.ending}.")
     borne_out = digests.report(complete=broken is None) if digests else True
     return 0 if broken is None and borne_out else 1
 

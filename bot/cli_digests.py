@@ -6,15 +6,20 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Engine
 
 from bot import signing
 from bot.digester import Signer, digest_now
 from bot.leased import replica_id
 from bot.settings import Settings
 from storage import digests as store
-from workflows.audit import ChainedEntry
+from storage.repositories import read_head, read_trail
+from storage.uow import read_session
+from workflows.audit import ChainBreak, ChainedEntry, verify
 from workflows.digests import Comparison, DigestMalformed, Named, check_digests, said
 from workflows.ports import SystemClock
 
@@ -47,6 +52,32 @@ def add_verify_options(verify: argparse.ArgumentParser) -> None:
     verify.add_argument(
         "--public-key", metavar="FILE", help="the public key that signed them (with --digests)"
     )
+
+
+@dataclass(frozen=True)
+class Walked:
+    """The hash chain walked from its first event: how many were checked, the first break
+    (None: intact) and the head the chain must end at."""
+
+    count: int
+    broken: ChainBreak | None
+    head: tuple[int, str] | None
+
+    @property
+    def ending(self) -> str:
+        """`, ending at #n (hash)` when the trail has events; empty when it has none."""
+        head = self.head
+        return f", ending at #{head[0]} ({head[1][:12]})" if head and head[0] else ""
+
+
+def walk_trail(engine: Engine, digests: DigestCheck | None = None) -> Walked:
+    """Walk the whole chain as `audit verify` does, compared with the signed digests in the
+    same pass when they are given (`--digests`; their findings are then on `digests`)."""
+    with read_session(engine) as session:
+        head = read_head(session)
+        events = read_trail(session)
+        count, broken = verify(digests.tap(events) if digests else events, head)
+    return Walked(count, broken, head)
 
 
 def digest_check(args: argparse.Namespace) -> DigestCheck | None:

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot import cli_digests
 from bot.settings import Settings
+from workflows.calendar import midnight
 from workflows.model import Window
 from workflows.policy import load_policy
+
+_UTC = ZoneInfo("UTC")
 
 
 def add_commands(commands: Any) -> None:
@@ -59,7 +63,7 @@ def period_of(start: str, end: str) -> Window:
     first, last = _day("--from", start), _day("--to", end)
     if last < first:
         raise _stop(f"the period is reversed: --to {end} is before --from {start}.")
-    return Window(_midnight(first), _midnight(last) + timedelta(days=1))
+    return Window(midnight(first, _UTC), midnight(last, _UTC, after=True))
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
@@ -103,10 +107,6 @@ def _day(option: str, given: str) -> date:
         return date.fromisoformat(given.strip())
     except ValueError as error:
         raise _stop(f"{option} {given!r} is not a date such as 2026-01-31.") from error
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), UTC)
 
 
 def _stop(message: str) -> Exception:

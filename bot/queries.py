@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from storage import outbox
 from storage.repositories import SqlChanges
-from workflows.calendar import UTC_ZONE, Agenda, agenda, days_of
+from workflows.calendar import Agenda, Span, agenda
 from workflows.metrics import Dora, Trend, dora, measure, previous
 from workflows.model import Actor, Change, Classification, Stage, Window
 from workflows.policy import Policy
@@ -106,9 +105,9 @@ class Calendar:
     threads: dict[int, tuple[str, str]]
 
 
-def calendar(session: Any, policy: Policy, window: Window, zone: ZoneInfo = UTC_ZONE) -> Calendar:
-    """The changes booked in `window` and the policy's freezes in force, on each local day
-    (in `zone`) the window touches: one indexed query for the bookings, one for the threads."""
-    booked = SqlChanges(session).scheduled(window)
-    found = agenda(days_of(window, zone), booked, policy.freeze)
+def calendar(session: Any, policy: Policy, asked: Span) -> Calendar:
+    """The changes booked in the days `asked` and the policy's freezes in force, on each of
+    those local days: one indexed query for the bookings, one for the threads."""
+    booked = SqlChanges(session).scheduled(asked.window)
+    found = agenda(asked, booked, policy.freeze)
     return Calendar(found, outbox.threads(session, found.numbers()[:LINKED]))

@@ -22,7 +22,7 @@ from typing import IO, Any
 from sqlalchemy import Engine
 
 from bot import queries
-from bot.cli_digests import DigestCheck
+from bot.cli_digests import DigestCheck, walk_trail
 from bot.views.report import (
     DigestResult,
     Evidence,
@@ -34,9 +34,8 @@ from bot.views.report import (
 )
 from storage.db import make_engine
 from storage.reports import changes_in, events_of, events_with_ref
-from storage.repositories import read_head, read_trail
 from storage.uow import read_session
-from workflows.audit import AuditEntry, verify
+from workflows.audit import AuditEntry
 from workflows.evidence import exceptions, freeze_refusal, steps
 from workflows.model import Change, Window
 from workflows.policy import Policy
@@ -115,19 +114,17 @@ def _evidence(change: Change, events: list[AuditEntry], policy: Policy) -> Evide
 def verification(engine: Engine, digests: DigestCheck | None = None) -> Verification:
     """The hash chain checked as `changebot audit verify` checks it, and against the signed
     digests in the same pass when they are given (`--digests`)."""
-    with read_session(engine) as session:
-        head = read_head(session)
-        events = read_trail(session)
-        count, broken = verify(digests.tap(events) if digests else events, head)
+    walked = walk_trail(engine, digests)
     result = None
     if digests is not None:
-        borne_out, problems = digests.outcome(complete=broken is None)
+        borne_out, problems = digests.outcome(complete=walked.broken is None)
         result = DigestResult(not problems, (*borne_out, *problems))
-    if broken is not None:
-        sentence = f"{broken}. Events from #{broken.seq} on cannot be trusted; checked {count}."
+    if (broken := walked.broken) is not None:
+        sentence = (
+            f"{broken}. Events from #{broken.seq} on cannot be trusted; checked {walked.count}."
+        )
         return Verification(False, sentence, result)
-    last = f", ending at #{head[0]} ({head[1][:12]})" if head and head[0] else ""
-    return Verification(True, f"{count} events checked{last}.", result)
+    return Verification(True, f"{walked.count} events checked{walked.ending}.", result)
 
 
 class _verifying:

@@ -3,7 +3,6 @@ App Home's next seven days."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from slack_sdk.models.blocks import Block
@@ -37,7 +36,7 @@ async def home_calendar(services: Services, user_id: str) -> list[Block]:
 
 async def _read(services: Services, asked: Span) -> tuple[Agenda, dict[int, str]]:
     """The agenda of the span asked, and links to the threads of its changes."""
-    found = await services.query(queries.calendar, services.policy, asked.window, asked.zone)
+    found = await services.query(queries.calendar, services.policy, asked)
     links = {number: services.permalink(*where) for number, where in found.threads.items()}
     # The same days as asked; the span keeps the word the person used, for the header.
-    return replace(found.agenda, span=asked), {n: url for n, url in links.items() if url}
+    return found.agenda, {n: url for n, url in links.items() if url}
