@@ -21,11 +21,9 @@ from tests.bot.changes import NOW, a_desk
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually, policy_toml
 from tests.e2e.steps import normal_request, request_change
-from tests.unit.builders import WEEKEND
+from tests.unit.builders import WEEKEND, a_booking
 from workflows.calendar import UTC_ZONE, Agenda, agenda, span
 from workflows.metrics import dora, last_days
-from workflows.model import Classification, Stage, Window
-from workflows.schedule import Booking
 from workflows.standing import standings
 
 #: Tuesday 24 November 23:30 to Wednesday 01:30 in Berlin; 22:30 to 00:30 in London.
@@ -172,17 +170,8 @@ def a_month(per_day: int) -> Agenda:
     """30 days from Monday 23 November (UTC), `per_day` changes each day at 10:00."""
     month = span("month", datetime(2026, 11, 23, 9, tzinfo=UTC), UTC_ZONE)
     bookings = [
-        Booking(
-            number=n + 1,
-            title=f"Change {n + 1}",
-            classification=Classification.NORMAL,
-            stage=Stage.APPROVE,
-            services=("api",),
-            window=Window(start, start + timedelta(hours=1)),
-            occupies=True,
-        )
+        a_booking(n + 1, datetime(2026, 11, 23, 10, tzinfo=UTC) + timedelta(days=n // per_day))
         for n in range(30 * per_day)
-        for start in [datetime(2026, 11, 23, 10, tzinfo=UTC) + timedelta(days=n // per_day)]
     ]
     return agenda(month, bookings, [])
 

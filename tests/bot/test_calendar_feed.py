@@ -22,45 +22,14 @@ from storage import tokens
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually, policy_toml
 from tests.e2e.steps import request_change
+from tests.unit.builders import WEEKEND, a_booking, weekend
 from workflows.feed import feed
-from workflows.freezes import Freeze
-from workflows.model import Classification, Stage, Window
-from workflows.schedule import Booking
+from workflows.model import Stage, Window
 from workflows.tokens import Scope
 
 NOW = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 LINK = "https://acme.slack.com/archives/C0CHANGES/p1764000000000100"
-WEEKEND = Freeze.model_validate(
-    {
-        "name": "Weekend",
-        "reason": "Nobody is around to fix what breaks.",
-        "rrule": "FREQ=WEEKLY;BYDAY=FR",
-        "start": datetime(2026, 1, 2, 16, 0),
-        "duration": "64h",
-        "timezone": "Europe/Berlin",
-    }
-)
-WEEKEND_TOML = """
-[[freeze]]
-name = "Weekend"
-reason = "Nobody is around to fix what breaks."
-rrule = "FREQ=WEEKLY;BYDAY=FR"
-start = 2026-01-02T16:00:00
-duration = "64h"
-timezone = "Europe/Berlin"
-"""
-
-
-def a_booking(number: int, stage: Stage, start: datetime) -> Booking:
-    return Booking(
-        number=number,
-        title="Upgrade Postgres to 16.4",
-        classification=Classification.NORMAL,
-        stage=stage,
-        services=("billing-db",),
-        window=Window(start, start + timedelta(hours=1)),
-        occupies=True,
-    )
+WEEKEND_FREEZE = weekend()
 
 
 def parsed(body: bytes) -> Calendar:
@@ -78,7 +47,7 @@ def test_a_berlin_freeze_stays_at_16_local_across_the_end_of_summer_time() -> No
     # Summer time ends in Berlin on Sunday 25 October 2026.
     window = Window(datetime(2026, 10, 12, 12, tzinfo=UTC), datetime(2026, 11, 4, tzinfo=UTC))
 
-    calendar = parsed(render(feed([], {}, [WEEKEND], window), NOW))
+    calendar = parsed(render(feed([], {}, [WEEKEND_FREEZE], window), NOW))
 
     (vtimezone,) = calendar.walk("VTIMEZONE")
     assert str(vtimezone["TZID"]) == "Europe/Berlin"
@@ -104,7 +73,10 @@ def test_a_berlin_freeze_stays_at_16_local_across_the_end_of_summer_time() -> No
 
 def test_a_change_is_an_event_in_utc_with_its_thread_as_url_and_a_stable_uid() -> None:
     start = datetime(2026, 10, 20, 22, tzinfo=UTC)
-    bookings = [a_booking(42, Stage.APPROVE, start), a_booking(43, Stage.DEPLOY, start)]
+    bookings = [
+        a_booking(n, start, 1, "billing-db", title="Upgrade Postgres to 16.4", stage=stage)
+        for n, stage in ((42, Stage.APPROVE), (43, Stage.DEPLOY))
+    ]
 
     calendar = parsed(render(feed(bookings, {42: LINK}, [], Window(NOW, start)), NOW))
 
@@ -139,7 +111,7 @@ def test_an_empty_feed_is_still_a_calendar() -> None:
 
 @pytest.fixture
 async def bot(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[InProcess]:
-    async with in_process(sqlite_template, tmp_path, policy_toml(extra=WEEKEND_TOML)) as served:
+    async with in_process(sqlite_template, tmp_path, policy_toml(extra=WEEKEND)) as served:
         served.clock.current = datetime.now(UTC)
         yield served
 
@@ -259,7 +231,7 @@ async def test_the_feed_notes_when_its_token_was_last_used(
 def test_the_vtimezone_holds_the_rules_of_the_years_the_events_span_not_decades() -> None:
     window = Window(datetime(2026, 10, 12, 12, tzinfo=UTC), datetime(2026, 11, 4, tzinfo=UTC))
 
-    body = render(feed([], {}, [WEEKEND], window), NOW)
+    body = render(feed([], {}, [WEEKEND_FREEZE], window), NOW)
 
     (vtimezone,) = parsed(body).walk("VTIMEZONE")
     text = vtimezone.to_ical().decode()

@@ -3,16 +3,18 @@ the use cases with everyday defaults so each test states only what it is about."
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.unit.fakes import FakeClock, FakeUnitOfWork
 from workflows import emergency, followup, process
 from workflows.audit import ChainedEntry
 from workflows.chase import Obligation, Owed
+from workflows.freezes import Freeze
 from workflows.model import (
     Actor,
     Change,
@@ -27,6 +29,7 @@ from workflows.model import (
     Window,
 )
 from workflows.policy import Policy, parse_policy
+from workflows.schedule import Booking
 
 # -- people -------------------------------------------------------------------------------
 
@@ -103,6 +106,35 @@ start = 2026-01-02T16:00:00
 duration = "64h"
 timezone = "Europe/Berlin"
 """
+
+
+def weekend(**fields: object) -> Freeze:
+    """The WEEKEND freeze as the policy reads it, with `fields` changed."""
+    return Freeze.model_validate({**tomllib.loads(WEEKEND)["freeze"][0], **fields})
+
+
+# -- time and the schedule ----------------------------------------------------------------
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+def a_booking(
+    number: int, start: datetime, hours: float = 1, *services: str, **fields: object
+) -> Booking:
+    """An open Normal change booked from `start` for `hours` on `services` (api), awaiting
+    approval; `fields` change the rest (a `window` given wins over start and hours)."""
+    booked: dict[str, object] = {
+        "number": number,
+        "title": f"Change {number}",
+        "classification": Classification.NORMAL,
+        "stage": Stage.APPROVE,
+        "services": services or ("api",),
+        "window": Window(start, start + timedelta(hours=hours)),
+        "occupies": True,
+    }
+    return Booking(**{**booked, **fields})  # type: ignore[arg-type]
 
 
 # -- requests -----------------------------------------------------------------------------

@@ -4,12 +4,12 @@ day they touch. A fixed clock throughout."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.unit.builders import POLICY_TOML, WEEKEND
+from tests.unit.builders import POLICY_TOML, WEEKEND, a_booking, utc
 from workflows.calendar import (
     Span,
     agenda,
@@ -19,28 +19,11 @@ from workflows.calendar import (
     zone_named,
 )
 from workflows.errors import ValidationFailed
-from workflows.model import Classification, Stage, Window
+from workflows.model import Window
 from workflows.policy import parse_policy
-from workflows.schedule import Booking
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
-
-
-def a_booking(number: int, start: datetime, hours: float) -> Booking:
-    return Booking(
-        number=number,
-        title=f"Change {number}",
-        classification=Classification.NORMAL,
-        stage=Stage.APPROVE,
-        services=("api",),
-        window=Window(start, start + timedelta(hours=hours)),
-        occupies=True,
-    )
 
 
 def hours(window: Window) -> float:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from tests.unit.builders import a_booking as booking
+from tests.unit.builders import utc, weekend
 from workflows.feed import Status, change_event, feed, freeze_event, span
-from workflows.freezes import Freeze
-from workflows.model import Classification, Stage, Window
+from workflows.model import Stage, Window
 from workflows.schedule import Booking
 
 NOW = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
@@ -16,35 +17,10 @@ BERLIN = ZoneInfo("Europe/Berlin")
 LINK = "https://acme.slack.com/archives/C0CHANGES/p1764000000000100"
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
-
-
-def a_booking(number: int = 42, stage: Stage = Stage.APPROVE, **kw: object) -> Booking:
-    fields: dict[str, object] = {
-        "number": number,
-        "title": "Upgrade Postgres to 16.4",
-        "classification": Classification.NORMAL,
-        "stage": stage,
-        "services": ("billing-db", "reporting"),
-        "window": Window(utc(2026, 10, 20, 22), utc(2026, 10, 20, 23, 30)),
-        "occupies": True,
-    }
-    fields.update(kw)
-    return Booking(**fields)  # type: ignore[arg-type]
-
-
-def weekend(**kw: object) -> Freeze:
-    fields: dict[str, object] = {
-        "name": "Weekend",
-        "reason": "Nobody is around to fix what breaks.",
-        "rrule": "FREQ=WEEKLY;BYDAY=FR",
-        "start": datetime(2026, 1, 2, 16, 0),
-        "duration": "64h",
-        "timezone": "Europe/Berlin",
-    }
-    fields.update(kw)
-    return Freeze.model_validate(fields)
+def a_booking(number: int = 42, stage: Stage = Stage.APPROVE, **fields: object) -> Booking:
+    """The Postgres upgrade of the night of 20 October (Berlin), `fields` changed."""
+    fields = {"title": "Upgrade Postgres to 16.4", "stage": stage, **fields}
+    return booking(number, utc(2026, 10, 20, 22), 1.5, "billing-db", "reporting", **fields)
 
 
 def test_the_feed_spans_thirty_days_back_and_a_hundred_and_eighty_ahead() -> None:
@@ -134,7 +110,7 @@ def test_a_freeze_event_says_its_reason_what_it_covers_and_what_it_allows() -> N
     assert event.uid == "freeze-weekend-20261023T1600@changebot"
     assert event.summary == "Freeze: Weekend"
     assert event.description.splitlines() == [
-        "Nobody is around to fix what breaks.",
+        "Nobody is around to fix it.",
         "Covers: every service.",
         "Only emergency changes may deploy.",
     ]

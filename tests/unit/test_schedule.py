@@ -4,7 +4,7 @@ warns and is recorded; the policy may ask one more approval for it)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -13,35 +13,16 @@ from tests.unit.builders import (
     NOW,
     TOMORROW,
     Desk,
+    a_booking,
     a_policy,
     emergency_details,
     normal_details,
+    utc,
 )
 from tests.unit.fakes import FakeClock, FakeUnitOfWork
-from workflows.model import Classification, Stage, Window
-from workflows.schedule import EPOCH, Booking, booking, conflicts, occupies, overlap, weeks
+from workflows.model import Stage, Window
+from workflows.schedule import EPOCH, booking, conflicts, occupies, overlap, weeks
 from workflows.standing import standing, standings
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
-
-
-def a_booking(number: int, start: datetime, hours: float, *services: str, **kw: object) -> Booking:
-    fields: dict[str, object] = {
-        "title": f"Change {number}",
-        "classification": Classification.NORMAL,
-        "stage": Stage.APPROVE,
-        "occupies": True,
-    }
-    fields.update(kw)
-    return Booking(
-        number=number,
-        services=services or ("api",),
-        window=Window(start, start + timedelta(hours=hours)),
-        **fields,  # type: ignore[arg-type]
-    )
-
 
 # -- overlap and conflicts ----------------------------------------------------------------------
 
