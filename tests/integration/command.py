@@ -1,4 +1,5 @@
-"""The real `changebot` command, run as a subprocess the way an operator runs it."""
+"""The real `changebot` command, run as a subprocess the way an operator runs it (Changebot),
+or in this process where a subprocess would add only Python's start-up (InProcess)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,21 @@ class Finished:
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
+
+
+class InProcess:
+    """Runs `changebot ARGS...` through bot.cli.main in this process, its output caught by
+    pytest's capsys; its settings are the test's environment (set with monkeypatch)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *argv: str) -> Finished:
+        from bot.cli import main
+
+        code = main(list(argv))
+        out, err = self.capsys.readouterr()
+        return Finished(code, out, err)
 
 
 class Changebot:

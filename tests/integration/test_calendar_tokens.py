@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from storage import tokens
 from storage.tokens import ApiTokenRow
 from tests.integration.api import served
-from tests.integration.test_cli_tokens import Changebot
+from tests.integration.command import InProcess
 from workflows.errors import ValidationFailed
 from workflows.tokens import Scope, hash_secret
 
@@ -23,14 +23,14 @@ from workflows.tokens import Scope, hash_secret
 @pytest.fixture
 def changebot(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_url: str
-) -> Changebot:
+) -> InProcess:
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.delenv("CHANGEBOT_PUBLIC_URL", raising=False)
-    return Changebot(capsys)
+    return InProcess(capsys)
 
 
 def test_a_calendar_token_prints_the_feed_url_built_from_the_public_url(
-    changebot: Changebot, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    changebot: InProcess, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CHANGEBOT_PUBLIC_URL", "https://changebot.example.com/")
 
@@ -51,7 +51,7 @@ def test_a_calendar_token_prints_the_feed_url_built_from_the_public_url(
 
 
 def test_without_a_public_url_the_path_is_printed_with_how_to_set_it(
-    changebot: Changebot,
+    changebot: InProcess,
 ) -> None:
     made = changebot("token", "create", "team-calendar", "--scopes", "calendar", "--by", "UOPS")
 
@@ -64,7 +64,7 @@ def test_without_a_public_url_the_path_is_printed_with_how_to_set_it(
     "scopes", ["calendar,gate", "deployments,calendar", "gate,deployments,calendar"]
 )
 def test_the_calendar_scope_cannot_be_combined_with_another(
-    changebot: Changebot, engine: Engine, scopes: str
+    changebot: InProcess, engine: Engine, scopes: str
 ) -> None:
     refused = changebot("token", "create", "team-calendar", "--scopes", scopes, "--by", "UOPS")
 
@@ -88,7 +88,7 @@ def test_storage_refuses_a_calendar_token_with_other_scopes_too(engine: Engine) 
 
 
 def test_a_malformed_public_url_stops_the_command_naming_the_variable(
-    changebot: Changebot, monkeypatch: pytest.MonkeyPatch
+    changebot: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CHANGEBOT_PUBLIC_URL", "changebot.example.com")
 

@@ -4,46 +4,27 @@ Python's start-up."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.cli import main
 from storage.repositories import read_trail
 from storage.tokens import ApiTokenRow
 from storage.uow import read_session
+from tests.integration.command import InProcess
 from workflows.tokens import hash_secret
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-
-class Changebot:
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *argv: str) -> Ran:
-        code = main(list(argv))
-        out, err = self.capsys.readouterr()
-        return Ran(code, out, err)
 
 
 @pytest.fixture
 def changebot(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_url: str
-) -> Changebot:
+) -> InProcess:
     monkeypatch.setenv("DATABASE_URL", database_url)
-    return Changebot(capsys)
+    return InProcess(capsys)
 
 
 def test_a_token_is_printed_once_and_only_its_hash_is_kept(
-    changebot: Changebot, engine: Engine
+    changebot: InProcess, engine: Engine
 ) -> None:
 
     made = changebot("token", "create", "ci-prod", "--scopes", "gate,deployments", "--by", "UOPS")
@@ -60,7 +41,7 @@ def test_a_token_is_printed_once_and_only_its_hash_is_kept(
 
 
 def test_tokens_are_listed_with_scopes_maker_and_last_use_and_revoked_at_once(
-    changebot: Changebot, engine: Engine
+    changebot: InProcess, engine: Engine
 ) -> None:
     changebot("token", "create", "ci-prod", "--scopes", "gate", "--by", "UOPS")
     changebot("token", "create", "gh", "--scopes", "deployments", "--by", "UALICE")
@@ -90,7 +71,7 @@ def test_tokens_are_listed_with_scopes_maker_and_last_use_and_revoked_at_once(
 
 
 def test_bad_token_commands_say_what_is_wrong_and_change_nothing(
-    changebot: Changebot, engine: Engine
+    changebot: InProcess, engine: Engine
 ) -> None:
     changebot("token", "create", "ci-prod", "--scopes", "gate", "--by", "UOPS")
 
@@ -115,7 +96,7 @@ def test_bad_token_commands_say_what_is_wrong_and_change_nothing(
 
 
 def test_a_name_is_free_again_once_its_token_is_revoked(
-    changebot: Changebot,
+    changebot: InProcess,
 ) -> None:
     first = changebot("token", "create", "ci", "--scopes", "gate", "--by", "UOPS")
     changebot("token", "revoke", "ci", "--by", "UOPS")
