@@ -136,7 +136,7 @@ def assess(questionnaire: Questionnaire, answers: Sequence[Answer]) -> Assessmen
                     ANSWER_FIELD + question.id,
                     f"{label!r} is not one of the answers offered ({offered})."
                     if label
-                    else "answer this question: the change's risk is worked out from it.",
+                    else f"answer “{question.text}”: the change's risk is worked out from it.",
                 )
             )
             continue

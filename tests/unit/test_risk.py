@@ -120,7 +120,9 @@ def test_every_unanswered_or_unknown_answer_is_named_at_once() -> None:
     ]
     problems = dict(refused.value.problems)
     assert problems["answer.customers"] == "'Maybe' is not one of the answers offered (Yes, No)."
-    assert problems["answer.reversible"].startswith("answer this question")
+    assert problems["answer.reversible"] == (
+        "answer “Can it be undone within minutes?”: the change's risk is worked out from it."
+    )
 
 
 def test_answers_to_questions_the_policy_no_longer_asks_are_dropped() -> None:
