@@ -10,7 +10,7 @@ must not wait on a form, so neither is asked.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -169,6 +169,22 @@ def described(answers: Sequence[Answer]) -> dict[str, Any]:
         "answers": {a.question: {"answer": a.choice, "weight": a.weight} for a in answers},
         "score": score(answers),
     }
+
+
+def in_words(recorded: Mapping[str, Any]) -> str:
+    """An audit event's answers and score (as `described` wrote them) in a phrase: "score 7
+    (customers: Yes +3; staging: Yes -1)"; "" when the event has none. Read defensively: the
+    details are stored JSON."""
+    total = recorded.get("score")
+    answers = recorded.get("answers")
+    if not isinstance(total, int | float) or isinstance(total, bool):
+        return ""
+    said = []
+    for question, answer in answers.items() if isinstance(answers, Mapping) else ():
+        if isinstance(answer, Mapping) and isinstance(answer.get("weight"), int | float):
+            weight = answer["weight"]
+            said.append(f"{question}: {answer.get('answer')} {weight:+g}")
+    return f"score {format_number(total)}" + (f" ({'; '.join(said)})" if said else "")
 
 
 # -- the policy check -----------------------------------------------------------------------

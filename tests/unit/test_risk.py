@@ -24,7 +24,8 @@ from tests.unit.builders import (
 )
 from tests.unit.fakes import FakeClock, FakeUnitOfWork
 from workflows.errors import PolicyError, TransitionNotAllowed, ValidationFailed
-from workflows.model import Answer, Classification, Level, Links, Stage
+from workflows.evidence import steps
+from workflows.model import Answer, Change, Classification, Level, Links, Stage
 from workflows.policy import Policy, load_policy, parse_policy
 from workflows.risk import assess, drivers, score
 
@@ -422,3 +423,41 @@ def test_an_edit_reasks_a_question_the_policy_added_since(
     assert refused.value.field == "answer.customers"
     edited = after.edit(change, title="Raise the API pool to 60", answers=RISKY)
     assert edited.details.risk is Level.HIGH
+
+
+# -- the evidence an auditor reads ------------------------------------------------------------
+
+
+def told(desk: Desk, change: Change) -> list[str]:
+    entries = [e.entry for e in desk.trail(change)]
+    return [s.sentence for s in steps(desk.stored(change), entries, desk.policy)]
+
+
+def test_the_evidence_says_the_risk_came_from_the_answers_and_how(asking: Desk) -> None:
+    medium = answered(customers="Yes", reversible="Yes", data="No", staging="No")
+    change = asking.request(normal_details(answers=medium))
+    asking.review(change, risk=Level.MEDIUM)
+    requested, _, reviewed = told(asking, change)
+    assert (
+        "risk medium from the risk questionnaire, score 4.5 (customers: Yes +3; reversible: "
+        "Yes +0; data: No +0; staging: No +1.5), impact low"
+    ) in requested
+    assert reviewed.startswith(
+        "UPETER reviewed it and rated the risk medium, no lower than the risk questionnaire's "
+        "medium, score 4.5 ("
+    )
+
+
+def test_answers_edited_to_score_high_count_the_next_approvals_as_high_risk(
+    asking: Desk,
+) -> None:
+    change = asking.normal_change_in(Stage.APPROVE, normal_details(answers=ROUTINE))
+    asking.edit(change, answers=RISKY)
+    asking.approve(change, by=ANNA)
+    sentences = told(asking, change)
+    assert (
+        "The risk questionnaire then rated it high, score 7 (customers: Yes +3;" in (sentences[-2])
+    )
+    assert sentences[-1] == (
+        "UANNA approved it under the high-risk Normal rule: 2 approvals needed."
+    )
