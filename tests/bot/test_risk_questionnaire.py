@@ -31,9 +31,11 @@ from tests.e2e.steps import (
     thread_texts,
 )
 from tests.unit.builders import QUESTIONNAIRE
+from workflows.errors import ValidationFailed
 from workflows.model import Classification
 from workflows.policy import parse_policy
 from workflows.stages import Action
+from workflows.validation import validate_details
 
 POLICY = parse_policy(policy_toml(extra=QUESTIONNAIRE))
 QUESTIONS = [ids.ANSWER_PREFIX + q for q in ("customers", "reversible", "data", "staging")]
@@ -117,6 +119,19 @@ def test_the_answers_are_read_back_and_the_edit_form_is_prefilled_with_them() ->
     edit = forms.request_modal(POLICY, callback_id=ids.EDIT_MODAL, details=details)
     again = forms.parse_request_leniently(slack_state(edit), POLICY)
     assert again.answers == details.answers
+
+
+def test_every_unanswered_question_is_refused_on_its_own_input() -> None:
+    view = forms.request_modal(POLICY)
+    details = forms.parse_request(slack_state(view, **{QUESTIONS[0]: "Yes"}), POLICY)
+    with pytest.raises(ValidationFailed) as refused:
+        validate_details(details, POLICY, None)
+    errors = forms.errors_for(refused.value, view=view)
+    assert set(QUESTIONS[1:]) <= set(errors)
+    assert errors[QUESTIONS[2]] == (
+        "Answer “Does it touch stored data?”: the change's risk is worked out from it."
+    )
+    assert QUESTIONS[0] not in errors
 
 
 # -- in Slack ----------------------------------------------------------------------------------
