@@ -10,7 +10,7 @@ must not wait on a form, so neither is asked.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -94,15 +94,14 @@ class Questionnaire(_Strict):
         return Level.LOW
 
     def band(self, level: Level) -> Band:
-        return {Level.LOW: self.low, Level.MEDIUM: self.medium, Level.HIGH: self.high}[
-            level
-        ] or Band()
+        found: Band | None = getattr(self, level.value)
+        return found or Band()
 
     def lowest_total(self) -> float:
-        return sum(min(c.weight for c in q.answers) for q in self.question if q.answers)
+        return _total(min(c.weight for c in q.answers) for q in self.question if q.answers)
 
     def highest_total(self) -> float:
-        return sum(max(c.weight for c in q.answers) for q in self.question if q.answers)
+        return _total(max(c.weight for c in q.answers) for q in self.question if q.answers)
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,13 @@ def assess(questionnaire: Questionnaire, answers: Sequence[Answer]) -> Assessmen
 
 def score(answers: Sequence[Answer]) -> float:
     """The total of the weights the answers carried."""
-    return sum((a.weight for a in answers), 0)
+    return _total(a.weight for a in answers)
+
+
+def _total(weights: Iterable[float]) -> float:
+    # Rounded, so that 0.7 + 0.2 is 0.9 and lands in the band a person expects.
+    total = round(sum(weights, 0), 9)
+    return int(total) if total == int(total) else total
 
 
 def drivers(answers: Sequence[Answer]) -> tuple[Answer, ...]:

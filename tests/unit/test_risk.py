@@ -461,3 +461,9 @@ def test_answers_edited_to_score_high_count_the_next_approvals_as_high_risk(
     assert sentences[-1] == (
         "UANNA approved it under the high-risk Normal rule: 2 approvals needed."
     )
+
+
+def test_decimal_weights_add_up_as_a_person_adds_them() -> None:
+    answers = (Answer("a", "x", 0.7), Answer("b", "y", 0.2))
+    assert score(answers) == 0.9
+    assert score((Answer("a", "x", 1.5), Answer("b", "y", 1.5))) == 3
