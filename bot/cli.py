@@ -26,8 +26,9 @@ from storage.uow import read_session
 from workflows.durations import format_duration
 from workflows.errors import ChangeError, PolicyError
 from workflows.freezes import Allows
-from workflows.model import format_ref, parse_ref
+from workflows.model import Level, format_ref, parse_ref
 from workflows.policy import Policy, load_policy
+from workflows.risk import format_number
 
 
 class Stop(Exception):
@@ -248,6 +249,7 @@ def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"  approvals: normal {a.normal}, high risk {a.normal_high_risk}, emergency {a.emergency}"
     )
+    print(f"  risk: {_risk_summary(policy)}")
     who = [*policy.approvers.users, *policy.approvers.groups]
     print(f"  approvers: {', '.join(who) or '(none yet: nobody can approve)'}")
     print(
@@ -261,6 +263,20 @@ def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
     _print_freezes(policy, datetime.now(UTC))
     print(f"  next policy review due {policy.policy_review_due():%Y-%m-%d}")
     return 0
+
+
+def _risk_summary(policy: Policy) -> str:
+    risk = policy.risk
+    if not risk.question:
+        return "picked by the requester (no questionnaire)"
+    low, medium, high = risk.band(Level.LOW), risk.band(Level.MEDIUM), risk.band(Level.HIGH)
+    n = format_number
+    return (
+        f"{len(risk.question)} questions asked of Normal changes "
+        f"({', '.join(q.id for q in risk.question)}); totals {n(risk.lowest_total())} to "
+        f"{n(risk.highest_total())}: low below {n(low.below or 0)}, medium from "
+        f"{n(medium.start or 0)}, high from {n(high.start or 0)}"
+    )
 
 
 #: Occurrences of each freeze that `policy check` shows.

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 
 from workflows.model import Stage
+from workflows.risk import ANSWER_FIELD
 from workflows.stages import Action
 
 COMMAND = "/change"
@@ -67,6 +68,9 @@ PULL_REQUEST = "pull_request"
 TICKET = "ticket"
 INCIDENT = "incident"
 IMPLEMENTER = "implementer"
+#: + a risk question's id: one input per question of the policy's questionnaire (its answer's
+#: field name in workflows.risk, so a problem with it lands on it).
+ANSWER_PREFIX = ANSWER_FIELD
 
 # -- other modal inputs ----------------------------------------------------------------------
 ASSESSMENT = "assessment"

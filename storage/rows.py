@@ -7,6 +7,7 @@ from typing import Any
 
 from storage.tables import ChangeRow
 from workflows.model import (
+    Answer,
     Approval,
     Change,
     ChangeDetails,
@@ -60,7 +61,16 @@ def details_to_json(d: ChangeDetails) -> Json:
         },
         "procedure_id": d.procedure_id,
         "implementer": d.implementer,
+        **({"answers": [_answer_to_json(a) for a in d.answers]} if d.answers else {}),
     }
+
+
+def _answer_to_json(a: Answer) -> Json:
+    return {"question": a.question, "choice": a.choice, "weight": a.weight, "asked": a.asked}
+
+
+def _answer_from_json(j: Json) -> Answer:
+    return Answer(j["question"], j["choice"], j["weight"], j["asked"])
 
 
 def details_from_json(j: Json) -> ChangeDetails:
@@ -78,6 +88,8 @@ def details_from_json(j: Json) -> ChangeDetails:
         links=Links(**j["links"]),
         procedure_id=j["procedure_id"],
         implementer=j["implementer"],
+        # Changes recorded before the questionnaire have no answers.
+        answers=tuple(_answer_from_json(a) for a in j.get("answers", ())),
     )
 
 

@@ -33,6 +33,7 @@ from workflows.model import (
     Stage,
 )
 from workflows.policy import Policy
+from workflows.risk import in_words
 
 
 class Mark(StrEnum):
@@ -151,6 +152,8 @@ class Narrator:
     classification: Classification
     risk: Level = Level.LOW
     review_due: datetime | None = None
+    #: The risk the review gave, which an edit of the questionnaire's answers cannot lower.
+    reviewed_risk: Level | None = None
 
     @classmethod
     def of(cls, change: Change, policy: Policy) -> Narrator:
@@ -231,7 +234,8 @@ def _requested(n: Narrator, e: AuditEntry, d: Mapping[str, Any]) -> Built:
     facts = [f"scope {_text(d.get('scope')) or 'not given'}"]
     if services := _names(d.get("services")):
         facts.append(f"services {', '.join(services)}")
-    facts.append(f"risk {n.risk.value}, impact {_text(d.get('impact')) or 'not given'}")
+    scored = f" from the risk questionnaire, {words}" if (words := in_words(d)) else ""
+    facts.append(f"risk {n.risk.value}{scored}, impact {_text(d.get('impact')) or 'not given'}")
     window = d.get("window")
     if isinstance(window, list) and len(window) == 2:
         facts.append(f"window {_moment_text(window[0])} to {_moment_text(window[1])}")
@@ -257,8 +261,11 @@ def _submitted(n: Narrator, e: AuditEntry, d: Mapping[str, Any]) -> Built:
 
 
 def _reviewed(n: Narrator, e: AuditEntry, d: Mapping[str, Any]) -> Built:
-    n.risk = _level(d.get("risk"), n.risk)
+    n.risk = n.reviewed_risk = _level(d.get("risk"), n.risk)
     raised = " (raised by the reviewer)" if d.get("risk_raised") else ""
+    floor = d.get("questionnaire")
+    if isinstance(floor, Mapping) and (words := in_words(floor)):
+        raised += f", no lower than the risk questionnaire's {_text(floor.get('level'))}, {words}"
     sentence = f"{who(e.actor)} reviewed it and rated the risk {n.risk.value}{raised}"
     return Part.REVIEW, sentence + _quoted(d.get("assessment"))
 
@@ -403,7 +410,14 @@ def _closed_without_review(n: Narrator, e: AuditEntry, d: Mapping[str, Any]) -> 
 
 def _edited(n: Narrator, e: AuditEntry, d: Mapping[str, Any]) -> Built:
     fields = [f.replace("_", " ") for f in _names(d.get("fields"))]
-    return Part.CHANGE, f"{who(e.actor)} edited the {', '.join(fields) or 'request'}."
+    sentence = f"{who(e.actor)} edited the {', '.join(fields) or 'request'}."
+    if words := in_words(d):
+        # The answers are the floor: a review's higher rating still stands (Change.risk).
+        scored = _level(d.get("risk"), n.risk)
+        reviewed = n.reviewed_risk
+        n.risk = reviewed if reviewed and reviewed.rank > scored.rank else scored
+        sentence += f" The risk questionnaire then rated it {scored.value}, {words}."
+    return Part.CHANGE, sentence
 
 
 def _withdrawn(n: Narrator, e: AuditEntry, d: Mapping[str, Any]) -> Built:

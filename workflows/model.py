@@ -235,6 +235,19 @@ class PipelineDeployment:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """One answer to the policy's risk questionnaire, as the request recorded it: the question
+    and the answer as they were worded, and the weight the answer carried then, so the record
+    explains its risk even after the policy changes."""
+
+    question: str
+    choice: str
+    weight: float = 0
+    #: The question as it was asked ("" until the questionnaire has read the answer).
+    asked: str = ""
+
+
+@dataclass(frozen=True)
 class ChangeDetails:
     """What the requester writes: the material fields of a change."""
 
@@ -250,6 +263,9 @@ class ChangeDetails:
     links: Links = Links()
     procedure_id: str = ""
     implementer: str = ""
+    #: The risk questionnaire's answers, when the policy asks one of this classification;
+    #: `risk` is then their result.
+    answers: tuple[Answer, ...] = ()
 
     def with_changes(self, **fields: object) -> ChangeDetails:
         return replace(self, **fields)  # type: ignore[arg-type]
@@ -267,6 +283,8 @@ MATERIAL_FIELDS = (
     "procedure_id",
     # Who deploys is part of what was approved, and an approver may not implement.
     "implementer",
+    # What the requester says of its risk is what the approvers weighed.
+    "answers",
 )
 
 #: Documentation an emergency change may skip at first; it is owed, not waived.
@@ -326,7 +344,13 @@ class Change:
 
     @property
     def risk(self) -> Level:
-        return self.review.risk if self.review else self.details.risk
+        """The reviewer's assessment, never below the questionnaire's result (answers edited
+        after the review may have raised it)."""
+        if self.review is None:
+            return self.details.risk
+        if self.details.answers and self.details.risk.rank > self.review.risk.rank:
+            return self.details.risk
+        return self.review.risk
 
     @property
     def owner(self) -> str:

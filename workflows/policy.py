@@ -22,6 +22,7 @@ from workflows.durations import Duration
 from workflows.errors import PolicyError
 from workflows.freezes import Freeze
 from workflows.model import Actor, Classification, Level
+from workflows.risk import Questionnaire, check_questionnaire
 
 DEFAULT_POLICY = "default_policy.toml"
 
@@ -152,6 +153,7 @@ class Policy(_Strict):
     catalog: tuple[Procedure, ...] = ()
     gate: Gate = Gate()
     freeze: tuple[Freeze, ...] = ()
+    risk: Questionnaire = Questionnaire()
 
     @model_validator(mode="after")
     def _cross_check(self) -> Policy:
@@ -172,6 +174,7 @@ class Policy(_Strict):
                 )
         _check_gate(self.gate)
         _unique([f.name for f in self.freeze], "freeze", "name")
+        check_questionnaire(self.risk)
         return self
 
     # -- questions the process asks of the policy -------------------------------------------

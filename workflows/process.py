@@ -20,6 +20,7 @@ from workflows.model import (
     MATERIAL_FIELDS,
     SYSTEM,
     Actor,
+    Answer,
     Approval,
     Change,
     ChangeDetails,
@@ -34,6 +35,7 @@ from workflows.model import (
 )
 from workflows.policy import Policy
 from workflows.ports import Clock, UnitOfWork
+from workflows.risk import described, format_number, score
 from workflows.stages import Action, Attempt, quorum_met
 from workflows.steps import SYSTEM_ACTOR as _SYSTEM
 from workflows.steps import Step as _Step
@@ -197,21 +199,40 @@ def record_review(
     assessment = check_text("assessment", assessment, "assessment", required=True)
     with _step(uow, clock, policy, number, seen_stage) as step:
         change = step.change
+        answers = change.details.answers
         if risk.rank < change.details.risk.rank:
-            raise ValidationFailed(
-                "risk",
-                f"a review may confirm or raise the requested risk ({change.details.risk}), "
-                "not lower it; reject the change if its request is wrong.",
-            )
+            raise ValidationFailed("risk", _not_lower(change.details, answers))
         step.move(
             Action.RECORD_REVIEW,
             actor,
             assessment=assessment,
             risk=risk.value,
             risk_raised=risk is not change.details.risk,
+            # Why the floor was where it was: the questionnaire's result.
+            **_floor(change.details),
         )
         change.review = PeerReview(actor.user_id, step.at, assessment, risk)
     return change
+
+
+def _floor(details: ChangeDetails) -> dict[str, Any]:
+    """What set the lowest risk a review could give: the questionnaire's result, if any."""
+    if not details.answers:
+        return {}
+    return {"questionnaire": {"level": details.risk.value, **described(details.answers)}}
+
+
+def _not_lower(details: ChangeDetails, answers: tuple[Answer, ...]) -> str:
+    if answers:
+        result = f"{details.risk.value.capitalize()}, a score of {format_number(score(answers))}"
+        return (
+            "a review may confirm or raise the risk, not lower it below the questionnaire's "
+            f"result ({result}); reject the change if its answers are wrong."
+        )
+    return (
+        f"a review may confirm or raise the requested risk ({details.risk}), not lower it; "
+        "reject the change if its request is wrong."
+    )
 
 
 def add_test_evidence(
@@ -379,7 +400,9 @@ def _edit(
             return change
         moved = bool({"window", "services"} & set(changed))
         conflicting = _conflicting(uow, replace(change, details=new)) if moved else {}
-        step.move(Action.EDIT, actor, fields=changed, **conflicting)
+        scored = bool(old.answers or new.answers) and bool({"answers", "risk"} & set(changed))
+        rescored = _rescored(new) if scored else {}
+        step.move(Action.EDIT, actor, fields=changed, **conflicting, **rescored)
         change.details = new
         material = [n for n in changed if n in MATERIAL_FIELDS and not _filled_in(old, n)]
         withdrawn = list(change.approvers())
@@ -398,6 +421,11 @@ def _edit(
             # (A break-glass change reached Deploy without any; an edit takes none from it.)
             step.move(Action.RETURN_TO_APPROVE, _SYSTEM, because=material)
     return change
+
+
+def _rescored(details: ChangeDetails) -> dict[str, Any]:
+    """The risk an edit leaves, and the answers that made it, for the record."""
+    return {"risk": details.risk.value, **(described(details.answers) if details.answers else {})}
 
 
 def _filled_in(old: ChangeDetails, name: str) -> bool:
@@ -444,6 +472,7 @@ def _describe(details: ChangeDetails) -> dict[str, Any]:
         "procedure": details.procedure_id or None,
         "window": [window.start.isoformat(), window.end.isoformat()] if window else None,
         "rollback_given": details.rollback.is_given,
+        **(described(details.answers) if details.answers else {}),
     }
 
 

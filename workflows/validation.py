@@ -7,8 +7,9 @@ from datetime import datetime
 
 from workflows.errors import PolicyViolation, ValidationFailed
 from workflows.freezes import Allows, blocking, described
-from workflows.model import ChangeDetails, Classification
+from workflows.model import Answer, ChangeDetails, Classification
 from workflows.policy import Policy
+from workflows.risk import assess
 
 #: Longest text each field accepts; the Slack forms show the same limits.
 LIMITS = {
@@ -149,12 +150,24 @@ def _check(
             check_link(name, getattr(details.links, name))
         except ValidationFailed as failed:
             found.note(failed)
+    risk = details.risk
+    answers: tuple[Answer, ...] = ()
+    if policy.risk.asks(kind):
+        # The questionnaire decides the risk; what the request said of it does not count.
+        try:
+            assessment = assess(policy.risk, details.answers)
+        except ValidationFailed as failed:
+            found.note(failed)
+        else:
+            risk, answers = assessment.level, assessment.answers
     checked = details.with_changes(
         title=title,
         description=description,
         services=services,
         scope=scope,
         procedure_id=procedure_id,
+        risk=risk,
+        answers=answers,
     )
     return checked
 

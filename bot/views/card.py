@@ -27,6 +27,7 @@ from bot.views.common import (
 )
 from workflows.model import FIVE_STAGES, Change, Classification, Stage
 from workflows.policy import Policy
+from workflows.risk import drivers, format_number, score
 from workflows.schedule import Conflict
 from workflows.stages import Action
 from workflows.standing import Standing, standing
@@ -102,6 +103,8 @@ def card_blocks(
         section(progress(shown)),
         section("", fields=_facts(change, policy)),
     ]
+    if change.details.answers:
+        blocks.append(section(questionnaire_line(change)))
     if change.details.description.strip():
         blocks.append(section("*Description*\n" + text.escape(change.details.description)))
     if (rollback := _rollback(change)) is not None:
@@ -167,6 +170,20 @@ def _facts(change: Change, policy: Policy) -> list[str]:
         f"*Scope*\n{text.escape(scope_name(policy, details.scope))}",
         f"*Risk / impact*\n{risk} / {details.impact.value.capitalize()}",
     ]
+
+
+def questionnaire_line(change: Change) -> str:
+    """The questionnaire's score and level, and the answers that drove it."""
+    answers = change.details.answers
+    return text.render_macro(
+        "card.j2",
+        "questionnaire",
+        score=format_number(score(answers)),
+        level=change.details.risk.value.capitalize(),
+        drivers=[
+            (a.asked or a.question, a.choice, format_number(a.weight)) for a in drivers(answers)
+        ],
+    )
 
 
 def _rollback(change: Change) -> str | None:

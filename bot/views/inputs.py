@@ -124,11 +124,16 @@ def select(
 
 
 def radio(
-    block_id: str, label: str, options: Sequence[Option], *, initial: str | None = None
+    block_id: str,
+    label: str,
+    options: Sequence[Option],
+    *,
+    initial: str | None = None,
+    hint: str = "",
 ) -> InputBlock:
     chosen = next((o for o in options if o.value == initial), None)
     element = RadioButtonsElement(action_id=block_id, options=list(options), initial_option=chosen)
-    return _input(block_id, label, element)
+    return _input(block_id, label, element, hint=hint)
 
 
 def yes_no(block_id: str, label: str, *, initial: bool | None = None) -> InputBlock:

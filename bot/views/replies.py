@@ -20,11 +20,16 @@ from workflows.durations import format_duration
 from workflows.events import NOTICED, Happened
 from workflows.model import Change, Classification, GateStatus, Stage
 from workflows.policy import Policy
+from workflows.risk import format_number
 
 Context = dict[str, Any]
 
 #: How the audit trail's field names read in a sentence.
-FIELD_LABELS = {"procedure_id": "procedure", "rollback": "rollback plan"}
+FIELD_LABELS = {
+    "procedure_id": "procedure",
+    "rollback": "rollback plan",
+    "answers": "risk questionnaire answers",
+}
 
 
 def thread_reply(entry: AuditEntry, change: Change, policy: Policy) -> str | None:
@@ -220,7 +225,11 @@ def _post_change_review(entry: AuditEntry, change: Change, policy: Policy) -> Co
 
 
 def _edited(entry: AuditEntry, change: Change, policy: Policy) -> Context:
-    return {"fields": _field_labels(entry.details.get("fields"))}
+    d = entry.details
+    rescored = ""
+    if isinstance(score := d.get("score"), int | float) and not isinstance(score, bool):
+        rescored = f"{format_number(score)}: {_text(d.get('risk')).capitalize()}"
+    return {"fields": _field_labels(d.get("fields")), "rescored": rescored}
 
 
 def _withdrawn(entry: AuditEntry, change: Change, policy: Policy) -> Context:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, Option
@@ -20,8 +20,17 @@ from bot import ids
 from bot.views import inputs
 from bot.views.inputs import Values
 from workflows.errors import PolicyViolation, ValidationFailed
-from workflows.model import ChangeDetails, Classification, Level, Links, Rollback, Window
+from workflows.model import (
+    Answer,
+    ChangeDetails,
+    Classification,
+    Level,
+    Links,
+    Rollback,
+    Window,
+)
 from workflows.policy import Policy
+from workflows.risk import Questionnaire
 from workflows.validation import LIMITS, MAX_SERVICES, check_details, requires
 
 T = TypeVar("T")
@@ -38,6 +47,10 @@ _SERVICE_SEPARATORS = re.compile(r"[,\n]")
 EMERGENCY_NOTE = (
     "🚨 Only a title and a scope are needed now. What you leave out is owed in the "
     "post-change review after deployment."
+)
+QUESTIONNAIRE_NOTE = (
+    "📋 *Risk:* answer the questions below; the change's risk is worked out from your answers "
+    "(a reviewer may raise it, not lower it)."
 )
 TITLES = {ids.REQUEST_MODAL: "New change", ids.EDIT_MODAL: "Edit change"}
 SUBMITS = {ids.REQUEST_MODAL: "Submit", ids.EDIT_MODAL: "Save"}
@@ -132,9 +145,12 @@ def request_blocks(
             placeholder="api, billing-worker",
         ),
     ]
+    if policy.risk.asks(classification):
+        blocks += _questionnaire(policy.risk, d.answers)
+    elif not standard:
+        blocks.append(inputs.select(ids.RISK, "Risk", _levels(), initial=d.risk.value))
     if not standard:
         blocks += [
-            inputs.select(ids.RISK, "Risk", _levels(), initial=d.risk.value),
             inputs.select(ids.IMPACT, "Impact", _levels(), initial=d.impact.value),
             inputs.text_input(
                 ids.ROLLBACK_PLAN,
@@ -221,6 +237,25 @@ def _scope_label(policy: Policy, scope_id: str) -> str:
     return scope.name if scope else scope_id
 
 
+def _questionnaire(questionnaire: Questionnaire, answers: Sequence[Answer]) -> list[Block]:
+    """The policy's risk questions in place of a risk to pick, prefilled with the answers
+    given (an answer the policy no longer offers is asked again)."""
+    given = {a.question: a.choice for a in answers}
+    blocks: list[Block] = [_note(QUESTIONNAIRE_NOTE)]
+    for question in questionnaire.question:
+        options = [inputs.option(c.label, c.label) for c in question.answers]
+        blocks.append(
+            inputs.radio(
+                ids.ANSWER_PREFIX + question.id,
+                question.text,
+                options,
+                initial=given.get(question.id),
+                hint=question.hint,
+            )
+        )
+    return blocks
+
+
 def _levels() -> list[Option]:
     return [inputs.option(level.value, label) for level, label in LEVEL_LABELS.items()]
 
@@ -290,10 +325,13 @@ def _read(
             # a form that has no scope input: say what is really wrong instead.
             raise _outside_catalog(procedure_id)
         scope = procedure.scope if procedure else ""
+    questionnaire = policy.risk.asks(classification)
     levels = {}
     for block_id, field in ((ids.RISK, "risk"), (ids.IMPACT, "impact")):
         level = read(lambda b=block_id, f=field: inputs.read_choice(values, b, Level, f), None)  # type: ignore[misc]
-        if level is None and requires(classification, field) and field not in dict(problems):
+        # With a questionnaire the answers decide the risk: the form asks no risk to pick.
+        asked = requires(classification, field) and not (questionnaire and field == "risk")
+        if level is None and asked and field not in dict(problems):
             problems.append((field, f"choose the {field}: low, medium or high."))
         levels[field] = level or Level.LOW
     details = ChangeDetails(
@@ -316,8 +354,18 @@ def _read(
         ),
         procedure_id=procedure_id,
         implementer=inputs.read_user(values, ids.IMPLEMENTER),
+        answers=_answers(values, policy.risk) if questionnaire else (),
     )
     return details, problems if strict else []
+
+
+def _answers(values: Values, questionnaire: Questionnaire) -> tuple[Answer, ...]:
+    """The answers picked, as given; workflows.risk judges and weighs them."""
+    picked = (
+        (question.id, inputs.read_option(values, ids.ANSWER_PREFIX + question.id))
+        for question in questionnaire.question
+    )
+    return tuple(Answer(question, choice) for question, choice in picked if choice)
 
 
 def _outside_catalog(procedure_id: str) -> PolicyViolation:

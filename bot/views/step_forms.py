@@ -17,6 +17,7 @@ from bot.views.inputs import Values
 from bot.views.request_form import LEVEL_LABELS
 from workflows.errors import ValidationFailed
 from workflows.model import Change, Classification, Level, Outcome, PostChangeReview
+from workflows.risk import format_number, score
 from workflows.validation import LIMITS
 
 #: Who and when of a parsed post-change review; the use case fills in the real ones.
@@ -71,10 +72,21 @@ def review_modal(change: Change) -> dict[str, Any]:
             "Risk",
             levels,
             initial=change.risk.value,
-            hint=f"Confirm the requested risk ({change.details.risk.value}) or raise it.",
+            hint=_risk_hint(change),
         ),
     ]
     return _modal(ids.REVIEW_MODAL, "Record review", change, blocks, submit="Record review")
+
+
+def _risk_hint(change: Change) -> str:
+    details = change.details
+    if details.answers:
+        total = format_number(score(details.answers))
+        return (
+            f"The risk questionnaire scored it {total}: {details.risk.value}. Confirm that or "
+            "raise it; reject the change if its answers are wrong."
+        )
+    return f"Confirm the requested risk ({details.risk.value}) or raise it."
 
 
 def parse_review(values: Values) -> ReviewInput:

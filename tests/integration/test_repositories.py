@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from storage.repositories import read_head, read_trail
+from storage.rows import details_from_json, details_to_json
 from storage.uow import SqlUnitOfWork, read_session
 from tests.integration.changes import (
     APPROVER,
@@ -28,6 +29,7 @@ from workflows import process
 from workflows.audit import AuditEntry
 from workflows.errors import NotAllowed, NotFound, StaleChange, ValidationFailed
 from workflows.model import (
+    Answer,
     Approval,
     Change,
     ChangeDetails,
@@ -79,6 +81,10 @@ def every_field_filled(change: Change, classification: Classification) -> Change
         ),
         procedure_id="restart-service",
         implementer="UIMPLEMENTER",
+        answers=(
+            Answer("customers", f"Yes {EMOJI}", 3, f"Will customers notice? {RTL}"),
+            Answer("staging", "No", -1.5, "Was it tested in staging?"),
+        ),
     )
     return replace(
         change,
@@ -201,6 +207,23 @@ def test_the_filled_change_leaves_no_field_at_its_default() -> None:
 
     assert unchanged(filled, blank) == ["number", "requester", "created_at", "version"]
     assert unchanged(filled.details, blank.details) == []
+
+
+def test_a_change_recorded_before_the_risk_questionnaire_reads_as_answering_none() -> None:
+    details = every_field_filled(
+        Change(1, normal_details(), "", CREATED), Classification.NORMAL
+    ).details
+    written = details_to_json(details)
+    assert written["answers"][1] == {
+        "question": "staging",
+        "choice": "No",
+        "weight": -1.5,
+        "asked": "Was it tested in staging?",
+    }
+    del written["answers"]
+    assert details_from_json(written) == replace(details, answers=())
+    # A change without answers is written as before the questionnaire existed.
+    assert "answers" not in details_to_json(replace(details, answers=()))
 
 
 def test_new_changes_are_numbered_one_after_another(engine: Engine) -> None:

@@ -17,6 +17,7 @@ from workflows.chase import Obligation, Owed
 from workflows.freezes import Freeze
 from workflows.model import (
     Actor,
+    Answer,
     Change,
     ChangeDetails,
     Classification,
@@ -106,6 +107,51 @@ start = 2026-01-02T16:00:00
 duration = "64h"
 timezone = "Europe/Berlin"
 """
+
+#: A risk questionnaire: a total under 3 is Low, from 3 Medium, from 6 High. Testing in
+#: staging takes one off, so the answers can total -1.
+QUESTIONNAIRE = """
+[risk]
+low = { below = 3 }
+medium = { from = 3, below = 6 }
+high = { from = 6 }
+
+[[risk.question]]
+id = "customers"
+text = "Will customers notice if it goes wrong?"
+answers = [{ label = "Yes", weight = 3 }, { label = "No", weight = 0 }]
+
+[[risk.question]]
+id = "reversible"
+text = "Can it be undone within minutes?"
+hint = "A redeploy of the previous version counts; restoring a backup does not."
+answers = [{ label = "Yes", weight = 0 }, { label = "No", weight = 2 }]
+
+[[risk.question]]
+id = "data"
+text = "Does it touch stored data?"
+answers = [
+  { label = "No", weight = 0 },
+  { label = "Schema only", weight = 1 },
+  { label = "Rewrites data", weight = 3 },
+]
+
+[[risk.question]]
+id = "staging"
+text = "Was it tested in staging?"
+answers = [{ label = "Yes", weight = -1 }, { label = "No", weight = 1.5 }]
+"""
+
+
+def answered(**picked: str) -> tuple[Answer, ...]:
+    """Answers to QUESTIONNAIRE, as the form gives them: answered(customers="Yes", ...)."""
+    return tuple(Answer(question, choice) for question, choice in picked.items())
+
+
+#: Answers to QUESTIONNAIRE that total -1 (tested in staging, nothing else): Low.
+ROUTINE = answered(customers="No", reversible="Yes", data="No", staging="Yes")
+#: Answers that total 3 + 2 + 3 - 1 = 7: High.
+RISKY = answered(customers="Yes", reversible="No", data="Rewrites data", staging="Yes")
 
 
 def weekend(**fields: object) -> Freeze:
