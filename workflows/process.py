@@ -7,7 +7,8 @@ transaction. Nothing here knows about Slack or SQL.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ from workflows.model import (
 from workflows.policy import Policy
 from workflows.ports import Clock, UnitOfWork
 from workflows.risk import described, format_number, score
+from workflows.schedule import Conflict
 from workflows.stages import Action, Attempt, quorum_met
 from workflows.steps import SYSTEM_ACTOR as _SYSTEM
 from workflows.steps import Step as _Step
@@ -44,6 +46,50 @@ from workflows.steps import close_if_done
 from workflows.validation import check_text, validate_details
 
 # -- Request ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Requested:
+    """A change just requested, and the open changes its window collides with (recorded in
+    its `requested` event; the form shows them to the requester)."""
+
+    change: Change
+    conflicts: tuple[Conflict, ...]
+
+
+def request(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: Policy,
+    actor: Actor,
+    details: ChangeDetails,
+    *,
+    submit: bool = True,
+    requested_in: str = "",
+) -> Requested:
+    """Record a new change in Request and, unless told otherwise, submit it for review."""
+    at = clock.now()
+    try:
+        checked = validate_details(details, policy, at)
+    except ValidationFailed as failed:
+        _record_freeze_refusal(uow, actor, at, FREEZE_REF, details, failed)
+        raise
+    with uow:
+        change = uow.changes.add(checked, actor.user_id, at, requested_in)
+        found = uow.changes.conflicts(change)
+        step = _Step(uow, policy, change, at)
+        step.note(
+            Happened.REQUESTED,
+            actor,
+            **_describe(checked),
+            **_in_freeze(checked, policy, at),
+            **_conflicts_noted(found),
+        )
+        if submit:
+            _submit(step, actor)
+        uow.changes.save(change)
+        uow.commit()
+    return Requested(change, tuple(found))
 
 
 def request_change(
@@ -56,34 +102,19 @@ def request_change(
     submit: bool = True,
     requested_in: str = "",
 ) -> Change:
-    """Record a new change in Request and, unless told otherwise, submit it for review."""
-    at = clock.now()
-    try:
-        checked = validate_details(details, policy, at)
-    except ValidationFailed as failed:
-        _record_freeze_refusal(uow, actor, at, FREEZE_REF, details, failed)
-        raise
-    with uow:
-        change = uow.changes.add(checked, actor.user_id, at, requested_in)
-        step = _Step(uow, policy, change, at)
-        step.note(
-            Happened.REQUESTED,
-            actor,
-            **_describe(checked),
-            **_in_freeze(checked, policy, at),
-            **_conflicting(uow, change),
-        )
-        if submit:
-            _submit(step, actor)
-        uow.changes.save(change)
-        uow.commit()
-    return change
+    """`request`, for a caller that needs the change alone."""
+    return request(
+        uow, clock, policy, actor, details, submit=submit, requested_in=requested_in
+    ).change
 
 
 def _conflicting(uow: UnitOfWork, change: Change) -> dict[str, Any]:
     """The open changes its window collides with, for the record: it was requested (or
     approved, or its window moved) knowing them."""
-    found = uow.changes.conflicts(change)
+    return _conflicts_noted(uow.changes.conflicts(change))
+
+
+def _conflicts_noted(found: Sequence[Conflict]) -> dict[str, Any]:
     return {"conflicts": [c.other.ref for c in found]} if found else {}
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot import ids, queries
+from bot import ids
 from bot.services import Services
 from bot.views import forms
 from workflows import process
@@ -34,15 +34,13 @@ async def request_submitted(
     actor = Actor(body["user"]["id"])
     try:
         details = forms.parse_request(_values(view), services.policy)
-        change = await services.run(
-            process.request_change, actor, details, requested_in=_origin(view)
-        )
+        requested = await services.run(process.request, actor, details, requested_in=_origin(view))
     except (ValidationFailed, PolicyViolation) as error:
         await ack(response_action="errors", errors=forms.errors_for(error, view=view))
         return
-    conflicts = await services.query(queries.conflicts, change) if change.details.window else ()
-    if conflicts:
-        await ack(response_action="update", view=forms.requested_in_conflict(change, conflicts))
+    if requested.conflicts:
+        shown = forms.requested_in_conflict(requested.change, requested.conflicts)
+        await ack(response_action="update", view=shown)
         return
     await ack()
 
