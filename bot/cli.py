@@ -296,7 +296,9 @@ def _policy_reviewed(args: argparse.Namespace, settings: Settings) -> int:
     from workflows.ports import SystemClock
     from workflows.validation import check_text
 
-    policy = load_policy(settings.policy_path or None)
+    source = settings.policy_path or "the default policy"
+    # The owner may be named by @handle: the review is recorded against their ID.
+    policy = cli_names.resolved(load_policy(settings.policy_path or None), settings, source)
     engine = open_database(settings)
     try:
         check_text("note", args.note, "comment")

@@ -23,7 +23,7 @@ def print_names(policy: Policy, settings: Settings, source: str) -> None:
         _print_warnings(nobody_approves(policy, Workspace()))
         return
     try:
-        resolved, warnings = asyncio.run(_resolve(policy, settings, source))
+        resolved, warnings, _ = asyncio.run(_resolve(policy, settings, source))
     except ConfigError as error:
         print(f"  names: not resolved: {error}")
         _print_warnings(nobody_approves(policy, Workspace()))
@@ -37,13 +37,26 @@ def print_names(policy: Policy, settings: Settings, source: str) -> None:
 
 async def _resolve(
     policy: Policy, settings: Settings, source: str
-) -> tuple[tuple[tuple[Reference, str], ...], list[str]]:
+) -> tuple[tuple[tuple[Reference, str], ...], list[str], Policy]:
     from bot.app import web_client
     from bot.names import PolicyNames
 
     names = PolicyNames(policy, web_client(settings), source)
-    _, warnings = await names.at_start()
-    return names.current.names, warnings
+    resolved, warnings = await names.at_start()
+    return names.current.names, warnings, resolved
+
+
+def resolved(policy: Policy, settings: Settings, source: str) -> Policy:
+    """The policy with its names resolved in Slack, for a command that compares or records
+    IDs (`policy reviewed`); ConfigError when it has names and no token to resolve them."""
+    if not any(r.is_name for r in references(policy)):
+        return policy
+    if not settings.bot_token:
+        raise ConfigError(
+            "the policy names people, groups or channels by @handle or #name: set "
+            "SLACK_BOT_TOKEN so changebot can resolve them in Slack, or write their IDs."
+        )
+    return asyncio.run(_resolve(policy, settings, source))[2]
 
 
 def _print_warnings(warnings: list[str]) -> None:

@@ -80,3 +80,25 @@ def test_nobody_to_approve_is_a_warning_naming_the_keys(
     assert code == 0, out
     assert "  warning: Nobody can approve a Normal change: approvers.users and " in out
     assert "  warning: Nobody can approve an emergency change: " in out
+
+
+def test_the_owner_named_by_handle_records_the_policy_review_by_their_id(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    slack: SlackStandIn,
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(BY_NAME.replace('owner = "U0CAROL"', 'owner = "@carol"'), encoding="utf-8")
+    monkeypatch.setenv("CHANGEBOT_POLICY", str(policy))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'changebot.db'}")
+    assert main(["db", "upgrade"]) == 0
+
+    code = main(["policy", "reviewed", "--by", "U0CAROL"])
+    out = capsys.readouterr()
+
+    assert code == 0, out.err
+    assert "Policy review recorded by U0CAROL." in out.out
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    assert main(["policy", "reviewed", "--by", "U0CAROL"]) == 2
+    assert "set SLACK_BOT_TOKEN so changebot can resolve them" in capsys.readouterr().err
