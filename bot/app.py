@@ -38,6 +38,7 @@ from bot.github import Github
 from bot.github import connect as connect_github
 from bot.listeners.tell import tell_failure
 from bot.malformed import RefuseMalformed
+from bot.names import PolicyNames
 from bot.publisher import Publisher
 from bot.services import Services
 from bot.settings import Settings
@@ -61,6 +62,34 @@ class Bot:
     github: Github | None = None
     #: Writes the audit trail's signed digests, when they are configured.
     digester: Digester | None = None
+    #: The policy as written, its @handles and #names resolved at start and now and then.
+    names: PolicyNames | None = None
+
+    async def resolve_policy(self) -> None:
+        """Before serving: resolve the policy's names in Slack (PolicyError naming the key of
+        each one the workspace does not know), and warn when nobody can approve."""
+        if self.names is None:
+            return
+        policy, warnings = await self.names.at_start()
+        self.adopt(policy)
+        for warning in warnings:
+            log.warning("%s", warning)
+
+    async def refresh_names(self) -> None:
+        """Read the names again; a handle that moved is followed from now on."""
+        policy = await self.names.refresh() if self.names is not None else None
+        if policy is not None:
+            self.adopt(policy)
+
+    def adopt(self, policy: Policy) -> None:
+        """Every part that reads the policy reads this one from now on."""
+        self.services.policy = policy
+        self.services.directory.use(policy)
+        self.publisher.policy = policy
+        self.chaser.policy = policy
+        self.api.desk.policy = policy
+        if self.github is not None:
+            self.github.worker.policy = policy
 
     async def sign_in(self) -> None:
         """Ask Slack who we are once, at start: Bolt would otherwise call auth.test while the
@@ -208,7 +237,8 @@ def create_app(
     listeners.register(app)
     app.error(on_error)
     api = Api(services, GateDesk(engine, clock, policy, kick=kick))
-    return Bot(app, services, publisher, chaser, api, github, digester)
+    names = PolicyNames(policy, client, settings.policy_path or "the default policy")
+    return Bot(app, services, publisher, chaser, api, github, digester, names)
 
 
 # Our middleware subclass AsyncMiddleware: for function middleware Bolt works out the

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from bot import cli_digests, cli_pipeline, cli_report, cli_tokens
+from bot import cli_digests, cli_names, cli_pipeline, cli_report, cli_tokens
 from bot.cli_pipeline import ClientError
 from bot.digester import Busy, Signer
 from bot.export import write_csv, write_jsonl
@@ -262,6 +262,7 @@ def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"    GitHub {target.repository} {target.environment}: {services}")
     _print_freezes(policy, datetime.now(UTC))
     print(f"  next policy review due {policy.policy_review_due():%Y-%m-%d}")
+    cli_names.print_names(policy, settings, source)
     return 0
 
 
@@ -309,7 +310,9 @@ def _policy_reviewed(args: argparse.Namespace, settings: Settings) -> int:
     from workflows.ports import SystemClock
     from workflows.validation import check_text
 
-    policy = load_policy(settings.policy_path or None)
+    source = settings.policy_path or "the default policy"
+    # The owner may be named by @handle: the review is recorded against their ID.
+    policy = cli_names.resolved(load_policy(settings.policy_path or None), settings, source)
     engine = open_database(settings)
     try:
         check_text("note", args.note, "comment")

@@ -35,14 +35,18 @@ class Directory:
         self.client = client
         self.ttl = ttl_seconds
         self.monotonic = monotonic
-        self.groups = tuple(
-            dict.fromkeys([*policy.approvers.groups, *policy.emergency.approver_groups])
-        )
+        self.use(policy)
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._refreshing: dict[str, asyncio.Future[frozenset[str]]] = {}
         self._zones: dict[str, tuple[float, str | None]] = {}
         self._zone_refreshing: dict[str, asyncio.Future[str | None]] = {}
+
+    def use(self, policy: Policy) -> None:
+        """The approver groups are this policy's from now on (its names resolved, bot.names)."""
+        self.groups = tuple(
+            dict.fromkeys([*policy.approvers.groups, *policy.emergency.approver_groups])
+        )
 
     async def actor(self, user_id: str) -> Actor:
         """The person, with the approver groups of the policy they belong to."""

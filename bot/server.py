@@ -23,6 +23,7 @@ from bot.api.routes import JSON_PATHS, api_errors
 from bot.app import Bot
 from bot.calendar_feed import CalendarFeed
 from bot.github.webhook import PATH as WEBHOOK_PATH
+from bot.names import REFRESH_SECONDS
 from storage import migrate
 from storage.uow import SqlUnitOfWork
 from workflows.durations import format_duration
@@ -148,6 +149,12 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
         ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="changebot-db")
     )
     close_connections = await bot.keep_connections()
+    try:
+        # The policy's @handles and #names: an unknown one stops here, before anything runs.
+        await bot.resolve_policy()
+    except BaseException:
+        await close_connections()
+        raise
     signing_in = asyncio.create_task(bot.sign_in(), name="sign-in")  # never holds up serving
     if bot.services.policy.policy.owner:
         try:
@@ -177,6 +184,15 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
         next_run_time=datetime.now(UTC),
     )
     _schedule_digests(bot, scheduler)
+    if bot.names is not None and bot.names.has_names:
+        scheduler.add_job(
+            bot.refresh_names,
+            "interval",
+            seconds=REFRESH_SECONDS,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
     scheduler.start()
 
     async def stop() -> None:
@@ -253,11 +269,18 @@ def serve_http(bot: Bot, host: str, port: int) -> None:
 async def _serve_http(bot: Bot, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT, then stop in order: stop taking requests, finish those in
     flight, let a reminder sweep in progress finish, hand the leases back, return."""
-    runner = web.AppRunner(web_app(bot, background=False), access_log=None, shutdown_timeout=10)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    # The background first: it resolves the policy's names, and a name Slack does not know
+    # stops changebot before it takes a request.
     stop_background = await start_background(bot)
+    runner = web.AppRunner(web_app(bot, background=False), access_log=None, shutdown_timeout=10)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        await stop_background()
+        raise
     memory.freeze_startup()
     log.info("changebot listening on http://%s:%s%s", host, port, EVENTS_PATH)
     await _until_signalled()

@@ -13,7 +13,7 @@ from standin.signing import sign, signed_headers
 from standin.sync import SyncSlackDriver
 from standin.transport import Reply
 from standin.webapi import SlackStandIn, StandInThread
-from standin.workspace import Channel, User, Workspace
+from standin.workspace import Channel, User, UserGroup, Workspace
 
 __all__ = [
     "Call",
@@ -26,6 +26,7 @@ __all__ = [
     "StandInThread",
     "SyncSlackDriver",
     "User",
+    "UserGroup",
     "Workspace",
     "sign",
     "signed_headers",

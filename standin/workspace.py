@@ -20,6 +20,8 @@ class User:
     name: str
     real_name: str = ""
     email: str = ""
+    #: The name people see and @-mention; Slack's default is empty (then the username shows).
+    display_name: str = ""
     #: The person's time zone (an IANA name); None for one Slack does not say.
     tz: str | None = "Europe/London"
     is_bot: bool = False
@@ -38,7 +40,7 @@ class User:
             "is_app_user": False,
             "profile": {
                 "real_name": real_name,
-                "display_name": self.name,
+                "display_name": self.display_name or self.name,
                 "email": self.email,
                 "team": team_id,
             },
@@ -89,6 +91,41 @@ class Channel:
 
 
 @dataclass
+class UserGroup:
+    """A user group: its @handle, its members, and whether an admin has disabled it."""
+
+    id: str
+    handle: str
+    name: str = ""
+    members: list[str] = field(default_factory=list)
+    disabled: bool = False
+
+    def to_api(self, team_id: str, *, with_users: bool) -> dict[str, Any]:
+        """As usergroups.list describes it (`users` only when asked for)."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "team_id": team_id,
+            "is_usergroup": True,
+            "name": self.name or self.handle,
+            "description": "",
+            "handle": self.handle,
+            "is_external": False,
+            "date_create": 1446598059,
+            "date_update": 1446670362,
+            "date_delete": 1446670362 if self.disabled else 0,
+            "auto_type": None,
+            "created_by": "U0BOT",
+            "updated_by": "U0BOT",
+            "deleted_by": "U0BOT" if self.disabled else None,
+            "prefs": {"channels": [], "groups": []},
+            "user_count": len(self.members),
+        }
+        if with_users:
+            body["users"] = list(self.members)
+        return body
+
+
+@dataclass
 class Workspace:
     """Team, bot identity, users, channels and user groups; mutable between test steps."""
 
@@ -101,7 +138,7 @@ class Workspace:
     bot_name: str = "changebot"
     users: dict[str, User] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
-    usergroups: dict[str, list[str]] = field(default_factory=dict)
+    usergroups: dict[str, UserGroup] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.bot_user_id not in self.users:
@@ -141,8 +178,16 @@ class Workspace:
         self.channels[channel_id] = channel
         return channel
 
-    def set_usergroup(self, group_id: str, members: list[str]) -> None:
-        self.usergroups[group_id] = list(members)
+    def set_usergroup(
+        self, group_id: str, members: list[str], *, handle: str = "", disabled: bool = False
+    ) -> UserGroup:
+        """A user group with these members (its handle, unless given, is its ID in lower case);
+        an existing group keeps its handle unless a new one is given."""
+        old = self.usergroups.get(group_id)
+        handle = handle or (old.handle if old else group_id.lower())
+        group = UserGroup(group_id, handle, members=list(members), disabled=disabled)
+        self.usergroups[group_id] = group
+        return group
 
     def user(self, user_id: str) -> User | None:
         return self.users.get(user_id)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,23 +29,68 @@ from workflows.risk import Questionnaire, check_questionnaire
 DEFAULT_POLICY = "default_policy.toml"
 
 
-def _slack_id(prefixes: str, kind: str) -> Any:
-    pattern = re.compile(rf"^[{prefixes}][A-Z0-9]{{2,}}$")
+class SlackKind(StrEnum):
+    """What a Slack reference in the policy names; its value reads in a sentence."""
+
+    USER = "user"
+    GROUP = "user group"
+    CHANNEL = "channel"
+
+    @property
+    def sigil(self) -> str:
+        """How people write its name: @handle for people and user groups, #name for channels."""
+        return "#" if self is SlackKind.CHANNEL else "@"
+
+
+@dataclass(frozen=True)
+class SlackRef:
+    """Marks a policy field as naming Slack users, user groups or channels, by ID or by name:
+    `workflows.names` finds every such field, wherever it is in the policy, by this mark."""
+
+    kind: SlackKind
+    #: The first letters of the kind's IDs.
+    prefixes: str
+
+    def is_name(self, value: str) -> bool:
+        return value.startswith(self.kind.sigil)
+
+
+#: A name after its @ or #: letters and digits first, then also `.`, `-` and `_`, as in Slack.
+_NAME = re.compile(r"^[^\W_][\w.\-]{0,79}$")
+
+
+def _slack_id(ref: SlackRef) -> Any:
+    pattern = re.compile(rf"^[{ref.prefixes}][A-Z0-9]{{2,}}$")
+    kind, sigil = ref.kind, ref.kind.sigil
+    form = "a #channel-name" if kind is SlackKind.CHANNEL else "an @handle"
 
     def check(value: str) -> str:
-        if value and not pattern.match(value):
+        if not value:
+            return value
+        if ref.is_name(value):
+            if not _NAME.match(value[1:]):
+                raise ValueError(
+                    f'"{value}" is not a Slack {kind} name: after {sigil} come letters and '
+                    "digits, then also dots, hyphens or underscores"
+                )
+        elif not pattern.match(value):
             raise ValueError(
-                f'"{value}" is not a Slack {kind} ID (it starts with {" or ".join(prefixes)}, '
-                "then capital letters and digits)"
+                f'"{value}" is not a Slack {kind} ID (it starts with '
+                f"{' or '.join(ref.prefixes)}, then capital letters and digits) nor {form}"
             )
         return value
 
     return AfterValidator(check)
 
 
-UserId = Annotated[str, _slack_id("UW", "user")]
-GroupId = Annotated[str, _slack_id("S", "user group")]
-ChannelId = Annotated[str, _slack_id("CG", "channel")]
+_USER = SlackRef(SlackKind.USER, "UW")
+_GROUP = SlackRef(SlackKind.GROUP, "S")
+_CHANNEL = SlackRef(SlackKind.CHANNEL, "CG")
+#: Slack users, user groups and channels, by ID (U…, S…, C…) or by name (@handle, #channel):
+#: names are resolved to IDs at start-up (workflows.names, bot.names).
+UserId = Annotated[str, _slack_id(_USER), _USER]
+GroupId = Annotated[str, _slack_id(_GROUP), _GROUP]
+ChannelId = Annotated[str, _slack_id(_CHANNEL), _CHANNEL]
 
 
 class _Strict(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,9 @@ from standin.uploads import Uploads
 from standin.workspace import Channel, Workspace
 
 Body = dict[str, Any]
+#: Items per page when the caller gives no `limit`, and the most Slack hands out in one page.
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
 
 
 @dataclass
@@ -98,3 +102,22 @@ def bot_message(workspace: Workspace, content: dict[str, Any]) -> dict[str, Any]
         },
         **content,
     }
+
+
+def page(items: list[Any], req: ApiRequest) -> tuple[list[Any], Body]:
+    """Slack's cursor pagination: a page of `items` and the `response_metadata` whose
+    `next_cursor` ("" on the last page) asks for the next. Cursors are opaque base64 strings,
+    here of an offset."""
+    cursor = req.text("cursor")
+    try:
+        start = int(base64.b64decode(cursor).decode().split(":")[1]) if cursor else 0
+    except (ValueError, IndexError) as exc:
+        raise ApiError("invalid_cursor") from exc
+    try:
+        limit = min(int(req.text("limit") or DEFAULT_PAGE), MAX_PAGE)
+    except ValueError as exc:
+        raise ApiError("invalid_limit") from exc
+    limit = limit if limit > 0 else DEFAULT_PAGE
+    end = start + limit
+    next_cursor = base64.b64encode(f"offset:{end}".encode()).decode() if end < len(items) else ""
+    return items[start:end], {"next_cursor": next_cursor}

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Callable
 
-from standin.api.base import ApiRequest, Body, Handler, SlackState, visible_channel
+from standin.api.base import (
+    DEFAULT_PAGE,
+    ApiRequest,
+    Body,
+    Handler,
+    SlackState,
+    page,
+    visible_channel,
+)
 from standin.errors import ApiError
+from standin.workspace import Channel
 
-DEFAULT_PAGE = 100
+#: conversations.list's `types`, and whether the channel is one of them.
+TYPES: dict[str, Callable[[Channel], bool]] = {
+    "public_channel": lambda c: not c.private and not c.is_dm,
+    "private_channel": lambda c: c.private and not c.is_dm,
+    "im": lambda c: c.is_dm,
+}
 
 
 def open_dm(state: SlackState, req: ApiRequest) -> Body:
@@ -50,23 +64,28 @@ def info(state: SlackState, req: ApiRequest) -> Body:
     return {"ok": True, "channel": channel.to_api(state.workspace.bot_user_id)}
 
 
-def _page(items: list[str], req: ApiRequest) -> tuple[list[str], str]:
-    """Slack's cursor pagination; cursors are opaque base64 strings, here of an offset."""
-    cursor = req.text("cursor")
-    try:
-        start = int(base64.b64decode(cursor).decode().split(":")[1]) if cursor else 0
-    except (ValueError, IndexError) as exc:
-        raise ApiError("invalid_cursor") from exc
-    limit = int(req.text("limit") or DEFAULT_PAGE)
-    end = start + limit
-    next_cursor = base64.b64encode(f"offset:{end}".encode()).decode() if end < len(items) else ""
-    return items[start:end], next_cursor
-
-
 def members(state: SlackState, req: ApiRequest) -> Body:
     channel = visible_channel(state, req.require("channel", "channel_not_found"))
-    page, next_cursor = _page(channel.members, req)
-    return {"ok": True, "members": page, "response_metadata": {"next_cursor": next_cursor}}
+    found, metadata = page(channel.members, req)
+    return {"ok": True, "members": found, "response_metadata": metadata}
+
+
+def list_(state: SlackState, req: ApiRequest) -> Body:
+    """The channels the bot can see, of the `types` asked for (public channels by default):
+    private ones only where the bot is a member, archived ones unless `exclude_archived`."""
+    asked = [t for t in (req.text("types") or "public_channel").split(",") if t]
+    if any(t not in TYPES for t in asked):
+        raise ApiError("invalid_types")
+    ws = state.workspace
+    channels = [
+        c.to_api(ws.bot_user_id)
+        for c in ws.channels.values()
+        if ws.bot_sees(c)
+        and any(TYPES[t](c) for t in asked)
+        and not (c.archived and req.flag("exclude_archived"))
+    ]
+    found, metadata = page(channels, req)
+    return {"ok": True, "channels": found, "response_metadata": metadata}
 
 
 def history(state: SlackState, req: ApiRequest) -> Body:
@@ -92,6 +111,7 @@ HANDLERS: dict[str, Handler] = {
     "conversations.open": open_dm,
     "conversations.join": join,
     "conversations.info": info,
+    "conversations.list": list_,
     "conversations.members": members,
     "conversations.history": history,
     "conversations.replies": replies,

@@ -1,8 +1,8 @@
-"""Who's who: auth.test, users.*, usergroups.users.list, and apps.connections.open."""
+"""Who's who: auth.test, users.*, usergroups.*, and apps.connections.open."""
 
 from __future__ import annotations
 
-from standin.api.base import ApiRequest, Body, Handler, SlackState
+from standin.api.base import ApiRequest, Body, Handler, SlackState, page
 from standin.errors import ApiError
 
 
@@ -27,6 +27,13 @@ def users_info(state: SlackState, req: ApiRequest) -> Body:
     return {"ok": True, "user": user.to_api(state.workspace.team_id)}
 
 
+def users_list(state: SlackState, req: ApiRequest) -> Body:
+    """Everyone, deleted people and bots included, a page at a time."""
+    ws = state.workspace
+    found, metadata = page([u.to_api(ws.team_id) for u in ws.users.values()], req)
+    return {"ok": True, "members": found, "cache_ts": 1700000000, "response_metadata": metadata}
+
+
 def lookup_by_email(state: SlackState, req: ApiRequest) -> Body:
     email = req.require("email", "users_not_found").lower()
     ws = state.workspace
@@ -38,10 +45,22 @@ def lookup_by_email(state: SlackState, req: ApiRequest) -> Body:
 
 def usergroup_users(state: SlackState, req: ApiRequest) -> Body:
     group = req.require("usergroup", "no_such_subteam")
-    members = state.workspace.usergroups.get(group)
-    if members is None:
+    found = state.workspace.usergroups.get(group)
+    if found is None or (found.disabled and not req.flag("include_disabled")):
         raise ApiError("no_such_subteam")
-    return {"ok": True, "users": list(members)}
+    return {"ok": True, "users": list(found.members)}
+
+
+def usergroups_list(state: SlackState, req: ApiRequest) -> Body:
+    """Every user group in one answer (Slack does not page this method); disabled ones only
+    with `include_disabled`, members only with `include_users`."""
+    ws = state.workspace
+    groups = [
+        g.to_api(ws.team_id, with_users=req.flag("include_users"))
+        for g in ws.usergroups.values()
+        if not g.disabled or req.flag("include_disabled")
+    ]
+    return {"ok": True, "usergroups": groups}
 
 
 def connections_open(state: SlackState, req: ApiRequest) -> Body:
@@ -51,7 +70,9 @@ def connections_open(state: SlackState, req: ApiRequest) -> Body:
 HANDLERS: dict[str, Handler] = {
     "auth.test": auth_test,
     "users.info": users_info,
+    "users.list": users_list,
     "users.lookupByEmail": lookup_by_email,
+    "usergroups.list": usergroups_list,
     "usergroups.users.list": usergroup_users,
     "apps.connections.open": connections_open,
 }

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from bot.app import Bot, create_app
 from bot.server import web_app
 from bot.settings import Settings
-from standin import SlackDriver, SlackStandIn
+from standin import SlackDriver, SlackStandIn, Workspace
 from storage.db import make_engine
 from storage.repositories import read_trail
 from tests.e2e.harness import SIGNING_SECRET, policy_toml, workspace
@@ -56,14 +56,14 @@ class InProcess:
 
 @asynccontextmanager
 async def in_process(
-    sqlite_template: Path, workdir: Path, policy: str = ""
+    sqlite_template: Path, workdir: Path, policy: str = "", slack_workspace: Workspace | None = None
 ) -> AsyncIterator[InProcess]:
     database = workdir / "changebot.db"
     shutil.copyfile(sqlite_template, database)
     engine = make_engine(f"sqlite:///{database}")
     clock = FakeClock()
     try:
-        async with SlackStandIn(workspace()) as slack:
+        async with SlackStandIn(slack_workspace or workspace()) as slack:
             settings = Settings(
                 bot_token=slack.bot_token,
                 signing_secret=SIGNING_SECRET,

@@ -37,6 +37,10 @@ SCOPES_OF_METHOD: dict[str, set[str]] = {
     "files.upload.v2": {"files:write"},
     "usergroups.users.list": {"usergroups:read"},
     "users.info": {"users:read"},
+    # The policy's @handles and #names, resolved at start-up (bot.names).
+    "users.list": {"users:read"},
+    "usergroups.list": {"usergroups:read"},
+    "conversations.list": {"channels:read", "groups:read"},
     "views.open": set(),
     "views.push": set(),
     "views.update": set(),

@@ -90,7 +90,7 @@ def workspace() -> Workspace:
     ws.add_channel("C0INCIDENT", "incident-42", members=people)
     ws.add_channel("C0RANDOM", "random", members=people, bot=False)
     ws.add_channel("G0SECRET", "secret", private=True, members=["U0ALICE"], bot=False)
-    ws.set_usergroup(APPROVER_GROUP, ["U0DAVE"])
+    ws.set_usergroup(APPROVER_GROUP, ["U0DAVE"], handle="approvers")
     return ws
 
 

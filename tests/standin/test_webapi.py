@@ -253,6 +253,67 @@ async def test_users_and_usergroups_come_from_the_workspace(
     assert await error_of(client.usergroups_users_list(usergroup="S0NONE")) == "no_such_subteam"
 
 
+async def test_users_list_pages_through_everyone_with_cursors(
+    client: AsyncWebClient, slack: SlackStandIn
+) -> None:
+    slack.workspace.add_user("U0DAN", "dan", display_name="Danny", deleted=True)
+
+    first = await client.users_list(limit=2)
+    pages = [first]
+    while cursor := pages[-1]["response_metadata"]["next_cursor"]:
+        pages.append(await client.users_list(limit=2, cursor=cursor))
+
+    everyone = [m for p in pages for m in p["members"]]
+    assert [m["id"] for m in everyone] == ["U0BOT", "U0ALICE", "U0BOB", "U0CAROL", "U0DAN"]
+    assert len(pages) == 3 and len(first["members"]) == 2
+    dan = everyone[-1]
+    assert (dan["name"], dan["profile"]["display_name"], dan["deleted"]) == ("dan", "Danny", True)
+    assert everyone[1]["profile"]["display_name"] == "alice"  # no display name: the username
+    assert await error_of(client.users_list(cursor="not-a-cursor")) == "invalid_cursor"
+
+
+async def test_usergroups_list_answers_every_group_at_once_with_what_is_asked(
+    client: AsyncWebClient, slack: SlackStandIn
+) -> None:
+    slack.workspace.set_usergroup("S0CAB", ["U0ALICE", "U0BOB"], handle="cab")
+    slack.workspace.set_usergroup("S0OLD", ["U0CAROL"], handle="retired", disabled=True)
+
+    plain = await client.usergroups_list()
+    full = await client.usergroups_list(include_users=True, include_disabled=True)
+
+    assert [(g["id"], g["handle"]) for g in plain["usergroups"]] == [("S0CAB", "cab")]
+    assert "users" not in plain["usergroups"][0]
+    assert "response_metadata" not in plain  # Slack does not page usergroups.list
+    assert [(g["id"], g["users"], g["date_delete"] > 0) for g in full["usergroups"]] == [
+        ("S0CAB", ["U0ALICE", "U0BOB"], False),
+        ("S0OLD", ["U0CAROL"], True),
+    ]
+    assert await error_of(client.usergroups_users_list(usergroup="S0OLD")) == "no_such_subteam"
+
+
+async def test_conversations_list_shows_the_channels_the_bot_can_see_a_page_at_a_time(
+    client: AsyncWebClient, slack: SlackStandIn
+) -> None:
+    ws = slack.workspace
+    ws.add_channel("G0OPS", "ops-private", private=True, members=["U0ALICE"])  # bot is in it
+    ws.add_channel("C0OLD", "old-news", archived=True)
+
+    public = await client.conversations_list(limit=2)
+    rest = await client.conversations_list(
+        limit=2, cursor=public["response_metadata"]["next_cursor"]
+    )
+    both = await client.conversations_list(
+        types="public_channel,private_channel", exclude_archived=True, limit=100
+    )
+
+    names = [c["name"] for c in public["channels"] + rest["channels"]]
+    assert names == ["changes", "random", "old-news"]
+    assert rest["response_metadata"]["next_cursor"] == ""
+    assert [c["name"] for c in both["channels"]] == ["changes", "random", "ops-private"]
+    assert both["channels"][2]["is_private"] is True  # G0SECRET: the bot is not in it, unseen
+    assert await error_of(client.conversations_list(types="channels")) == "invalid_types"
+
+
 async def test_tokens_are_checked_like_slack(slack: SlackStandIn) -> None:
     anonymous = AsyncWebClient(base_url=slack.base_url)
     wrong = AsyncWebClient(token="xoxb-wrong", base_url=slack.base_url)

@@ -120,14 +120,15 @@ BAD_FILES = {
         '"UCAB" is not a Slack user group ID',
     ),
     "bad owner": (
-        with_edit('owner = "UOWNER"', 'owner = "@owner"'),
+        with_edit('owner = "UOWNER"', 'owner = "owner"'),
         "policy.owner",
         "is not a Slack user ID",
     ),
     "bad channel": (
-        POLICY_TOML + '\n[channels]\nchanges = "#changes"\n',
+        POLICY_TOML + '\n[channels]\nchanges = "changes"\n',
         "channels.changes",
-        '"#changes" is not a Slack channel ID',
+        '"changes" is not a Slack channel ID (it starts with C or G, then capital letters and '
+        "digits) nor a #channel-name",
     ),
     "catalog scope not in the scope list": (
         with_edit('restart"\nscope = "code"', 'restart"\nscope = "network"'),
