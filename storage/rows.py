@@ -62,6 +62,8 @@ def details_to_json(d: ChangeDetails) -> Json:
         "procedure_id": d.procedure_id,
         "implementer": d.implementer,
         **({"answers": [_answer_to_json(a) for a in d.answers]} if d.answers else {}),
+        # Only a Standard change that has followed a procedure has one.
+        **({"procedure_version": d.procedure_version} if d.procedure_version else {}),
     }
 
 
@@ -90,6 +92,8 @@ def details_from_json(j: Json) -> ChangeDetails:
         implementer=j["implementer"],
         # Changes recorded before the questionnaire have no answers.
         answers=tuple(_answer_from_json(a) for a in j.get("answers", ())),
+        # Changes recorded before procedures were versioned in the record have none.
+        procedure_version=j.get("procedure_version", ""),
     )
 
 

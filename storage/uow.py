@@ -10,14 +10,16 @@ from sqlmodel import Session
 
 from storage.db import is_sqlite
 from storage.obligations import SqlObligations
+from storage.proposals import SqlProposals
 from storage.repositories import SqlAudit, SqlChanges
-from workflows.ports import AuditLog, ChangeRepository, ObligationBook
+from workflows.ports import AuditLog, ChangeRepository, ObligationBook, ProposalRepository
 
 
 class SqlUnitOfWork:
     changes: ChangeRepository
     audit: AuditLog
     obligations: ObligationBook
+    proposals: ProposalRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -29,6 +31,7 @@ class SqlUnitOfWork:
         self._audit = SqlAudit(self._session, deferred=True)
         self.audit = self._audit
         self.obligations = SqlObligations(self._session)
+        self.proposals = SqlProposals(self._session)
         return self
 
     def __exit__(

@@ -38,8 +38,8 @@ class NotAllowed(ChangeError):
 class TransitionNotAllowed(ChangeError):
     """The stage machine has no such move from the change's current stage."""
 
-    def __init__(self, action: str, stage: str, reason: str = "") -> None:
-        text = f"Can't {action} a change that is in {stage}"
+    def __init__(self, action: str, stage: str, reason: str = "", *, what: str = "change") -> None:
+        text = f"Can't {action} a {what} that is in {stage}"
         super().__init__(f"{text}: {reason}" if reason else f"{text}.")
         self.action = action
         self.stage = stage

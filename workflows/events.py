@@ -44,6 +44,8 @@ class Happened(StrEnum):
     PIPELINE_DEPLOYMENT_STARTED = "pipeline_deployment_started"
     PIPELINE_DEPLOYMENT_FINISHED = "pipeline_deployment_finished"
     UNGATED_DEPLOYMENT = "ungated_deployment"
+    # The Standard change catalog: a proposal's creation (its decisions are the moves').
+    PROPOSED = "proposed"
     # Machine identities.
     TOKEN_CREATED = "token_created"
     TOKEN_REVOKED = "token_revoked"

@@ -266,6 +266,9 @@ class ChangeDetails:
     #: The risk questionnaire's answers, when the policy asks one of this classification;
     #: `risk` is then their result.
     answers: tuple[Answer, ...] = ()
+    #: The version of the catalog procedure a Standard change follows, recorded when the
+    #: procedure stands for its review, test and approval ("" before, and on older records).
+    procedure_version: str = ""
 
     def with_changes(self, **fields: object) -> ChangeDetails:
         return replace(self, **fields)  # type: ignore[arg-type]

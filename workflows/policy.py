@@ -198,6 +198,8 @@ class Policy(_Strict):
     emergency: Emergency = Emergency()
     scope: tuple[Scope, ...] = Field(min_length=1)
     catalog: tuple[Procedure, ...] = ()
+    #: Who decides proposals to add, revise or retire catalog procedures, besides the owner.
+    catalog_approvers: Approvers = Approvers()
     gate: Gate = Gate()
     freeze: tuple[Freeze, ...] = ()
     risk: Questionnaire = Questionnaire()
@@ -247,6 +249,27 @@ class Policy(_Strict):
     def emergency_approvers(self) -> Approvers:
         own = Approvers(users=self.emergency.approver_users, groups=self.emergency.approver_groups)
         return self.approvers if own.is_empty else own
+
+    def may_decide_catalog(self, actor: Actor) -> bool:
+        """The policy owner, and the users and groups `catalog_approvers` names, decide what
+        the Standard change catalog holds."""
+        owner = self.policy.owner
+        return (bool(owner) and actor.user_id == owner) or self.catalog_approvers.includes(actor)
+
+    @property
+    def catalog_decided(self) -> bool:
+        """Whether anyone may decide a catalog proposal."""
+        return bool(self.policy.owner) or not self.catalog_approvers.is_empty
+
+    def known_services(self) -> frozenset[str]:
+        """The services the policy names (the deploy gate's), in lower case; empty when it
+        names none, and then any service is accepted."""
+        return frozenset(s.lower() for target in self.gate.github for s in target.services)
+
+    def with_catalog(self, catalog: tuple[Procedure, ...]) -> Policy:
+        """This policy with `catalog` as its Standard change catalog (the file's, with the
+        procedures approved in Slack applied)."""
+        return self.model_copy(update={"catalog": catalog})
 
     def procedure(self, procedure_id: str) -> Procedure | None:
         return next((p for p in self.catalog if p.id == procedure_id), None)

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from workflows.audit import AuditEntry
+from workflows.catalog import Draft, Proposal
 from workflows.chase import Obligation, Owed
 from workflows.model import Change, ChangeDetails, Stage, Window
 from workflows.schedule import Booking, Conflict
@@ -105,12 +106,37 @@ class ObligationBook(Protocol):
         ...
 
 
+class ProposalRepository(Protocol):
+    """Proposals to add, revise or retire Standard change catalog procedures."""
+
+    def add(self, draft: Draft, proposer: str, at: datetime) -> Proposal:
+        """Store a new proposal and give it its number."""
+        ...
+
+    def get(self, number: int) -> Proposal:
+        """The proposal, or NotFound."""
+        ...
+
+    def save(self, proposal: Proposal) -> None:
+        """Write the proposal if nobody saved it since it was read (else StaleChange)."""
+        ...
+
+    def open_for(self, procedure_id: str) -> list[Proposal]:
+        """The undecided proposals about this procedure."""
+        ...
+
+    def adopted(self) -> list[Proposal]:
+        """The adopted proposals, in the order they were adopted."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: everything recorded in it is committed together or not at all."""
 
     changes: ChangeRepository
     audit: AuditLog
     obligations: ObligationBook
+    proposals: ProposalRepository
 
     def __enter__(self) -> Self: ...
 

@@ -200,6 +200,8 @@ def _satisfy_by_procedure(step: _Step) -> None:
     assert procedure is not None  # the guard below refuses otherwise; this is for mypy
     cited = {"procedure": procedure.id, "version": procedure.version, "runbook": procedure.runbook}
     at = step.at
+    # The exact version followed is part of the record: the catalog may move on after it.
+    change.details = change.details.with_changes(procedure_version=procedure.version)
     step.move(Action.SATISFY_BY_PROCEDURE, _SYSTEM, satisfies="review", **cited)
     change.review = PeerReview(
         SYSTEM, at, f"Pre-approved procedure {procedure.label}", change.risk, "procedure"
@@ -422,6 +424,9 @@ def _edit(
     with _step(uow, clock, policy, number, seen_stage) as step:
         change = step.change
         old = change.details
+        if details.procedure_id == old.procedure_id:
+            # The form does not show the version followed: it stays as recorded.
+            details = details.with_changes(procedure_version=old.procedure_version)
         window_changed = details.window != old.window
         new = validate_details(details, policy, step.at if window_changed else None)
         changed = [

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 from workflows.errors import NotAllowed, TransitionNotAllowed
 from workflows.events import Happened
@@ -274,13 +275,42 @@ def in_charge_or_approver(change: Change, attempt: Attempt) -> str | None:
     return f"Only the requester, the implementer or an approver can do that to {change.ref}."
 
 
+#: What moves through a table (a change, a catalog proposal) and the stages it moves through.
+Subject = TypeVar("Subject")
+StageT = TypeVar("StageT", bound=StrEnum)
+
+
 @dataclass(frozen=True)
-class Move:
-    source: Stage
+class Move(Generic[StageT, Subject]):
+    source: StageT
     action: Action
-    target: Stage
-    when: tuple[Guard, ...] = ()
-    who: tuple[Guard, ...] = ()
+    target: StageT
+    when: tuple[Callable[[Subject, Attempt], str | None], ...] = ()
+    who: tuple[Callable[[Subject, Attempt], str | None], ...] = ()
+
+
+def checked_move(
+    table: dict[tuple[StageT, Action], Move[StageT, Subject]],
+    subject: Subject,
+    stage: StageT,
+    action: Action,
+    attempt: Attempt,
+    *,
+    what: str = "change",
+) -> Move[StageT, Subject]:
+    """The move `action` makes from `stage` in `table`, or the error saying why not: the
+    *when* guards first (TransitionNotAllowed), then the *who* guards (NotAllowed)."""
+    label = getattr(stage, "label", stage.value)
+    move = table.get((stage, action))
+    if move is None:
+        raise TransitionNotAllowed(action.verb, label, what=what)
+    for guard in move.when:
+        if (reason := guard(subject, attempt)) is not None:
+            raise TransitionNotAllowed(action.verb, label, reason, what=what)
+    for guard in move.who:
+        if (reason := guard(subject, attempt)) is not None:
+            raise NotAllowed(attempt.actor.user_id, action.value, reason)
+    return move
 
 
 _OPEN_BEFORE_CLOSE = (Stage.REQUEST, Stage.REVIEW, Stage.TEST, Stage.APPROVE, Stage.DEPLOY)
@@ -289,7 +319,7 @@ _APPROVER = (not_own_change, approver, not_yet_approved_by_actor)
 
 S = Stage
 A = Action
-MOVES: tuple[Move, ...] = (
+MOVES: tuple[Move[Stage, Change], ...] = (
     Move(S.REQUEST, A.SUBMIT, S.REVIEW, who=(in_charge,)),
     # Normal (and an Emergency with time for the full path): peer review, evidence, approvals.
     Move(S.REVIEW, A.RECORD_REVIEW, S.TEST, when=(not_standard,), who=_PEER),
@@ -355,22 +385,13 @@ MOVES: tuple[Move, ...] = (
     ),
 )
 
-TABLE: dict[tuple[Stage, Action], Move] = {(m.source, m.action): m for m in MOVES}
+TABLE: dict[tuple[Stage, Action], Move[Stage, Change]] = {(m.source, m.action): m for m in MOVES}
 assert len(TABLE) == len(MOVES), "two moves share a (stage, action) key"
 
 
-def move_for(change: Change, action: Action, attempt: Attempt) -> Move:
+def move_for(change: Change, action: Action, attempt: Attempt) -> Move[Stage, Change]:
     """The move `action` makes from the change's stage, or the error saying why not."""
-    move = TABLE.get((change.stage, action))
-    if move is None:
-        raise TransitionNotAllowed(action.verb, change.stage.label)
-    for guard in move.when:
-        if (reason := guard(change, attempt)) is not None:
-            raise TransitionNotAllowed(action.verb, change.stage.label, reason)
-    for guard in move.who:
-        if (reason := guard(change, attempt)) is not None:
-            raise NotAllowed(attempt.actor.user_id, action.value, reason)
-    return move
+    return checked_move(TABLE, change, change.stage, action, attempt)
 
 
 def available_actions(change: Change, policy: Policy, now: datetime | None = None) -> list[Action]:
@@ -400,10 +421,10 @@ def allowed_actions(
 
 def reachable_stages(start: Stage = Stage.REQUEST) -> set[Stage]:
     """Every stage the table can reach from `start` (ignoring guards)."""
-    return _closure(start, MOVES)
+    return closure(start, MOVES)
 
 
-def _closure(start: Stage, moves: Iterable[Move]) -> set[Stage]:
+def closure(start: StageT, moves: Iterable[Move[StageT, Subject]]) -> set[StageT]:
     seen = {start}
     frontier = [start]
     moves = tuple(moves)

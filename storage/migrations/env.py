@@ -10,6 +10,7 @@ import storage.events
 import storage.github
 import storage.obligations
 import storage.outbox
+import storage.proposals
 import storage.tables
 import storage.tokens  # noqa: F401  (registers the tables on SQLModel.metadata)
 

@@ -17,6 +17,7 @@ import storage.events
 import storage.github
 import storage.obligations
 import storage.outbox
+import storage.proposals
 import storage.tables
 import storage.tokens  # noqa: F401  (every table on SQLModel.metadata)
 from storage import migrate

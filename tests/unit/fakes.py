@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Self
 
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, chain
+from workflows.catalog import Draft, Proposal, ProposalStage
 from workflows.chase import Obligation, Owed
 from workflows.errors import NotFound, StaleChange
 from workflows.model import Change, ChangeDetails, Stage, Window, format_ref, pull_request_key
@@ -175,11 +176,51 @@ class FakeObligations:
         self.pending.clear()
 
 
+class FakeProposals:
+    def __init__(self) -> None:
+        self.committed: dict[int, Proposal] = {}
+        self.pending: dict[int, Proposal] = {}
+
+    def add(self, draft: Draft, proposer: str, at: datetime) -> Proposal:
+        number = max([0, *self.committed, *self.pending]) + 1
+        proposal = Proposal(number=number, draft=draft, proposer=proposer, created_at=at)
+        self.pending[number] = copy.deepcopy(proposal)
+        return proposal
+
+    def get(self, number: int) -> Proposal:
+        stored = self.pending.get(number) or self.committed.get(number)
+        if stored is None:
+            raise NotFound("catalog proposal", f"STD-{number:04d}")
+        return copy.deepcopy(stored)
+
+    def save(self, proposal: Proposal) -> None:
+        stored = self.pending.get(proposal.number) or self.committed.get(proposal.number)
+        if stored is not None and stored.version != proposal.version:
+            raise StaleChange(proposal.ref, proposal.version, stored.version)
+        proposal.version += 1
+        self.pending[proposal.number] = copy.deepcopy(proposal)
+
+    def _all(self) -> list[Proposal]:
+        return [copy.deepcopy(p) for p in {**self.committed, **self.pending}.values()]
+
+    def open_for(self, procedure_id: str) -> list[Proposal]:
+        return [
+            p
+            for p in self._all()
+            if p.procedure_id == procedure_id and p.stage is ProposalStage.PROPOSED
+        ]
+
+    def adopted(self) -> list[Proposal]:
+        found = [p for p in self._all() if p.stage is ProposalStage.ADOPTED]
+        return sorted(found, key=lambda p: (p.decided_at or p.created_at, p.number))
+
+
 class FakeUnitOfWork:
     def __init__(self) -> None:
         self.changes = FakeChanges()
         self.audit = FakeAudit()
         self.obligations = FakeObligations()
+        self.proposals = FakeProposals()
         self.commits = 0
 
     def __enter__(self) -> Self:
@@ -198,9 +239,12 @@ class FakeUnitOfWork:
         self.changes.pending.clear()
         self.audit.flush()
         self.obligations.flush()
+        self.proposals.committed.update(self.proposals.pending)
+        self.proposals.pending.clear()
         self.commits += 1
 
     def rollback(self) -> None:
         self.changes.pending.clear()
         self.audit.pending.clear()
         self.obligations.pending.clear()
+        self.proposals.pending.clear()

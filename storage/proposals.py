@@ -1,0 +1,178 @@
+"""Catalog proposals: one row each, with the columns the catalog is read by and a JSON
+document for the rest, translated explicitly as a change's row is."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, func, update
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from storage.tables import _Document, _when
+from workflows.catalog import Draft, Proposal, ProposalKind, ProposalStage, format_ref
+from workflows.errors import NotFound, StaleChange
+
+Json = dict[str, Any]
+
+
+class ProposalRow(SQLModel, table=True):
+    __tablename__ = "catalog_proposals"
+    # The catalog in force is the adopted proposals in the order they were adopted.
+    __table_args__ = (Index("ix_catalog_proposals_stage_decided", "stage", "decided_at"),)
+
+    number: int | None = Field(default=None, primary_key=True)
+    version: int = 0
+    stage: str = Field(max_length=20)
+    kind: str = Field(max_length=10)
+    procedure_id: str = Field(max_length=60, index=True)
+    proposer: str = Field(max_length=40)
+    created_at: datetime = _when()
+    updated_at: datetime | None = _when(nullable=True)
+    decided_at: datetime | None = _when(nullable=True)
+    #: Where the proposal's thread is in Slack, once posted.
+    channel: str = Field(default="", max_length=40)
+    thread_ts: str = Field(default="", max_length=40)
+    document: dict[str, Any] = Field(sa_column=Column(_Document, nullable=False))
+
+
+def _document(p: Proposal) -> Json:
+    d = p.draft
+    return {
+        "name": d.name,
+        "scope": d.scope,
+        "runbook": d.runbook,
+        "services": list(d.services),
+        "why": d.why,
+        "evidence": list(d.evidence),
+        "decided_by": p.decided_by,
+        "reason": p.reason,
+        "procedure_version": p.procedure_version,
+    }
+
+
+def _values(p: Proposal) -> Json:
+    return {
+        "stage": p.stage.value,
+        "kind": p.draft.kind.value,
+        "procedure_id": p.draft.procedure_id,
+        "proposer": p.proposer,
+        "created_at": p.created_at,
+        "updated_at": p.updated_at,
+        "decided_at": p.decided_at,
+        "document": _document(p),
+    }
+
+
+def proposal_from_row(row: ProposalRow) -> Proposal:
+    j = row.document
+    assert row.number is not None
+    draft = Draft(
+        kind=ProposalKind(row.kind),
+        procedure_id=row.procedure_id,
+        name=j["name"],
+        scope=j["scope"],
+        runbook=j["runbook"],
+        services=tuple(j["services"]),
+        why=j["why"],
+        evidence=tuple(int(n) for n in j["evidence"]),
+    )
+    return Proposal(
+        number=row.number,
+        draft=draft,
+        proposer=row.proposer,
+        created_at=row.created_at,
+        stage=ProposalStage(row.stage),
+        version=row.version,
+        updated_at=row.updated_at,
+        decided_by=j["decided_by"],
+        decided_at=row.decided_at,
+        reason=j["reason"],
+        procedure_version=j["procedure_version"],
+    )
+
+
+class SqlProposals:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, draft: Draft, proposer: str, at: datetime) -> Proposal:
+        proposal = Proposal(number=0, draft=draft, proposer=proposer, created_at=at)
+        row = ProposalRow(version=0, **_values(proposal))
+        self.session.add(row)
+        self.session.flush()
+        assert row.number is not None
+        proposal.number = row.number
+        return proposal
+
+    def get(self, number: int) -> Proposal:
+        row = self.session.get(ProposalRow, number)
+        if row is None:
+            raise NotFound("catalog proposal", format_ref(number))
+        return proposal_from_row(row)
+
+    def save(self, proposal: Proposal) -> None:
+        """Compare-and-set on the version, as a change's save."""
+        values = _values(proposal)
+        del values["created_at"]
+        statement = (
+            update(ProposalRow)
+            .where(col(ProposalRow.number) == proposal.number)
+            .where(col(ProposalRow.version) == proposal.version)
+            .values(version=proposal.version + 1, **values)
+            .execution_options(synchronize_session=False)
+        )
+        result = self.session.execute(statement)
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            self.session.expire_all()
+            current = self.session.get(ProposalRow, proposal.number)
+            if current is None:
+                raise NotFound("catalog proposal", proposal.ref)
+            raise StaleChange(proposal.ref, proposal.version, current.version)
+        self.session.expire_all()
+        proposal.version += 1
+
+    def open_for(self, procedure_id: str) -> list[Proposal]:
+        query = (
+            select(ProposalRow)
+            .where(col(ProposalRow.procedure_id) == procedure_id)
+            .where(col(ProposalRow.stage) == ProposalStage.PROPOSED.value)
+            .order_by(col(ProposalRow.number))
+        )
+        return [proposal_from_row(row) for row in self.session.exec(query)]
+
+    def adopted(self) -> list[Proposal]:
+        query = (
+            select(ProposalRow)
+            .where(col(ProposalRow.stage) == ProposalStage.ADOPTED.value)
+            .order_by(col(ProposalRow.decided_at), col(ProposalRow.number))
+        )
+        return [proposal_from_row(row) for row in self.session.exec(query)]
+
+
+def adopted_count(session: Session) -> int:
+    """How many proposals were ever adopted: it grows with each, so a replica that has seen
+    as many knows the catalog in force already."""
+    query = select(func.count()).where(col(ProposalRow.stage) == ProposalStage.ADOPTED.value)
+    return int(session.exec(query).one())
+
+
+def thread_of(session: Session, number: int) -> tuple[str, str]:
+    """Where the proposal's thread is (channel, ts), or ("", "") before it is posted."""
+    row = session.get(ProposalRow, number)
+    return (row.channel, row.thread_ts) if row is not None else ("", "")
+
+
+def set_thread(session: Session, number: int, channel: str, ts: str) -> None:
+    session.execute(
+        update(ProposalRow)
+        .where(col(ProposalRow.number) == number)
+        .values(channel=channel, thread_ts=ts)
+    )
+    session.commit()
+
+
+def recent(session: Session, limit: int = 20) -> list[Proposal]:
+    """The latest proposals, newest first."""
+    query = select(ProposalRow).order_by(col(ProposalRow.number).desc()).limit(limit)
+    return [proposal_from_row(row) for row in session.exec(query)]
