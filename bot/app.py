@@ -31,6 +31,7 @@ from sqlmodel import Session
 from bot import listeners, logs
 from bot.api.desk import GateDesk
 from bot.api.routes import Api
+from bot.catalog import LiveCatalog
 from bot.chaser import Chaser
 from bot.digester import Digester, Signer
 from bot.directory import Directory
@@ -218,10 +219,13 @@ def create_app(
         if github is not None:
             github.worker.kick()
 
+    live = LiveCatalog(policy)
+    publisher.live = live
     services = Services(
         settings=settings,
         engine=engine,
         policy=policy,
+        live=live,
         clock=clock,
         directory=Directory(client, policy),
         client=client,

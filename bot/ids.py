@@ -24,6 +24,9 @@ REJECT_MODAL = "change_reject"
 OUTCOME_MODAL = "change_outcome"
 CANCEL_MODAL = "change_cancel"
 PCR_MODAL = "change_post_change_review"
+PROPOSE_MODAL = "catalog_propose"  # a catalog proposal (private_metadata: Proposing)
+PROPOSAL_REJECT_MODAL = "catalog_reject"  # private_metadata: {"p": number}
+PROPOSAL_WITHDRAW_MODAL = "catalog_withdraw"
 MODALS = (
     REQUEST_MODAL,
     EDIT_MODAL,
@@ -33,6 +36,9 @@ MODALS = (
     OUTCOME_MODAL,
     CANCEL_MODAL,
     PCR_MODAL,
+    PROPOSE_MODAL,
+    PROPOSAL_REJECT_MODAL,
+    PROPOSAL_WITHDRAW_MODAL,
 )
 
 # -- card buttons (action_id "change.<action>") ------------------------------------------
@@ -41,6 +47,15 @@ CARD_ACTION_PREFIX = "change."
 
 def card_action_id(action: Action) -> str:
     return CARD_ACTION_PREFIX + action.value
+
+
+# -- catalog proposal buttons (action_id "proposal.<action>", value {"p": number}) ---------
+PROPOSAL_ACTION_PREFIX = "proposal."
+PROPOSE_VERB = "propose-standard"  # /change propose-standard [revise|retire <procedure id>]
+
+
+def proposal_action_id(action: Action) -> str:
+    return PROPOSAL_ACTION_PREFIX + action.value
 
 
 # -- other actions --------------------------------------------------------------------------
@@ -85,7 +100,13 @@ ROOT_CAUSE = "root_cause"
 CLASSIFICATION_JUSTIFIED = "classification_justified"
 FOLLOW_UPS = "follow_ups"
 CONTRIBUTED_TO_INCIDENT = "contributed_to_incident"
-OWED_PREFIX = "owed_"  # + the owed document's name (description, rollback, test_evidence)
+OWED_PREFIX = "owed_"
+
+# -- catalog proposal inputs (services, scope, reason and evidence as above) ------------------
+PROCEDURE_ID = "procedure_id"
+PROCEDURE_NAME = "procedure_name"
+RUNBOOK = "runbook"
+WHY_ROUTINE = "why_routine"  # + the owed document's name (description, rollback, test_evidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +127,15 @@ class Target:
             raise ValueError("not a change target")
         seen = data.get("s")
         return cls(data["n"], Stage(seen) if seen else None)
+
+
+def encode_proposal(number: int) -> str:
+    return json.dumps({"p": number})
+
+
+def decode_proposal(value: str) -> int:
+    """A proposal button's value or a proposal form's private_metadata; ValueError if not ours."""
+    data = json.loads(value)
+    if not isinstance(data, dict) or not isinstance(data.get("p"), int):
+        raise ValueError("not a catalog proposal")
+    return int(data["p"])

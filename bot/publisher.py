@@ -18,6 +18,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
+from bot.catalog import LiveCatalog
 from bot.effects import Effect, effects_for
 from bot.leased import LeaseLost, SlackWorker
 from bot.traffic import Traffic
@@ -97,6 +98,9 @@ class Publisher(SlackWorker[Publication]):
         self._told: set[tuple[int, str]] = set()
         #: The workspace's address (auth.test's `url`), for links to other changes' cards.
         self.workspace_url = ""
+        #: The catalog in force, shared with the listeners: cards name the procedures adopted
+        #: in Slack as they name the file's.
+        self.live: LiveCatalog | None = None
 
     async def run(self, interval: float = 2.0) -> None:
         await super().run(interval)
@@ -116,7 +120,7 @@ class Publisher(SlackWorker[Publication]):
     async def handle(self, pub: Publication) -> None:
         delivery: _Delivery | None = None
         try:
-            change, events, conflicts, threads = await self.in_session(_load, pub)
+            change, events, conflicts, threads = await self.in_session(self._load, pub)
             delivery = _Delivery(pub, change, pub.channel, pub.thread_ts, conflicts, threads)
             await self._show_card(delivery)
             await self._deliver_effects(delivery, events)
@@ -130,6 +134,13 @@ class Publisher(SlackWorker[Publication]):
             if delivery is not None and delivery.progressed:
                 pub = replace(pub, attempts=min(pub.attempts, 1))
             await self._failed(pub, error)
+
+    def _load(
+        self, session: Session, pub: Publication
+    ) -> tuple[Change, list[ChainedEntry], tuple[Conflict, ...], dict[int, tuple[str, str]]]:
+        if self.live is not None:
+            self.policy = self.live.refresh(session)
+        return _load(session, pub)
 
     async def _show_card(self, d: _Delivery) -> None:
         now = self.clock.now()

@@ -5,7 +5,6 @@ busy the replica is."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 
 from bot import queries
+from bot.catalog import LiveCatalog
 from bot.directory import Directory
 from bot.settings import Settings
 from bot.traffic import Traffic
@@ -48,6 +48,9 @@ class Services:
     #: A link to a message (channel, ts), once the workspace's address is known, else "".
     permalink: Callable[[str, str], str] = field(default=lambda channel, ts: "")
     traffic: Traffic = field(default_factory=Traffic)
+    #: The Standard change catalog in force (the file's and the procedures adopted in Slack):
+    #: `policy` is brought up to date with it before each use case and request form.
+    live: LiveCatalog | None = None
     #: DORA's metrics of the last days, as last measured: the same for every reader, so App
     #: Home measures them once a minute at most, not once a visit.
     _recent: tuple[Window, Dora] | None = field(default=None, repr=False)
@@ -67,7 +70,11 @@ class Services:
         use case runs again on the fresh state, so both are counted (or the second refused by
         the rules, never silently lost). Afterwards the publisher is told there is news.
         """
-        call = functools.partial(use_case, SqlUnitOfWork(self.engine), self.clock, self.policy)
+
+        def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            policy = self._policy_in_force()
+            return use_case(SqlUnitOfWork(self.engine), self.clock, policy, *args, **kwargs)
+
         for attempt in range(CONFLICT_RETRIES):
             try:
                 result = await asyncio.to_thread(call, *args, **kwargs)
@@ -80,6 +87,16 @@ class Services:
         self.kick()
         _log_state_change(use_case.__name__, result, (*args, *kwargs.values()))
         return result
+
+    async def current_policy(self) -> Policy:
+        """The policy with the catalog in force now (for a form that offers the catalog)."""
+        return await asyncio.to_thread(self._policy_in_force)
+
+    def _policy_in_force(self) -> Policy:
+        if self.live is not None:
+            with self.read() as session:
+                self.policy = self.live.refresh(session)
+        return self.policy
 
     async def query(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a read in a worker thread with a read-only session."""

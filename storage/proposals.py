@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import Column, Index, func, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from storage.tables import _Document, _when
+from storage.tables import ChangeRow, _Document, _when
 from workflows.catalog import Draft, Proposal, ProposalKind, ProposalStage, format_ref
 from workflows.errors import NotFound, StaleChange
+from workflows.model import Outcome, Stage
 
 Json = dict[str, Any]
 
@@ -172,7 +173,15 @@ def set_thread(session: Session, number: int, channel: str, ts: str) -> None:
     session.commit()
 
 
-def recent(session: Session, limit: int = 20) -> list[Proposal]:
-    """The latest proposals, newest first."""
-    query = select(ProposalRow).order_by(col(ProposalRow.number).desc()).limit(limit)
-    return [proposal_from_row(row) for row in session.exec(query)]
+def proven_changes(session: Session, limit: int = 100) -> list[tuple[int, str]]:
+    """The changes a proposal may cite, newest outcome first: closed, with a successful
+    outcome (filtered in SQL, however many changes the record holds), as (number, title)."""
+    outcome = col(ChangeRow.document)["outcome"].as_string()
+    query = (
+        select(col(ChangeRow.number), col(ChangeRow.title))
+        .where(col(ChangeRow.stage) == Stage.CLOSED.value)
+        .where(outcome == Outcome.SUCCESSFUL.value)
+        .order_by(col(ChangeRow.outcome_at).desc(), col(ChangeRow.number).desc())
+        .limit(limit)
+    )
+    return [(int(number or 0), str(title)) for number, title in session.exec(query)]

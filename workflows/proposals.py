@@ -109,15 +109,11 @@ def check_draft(draft: Draft, policy: Policy) -> tuple[Draft, list[tuple[str, st
         add("evidence", "choose the past changes that followed this procedure successfully.")
     elif len(evidence) > MAX_EVIDENCE:
         add("evidence", f"at most {MAX_EVIDENCE} past changes.")
-    checked = Draft(
-        draft.kind, procedure_id, name, draft.scope, runbook, services, why, evidence
-    )
+    checked = Draft(draft.kind, procedure_id, name, draft.scope, runbook, services, why, evidence)
     return checked, problems
 
 
-def propose(
-    uow: UnitOfWork, clock: Clock, policy: Policy, actor: Actor, draft: Draft
-) -> Proposal:
+def propose(uow: UnitOfWork, clock: Clock, policy: Policy, actor: Actor, draft: Draft) -> Proposal:
     """Record a proposal to add, revise or retire a catalog procedure, for the policy owner or
     the catalog approvers to decide. Nothing is stored if anything in it is wrong."""
     if not policy.catalog_decided:
@@ -293,4 +289,3 @@ def _describe(draft: Draft, version: str) -> dict[str, Any]:
         "evidence": [format_ref(n) for n in draft.evidence],
         "version": version,
     }
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import buttons, commands, home, modals, unknown
+from bot.listeners import buttons, catalog, commands, home, modals, unknown
 
 
 def register(app: AsyncApp) -> None:
@@ -12,4 +12,5 @@ def register(app: AsyncApp) -> None:
     buttons.register(app)
     modals.register(app)
     home.register(app)
+    catalog.register(app)
     unknown.register(app)  # last: it answers only what no other listener claims

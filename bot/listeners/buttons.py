@@ -104,10 +104,11 @@ async def _open_form(
     change = await services.query(queries.change, target.number)
     if target.seen is not None and change.stage is not target.seen:
         raise StaleAction(change.ref, target.seen.label, change.stage.label)
-    move_for(change, move, Attempt(actor, services.policy))
+    policy = await services.current_policy()
+    move_for(change, move, Attempt(actor, policy))
     if move is Action.EDIT:
         view = forms.request_modal(
-            services.policy,
+            policy,
             callback_id=ids.EDIT_MODAL,
             classification=change.classification,
             details=change.details,
@@ -136,11 +137,10 @@ async def classification_picked(
     picked = forms.classification_of(action)
     if picked is None or not view.get("id"):
         return
-    details = forms.parse_request_leniently(
-        view.get("state", {}).get("values", {}), services.policy
-    )
+    policy = await services.current_policy()
+    details = forms.parse_request_leniently(view.get("state", {}).get("values", {}), policy)
     updated = forms.request_modal(
-        services.policy,
+        policy,
         callback_id=view.get("callback_id", ids.REQUEST_MODAL),
         classification=picked,
         details=details,

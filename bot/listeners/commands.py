@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import ids, queries
 from bot.listeners.calendar import calendar_response
+from bot.listeners.catalog import propose_command
 from bot.services import Services
 from bot.views import forms, messages
 from bot.views import metrics as metrics_view
@@ -48,6 +49,8 @@ async def change_command(ack: AsyncAck, command: dict[str, Any], services: Servi
         await ack(**await metrics_response(services, command["user_id"], rest))
     elif verb == "calendar":
         await ack(**await calendar_response(services, command["user_id"], rest))
+    elif verb == ids.PROPOSE_VERB:
+        await propose_command(ack, command, services, rest)
     else:
         unknown = "" if verb == "help" else verb
         await ack(response_type="ephemeral", **messages.help_message(unknown=unknown))
@@ -78,7 +81,9 @@ async def open_request_modal(trigger_id: str, services: Services, requested_in: 
     """Open the blank new-change form. The request is answered meanwhile: what waits is the
     body, already in JSON, not the request nor its client (with thousands of forms waiting
     on a slow Slack, that is what the garbage collector walks)."""
-    view = forms.blank_request_json(services.policy, json.dumps({"c": requested_in}))
+    # The catalog in force: a procedure adopted on any replica is offered at once.
+    policy = await services.current_policy()
+    view = forms.blank_request_json(policy, json.dumps({"c": requested_in}))
     body = f'{{"trigger_id": {json.dumps(trigger_id)}, "view": {view}}}'.encode()
     services.traffic.at_once(_open_view, services.client, body)
 

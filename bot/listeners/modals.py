@@ -33,7 +33,7 @@ async def request_submitted(
 ) -> None:
     actor = Actor(body["user"]["id"])
     try:
-        details = forms.parse_request(_values(view), services.policy)
+        details = forms.parse_request(_values(view), await services.current_policy())
         requested = await services.run(process.request, actor, details, requested_in=_origin(view))
     except (ValidationFailed, PolicyViolation) as error:
         await ack(response_action="errors", errors=forms.errors_for(error, view=view))
@@ -86,7 +86,7 @@ class StepForm:
     async def submit(
         self, services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
     ) -> Any:
-        args, kwargs = self.read(values, services.policy)
+        args, kwargs = self.read(values, await services.current_policy())
         return await services.run(
             self.use_case, target.number, actor, *args, seen_stage=target.seen, **kwargs
         )

@@ -399,11 +399,18 @@ def _approvals(shown: Standing, policy: Policy) -> str:
     change = shown.change
     if change.classification is Classification.STANDARD:
         procedure = policy.procedure(change.details.procedure_id)
+        # The version the change followed, as recorded; before it is submitted, the current.
+        followed = change.details.procedure_version
         if procedure is None:
             return text.render_macro(
-                "card.j2", "procedure_missing", procedure_id=change.details.procedure_id
+                "card.j2",
+                "procedure_missing",
+                procedure_id=change.details.procedure_id,
+                version=followed,
             )
-        return text.render_macro("card.j2", "pre_approved", procedure=procedure)
+        return text.render_macro(
+            "card.j2", "pre_approved", procedure=procedure, version=followed or procedure.version
+        )
     name = (
         "emergency_approvals" if change.classification is Classification.EMERGENCY else "approvals"
     )

@@ -94,6 +94,11 @@ FIELD_BLOCKS: dict[str, tuple[str, ...]] = {
     "classification_justified": (ids.CLASSIFICATION_JUSTIFIED,),
     "contributed_to_incident": (ids.CONTRIBUTED_TO_INCIDENT,),
     "test_evidence": (ids.OWED_PREFIX + "test_evidence",),
+    # A catalog proposal's (workflows.proposals).
+    "procedure_id": (ids.PROCEDURE_ID,),
+    "name": (ids.PROCEDURE_NAME,),
+    "runbook": (ids.RUNBOOK,),
+    "why": (ids.WHY_ROUTINE,),
 }
 #: Where a policy violation (a Standard change outside the catalog) is shown.
 POLICY_BLOCKS = (ids.PROCEDURE, ids.CLASSIFICATION)

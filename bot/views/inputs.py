@@ -20,6 +20,7 @@ from slack_sdk.models.blocks import (
     PlainTextInputElement,
     PlainTextObject,
     RadioButtonsElement,
+    StaticMultiSelectElement,
     StaticSelectElement,
     UrlInputElement,
     UserSelectElement,
@@ -121,6 +122,17 @@ def select(
     return _input(
         block_id, label, element, optional=optional, hint=hint, dispatch_action=dispatch_action
     )
+
+
+def multi_select(
+    block_id: str, label: str, options: Sequence[Option], *, hint: str = ""
+) -> InputBlock:
+    element = StaticMultiSelectElement(
+        action_id=block_id,
+        options=list(options)[:MAX_OPTIONS],
+        placeholder=PlainTextObject(text="Choose…"),
+    )
+    return _input(block_id, label, element, hint=hint)
 
 
 def radio(
