@@ -33,7 +33,6 @@ from workflows.catalog import (
     proposal_move,
     reachable_proposal_stages,
 )
-from workflows.stages import Action, Attempt
 from workflows.errors import (
     NotAllowed,
     PolicyError,
@@ -44,6 +43,7 @@ from workflows.errors import (
 from workflows.events import Happened
 from workflows.model import Actor, Change, Outcome, Stage
 from workflows.policy import Policy, Procedure, parse_policy
+from workflows.stages import Action, Attempt
 
 FLUSH_CDN = "flush-cdn"
 
