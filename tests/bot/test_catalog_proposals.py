@@ -1,0 +1,238 @@
+"""The Standard change catalog grows from Slack: `/change propose-standard`, the proposal's
+thread, its decision by the policy owner (never by the proposer, nor by anyone else), and the
+procedure offered in the next request form, its version on the change it pre-approves.
+The whole bot in this process (tests/bot/in_process.py), the forms submitted as Slack does."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session
+
+from bot import ids
+from storage.repositories import SqlChanges
+from storage.uow import SqlUnitOfWork
+from tests.bot.in_process import InProcess, in_process
+from tests.e2e.harness import eventually
+from tests.e2e.steps import CHANGES, cards, latest, open_request_form, pick_classification
+from tests.unit.builders import standard_details
+from workflows import followup, process
+from workflows.model import Actor, Change, Outcome
+from workflows.stages import Action
+
+ALICE, CAROL, DAVE = "U0ALICE", "U0CAROL", "U0DAVE"
+
+
+@pytest.fixture
+async def bot(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[InProcess]:
+    async with in_process(sqlite_template, tmp_path) as served:
+        yield served
+
+
+def closed_successfully(bot: InProcess) -> Change:
+    """A Standard change on the record, deployed and closed with a successful outcome."""
+    services = bot.bot.services
+    run: dict[str, Any] = {"clock": bot.clock, "policy": services.policy}
+    alice = Actor(ALICE)
+    change = process.request_change(
+        SqlUnitOfWork(services.engine),
+        **run,
+        actor=alice,
+        details=standard_details(services=("cdn",)),
+    )
+    process.start_deployment(
+        SqlUnitOfWork(services.engine), **run, number=change.number, actor=alice
+    )
+    return followup.record_outcome(
+        SqlUnitOfWork(services.engine),
+        **run,
+        number=change.number,
+        actor=alice,
+        outcome=Outcome.SUCCESSFUL,
+    )
+
+
+def proposal_values(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        ids.PROCEDURE_ID: "flush-cdn",
+        ids.PROCEDURE_NAME: "Flush the CDN cache",
+        ids.SCOPE: "code",
+        ids.RUNBOOK: "https://runbooks.example.com/flush-cdn",
+        ids.SERVICES: "cdn",
+        ids.WHY_ROUTINE: "Done weekly for two years; the cache refills in minutes.",
+        ids.EVIDENCE: ["1"],
+    }
+    values.update(overrides)
+    return values
+
+
+async def open_proposal_form(bot: InProcess, user: str = ALICE, text: str = "") -> dict[str, Any]:
+    before = (bot.slack.open_modal(user) or {}).get("id")
+    words = f"{ids.PROPOSE_VERB} {text}".strip()
+    reply = await bot.driver.slash_command(user, "/change", words, channel=CHANGES)
+    assert reply.status == 200, reply.text
+    return await eventually(
+        lambda: (
+            (shown := bot.slack.open_modal(user)) is not None
+            and shown.get("id") != before
+            and shown.get("callback_id") == ids.PROPOSE_MODAL
+            and shown
+        )
+    )
+
+
+async def propose(bot: InProcess, **overrides: Any) -> dict[str, Any]:
+    """Alice proposes the CDN flush; returns the proposal's card once posted."""
+    await open_proposal_form(bot)
+    answer = await bot.driver.submit_modal(ALICE, proposal_values(**overrides))
+    assert answer.status == 200 and not (answer.body or {}).get("errors"), answer.text
+    return await eventually(lambda: proposal_card(bot))
+
+
+def proposal_card(bot: InProcess) -> dict[str, Any] | None:
+    return next((m for m in cards(bot.slack) if "STD-0001" in str(m.get("blocks"))), None)
+
+
+async def click(bot: InProcess, user: str, card: dict[str, Any], action: Action) -> None:
+    reply = await bot.driver.click(user, latest(bot.slack, card), ids.proposal_action_id(action))
+    assert reply.status == 200, reply.text
+
+
+def told(bot: InProcess, user: str, words: str) -> bool:
+    return any(words in m.get("text", "") for m in bot.slack.ephemerals(user))
+
+
+def procedure_options(view: dict[str, Any]) -> list[str]:
+    for block in view.get("blocks") or []:
+        if block.get("block_id") == ids.PROCEDURE:
+            return [o["text"]["text"] for o in block["element"]["options"]]
+    return []
+
+
+async def test_a_procedure_approved_in_slack_is_offered_in_the_next_form_and_its_version_recorded(
+    bot: InProcess,
+) -> None:
+    closed_successfully(bot)
+    card = await propose(bot)
+    assert "Proposal to add the Standard procedure *flush-cdn*" in str(card["blocks"])
+    assert {
+        ids.proposal_action_id(a) for a in (Action.APPROVE, Action.REJECT, Action.CANCEL)
+    } <= set(str(card["blocks"]).split("'")), "the card offers approve, reject and withdraw"
+
+    # The proposer may not approve their own proposal; a change approver may not either.
+    await click(bot, ALICE, card, Action.APPROVE)
+    await eventually(lambda: told(bot, ALICE, "You proposed STD-0001: someone else must decide"))
+    await click(bot, DAVE, card, Action.APPROVE)
+    await eventually(lambda: told(bot, DAVE, "Only the policy owner or the catalog approvers"))
+    assert bot.actions("STD-0001") == ["proposed"]
+
+    # The policy owner approves: the card says so, and the thread tells the proposer.
+    await click(bot, CAROL, card, Action.APPROVE)
+    decided = await eventually(
+        lambda: (
+            "in the Standard change catalog as v1" in str(latest(bot.slack, card)["blocks"])
+            and latest(bot.slack, card)
+        )
+    )
+    assert ids.PROPOSAL_ACTION_PREFIX not in str(decided["blocks"]), "no buttons once decided"
+    replies = await eventually(lambda: bot.slack.thread(CHANGES, card["ts"])[1:])
+    assert "<@U0CAROL> approved STD-0001" in replies[0]["text"]
+    assert bot.actions("STD-0001") == ["proposed", "approved"]
+
+    # The next request form offers it.
+    await open_request_form(bot.driver, bot.slack, ALICE)
+    form = await pick_classification(bot.driver, bot.slack, ALICE, "standard")
+    assert "Flush the CDN cache (v1)" in procedure_options(form)
+
+    # A Standard change following it records its version, on the card too.
+    before = len(cards(bot.slack))
+    answer = await bot.driver.submit_modal(
+        ALICE,
+        {
+            ids.TITLE: "Flush the CDN after the logo change",
+            ids.PROCEDURE: "flush-cdn",
+            ids.SERVICES: "cdn",
+            ids.WINDOW_START: bot.clock.now().replace(year=2027),
+            ids.WINDOW_END: bot.clock.now().replace(year=2027, hour=10),
+        },
+    )
+    assert answer.status == 200 and not (answer.body or {}).get("errors"), answer.text
+    change_card = await eventually(
+        lambda: next(
+            (m for m in cards(bot.slack)[before:] if "CHG-0002" in str(m.get("blocks"))), None
+        )
+    )
+    await eventually(
+        lambda: "*Pre-approved:* Flush the CDN cache (v1)" in str(latest(bot.slack, change_card))
+    )
+    with Session(bot.bot.services.engine) as session:
+        assert SqlChanges(session).get(2).details.procedure_version == "1"
+    satisfied = [
+        e.entry for e in bot.trail("CHG-0002") if e.entry.action == "satisfied_by_procedure"
+    ]
+    assert {e.details["version"] for e in satisfied} == {"1"}
+
+
+async def test_a_bad_proposal_is_answered_on_its_fields_and_nothing_is_saved(
+    bot: InProcess,
+) -> None:
+    closed_successfully(bot)
+    await open_proposal_form(bot)
+
+    answer = await bot.driver.submit_modal(
+        ALICE,
+        proposal_values(
+            **{
+                ids.PROCEDURE_ID: "restart-service",
+                ids.RUNBOOK: "ftp://runbooks.example.com/flush-cdn",
+            }
+        ),
+    )
+
+    assert answer.body["response_action"] == "errors", answer.text
+    errors = answer.body["errors"]
+    assert "is in the catalog already (Rolling restart" in errors[ids.PROCEDURE_ID]
+    assert "https://" in errors[ids.RUNBOOK]
+    assert bot.actions("STD-0001") == []
+
+
+async def test_the_owner_rejects_a_proposal_with_a_reason_in_its_thread(bot: InProcess) -> None:
+    closed_successfully(bot)
+    card = await propose(bot)
+
+    await click(bot, CAROL, card, Action.REJECT)
+    await eventually(
+        lambda: (bot.slack.open_modal(CAROL) or {}).get("callback_id") == ids.PROPOSAL_REJECT_MODAL
+    )
+    answer = await bot.driver.submit_modal(CAROL, {ids.REASON: "Needs a canary first."})
+
+    assert answer.status == 200 and not (answer.body or {}).get("errors"), answer.text
+    replies = await eventually(lambda: bot.slack.thread(CHANGES, card["ts"])[1:])
+    assert "rejected STD-0001: “Needs a canary first.”" in replies[0]["text"]
+    assert bot.actions("STD-0001") == ["proposed", "rejected"]
+
+
+async def test_a_revision_is_proposed_from_the_procedure_as_it_is(bot: InProcess) -> None:
+    form = await open_proposal_form(bot, text="revise restart-service")
+
+    assert form["title"]["text"] == "Revise a procedure"
+    initial = {
+        b["block_id"]: b["element"].get("initial_value")
+        for b in form["blocks"]
+        if b.get("type") == "input"
+    }
+    assert initial[ids.RUNBOOK] == "https://runbooks.example.com/rolling-restart"
+    assert ids.PROCEDURE_ID not in initial  # the procedure is the one named
+
+
+async def test_proposing_to_revise_a_procedure_not_in_the_catalog_is_refused(
+    bot: InProcess,
+) -> None:
+    reply = await bot.driver.slash_command(
+        ALICE, "/change", f"{ids.PROPOSE_VERB} retire no-such-thing", channel=CHANGES
+    )
+
+    assert "no-such-thing is not in the Standard change catalog" in reply.body["text"]
