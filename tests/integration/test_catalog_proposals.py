@@ -1,0 +1,157 @@
+"""Catalog proposals on SQLite and PostgreSQL alike: stored and read back whole, saved with
+compare-and-set, adopted in order, the changes a proposal may cite asked of the database, and
+an adoption seen at once by every replica's catalog."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.catalog import LiveCatalog
+from storage.proposals import SqlProposals, proven_changes
+from storage.uow import SqlUnitOfWork, read_session
+from tests.integration.changes import (
+    POLICY,
+    REQUESTER,
+    check_trail,
+    deploy,
+    request,
+    requested_and_closed,
+    review_test_and_approve,
+    trail,
+)
+from tests.unit.fakes import FakeClock
+from workflows import followup, process, proposals
+from workflows.catalog import Draft, Proposal, ProposalKind, ProposalStage
+from workflows.errors import StaleChange
+from workflows.model import Actor, Outcome
+
+OWNER = Actor("UOWNER")
+#: The default policy, with an owner to decide catalog proposals.
+OWNED = POLICY.model_copy(update={"policy": POLICY.policy.model_copy(update={"owner": "UOWNER"})})
+
+
+def a_draft(*evidence: int, procedure_id: str = "flush-cdn") -> Draft:
+    return Draft(
+        ProposalKind.ADD,
+        procedure_id,
+        name=f"Flush the CDN cache ({procedure_id})",
+        scope="code",
+        runbook="https://example.com/runbooks/flush-cdn",
+        services=("cdn", "édge-🌍"),
+        why="Done weekly for two years; the cache refills in minutes.",
+        evidence=evidence,
+    )
+
+
+def propose(
+    engine: Engine, clock: FakeClock, *evidence: int, procedure_id: str = "flush-cdn"
+) -> Proposal:
+    draft = a_draft(*evidence, procedure_id=procedure_id)
+    return proposals.propose(SqlUnitOfWork(engine), clock, OWNED, REQUESTER, draft)
+
+
+def adopt(engine: Engine, clock: FakeClock, number: int) -> Proposal:
+    return proposals.approve_proposal(SqlUnitOfWork(engine), clock, OWNED, number, OWNER)
+
+
+def test_a_proposal_is_read_back_as_it_was_proposed_and_decided(
+    engine: Engine, clock: FakeClock
+) -> None:
+    cited = requested_and_closed(engine, clock, "Flush the CDN by hand")
+    proposed = propose(engine, clock, cited.number)
+    clock.advance(minutes=5)
+    adopted = adopt(engine, clock, proposed.number)
+
+    with read_session(engine) as session:
+        stored = SqlProposals(session).get(proposed.number)
+
+    assert stored == adopted
+    assert (stored.stage, stored.procedure_version, stored.decided_by) == (
+        ProposalStage.ADOPTED,
+        "1",
+        "UOWNER",
+    )
+    assert stored.draft.services == ("cdn", "édge-🌍")
+    assert check_trail(engine) == (len(_refs(engine)), None)
+    assert [ref for ref in _refs(engine) if ref.startswith("STD")] == ["STD-0001", "STD-0001"]
+
+
+def test_a_proposal_saved_from_an_older_read_is_refused(engine: Engine, clock: FakeClock) -> None:
+    cited = requested_and_closed(engine, clock, "Flush the CDN by hand")
+    proposal = propose(engine, clock, cited.number)
+    adopt(engine, clock, proposal.number)
+
+    with Session(engine) as session, pytest.raises(StaleChange):
+        SqlProposals(session).save(replace(proposal, stage=ProposalStage.REJECTED))
+
+
+def test_the_catalog_applies_adoptions_in_the_order_they_were_made(
+    engine: Engine, clock: FakeClock
+) -> None:
+    cited = requested_and_closed(engine, clock, "Flush the CDN by hand")
+    first = propose(engine, clock, cited.number, procedure_id="zeta")
+    second = propose(engine, clock, cited.number, procedure_id="alpha")
+    adopt(engine, clock, second.number)
+    clock.advance(seconds=1)
+    adopt(engine, clock, first.number)
+
+    with read_session(engine) as session:
+        found = SqlProposals(session)
+        assert [p.procedure_id for p in found.adopted()] == ["alpha", "zeta"]
+        assert found.open_for("alpha") == []
+
+
+def test_the_changes_a_proposal_may_cite_are_the_closed_successful_ones_newest_first(
+    engine: Engine, clock: FakeClock
+) -> None:
+    older = requested_and_closed(engine, clock, "Older success")
+    clock.advance(hours=1)
+    failed = request(engine, clock, "A failure")
+    review_test_and_approve(engine, clock, failed.number)
+    process.start_deployment(SqlUnitOfWork(engine), clock, POLICY, failed.number, REQUESTER)
+    followup.record_outcome(
+        SqlUnitOfWork(engine),
+        clock,
+        POLICY,
+        failed.number,
+        REQUESTER,
+        outcome=Outcome.FAILED,
+        notes="It broke.",
+    )
+    request(engine, clock, "Still open")
+    clock.advance(hours=1)
+    newer = request(engine, clock, "Newer success")
+    review_test_and_approve(engine, clock, newer.number)
+    deploy(engine, clock, newer.number)
+
+    with read_session(engine) as session:
+        assert proven_changes(session) == [
+            (newer.number, "Newer success"),
+            (older.number, "Older success"),
+        ]
+        assert proven_changes(session, limit=1) == [(newer.number, "Newer success")]
+
+
+def test_every_replica_offers_an_adopted_procedure_at_once(
+    engine: Engine, clock: FakeClock
+) -> None:
+    one, other = LiveCatalog(OWNED), LiveCatalog(OWNED)
+    with read_session(engine) as session:
+        assert one.refresh(session).procedure("flush-cdn") is None
+    cited = requested_and_closed(engine, clock, "Flush the CDN by hand")
+
+    adopt(engine, clock, propose(engine, clock, cited.number).number)
+
+    for replica in (one, other):
+        with read_session(engine) as session:
+            procedure = replica.refresh(session).procedure("flush-cdn")
+        assert procedure is not None and procedure.version == "1"
+    assert OWNED.procedure("flush-cdn") is None  # the file's policy is untouched
+
+
+def _refs(engine: Engine) -> list[str]:
+    return [event.entry.ref for event in trail(engine)]
