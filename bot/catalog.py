@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy import Engine
 from sqlmodel import Session
 
+from storage import proposals as stored
 from storage.proposals import SqlProposals, adopted_count
-from workflows.catalog import catalog_in_force
+from workflows.catalog import Proposal, catalog_in_force
 from workflows.policy import Policy
 
 
@@ -33,3 +35,25 @@ class LiveCatalog:
         with self._lock:
             self.policy, self._seen = policy, count
         return policy
+
+
+# -- what the proposal listeners ask (through `services.query`) -------------------------------
+
+
+def proposal(session: Session, number: int) -> Proposal:
+    return SqlProposals(session).get(number)
+
+
+def proven(session: Session) -> list[tuple[int, str]]:
+    """The changes a proposal may cite (closed, successful), newest first."""
+    return stored.proven_changes(session)
+
+
+def thread_of(session: Session, number: int) -> tuple[str, str]:
+    return stored.thread_of(session, number)
+
+
+def record_thread(engine: Engine, number: int, channel: str, ts: str) -> None:
+    """Where the proposal's card was posted: its decisions are said in that thread."""
+    with Session(engine) as session:
+        stored.set_thread(session, number, channel, ts)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from bot import cli_digests, cli_names, cli_pipeline, cli_report, cli_tokens
+from bot.cli_catalog import print_catalog
 from bot.cli_pipeline import ClientError
 from bot.digester import Busy, Signer
 from bot.export import write_csv, write_jsonl
@@ -244,7 +245,7 @@ def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{source}: valid.")
     print(f"  {policy.policy.name}; owner {policy.policy.owner or '(none named)'}")
     print(f"  scope: {', '.join(s.id for s in policy.scope)}")
-    print(f"  catalog: {', '.join(p.id for p in policy.catalog) or '(empty)'}")
+    print_catalog(policy, settings)
     a = policy.approvals
     print(
         f"  approvals: normal {a.normal}, high risk {a.normal_high_risk}, emergency {a.emergency}"

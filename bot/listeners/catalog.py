@@ -12,14 +12,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlmodel import Session
 
-from bot import ids
+from bot import catalog, ids
 from bot.listeners.tell import NOT_OURS, Where, tell, tell_failure
 from bot.services import Services
 from bot.views import forms
 from bot.views import proposals as views
-from storage import proposals as stored
 from workflows import proposals
 from workflows.catalog import Proposal, ProposalKind, proposal_move
 from workflows.errors import ChangeError, PolicyViolation, ValidationFailed
@@ -71,7 +69,7 @@ async def propose_command(
         await ack(response_type="ephemeral", text=refusal)
         return
     await ack()
-    proven = [views.Proven(n, t) for n, t in await services.query(stored.proven_changes)]
+    proven = [views.Proven(n, t) for n, t in await services.query(catalog.proven)]
     proposing = views.Proposing(kind, procedure_id, command.get("channel_id", ""))
     view = views.propose_modal(policy, proposing, proven)
     try:
@@ -126,7 +124,7 @@ async def proposal_button(
     # A form must open while the click's trigger_id lasts: check the move first, at once.
     actor = await services.directory.actor(body["user"]["id"])
     try:
-        proposal = await services.query(_proposal, number)
+        proposal = await services.query(catalog.proposal, number)
         proposal_move(proposal, move, Attempt(actor, await services.current_policy()))
         await client.views_open(
             trigger_id=body["trigger_id"], view=views.reason_modal(proposal, move)
@@ -172,7 +170,7 @@ async def _post_thread(services: Services, number: int, origin: str) -> None:
     """The proposal's card, at the root of its thread: in the changes channel, else where
     it was proposed, else in the proposer's messages with the app."""
     policy = await services.current_policy()
-    proposal = await services.query(_proposal, number)
+    proposal = await services.query(catalog.proposal, number)
     channel = policy.channels.changes or (origin if origin[:1] in ("C", "G") else "")
     try:
         posted = await services.client.chat_postMessage(
@@ -187,12 +185,14 @@ async def _post_thread(services: Services, number: int, origin: str) -> None:
             f"({error.response.get('error')}): ask the policy owner to look at it.",
         )
         return
-    await asyncio.to_thread(_set_thread, services, number, posted["channel"], posted["ts"])
+    await asyncio.to_thread(
+        catalog.record_thread, services.engine, number, posted["channel"], posted["ts"]
+    )
 
 
 async def _show_decision(services: Services, proposal: Proposal) -> None:
     """The card redrawn without its buttons, and the decision said in the thread."""
-    channel, ts = await services.query(stored.thread_of, proposal.number)
+    channel, ts = await services.query(catalog.thread_of, proposal.number)
     if not ts:
         return
     policy = await services.current_policy()
@@ -205,12 +205,3 @@ async def _show_decision(services: Services, proposal: Proposal) -> None:
         )
     except SlackApiError as error:
         log.warning("could not show the decision on %s: %s", proposal.ref, error)
-
-
-def _proposal(session: Session, number: int) -> Proposal:
-    return stored.SqlProposals(session).get(number)
-
-
-def _set_thread(services: Services, number: int, channel: str, ts: str) -> None:
-    with Session(services.engine) as session:
-        stored.set_thread(session, number, channel, ts)

@@ -6,6 +6,7 @@ The whole bot in this process (tests/bot/in_process.py), the forms submitted as 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,24 @@ import pytest
 from sqlmodel import Session
 
 from bot import ids
+from bot.views.card import card
+from bot.views.proposals import proposal_message
 from storage.repositories import SqlChanges
 from storage.uow import SqlUnitOfWork
+from tests.bot.blockkit import (
+    HOSTILE,
+    HOSTILE_ESCAPED,
+    all_mrkdwn,
+    assert_safe_mrkdwn,
+    parse_message,
+)
+from tests.bot.changes import a_policy, every_change
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually
 from tests.e2e.steps import CHANGES, cards, latest, open_request_form, pick_classification
-from tests.unit.builders import standard_details
+from tests.unit.builders import NOW, standard_details
 from workflows import followup, process
+from workflows.catalog import Draft, Proposal, ProposalKind, ProposalStage, open_proposal_actions
 from workflows.model import Actor, Change, Outcome
 from workflows.stages import Action
 
@@ -236,3 +248,73 @@ async def test_proposing_to_revise_a_procedure_not_in_the_catalog_is_refused(
     )
 
     assert "no-such-thing is not in the Standard change catalog" in reply.body["text"]
+
+
+# -- the cards, drawn alone ---------------------------------------------------------------
+
+
+def _standard_authorised() -> tuple[Any, Change]:
+    _, desk, change = next(c for c in every_change() if c[0] == "standard authorised")
+    return desk.policy, change
+
+
+def test_a_standard_card_shows_the_version_it_followed_when_the_catalog_moved_on() -> None:
+    policy, change = _standard_authorised()
+    assert change.details.procedure_version == "3"
+    (file_procedure,) = policy.catalog
+    revised = policy.with_catalog((file_procedure.model_copy(update={"version": "4"}),))
+
+    mrkdwn = all_mrkdwn(card(change, revised)["blocks"])
+
+    assert "*Pre-approved:* Rolling restart of a stateless service (v3) · " in mrkdwn
+    assert "the catalog has v4 now" in mrkdwn
+
+
+def test_a_standard_card_of_a_retired_procedure_still_names_its_version() -> None:
+    policy, change = _standard_authorised()
+
+    mrkdwn = all_mrkdwn(card(change, policy.with_catalog(()))["blocks"])
+
+    assert (
+        "*Pre-approved procedure:* restart-service (v3) (no longer in the Standard change catalog)"
+    ) in mrkdwn
+
+
+def test_a_standard_change_recorded_before_versions_shows_the_catalogs() -> None:
+    policy, change = _standard_authorised()
+    old = replace(change, details=change.details.with_changes(procedure_version=""))
+
+    mrkdwn = all_mrkdwn(card(old, policy)["blocks"])
+
+    assert "*Pre-approved:* Rolling restart of a stateless service (v3) · " in mrkdwn
+    assert "the catalog has" not in mrkdwn
+
+
+@pytest.mark.parametrize("stage", list(ProposalStage))
+def test_every_proposal_card_is_valid_block_kit_and_shows_what_people_wrote_literally(
+    stage: ProposalStage,
+) -> None:
+    policy = a_policy()
+    draft = Draft(
+        ProposalKind.ADD,
+        "flush-cdn",
+        name=HOSTILE,
+        scope="code",
+        runbook="https://example.com/r",
+        services=("cdn",),
+        why=HOSTILE,
+        evidence=(1, 2),
+    )
+    proposal = Proposal(1, draft, "UALICE", NOW, stage, decided_by="UOWNER", reason=HOSTILE)
+
+    message = proposal_message(proposal, policy)
+
+    parse_message(message)
+    mrkdwn = all_mrkdwn(message["blocks"])
+    assert HOSTILE_ESCAPED in mrkdwn
+    assert_safe_mrkdwn(mrkdwn)
+    shown = [
+        e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    expected = [ids.proposal_action_id(a) for a in open_proposal_actions(proposal, policy)]
+    assert shown == expected

@@ -23,6 +23,7 @@ from tests.integration.changes import (
     review_test_and_approve,
     trail,
 )
+from tests.integration.command import Changebot
 from tests.unit.fakes import FakeClock
 from workflows import followup, process, proposals
 from workflows.catalog import Draft, Proposal, ProposalKind, ProposalStage
@@ -151,6 +152,34 @@ def test_every_replica_offers_an_adopted_procedure_at_once(
             procedure = replica.refresh(session).procedure("flush-cdn")
         assert procedure is not None and procedure.version == "1"
     assert OWNED.procedure("flush-cdn") is None  # the file's policy is untouched
+
+
+def test_policy_check_lists_the_files_catalog_the_decisions_in_slack_and_the_catalog_in_force(
+    engine: Engine, clock: FakeClock, database_url: str, changebot: Changebot
+) -> None:
+    cited = requested_and_closed(engine, clock, "Flush the CDN by hand")
+    adopt(engine, clock, propose(engine, clock, cited.number).number)
+    retirement = Draft(ProposalKind.RETIRE, "rotate-secret", why="The vault rotates them.")
+    retired = proposals.propose(SqlUnitOfWork(engine), clock, OWNED, REQUESTER, retirement)
+    adopt(engine, clock, retired.number)
+
+    found = changebot("policy", "check", env={"DATABASE_URL": database_url})
+
+    assert found.code == 0, found.output
+    assert "  catalog in the file: restart-service v1, rotate-secret v1" in found.stdout
+    assert (
+        "  catalog decided in Slack: STD-0001 added flush-cdn v1 (2026-11-23); "
+        "STD-0002 retired rotate-secret (2026-11-23)"
+    ) in found.stdout
+    assert "  catalog in force: restart-service v1, flush-cdn v1" in found.stdout
+
+
+def test_policy_check_of_a_file_needs_no_database(changebot: Changebot) -> None:
+    found = changebot("policy", "check", env={"DATABASE_URL": "sqlite:///nowhere/changebot.db"})
+
+    assert found.code == 0, found.output
+    assert "  catalog in the file: restart-service v1, rotate-secret v1" in found.stdout
+    assert "  catalog decided in Slack: not read (no database at sqlite:///nowhere/" in found.stdout
 
 
 def _refs(engine: Engine) -> list[str]:

@@ -29,7 +29,9 @@ def uow() -> Iterator[FakeUnitOfWork]:
     """An in-memory store whose audit trail must still verify when the test is done."""
     uow = FakeUnitOfWork()
     yield uow
-    pending = uow.changes.pending or uow.audit.pending or uow.obligations.pending
+    pending = (
+        uow.changes.pending or uow.audit.pending or uow.obligations.pending or uow.proposals.pending
+    )
     assert not pending, "a use case left writes uncommitted"
     events = uow.audit.events
     head = (events[-1].seq, events[-1].hash) if events else None
