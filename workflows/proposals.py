@@ -30,6 +30,27 @@ _PROCEDURE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 MAX_EVIDENCE = 20
 
 
+def nobody_decides(policy: Policy) -> str | None:
+    """Why no proposal can be made under this policy, if none can."""
+    if policy.catalog_decided:
+        return None
+    return (
+        "Nobody can decide a catalog proposal: the change policy names no owner "
+        "(policy.owner) and no catalog_approvers. Ask the policy's maintainers to name them."
+    )
+
+
+def cannot_propose(policy: Policy, kind: ProposalKind, procedure_id: str) -> str | None:
+    """Why a proposal of this kind about this procedure cannot be made now, asked before its
+    form is filled; None if it can."""
+    if (nobody := nobody_decides(policy)) is not None:
+        return nobody
+    if kind is not ProposalKind.ADD and policy.procedure(procedure_id) is None:
+        known = ", ".join(p.id for p in policy.catalog) or "none"
+        return f"{procedure_id} is not in the Standard change catalog (it has {known})."
+    return None
+
+
 def check_draft(draft: Draft, policy: Policy) -> tuple[Draft, list[tuple[str, str]]]:
     """The draft trimmed, and what is wrong with it against the catalog in force, one problem
     a field (the record's past changes are checked by `propose`)."""
@@ -116,11 +137,8 @@ def check_draft(draft: Draft, policy: Policy) -> tuple[Draft, list[tuple[str, st
 def propose(uow: UnitOfWork, clock: Clock, policy: Policy, actor: Actor, draft: Draft) -> Proposal:
     """Record a proposal to add, revise or retire a catalog procedure, for the policy owner or
     the catalog approvers to decide. Nothing is stored if anything in it is wrong."""
-    if not policy.catalog_decided:
-        raise PolicyViolation(
-            "Nobody can decide a catalog proposal: the change policy names no owner "
-            "(policy.owner) and no catalog_approvers. Ask the policy's maintainers to name them."
-        )
+    if (nobody := nobody_decides(policy)) is not None:
+        raise PolicyViolation(nobody)
     at = clock.now()
     with uow:
         policy = _in_force(uow, policy)

@@ -54,17 +54,10 @@ async def propose_command(
         kind = ProposalKind(words[0].lower())
     procedure_id = words[1].lower() if kind is not ProposalKind.ADD and len(words) > 1 else ""
     policy = await services.current_policy()
-    refusal = ""
     if (kind is ProposalKind.ADD and words) or (kind is not ProposalKind.ADD and len(words) != 2):
-        refusal = USAGE
-    elif not policy.catalog_decided:
-        refusal = (
-            "Nobody can decide a catalog proposal: the change policy names no owner "
-            "(policy.owner) and no catalog_approvers."
-        )
-    elif kind is not ProposalKind.ADD and policy.procedure(procedure_id) is None:
-        known = ", ".join(p.id for p in policy.catalog) or "none"
-        refusal = f"{procedure_id} is not in the Standard change catalog (it has {known})."
+        refusal: str | None = USAGE
+    else:
+        refusal = proposals.cannot_propose(policy, kind, procedure_id)
     if refusal:
         await ack(response_type="ephemeral", text=refusal)
         return

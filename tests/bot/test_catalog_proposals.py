@@ -27,7 +27,7 @@ from tests.bot.blockkit import (
 )
 from tests.bot.changes import a_policy, every_change
 from tests.bot.in_process import InProcess, in_process
-from tests.e2e.harness import eventually
+from tests.e2e.harness import eventually, policy_toml
 from tests.e2e.steps import CHANGES, cards, latest, open_request_form, pick_classification
 from tests.unit.builders import NOW, standard_details
 from workflows import followup, process
@@ -318,3 +318,16 @@ def test_every_proposal_card_is_valid_block_kit_and_shows_what_people_wrote_lite
     ]
     expected = [ids.proposal_action_id(a) for a in open_proposal_actions(proposal, policy)]
     assert shown == expected
+
+
+async def test_a_policy_that_names_nobody_to_decide_takes_no_proposals(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    ownerless = policy_toml().replace(
+        'owner = "U0CAROL"\nlast_reviewed', 'owner = ""\nlast_reviewed'
+    )
+    async with in_process(sqlite_template, tmp_path, policy=ownerless) as bot:
+        reply = await bot.driver.slash_command(ALICE, "/change", ids.PROPOSE_VERB, channel=CHANGES)
+
+    assert "names no owner (policy.owner) and no catalog_approvers" in reply.body["text"]
+    assert bot.slack.open_modal(ALICE) is None
