@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from bot import ids
 from bot.views.card import card
-from bot.views.proposals import proposal_message
+from bot.views.proposals import Proposing, parse_draft, proposal_message
 from storage.repositories import SqlChanges
 from storage.uow import SqlUnitOfWork
 from tests.bot.blockkit import (
@@ -32,6 +32,7 @@ from tests.e2e.steps import CHANGES, cards, latest, open_request_form, pick_clas
 from tests.unit.builders import NOW, standard_details
 from workflows import followup, process
 from workflows.catalog import Draft, Proposal, ProposalKind, ProposalStage, open_proposal_actions
+from workflows.errors import ValidationFailed
 from workflows.model import Actor, Change, Outcome
 from workflows.stages import Action
 
@@ -331,3 +332,12 @@ async def test_a_policy_that_names_nobody_to_decide_takes_no_proposals(
 
     assert "names no owner (policy.owner) and no catalog_approvers" in reply.body["text"]
     assert bot.slack.open_modal(ALICE) is None
+
+
+def test_a_past_change_the_form_did_not_offer_is_refused_on_its_field() -> None:
+    values = {ids.EVIDENCE: {ids.EVIDENCE: {"selected_options": [{"value": "CHG-x"}]}}}
+
+    with pytest.raises(ValidationFailed) as refused:
+        parse_draft(values, Proposing(ProposalKind.ADD))
+
+    assert refused.value.field == "evidence"
