@@ -29,8 +29,9 @@ from workflows.model import Classification, Level, Outcome, Stage
 from workflows.stages import Action
 
 #: Events about no change, or told where they happened (a freeze refusal, on the form), so
-#: never said in a change's thread.
+#: never said in a change's thread. (A catalog proposal's thread says its own: bot/views/proposals.)
 NOT_IN_A_THREAD = {
+    Happened.PROPOSED,
     Happened.POLICY_REVIEWED,
     Happened.TOKEN_CREATED,
     Happened.TOKEN_REVOKED,
