@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from bot.catalog import LiveCatalog
 from storage.proposals import SqlProposals, proven_changes
+from storage.rows import change_document, details_from_json
 from storage.uow import SqlUnitOfWork, read_session
 from tests.integration.changes import (
     POLICY,
@@ -184,3 +185,14 @@ def test_policy_check_of_a_file_needs_no_database(changebot: Changebot) -> None:
 
 def _refs(engine: Engine) -> list[str]:
     return [event.entry.ref for event in trail(engine)]
+
+
+def test_a_change_recorded_before_procedure_versions_reads_back_without_one(
+    engine: Engine, clock: FakeClock
+) -> None:
+    change = requested_and_closed(engine, clock, "Recorded before versions")
+    document = change_document(change)
+    document["details"].pop("procedure_version", None)
+
+    assert details_from_json(document["details"]).procedure_version == ""
+    assert "procedure_version" not in change_document(change)["details"]  # a Normal change's

@@ -85,6 +85,7 @@ def every_field_filled(change: Change, classification: Classification) -> Change
             Answer("customers", f"Yes {EMOJI}", 3, f"Will customers notice? {RTL}"),
             Answer("staging", "No", -1.5, "Was it tested in staging?"),
         ),
+        procedure_version="3.1-β",
     )
     return replace(
         change,
