@@ -5,6 +5,9 @@ about the change (is the deployment started? is the quorum met?), *who* guards a
 person (are they the requester? an approver?). The card's buttons come from the moves whose
 *when* guards pass, so the bot never offers an illegal move; the *who* guards are checked when
 someone clicks.
+
+The machinery (`Move`, `checked_move`, `closure`) is not the change's alone: a proposal to
+the Standard change catalog moves through a table of its own made of it (workflows/catalog.py).
 """
 
 from __future__ import annotations
