@@ -53,15 +53,19 @@ async def propose_command(
     if words and words[0].lower() in (ProposalKind.REVISE, ProposalKind.RETIRE):
         kind = ProposalKind(words[0].lower())
     procedure_id = words[1].lower() if kind is not ProposalKind.ADD and len(words) > 1 else ""
-    policy = await services.current_policy()
     if (kind is ProposalKind.ADD and words) or (kind is not ProposalKind.ADD and len(words) != 2):
         refusal: str | None = USAGE
     else:
-        refusal = proposals.cannot_propose(policy, kind, procedure_id)
+        # The catalog as last read answers at once; only a procedure it lacks (adopted on
+        # another replica, say) is worth the database's word before Slack's 3 seconds end.
+        refusal = proposals.cannot_propose(services.policy, kind, procedure_id)
+        if refusal and kind is not ProposalKind.ADD:
+            refusal = proposals.cannot_propose(await services.current_policy(), kind, procedure_id)
     if refusal:
         await ack(response_type="ephemeral", text=refusal)
         return
     await ack()
+    policy = await services.current_policy()
     proven = [views.Proven(n, t) for n, t in await services.query(catalog.proven)]
     proposing = views.Proposing(kind, procedure_id, command.get("channel_id", ""))
     view = views.propose_modal(policy, proposing, proven)
