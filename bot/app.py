@@ -84,6 +84,8 @@ class Bot:
 
     def adopt(self, policy: Policy) -> None:
         """Every part that reads the policy reads this one from now on."""
+        if self.services.live is not None:  # with the procedures adopted in Slack, as before
+            self.services.live.use(policy)
         self.services.policy = policy
         self.services.directory.use(policy)
         self.publisher.policy = policy

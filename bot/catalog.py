@@ -25,15 +25,23 @@ class LiveCatalog:
         self._seen = 0
         self._lock = threading.Lock()
 
+    def use(self, policy: Policy) -> None:
+        """The policy file as now resolved (its @handles and #names): the catalog in force is
+        made on it from now on, read again at the next refresh."""
+        with self._lock:
+            self.base, self.policy, self._seen = policy, policy, -1
+
     def refresh(self, session: Session) -> Policy:
         """The policy with the catalog in force now."""
         count = adopted_count(session)
         if count == self._seen:
             return self.policy
         adopted = SqlProposals(session).adopted()
-        policy = self.base.with_catalog(catalog_in_force(self.base.catalog, adopted))
+        base = self.base
+        policy = base.with_catalog(catalog_in_force(base.catalog, adopted))
         with self._lock:
-            self.policy, self._seen = policy, count
+            if self.base is base:  # else the names were resolved anew meanwhile: next time
+                self.policy, self._seen = policy, count
         return policy
 
 

@@ -155,6 +155,26 @@ def test_every_replica_offers_an_adopted_procedure_at_once(
     assert OWNED.procedure("flush-cdn") is None  # the file's policy is untouched
 
 
+def test_a_policy_whose_names_are_resolved_anew_keeps_the_procedures_adopted_in_slack(
+    engine: Engine, clock: FakeClock
+) -> None:
+    replica = LiveCatalog(OWNED)
+    cited = requested_and_closed(engine, clock, "Flush the CDN by hand")
+    adopt(engine, clock, propose(engine, clock, cited.number).number)
+    with read_session(engine) as session:
+        replica.refresh(session)
+    resolved = OWNED.model_copy(
+        update={"policy": OWNED.policy.model_copy(update={"owner": "U0RESOLVED"})}
+    )
+
+    replica.use(resolved)  # what the bot does when a @handle now stands for another ID
+    with read_session(engine) as session:
+        policy = replica.refresh(session)
+
+    assert policy.policy.owner == "U0RESOLVED"
+    assert policy.procedure("flush-cdn") is not None
+
+
 def test_policy_check_lists_the_files_catalog_the_decisions_in_slack_and_the_catalog_in_force(
     engine: Engine, clock: FakeClock, database_url: str, changebot: Changebot
 ) -> None:
