@@ -45,7 +45,14 @@ class Directory:
     def use(self, policy: Policy) -> None:
         """The approver groups are this policy's from now on (its names resolved, bot.names)."""
         self.groups = tuple(
-            dict.fromkeys([*policy.approvers.groups, *policy.emergency.approver_groups])
+            dict.fromkeys(
+                [
+                    *policy.approvers.groups,
+                    *policy.emergency.approver_groups,
+                    # Those who decide what the Standard change catalog holds.
+                    *policy.catalog_approvers.groups,
+                ]
+            )
         )
 
     async def actor(self, user_id: str) -> Actor:

@@ -212,6 +212,27 @@ async def test_a_bad_proposal_is_answered_on_its_fields_and_nothing_is_saved(
     assert bot.actions("STD-0001") == []
 
 
+async def test_a_member_of_the_catalog_approvers_group_approves(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """Dave is in S0APPROVERS, which the policy names as catalog approvers only (and Erin is
+    not): the bot must ask Slack who is in it although no change approver is named by it."""
+    grouped = policy_toml(extra='\n[catalog_approvers]\ngroups = ["S0APPROVERS"]\n').replace(
+        'groups = ["S0APPROVERS"]\n\n[approvals]', "groups = []\n\n[approvals]"
+    )
+    assert "groups = []\n\n[approvals]" in grouped
+    async with in_process(sqlite_template, tmp_path, policy=grouped) as bot:
+        closed_successfully(bot)
+        card = await propose(bot)
+        await click(bot, "U0ERIN", card, Action.APPROVE)
+        await eventually(lambda: told(bot, "U0ERIN", "Only the policy owner or the catalog"))
+
+        await click(bot, DAVE, card, Action.APPROVE)
+
+        await eventually(lambda: bot.actions("STD-0001") == ["proposed", "approved"])
+        assert bot.trail("STD-0001")[-1].entry.actor == DAVE
+
+
 async def test_the_owner_rejects_a_proposal_with_a_reason_in_its_thread(bot: InProcess) -> None:
     closed_successfully(bot)
     card = await propose(bot)
