@@ -268,7 +268,7 @@ def approve(
         )
         if compressed:
             _compress_review_and_test(step, actor)
-        change.approvals += (Approval(actor.user_id, step.at, comment),)
+        change.approvals += (Approval(actor.user_id, step.at, comment, groups=actor.groups),)
         if retrospective:
             change.retro_approval_owed = False
             uow.obligations.settle(Owed.RETROSPECTIVE_APPROVAL, number, step.at)
