@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from workflows import approval_rules
 from workflows.model import Actor
 from workflows.policy import Policy
 
@@ -35,9 +36,7 @@ class Directory:
         self.client = client
         self.ttl = ttl_seconds
         self.monotonic = monotonic
-        self.groups = tuple(
-            dict.fromkeys([*policy.approvers.groups, *policy.emergency.approver_groups])
-        )
+        self.groups = approval_rules.groups_named(policy)
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._refreshing: dict[str, asyncio.Future[frozenset[str]]] = {}
@@ -45,7 +44,8 @@ class Directory:
         self._zone_refreshing: dict[str, asyncio.Future[str | None]] = {}
 
     async def actor(self, user_id: str) -> Actor:
-        """The person, with the approver groups of the policy they belong to."""
+        """The person, with the groups of the policy they belong to (approvers, emergency
+        approvers, owners of services, high-risk approvers)."""
         member_of = [group for group in self.groups if user_id in await self.members(group)]
         return Actor(user_id, frozenset(member_of))
 
@@ -65,6 +65,16 @@ class Directory:
         except TimeoutError:
             log.warning("user group %s is slow to answer; treating it as empty for now", group)
             return frozenset()
+
+    async def known_members(self, groups: Iterable[str]) -> dict[str, frozenset[str]]:
+        """The members of each group Slack has answered about; a group it has not (slow,
+        refusing, unknown) is left out, so nobody concludes it is empty."""
+        found = {}
+        for group in dict.fromkeys(groups):
+            members = await self.members(group)
+            if group in self._cache:
+                found[group] = members
+        return found
 
     async def refreshed(self) -> None:
         """Wait for the refreshes in progress (for tests, and before shutting down)."""

@@ -25,6 +25,7 @@ from bot.views.common import (
     section,
     to_dicts,
 )
+from workflows.approval_rules import RuleProgress
 from workflows.model import FIVE_STAGES, Change, Classification, Stage
 from workflows.policy import Policy
 from workflows.schedule import Conflict
@@ -387,6 +388,9 @@ def _approvals(shown: Standing, policy: Policy) -> str:
                 "card.j2", "procedure_missing", procedure_id=change.details.procedure_id
             )
         return text.render_macro("card.j2", "pre_approved", procedure=procedure)
+    rules = shown.rules
+    if len(rules) > 1 or any(rule.stuck for rule in rules):
+        return _rules(rules)
     name = (
         "emergency_approvals" if change.classification is Classification.EMERGENCY else "approvals"
     )
@@ -396,6 +400,27 @@ def _approvals(shown: Standing, policy: Policy) -> str:
         have=len(shown.approvers),
         needed=shown.approvals_needed,
         approvers=list(shown.approvers),
+    )
+
+
+def _rules(rules: Sequence[RuleProgress]) -> str:
+    """Each approval rule on a line of its own, met or not, and one nobody else can meet."""
+    return text.render_macro(
+        "card.j2",
+        "approval_rules",
+        met=sum(rule.met for rule in rules),
+        rules=[
+            {
+                "name": rule.rule.name,
+                "services": list(rule.rule.services),
+                "have": len(rule.approved_by),
+                "needed": rule.needed,
+                "approved_by": list(rule.approved_by),
+                "met": rule.met,
+                "stuck": rule.stuck,
+            }
+            for rule in rules
+        ],
     )
 
 
