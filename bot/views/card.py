@@ -405,23 +405,23 @@ def _approvals(shown: Standing, policy: Policy) -> str:
 
 def _rules(rules: Sequence[RuleProgress]) -> str:
     """Each approval rule on a line of its own, met or not, and one nobody else can meet."""
-    return text.render_macro(
-        "card.j2",
-        "approval_rules",
-        met=sum(rule.met for rule in rules),
-        rules=[
-            {
-                "name": rule.rule.name,
-                "services": list(rule.rule.services),
-                "have": len(rule.approved_by),
-                "needed": rule.needed,
-                "approved_by": list(rule.approved_by),
-                "met": rule.met,
-                "stuck": rule.stuck,
-            }
-            for rule in rules
-        ],
-    )
+    met = sum(rule.met for rule in rules)
+    lines = [text.render_macro("card.j2", "approval_rules", met=met, count=len(rules))]
+    lines += [
+        text.render_macro(
+            "card.j2",
+            "approval_rule",
+            rule=rule.rule.name,
+            services=list(rule.rule.services),
+            have=len(rule.approved_by),
+            needed=rule.needed,
+            approved_by=list(rule.approved_by),
+            met=rule.met,
+            stuck=rule.stuck,
+        )
+        for rule in rules
+    ]
+    return "\n".join(lines)
 
 
 def _links(change: Change) -> str:

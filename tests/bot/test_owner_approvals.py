@@ -1,0 +1,147 @@
+"""Approvers by service, the whole bot in this process (tests/bot/in_process.py): a Normal
+change on a service with owners waits for its owners besides the approvers, the card shows
+each rule met or not, only the owners are asked for their rule, and the gate follows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlmodel import Session
+
+from bot import ids
+from storage import tokens
+from tests.bot.in_process import InProcess, in_process
+from tests.e2e.harness import eventually, policy_toml
+from tests.e2e.steps import (
+    buttons,
+    click,
+    latest,
+    request_change,
+    review_and_test,
+    thread_texts,
+)
+from workflows.stages import Action
+from workflows.tokens import Scope
+
+BILLING_OWNERS = "S0BILLING"
+FRAN = "U0FRAN"  # owns billing-*, approves nothing else
+
+OWNERS = f"""
+[[owners]]
+services = ["billing-*"]
+groups = ["{BILLING_OWNERS}"]
+"""
+
+
+@pytest.fixture
+async def bot(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[InProcess]:
+    async with in_process(sqlite_template, tmp_path, policy_toml(extra=OWNERS)) as served:
+        served.slack.workspace.add_user(FRAN, "fran")
+        served.slack.workspace.set_usergroup(BILLING_OWNERS, [FRAN])
+        yield served
+
+
+def approvals_of(message: dict[str, Any]) -> list[str]:
+    """The card's approval lines: the heading, then one per rule."""
+    for block in message.get("blocks") or []:
+        shown = (block.get("text") or {}).get("text", "")
+        if shown.startswith("*Approvals:*"):
+            return str(shown).split("\n")
+    return []
+
+
+async def ask_gate(bot: InProcess, ref: str) -> dict[str, Any]:
+    """What the deploy gate answers a pipeline about deploying billing-db under `ref`."""
+    with Session(bot.bot.services.engine) as session:
+        _, secret = tokens.create(
+            session, "ci", frozenset({Scope.GATE}), "U0CAROL", bot.clock.now()
+        )
+    url = bot.driver.http.url.replace("/slack/events", "/api/v1/gate")
+    question = {"change": ref, "service": "billing-db", "environment": "production"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, json=question, headers={"Authorization": f"Bearer {secret}"}) as answer,
+    ):
+        body: dict[str, Any] = await answer.json()
+    with Session(bot.bot.services.engine) as session:
+        tokens.revoke(session, "ci", "U0CAROL", bot.clock.now())
+    return body
+
+
+async def test_a_change_on_an_owned_service_waits_for_its_owner_as_well(bot: InProcess) -> None:
+    card = await request_change(
+        bot.driver, bot.slack, **{ids.SERVICES: "billing-db", ids.TITLE: "Add an index"}
+    )
+    await review_and_test(bot.driver, bot.slack, card)
+
+    # Reaching Approve, the approvers are asked, and the billing owners for billing-db alone.
+    asked = await eventually(
+        lambda: [t for t in thread_texts(bot.slack, card) if "waiting for your approval" in t]
+    )
+    lines = asked[-1].split("\n")
+    assert "<!subteam^S0APPROVERS> <@U0CAROL> this change is waiting for your approval." in lines
+    assert (
+        "<!subteam^S0BILLING> this change is waiting for your approval as Owners of billing-* "
+        "(billing-db)." in lines
+    )
+
+    # Someone in no rule may not approve it.
+    told = len(bot.slack.ephemerals("U0ERIN"))
+    await click(bot.driver, bot.slack, "U0ERIN", card, Action.APPROVE)
+    refusal = await eventually(lambda: bot.slack.ephemerals("U0ERIN")[told:])
+    assert "owners of its services" in refusal[0]["text"]
+
+    # A general approver alone does not authorise it.
+    await click(bot.driver, bot.slack, "U0CAROL", card, Action.APPROVE)
+    shown = await eventually(lambda: _approvals_showing(bot, card, "1 of 2 rules met"))
+    assert shown[1].startswith("✅ Approvers: 1 of 1 — <@U0CAROL>")
+    assert shown[2] == "⏳ Owners of billing-* (for billing-db): 0 of 1"
+    assert "start_deployment" not in buttons(latest(bot.slack, card))
+    assert "authorised" not in bot.actions("CHG-0001")
+    waiting = await ask_gate(bot, "CHG-0001")
+    assert waiting["status"] == "awaiting"
+    assert (
+        "it waits for approvals: 1 from Owners of billing-* (billing-db)" in waiting["reasons"][0]
+    )
+
+    # The owner's approval completes it.
+    await click(bot.driver, bot.slack, FRAN, card, Action.APPROVE)
+    shown = await eventually(lambda: _approvals_showing(bot, card, "2 of 2 rules met"))
+    assert shown[2] == "✅ Owners of billing-* (for billing-db): 1 of 1 — <@U0FRAN>"
+    assert "start_deployment" in buttons(latest(bot.slack, card))
+    assert bot.trail("CHG-0001")[-1].entry.details["approvers"] == ["U0CAROL", FRAN]
+    bot.clock.current = max(bot.clock.current, _window_start(bot))
+    allowed = await ask_gate(bot, "CHG-0001")
+    assert allowed["status"] == "allowed", allowed
+
+
+async def test_a_rule_only_the_requester_could_meet_says_so_on_the_card(bot: InProcess) -> None:
+    bot.slack.workspace.set_usergroup(BILLING_OWNERS, ["U0ALICE"])  # the requester alone
+    card = await request_change(
+        bot.driver, bot.slack, **{ids.SERVICES: "billing-db", ids.TITLE: "Drop a column"}
+    )
+    await review_and_test(bot.driver, bot.slack, card)
+
+    await click(bot.driver, bot.slack, "U0CAROL", card, Action.APPROVE)
+    shown = await eventually(lambda: _approvals_showing(bot, card, "1 of 2 rules met"))
+
+    assert shown[2].startswith("⚠️ Owners of billing-* (for billing-db): 0 of 1 · *cannot be met:*")
+    assert "the requester and the implementer never count" in shown[2]
+
+
+def _approvals_showing(bot: InProcess, card: dict[str, Any], words: str) -> list[str] | None:
+    shown = approvals_of(latest(bot.slack, card))
+    return shown if shown and words in shown[0] else None
+
+
+def _window_start(bot: InProcess) -> Any:
+    with bot.bot.services.read() as session:
+        from storage.repositories import SqlChanges
+
+        change = SqlChanges(session).get(1)
+    assert change.details.window is not None
+    return change.details.window.start
