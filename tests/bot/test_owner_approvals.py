@@ -13,6 +13,7 @@ import pytest
 from sqlmodel import Session
 
 from bot import ids
+from bot.cli import main
 from storage import tokens
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually, policy_toml
@@ -95,6 +96,9 @@ async def test_a_change_on_an_owned_service_waits_for_its_owner_as_well(bot: InP
     refusal = await eventually(lambda: bot.slack.ephemerals("U0ERIN")[told:])
     assert "owners of its services" in refusal[0]["text"]
 
+    # The owner finds it waiting for her, though she approves nothing else.
+    assert "CHG-0001" in await list_text(bot, FRAN, "awaiting-me")
+
     # A general approver alone does not authorise it.
     await click(bot.driver, bot.slack, "U0CAROL", card, Action.APPROVE)
     shown = await eventually(lambda: _approvals_showing(bot, card, "1 of 2 rules met"))
@@ -102,6 +106,11 @@ async def test_a_change_on_an_owned_service_waits_for_its_owner_as_well(bot: InP
     assert shown[2] == "⏳ Owners of billing-* (for billing-db): 0 of 1"
     assert "start_deployment" not in buttons(latest(bot.slack, card))
     assert "authorised" not in bot.actions("CHG-0001")
+    replied = await eventually(
+        lambda: [t for t in thread_texts(bot.slack, card) if t.startswith("✅ <@U0CAROL>")]
+    )
+    assert replied == ["✅ <@U0CAROL> approved (for Approvers; 1 of 2 rules met)."]
+    assert "1 of 2 approval rules met" in await list_text(bot, "U0ERIN", "open")
     waiting = await ask_gate(bot, "CHG-0001")
     assert waiting["status"] == "awaiting"
     assert (
@@ -131,6 +140,40 @@ async def test_a_rule_only_the_requester_could_meet_says_so_on_the_card(bot: InP
 
     assert shown[2].startswith("⚠️ Owners of billing-* (for billing-db): 0 of 1 · *cannot be met:*")
     assert "the requester and the implementer never count" in shown[2]
+
+
+async def list_text(bot: InProcess, user: str, which: str) -> str:
+    reply = await bot.driver.slash_command(user, "/change", f"list {which}")
+    assert reply.status == 200, reply.text
+    return str(reply.body)
+
+
+def test_policy_check_lists_the_owners_and_the_high_risk_group(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.toml"
+    high_risk = 'emergency = 1\nhigh_risk_groups = ["S0SECURITY"]'
+    policy.write_text(policy_toml(extra=OWNERS).replace("emergency = 1", high_risk), "utf-8")
+
+    code = main(["policy", "check", str(policy)])
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "  high-risk approvers: S0SECURITY (1 more approval for high risk)" in out
+    assert "    Owners of billing-*: S0BILLING (1 approval); services billing-*" in out
+
+
+def test_an_owners_entry_naming_nobody_stops_start_up_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(policy_toml(extra=OWNERS.replace('["S0BILLING"]', "[]")), "utf-8")
+
+    code = main(["policy", "check", str(policy)])
+
+    err = capsys.readouterr().err
+    assert code != 0
+    assert f"Bad change policy in {policy}: owners.0.groups: name at least one" in err
 
 
 def _approvals_showing(bot: InProcess, card: dict[str, Any], words: str) -> list[str] | None:
