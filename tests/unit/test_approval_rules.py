@@ -4,6 +4,7 @@ met or not, with separation of duties in every one."""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -465,3 +466,20 @@ def test_the_default_policy_names_no_owners_and_no_high_risk_group() -> None:
 
     assert policy.owners == ()
     assert policy.approvals.high_risk_approvers.is_empty
+
+
+def test_the_default_policys_commented_examples_are_valid_when_uncommented() -> None:
+    text = resources.files("workflows").joinpath("default_policy.toml").read_text("utf-8")
+    owners = text[text.index("# [[owners]]") : text.index("\n\n[emergency]")]
+    examples = [*owners.splitlines(), "# high_risk_groups", "# high_risk_users"]
+    lines = [
+        line.removeprefix("# ") if line.startswith(tuple(examples)) else line
+        for line in text.splitlines()
+    ]
+
+    policy = parse_policy("\n".join(lines), "the default policy, uncommented")
+
+    assert policy.approvals.high_risk_groups == ("S0SECURITY",)
+    assert [(o.label, o.services, o.groups) for o in policy.owners] == [
+        ("Payments owners", ("payments-*",), ("S0PAYMENTS",))
+    ]
