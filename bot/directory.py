@@ -46,7 +46,10 @@ class Directory:
     async def actor(self, user_id: str) -> Actor:
         """The person, with the groups of the policy they belong to (approvers, emergency
         approvers, owners of services, high-risk approvers)."""
-        member_of = [group for group in self.groups if user_id in await self.members(group)]
+        memberships = await asyncio.gather(*(self.members(group) for group in self.groups))
+        member_of = [
+            g for g, members in zip(self.groups, memberships, strict=True) if user_id in members
+        ]
         return Actor(user_id, frozenset(member_of))
 
     async def members(self, group: str) -> frozenset[str]:
@@ -69,12 +72,13 @@ class Directory:
     async def known_members(self, groups: Iterable[str]) -> dict[str, frozenset[str]]:
         """The members of each group Slack has answered about; a group it has not (slow,
         refusing, unknown) is left out, so nobody concludes it is empty."""
-        found = {}
-        for group in dict.fromkeys(groups):
-            members = await self.members(group)
-            if group in self._cache:
-                found[group] = members
-        return found
+        asked = tuple(dict.fromkeys(groups))
+        memberships = await asyncio.gather(*(self.members(group) for group in asked))
+        return {
+            group: members
+            for group, members in zip(asked, memberships, strict=True)
+            if group in self._cache
+        }
 
     async def refreshed(self) -> None:
         """Wait for the refreshes in progress (for tests, and before shutting down)."""

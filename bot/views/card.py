@@ -389,7 +389,9 @@ def _approvals(shown: Standing, policy: Policy) -> str:
             )
         return text.render_macro("card.j2", "pre_approved", procedure=procedure)
     rules = shown.rules
-    if len(rules) > 1 or any(rule.stuck for rule in rules):
+    # One rule is shown as it always was, unless only people in charge of the change are in
+    # it (a policy naming nobody at all is `changebot policy check`'s to say, not each card's).
+    if len(rules) > 1 or any(rule.stuck and not rule.rule.approvers.is_empty for rule in rules):
         return _rules(rules)
     name = (
         "emergency_approvals" if change.classification is Classification.EMERGENCY else "approvals"

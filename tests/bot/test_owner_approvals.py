@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from bot import ids
 from bot.cli import main
+from bot.views import card as card_view
 from storage import tokens
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually, policy_toml
@@ -25,7 +26,11 @@ from tests.e2e.steps import (
     review_and_test,
     thread_texts,
 )
+from tests.unit.builders import a_change
+from workflows.model import Classification, Stage
+from workflows.policy import load_policy, parse_policy
 from workflows.stages import Action
+from workflows.standing import standing
 from workflows.tokens import Scope
 
 BILLING_OWNERS = "S0BILLING"
@@ -188,3 +193,28 @@ def _window_start(bot: InProcess) -> Any:
         change = SqlChanges(session).get(1)
     assert change.details.window is not None
     return change.details.window.start
+
+
+# -- the card alone ----------------------------------------------------------------------------
+
+
+def test_a_card_under_a_policy_naming_no_approver_reads_as_it_always_did() -> None:
+    policy = load_policy()  # the default names no approver yet
+    change = a_change(Classification.NORMAL, Stage.APPROVE)
+
+    shown = card_view.card_message(standing(change, policy, members={}), policy)
+
+    assert approvals_of(shown) == ["*Approvals:* 0 of 1"]
+
+
+def test_a_card_whose_one_rule_names_only_its_requester_says_it_cannot_be_met() -> None:
+    policy = parse_policy(policy_toml().replace('users = ["U0CAROL"]', 'users = ["UALICE"]'))
+    change = a_change(Classification.NORMAL, Stage.APPROVE)  # requested by UALICE
+
+    shown = card_view.card_message(
+        standing(change, policy, members={"S0APPROVERS": frozenset({"UIVAN"})}), policy
+    )
+
+    heading, rule = approvals_of(shown)
+    assert heading == "*Approvals:* 0 of 1 rules met"
+    assert rule.startswith("⚠️ Approvers: 0 of 1 · *cannot be met:*")
