@@ -28,6 +28,7 @@ from workflows import approval_rules
 from workflows.approval_rules import RuleKind
 from workflows.errors import NotAllowed, PolicyError
 from workflows.events import Happened
+from workflows.evidence import Narrator
 from workflows.gate import Target, decide
 from workflows.model import (
     Actor,
@@ -205,6 +206,30 @@ def test_an_owners_approval_completes_it(desk: Desk) -> None:
     assert change.stage is Stage.DEPLOY
     authorised = desk.last_entry(change, Happened.AUTHORISED).entry
     assert authorised.details["approvers"] == ["UANNA", "UPAULA"]
+
+
+def test_the_trail_records_the_rules_each_approval_counts_toward(desk: Desk) -> None:
+    change = in_approve(desk, "payments-api")
+
+    desk.approve(desk.approve(change, by=PAULA), by=PAYMASTER)
+
+    approvals = [e.entry for e in desk.trail(change) if e.entry.action == Happened.APPROVED]
+    assert [a.details["counts_for"] for a in approvals] == [
+        ["Owners of payments-*"],
+        ["Approvers", "Owners of payments-*"],
+    ]
+    told = Narrator(desk.policy, Classification.NORMAL).step(approvals[1])
+    assert told is not None
+    assert told.sentence == (
+        "UPAYMASTER approved it under the Normal rule: 1 approval needed; it counts toward "
+        "Approvers and Owners of payments-*."
+    )
+
+
+def test_without_owner_rules_the_trail_records_approvals_as_before(desk: Desk) -> None:
+    change = desk.approve(in_approve(desk, "api"), by=ANNA)
+
+    assert "counts_for" not in desk.last_entry(change, Happened.APPROVED).entry.details
 
 
 def test_an_owner_who_is_no_approver_may_approve_for_their_rule_only(desk: Desk) -> None:
