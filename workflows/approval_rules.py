@@ -136,6 +136,7 @@ def met(change: Change, policy: Policy, *, conflicts: int = 0) -> bool:
 
 
 def unmet(change: Change, policy: Policy, *, conflicts: int = 0) -> tuple[RuleProgress, ...]:
+    """The rules the change still waits for, in order (none: it may be authorised)."""
     return tuple(one for one in progress(change, policy, conflicts=conflicts) if not one.met)
 
 
