@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from workflows import approval_rules
 from workflows.model import Actor
 from workflows.policy import Policy
 
@@ -43,14 +44,17 @@ class Directory:
         self._zone_refreshing: dict[str, asyncio.Future[str | None]] = {}
 
     def use(self, policy: Policy) -> None:
-        """The approver groups are this policy's from now on (its names resolved, bot.names)."""
-        self.groups = tuple(
-            dict.fromkeys([*policy.approvers.groups, *policy.emergency.approver_groups])
-        )
+        """The groups that decide are this policy's from now on (its names resolved,
+        bot.names): approvers, emergency approvers, owners of services, high-risk approvers."""
+        self.groups = approval_rules.groups_named(policy)
 
     async def actor(self, user_id: str) -> Actor:
-        """The person, with the approver groups of the policy they belong to."""
-        member_of = [group for group in self.groups if user_id in await self.members(group)]
+        """The person, with the groups of the policy they belong to (approvers, emergency
+        approvers, owners of services, high-risk approvers)."""
+        memberships = await asyncio.gather(*(self.members(group) for group in self.groups))
+        member_of = [
+            g for g, members in zip(self.groups, memberships, strict=True) if user_id in members
+        ]
         return Actor(user_id, frozenset(member_of))
 
     async def members(self, group: str) -> frozenset[str]:
@@ -69,6 +73,17 @@ class Directory:
         except TimeoutError:
             log.warning("user group %s is slow to answer; treating it as empty for now", group)
             return frozenset()
+
+    async def known_members(self, groups: Iterable[str]) -> dict[str, frozenset[str]]:
+        """The members of each group Slack has answered about; a group it has not (slow,
+        refusing, unknown) is left out, so nobody concludes it is empty."""
+        asked = tuple(dict.fromkeys(groups))
+        memberships = await asyncio.gather(*(self.members(group) for group in asked))
+        return {
+            group: members
+            for group, members in zip(asked, memberships, strict=True)
+            if group in self._cache
+        }
 
     async def refreshed(self) -> None:
         """Wait for the refreshes in progress (for tests, and before shutting down)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
+from workflows import approval_rules
 from workflows.audit import AuditEntry
 from workflows.chase import Owed
 from workflows.errors import ValidationFailed
@@ -317,10 +318,11 @@ def approve(
             **({"stands_for": stands_for} if compressed else {}),
             **({"retrospective": True} if retrospective else {}),
             **conflicting,
+            **_counts_for(change, policy, actor),
         )
         if compressed:
             _compress_review_and_test(step, actor)
-        change.approvals += (Approval(actor.user_id, step.at, comment),)
+        change.approvals += (Approval(actor.user_id, step.at, comment, groups=actor.groups),)
         if retrospective:
             change.retro_approval_owed = False
             uow.obligations.settle(Owed.RETROSPECTIVE_APPROVAL, number, step.at)
@@ -328,6 +330,15 @@ def approve(
         elif quorum_met(change, _attempt(actor, policy, conflicting)) is None:
             step.move(Action.AUTHORISE, _SYSTEM, approvers=list(change.approvers()))
     return change
+
+
+def _counts_for(change: Change, policy: Policy, actor: Actor) -> dict[str, Any]:
+    """For a change with several approval rules, the rules an approval counts toward, as the
+    approver's groups stood when approving: the audit trail's answer to "as whom?"."""
+    rules = approval_rules.rules_for(change, policy)
+    if len(rules) < 2:
+        return {}
+    return {"counts_for": [rule.name for rule in rules if rule.includes(actor)]}
 
 
 def _compress_review_and_test(step: _Step, actor: Actor) -> None:
