@@ -17,6 +17,7 @@ from bot.cli import main
 from bot.views import card as card_view
 from storage import tokens
 from tests.bot.in_process import InProcess, in_process
+from tests.bot.test_risk_questionnaire import RISKY, answered
 from tests.e2e.harness import eventually, policy_toml, workspace
 from tests.e2e.steps import (
     buttons,
@@ -26,7 +27,7 @@ from tests.e2e.steps import (
     review_and_test,
     thread_texts,
 )
-from tests.unit.builders import a_change
+from tests.unit.builders import QUESTIONNAIRE, a_change
 from workflows.model import Classification, Stage
 from workflows.policy import load_policy, parse_policy
 from workflows.stages import Action
@@ -219,3 +220,39 @@ def test_a_card_whose_one_rule_names_only_its_requester_says_it_cannot_be_met() 
     heading, rule = approvals_of(shown)
     assert heading == "*Approvals:* 0 of 1 rules met"
     assert rule.startswith("⚠️ Approvers: 0 of 1 · *cannot be met:*")
+
+
+async def test_answers_scoring_high_need_the_high_risk_approvals_and_the_owners_approval(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """Issue 22's first done-when: the questionnaire decides the risk, the risk decides the
+    general rule's count, the service decides the owners' rule, and the card shows each."""
+    people = workspace()
+    people.add_user(FRAN, "fran")
+    people.set_usergroup(BILLING_OWNERS, [FRAN])
+    policy = policy_toml(extra=QUESTIONNAIRE + OWNERS)
+    async with in_process(sqlite_template, tmp_path, policy, people) as bot:
+        values = answered(RISKY, **{ids.SERVICES: "billing-db", ids.TITLE: "Rewrite invoices"})
+        card = await request_change(bot.driver, bot.slack, values=values)
+        # Before anyone reviews it, its answers alone make it High: two approvals, and the
+        # owners' one (a Medium change would need one: test_risk_questionnaire).
+        unmet = ["⏳ Approvers: 0 of 2", "⏳ Owners of billing-* (for billing-db): 0 of 1"]
+        assert approvals_of(latest(bot.slack, card)) == ["*Approvals:* 0 of 2 rules met", *unmet]
+        await review_and_test(bot.driver, bot.slack, card, risk="high")
+        shown = await eventually(lambda: _approvals_showing(bot, card, "0 of 2 rules met"))
+        assert shown[1:] == unmet
+
+        # Both of the high-risk approvals are not enough: the owners' rule is unmet.
+        await click(bot.driver, bot.slack, "U0CAROL", card, Action.APPROVE)
+        await eventually(lambda: "1 of 2 —" in str(approvals_of(latest(bot.slack, card))))
+        await click(bot.driver, bot.slack, "U0DAVE", card, Action.APPROVE)
+        shown = await eventually(lambda: _approvals_showing(bot, card, "1 of 2 rules met"))
+        assert shown[1].startswith("✅ Approvers: 2 of 2")
+        assert shown[2] == "⏳ Owners of billing-* (for billing-db): 0 of 1"
+        assert "authorised" not in bot.actions("CHG-0001")
+
+        # The owner's approval meets the last rule.
+        await click(bot.driver, bot.slack, FRAN, card, Action.APPROVE)
+        shown = await eventually(lambda: _approvals_showing(bot, card, "2 of 2 rules met"))
+        assert shown[2] == "✅ Owners of billing-* (for billing-db): 1 of 1 — <@U0FRAN>"
+        assert bot.actions("CHG-0001")[-1] == "authorised"
