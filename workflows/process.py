@@ -57,8 +57,12 @@ class Requested:
     change: Change
     conflicts: tuple[Conflict, ...]
 
+    @property
+    def ref(self) -> str:
+        return self.change.ref
 
-def request(
+
+def request_change(
     uow: UnitOfWork,
     clock: Clock,
     policy: Policy,
@@ -91,22 +95,6 @@ def request(
         uow.changes.save(change)
         uow.commit()
     return Requested(change, tuple(found))
-
-
-def request_change(
-    uow: UnitOfWork,
-    clock: Clock,
-    policy: Policy,
-    actor: Actor,
-    details: ChangeDetails,
-    *,
-    submit: bool = True,
-    requested_in: str = "",
-) -> Change:
-    """`request`, for a caller that needs the change alone."""
-    return request(
-        uow, clock, policy, actor, details, submit=submit, requested_in=requested_in
-    ).change
 
 
 def _conflicting(uow: UnitOfWork, change: Change) -> dict[str, Any]:
