@@ -76,7 +76,7 @@ def seed_awaiting_approval(database_url: str, count: int) -> None:
             window=Window(start, start + timedelta(hours=1)),
         )
         uow = SqlUnitOfWork(engine)
-        change = process.request_change(uow, clock, policy, alice, details)
+        change = process.request_change(uow, clock, policy, alice, details).change
         number = change.number
         process.record_review(
             uow, clock, policy, number, bob, assessment="Looks safe.", risk=Level.LOW

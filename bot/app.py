@@ -192,6 +192,7 @@ def create_app(
     lease = timedelta(seconds=settings.lease_seconds)
     # Background sends must end well inside their lease, or another replica could repeat them.
     chase_timeout = max(1, min(15, int(settings.lease_seconds / 4)))  # see Chaser.sweep
+    directory = Directory(client, policy)
     publisher = Publisher(
         engine,
         web_client(
@@ -201,6 +202,7 @@ def create_app(
         clock,
         lease=lease,
         traffic=traffic,
+        directory=directory,
     )
     chaser = Chaser(
         engine,
@@ -229,7 +231,7 @@ def create_app(
         policy=policy,
         live=live,
         clock=clock,
-        directory=Directory(client, policy),
+        directory=directory,
         client=client,
         kick=kick,
         permalink=publisher.permalink,

@@ -253,6 +253,7 @@ def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  risk: {_risk_summary(policy)}")
     who = [*policy.approvers.users, *policy.approvers.groups]
     print(f"  approvers: {', '.join(who) or '(none yet: nobody can approve)'}")
+    _print_approval_rules(policy)
     print(
         f"  emergency review due {format_duration(e.review_deadline)} after the outcome, "
         f"reminders every {format_duration(e.reminder_every)}"
@@ -279,6 +280,21 @@ def _risk_summary(policy: Policy) -> str:
         f"{n(risk.highest_total())}: low below {n(low.below or 0)}, medium from "
         f"{n(medium.start or 0)}, high from {n(high.start or 0)}"
     )
+
+
+def _print_approval_rules(policy: Policy) -> None:
+    """Who else a Normal change may need: the owners of its services, the high-risk group."""
+    high_risk = policy.approvals.high_risk_approvers
+    if not high_risk.is_empty:
+        who = ", ".join([*high_risk.groups, *high_risk.users])
+        print(f"  high-risk approvers: {who} (1 more approval for high risk)")
+    if not policy.owners:
+        return
+    print("  owners (a Normal change also needs an approval from each entry owning its services):")
+    for owners in policy.owners:
+        who = ", ".join([*owners.groups, *owners.users])
+        needed = f"{owners.approvals} approvals" if owners.approvals > 1 else "1 approval"
+        print(f"    {owners.label}: {who} ({needed}); services {', '.join(owners.services)}")
 
 
 #: Occurrences of each freeze that `policy check` shows.

@@ -29,9 +29,9 @@ def effects_for(entry: AuditEntry, change: Change, policy: Policy) -> list[Effec
     reply = replies.thread_reply(entry, change, policy)
     if reply:
         if calls_approvers(entry, change.classification):
-            mention = replies.approvers_mention(policy, change.classification)
-            if mention:
-                reply = f"{reply}\n{mention} this change is waiting for your approval."
+            asking = replies.approval_wanted(policy, change)
+            if asking:
+                reply = f"{reply}\n{asking}"
         found.append(Effect(reply))
     notice = replies.requester_notice(entry, change)
     if notice and entry.actor != change.requester:

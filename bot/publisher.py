@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from bot.catalog import LiveCatalog
+from bot.directory import Directory
 from bot.effects import Effect, effects_for
 from bot.leased import LeaseLost, SlackWorker
 from bot.traffic import Traffic
@@ -27,10 +28,11 @@ from bot.views import replies
 from storage import outbox
 from storage.outbox import Publication
 from storage.repositories import SqlChanges, read_trail
+from workflows import approval_rules
 from workflows.audit import ChainedEntry
 from workflows.model import Change, Classification, format_ref
 from workflows.schedule import Conflict
-from workflows.standing import standing
+from workflows.standing import WAITING_FOR_APPROVAL, standing
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +93,19 @@ class Publisher(SlackWorker[Publication]):
 
     work = outbox
 
-    def __init__(self, *args: Any, traffic: Traffic | None = None, **kwargs: Any) -> None:
-        """As a SlackWorker, with the replica's `traffic` to give way to (people first)."""
+    def __init__(
+        self,
+        *args: Any,
+        traffic: Traffic | None = None,
+        directory: Directory | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """As a SlackWorker, with the replica's `traffic` to give way to (people first), and
+        the `directory` of the policy's user groups, so a card can say when nobody but the
+        requester could meet one of its approval rules."""
         super().__init__(*args, **kwargs)
         self.traffic = traffic or Traffic()
+        self.directory = directory
         self._told: set[tuple[int, str]] = set()
         #: The workspace's address (auth.test's `url`), for links to other changes' cards.
         self.workspace_url = ""
@@ -144,7 +155,8 @@ class Publisher(SlackWorker[Publication]):
 
     async def _show_card(self, d: _Delivery) -> None:
         now = self.clock.now()
-        standing_now = standing(d.change, self.policy, now, d.conflicts)
+        members = await self._members(d.change)
+        standing_now = standing(d.change, self.policy, now, d.conflicts, members)
         links = {n: self.permalink(*where) for n, where in d.threads.items()}
         shown = card_view.card_message(standing_now, self.policy, links)
         # Due by time alone: break-glass has opened since the card was drawn.
@@ -172,6 +184,13 @@ class Publisher(SlackWorker[Publication]):
             d.pub.number, card_version=d.change.version, refresh_at=standing_now.changes_at
         )
         d.progressed = d.progressed or sends  # a card already current is no progress
+
+    async def _members(self, change: Change) -> dict[str, frozenset[str]] | None:
+        """Who is in the groups of the change's approval rules, while it waits for approval."""
+        if self.directory is None or change.stage not in WAITING_FOR_APPROVAL:
+            return None
+        rules = approval_rules.rules_for(change, self.policy)
+        return await self.directory.known_members(g for r in rules for g in r.approvers.groups)
 
     async def _mirror(self, d: _Delivery, shown: dict[str, Any]) -> None:
         """An emergency's card also goes where it was declared (usually the incident channel),

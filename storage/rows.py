@@ -202,6 +202,24 @@ def _deployment_from_json(j: Json) -> PipelineDeployment:
     )
 
 
+def _approval_to_json(a: Approval) -> Json:
+    found: Json = {"by": a.by, "at": _time(a.at), "comment": a.comment, "kind": a.kind}
+    if a.groups is not None:
+        found["groups"] = sorted(a.groups)
+    return found
+
+
+def _approval_from_json(j: Json) -> Approval:
+    groups = j.get("groups")
+    return Approval(
+        j["by"],
+        _must(j["at"]),
+        j["comment"],
+        j["kind"],
+        frozenset(groups) if groups is not None else None,
+    )
+
+
 def change_document(c: Change) -> Json:
     """Everything about a change that is not an indexed column."""
     return {
@@ -211,10 +229,7 @@ def change_document(c: Change) -> Json:
             {"by": e.by, "at": _time(e.at), "evidence": e.evidence, "kind": e.kind}
             for e in c.test_evidence
         ],
-        "approvals": [
-            {"by": a.by, "at": _time(a.at), "comment": a.comment, "kind": a.kind}
-            for a in c.approvals
-        ],
+        "approvals": [_approval_to_json(a) for a in c.approvals],
         "rejections": [
             {"by": r.by, "at": _time(r.at), "reason": r.reason, "stage": r.stage.value}
             for r in c.rejections
@@ -273,9 +288,7 @@ def change_from_row(row: ChangeRow) -> Change:
             TestEvidence(e["by"], _must(e["at"]), e["evidence"], e["kind"])
             for e in j["test_evidence"]
         ),
-        approvals=tuple(
-            Approval(a["by"], _must(a["at"]), a["comment"], a["kind"]) for a in j["approvals"]
-        ),
+        approvals=tuple(_approval_from_json(a) for a in j["approvals"]),
         rejections=tuple(
             Rejection(r["by"], _must(r["at"]), r["reason"], Stage(r["stage"]))
             for r in j["rejections"]

@@ -58,7 +58,7 @@ def declare_emergency(
 ) -> Change:
     """`/change emergency <what and why>`: stored and submitted at once, no form."""
     details = emergency_details(text, policy)
-    return request_change(uow, clock, policy, actor, details, requested_in=requested_in)
+    return request_change(uow, clock, policy, actor, details, requested_in=requested_in).change
 
 
 def break_glass(

@@ -283,6 +283,8 @@ def _approved(n: Narrator, e: AuditEntry, d: Mapping[str, Any]) -> Built:
         sentence = f"{who(e.actor)} approved it under {rule}"
     if stands_for := _names(d.get("stands_for")):
         sentence += f"; the approval stands for the compressed {' and '.join(stands_for)}"
+    if counts_for := _names(d.get("counts_for")):
+        sentence += f"; it counts toward {' and '.join(counts_for)}"
     return Part.APPROVAL, sentence + _quoted(d.get("comment"))
 
 

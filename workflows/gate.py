@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from workflows import approval_rules
 from workflows.audit import AuditEntry
 from workflows.errors import ValidationFailed
 from workflows.events import Happened
@@ -247,6 +248,16 @@ def _on_its_way(change: Change, policy: Policy, now: datetime) -> Decision:
         Stage.TEST: f"test evidence from staging, then {approvals}",
         Stage.APPROVE: f"approval: it has {have} of the {approvals} it needs",
     }
+    rules = approval_rules.progress(change, policy)
+    unmet = tuple(one for one in rules if not one.met)
+    if len(rules) > 1:
+        # Its services' owners or the high-risk approvers must approve too: say whose approval
+        # it waits for, as the card does.
+        every = approval_rules.owed(rules)
+        waits[Stage.REVIEW] = f"its peer review, then test evidence from staging and {every}"
+        waits[Stage.TEST] = f"test evidence from staging, then {every}"
+        if unmet:
+            waits[Stage.APPROVE] = approval_rules.owed(unmet)
     waiting = f"{ref} is not yet approved; it waits for {waits[change.stage]}."
     return Decision(GateStatus.AWAITING, (waiting,))
 

@@ -156,6 +156,9 @@ class Approval:
     comment: str = ""
     #: "approver" for a person's approval; "procedure" when a Standard procedure stands for it.
     kind: str = "approver"
+    #: The policy's user groups the approver was in when approving: which approval rules the
+    #: approval counts toward (workflows/approval_rules.py). None: recorded before the rules.
+    groups: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -128,6 +130,47 @@ class Approvals(_Strict):
     #: Approvals a Normal change needs beyond its rule while its window overlaps another
     #: open change's on a common service.
     conflict_extra: int = Field(0, ge=0, le=5)
+    #: A named group (or users) whose approval a high-risk Normal change also needs, as a rule
+    #: of its own (workflows/approval_rules.py); empty: none.
+    high_risk_groups: tuple[GroupId, ...] = ()
+    high_risk_users: tuple[UserId, ...] = ()
+
+    @property
+    def high_risk_approvers(self) -> Approvers:
+        return Approvers(users=self.high_risk_users, groups=self.high_risk_groups)
+
+
+class Owners(_Strict):
+    """Who owns some services: a Normal change on any of them also needs their approval."""
+
+    #: Service names or glob patterns (`payments-*`), matched without regard to case.
+    services: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = Field(min_length=1)
+    groups: tuple[GroupId, ...] = ()
+    users: tuple[UserId, ...] = ()
+    #: How many of them must approve.
+    approvals: int = Field(1, ge=1, le=10)
+    #: How the card names the rule; empty: "Owners of" the services above.
+    name: str = Field("", max_length=80)
+
+    @model_validator(mode="after")
+    def _someone(self) -> Owners:
+        if not (self.groups or self.users):
+            raise ValueError(
+                "groups: name at least one Slack user group (or, under users, a user) that "
+                "owns these services; an entry nobody owns would hold every change on them"
+            )
+        return self
+
+    @property
+    def approvers(self) -> Approvers:
+        return Approvers(users=self.users, groups=self.groups)
+
+    @property
+    def label(self) -> str:
+        return self.name or f"Owners of {', '.join(self.services)}"
+
+    def owns(self, service: str) -> bool:
+        return any(fnmatchcase(service.lower(), p.lower()) for p in self.services)
 
 
 class Emergency(_Strict):
@@ -203,6 +246,8 @@ class Policy(_Strict):
     gate: Gate = Gate()
     freeze: tuple[Freeze, ...] = ()
     risk: Questionnaire = Questionnaire()
+    #: Who owns which services (workflows/approval_rules.py); none: the approvers above alone.
+    owners: tuple[Owners, ...] = ()
 
     @model_validator(mode="after")
     def _cross_check(self) -> Policy:
@@ -241,9 +286,32 @@ class Policy(_Strict):
         return self.approvals.normal + extra
 
     def may_approve(self, actor: Actor, classification: Classification) -> bool:
+        """Whether the person may approve some changes of this classification: for Normal
+        changes, the approvers, the owners of any service and the high-risk approvers (which
+        changes each may approve is workflows.approval_rules.may_approve's answer)."""
         if classification is Classification.EMERGENCY:
             return self.emergency_approvers.includes(actor)
-        return self.approvers.includes(actor)
+        return any(approvers.includes(actor) for approvers in self.normal_approvers)
+
+    @property
+    def normal_approvers(self) -> tuple[Approvers, ...]:
+        """Everyone named for Normal changes, rule by rule."""
+        return (
+            self.approvers,
+            *(owners.approvers for owners in self.owners),
+            self.approvals.high_risk_approvers,
+        )
+
+    def owners_of(self, services: Iterable[str]) -> list[tuple[Owners, tuple[str, ...]]]:
+        """The owner entries whose patterns match any of `services`, each with the services
+        it matches, in the policy's order."""
+        named = tuple(services)
+        found = []
+        for owners in self.owners:
+            matched = tuple(s for s in named if owners.owns(s))
+            if matched:
+                found.append((owners, matched))
+        return found
 
     @property
     def emergency_approvers(self) -> Approvers:

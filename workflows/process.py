@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
+from workflows import approval_rules
 from workflows.audit import AuditEntry
 from workflows.chase import Owed
 from workflows.errors import ValidationFailed
@@ -56,8 +57,12 @@ class Requested:
     change: Change
     conflicts: tuple[Conflict, ...]
 
+    @property
+    def ref(self) -> str:
+        return self.change.ref
 
-def request(
+
+def request_change(
     uow: UnitOfWork,
     clock: Clock,
     policy: Policy,
@@ -90,22 +95,6 @@ def request(
         uow.changes.save(change)
         uow.commit()
     return Requested(change, tuple(found))
-
-
-def request_change(
-    uow: UnitOfWork,
-    clock: Clock,
-    policy: Policy,
-    actor: Actor,
-    details: ChangeDetails,
-    *,
-    submit: bool = True,
-    requested_in: str = "",
-) -> Change:
-    """`request`, for a caller that needs the change alone."""
-    return request(
-        uow, clock, policy, actor, details, submit=submit, requested_in=requested_in
-    ).change
 
 
 def _conflicting(uow: UnitOfWork, change: Change) -> dict[str, Any]:
@@ -319,10 +308,11 @@ def approve(
             **({"stands_for": stands_for} if compressed else {}),
             **({"retrospective": True} if retrospective else {}),
             **conflicting,
+            **_counts_for(change, policy, actor),
         )
         if compressed:
             _compress_review_and_test(step, actor)
-        change.approvals += (Approval(actor.user_id, step.at, comment),)
+        change.approvals += (Approval(actor.user_id, step.at, comment, groups=actor.groups),)
         if retrospective:
             change.retro_approval_owed = False
             uow.obligations.settle(Owed.RETROSPECTIVE_APPROVAL, number, step.at)
@@ -330,6 +320,15 @@ def approve(
         elif quorum_met(change, _attempt(actor, policy, conflicting)) is None:
             step.move(Action.AUTHORISE, _SYSTEM, approvers=list(change.approvers()))
     return change
+
+
+def _counts_for(change: Change, policy: Policy, actor: Actor) -> dict[str, Any]:
+    """For a change with several approval rules, the rules an approval counts toward, as the
+    approver's groups stood when approving: the audit trail's answer to "as whom?"."""
+    rules = approval_rules.rules_for(change, policy)
+    if len(rules) < 2:
+        return {}
+    return {"counts_for": [rule.name for rule in rules if rule.includes(actor)]}
 
 
 def _compress_review_and_test(step: _Step, actor: Actor) -> None:

@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Generic, TypeVar
 
+from workflows import approval_rules
+from workflows.approval_rules import RuleKind
 from workflows.errors import NotAllowed, TransitionNotAllowed
 from workflows.events import Happened
 from workflows.model import Actor, Change, Classification, Stage, is_pipeline
@@ -154,13 +156,13 @@ def is_emergency(change: Change, _: Attempt) -> str | None:
 
 
 def quorum_met(change: Change, attempt: Attempt) -> str | None:
-    needed = attempt.policy.required_approvals(
-        change.classification, change.risk, conflicts=attempt.conflicts
-    )
-    have = len(change.approvers())
-    if have < needed:
+    unmet = approval_rules.unmet(change, attempt.policy, conflicts=attempt.conflicts)
+    if not unmet:
+        return None
+    if len(unmet) == 1 and unmet[0].rule.kind in (RuleKind.GENERAL, RuleKind.EMERGENCY):
+        have, needed = len(unmet[0].approved_by), unmet[0].needed
         return f"it has {have} of the {needed} approvals it needs."
-    return None
+    return f"it still needs {approval_rules.owed(unmet)}."
 
 
 def not_deploying(change: Change, _: Attempt) -> str | None:
@@ -237,10 +239,16 @@ def not_own_change(change: Change, attempt: Attempt) -> str | None:
 
 
 def approver(change: Change, attempt: Attempt) -> str | None:
-    if not attempt.policy.may_approve(attempt.actor, change.classification):
-        kind = "emergency " if change.classification is Classification.EMERGENCY else ""
-        return f"Only {kind}approvers named in the change policy can do that."
-    return None
+    if approval_rules.may_approve(attempt.actor, change, attempt.policy):
+        return None
+    if change.classification is Classification.EMERGENCY:
+        return "Only emergency approvers named in the change policy can do that."
+    if approval_rules.rules_for(change, attempt.policy)[1:]:
+        return (
+            f"Only approvers named in the change policy for {change.ref} (its approvers, the "
+            "owners of its services, or its high-risk approvers) can do that."
+        )
+    return "Only approvers named in the change policy can do that."
 
 
 def not_yet_approved_by_actor(change: Change, attempt: Attempt) -> str | None:

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from workflows import approval_rules
+from workflows.approval_rules import RuleProgress
 from workflows.followup import owed_documents
 from workflows.freezes import Occurrence, over_change
 from workflows.model import FIVE_STAGES, Change, Classification, Stage
@@ -50,6 +52,8 @@ class Standing:
     #: Open changes whose windows overlap its window on a service both name: each card
     #: shows the others, and the policy may ask one more approval for them.
     conflicts: tuple[Conflict, ...] = ()
+    #: Its approval rules (the general one first), each met or not; none for Standard.
+    rules: tuple[RuleProgress, ...] = ()
 
     @property
     def frozen(self) -> tuple[Occurrence, ...]:
@@ -60,7 +64,7 @@ class Standing:
 
     @property
     def authorised(self) -> bool:
-        return len(self.approvers) >= self.approvals_needed
+        return all(rule.met for rule in self.rules)
 
     @property
     def break_glass_open(self) -> bool:
@@ -79,14 +83,18 @@ def standing(
     policy: Policy,
     now: datetime | None = None,
     conflicts: tuple[Conflict, ...] = (),
+    members: Mapping[str, frozenset[str]] | None = None,
 ) -> Standing:
-    """`conflicts`: what the schedule says collides with it (ChangeRepository.conflicts)."""
+    """`conflicts`: what the schedule says collides with it (ChangeRepository.conflicts);
+    `members`: the people in the policy's user groups, where known, so a rule nobody else can
+    meet says so."""
     needed = policy.required_approvals(change.classification, change.risk, conflicts=len(conflicts))
     approvers = change.approvers()
+    rules = approval_rules.progress(change, policy, conflicts=len(conflicts), members=members)
     return Standing(
         change=change,
         now=now,
-        stages_done=_stages_done(change, len(approvers) >= needed),
+        stages_done=_stages_done(change, all(rule.met for rule in rules)),
         approvers=approvers,
         approvals_needed=needed,
         documents_owed=_documents_owed(change),
@@ -100,6 +108,7 @@ def standing(
         moves=tuple(available_actions(change, policy, now)),
         freezes=_freezes(change, policy, now),
         conflicts=conflicts,
+        rules=rules,
     )
 
 

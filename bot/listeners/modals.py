@@ -34,7 +34,9 @@ async def request_submitted(
     actor = Actor(body["user"]["id"])
     try:
         details = forms.parse_request(_values(view), await services.current_policy())
-        requested = await services.run(process.request, actor, details, requested_in=_origin(view))
+        requested = await services.run(
+            process.request_change, actor, details, requested_in=_origin(view)
+        )
     except (ValidationFailed, PolicyViolation) as error:
         await ack(response_action="errors", errors=forms.errors_for(error, view=view))
         return

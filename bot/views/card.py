@@ -25,6 +25,7 @@ from bot.views.common import (
     section,
     to_dicts,
 )
+from workflows.approval_rules import RuleProgress
 from workflows.model import FIVE_STAGES, Change, Classification, Stage
 from workflows.policy import Policy
 from workflows.risk import drivers, format_number, score
@@ -411,6 +412,11 @@ def _approvals(shown: Standing, policy: Policy) -> str:
         return text.render_macro(
             "card.j2", "pre_approved", procedure=procedure, version=followed or procedure.version
         )
+    rules = shown.rules
+    # One rule is shown as it always was, unless only people in charge of the change are in
+    # it (a policy naming nobody at all is `changebot policy check`'s to say, not each card's).
+    if len(rules) > 1 or any(rule.stuck and not rule.rule.approvers.is_empty for rule in rules):
+        return _rules(rules)
     name = (
         "emergency_approvals" if change.classification is Classification.EMERGENCY else "approvals"
     )
@@ -421,6 +427,27 @@ def _approvals(shown: Standing, policy: Policy) -> str:
         needed=shown.approvals_needed,
         approvers=list(shown.approvers),
     )
+
+
+def _rules(rules: Sequence[RuleProgress]) -> str:
+    """Each approval rule on a line of its own, met or not, and one nobody else can meet."""
+    met = sum(rule.met for rule in rules)
+    lines = [text.render_macro("card.j2", "approval_rules", met=met, count=len(rules))]
+    lines += [
+        text.render_macro(
+            "card.j2",
+            "approval_rule",
+            rule=rule.rule.name,
+            services=list(rule.rule.services),
+            have=len(rule.approved_by),
+            needed=rule.needed,
+            approved_by=list(rule.approved_by),
+            met=rule.met,
+            stuck=rule.stuck,
+        )
+        for rule in rules
+    ]
+    return "\n".join(lines)
 
 
 def _links(change: Change) -> str:

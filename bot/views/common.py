@@ -78,6 +78,9 @@ def change_line(shown: Standing) -> str:
     """One change on one line: reference, title, stage, classification, the approvals it
     still waits for, and a review owed."""
     change = shown.change
+    # With owners or high-risk approvers to hear from, a count of approvals would mislead.
+    rules = len(shown.rules) > 1
+    have = sum(rule.met for rule in shown.rules) if rules else len(shown.approvers)
     return text.render_macro(
         "lists.j2",
         "change_line",
@@ -86,8 +89,9 @@ def change_line(shown: Standing) -> str:
         stage=change.stage.label,
         classification=change.classification.label,
         emoji=CLASSIFICATION_EMOJI[change.classification],
-        approvals=len(shown.approvers) if change.stage is Stage.APPROVE else None,
-        needed=shown.approvals_needed,
+        approvals=have if change.stage is Stage.APPROVE else None,
+        needed=len(shown.rules) if rules else shown.approvals_needed,
+        rules=rules,
         review_owed=change.review_owed,
         due_at=change.review_due_at,
         overdue=shown.review_overdue,

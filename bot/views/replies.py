@@ -14,12 +14,14 @@ from typing import Any
 
 from bot import text
 from bot.views.common import document_label, scope_name
+from workflows import approval_rules
+from workflows.approval_rules import RuleKind
 from workflows.audit import AuditEntry, moment_in
 from workflows.chase import Owed
 from workflows.durations import format_duration
 from workflows.events import NOTICED, Happened
 from workflows.model import Change, Classification, GateStatus, Stage
-from workflows.policy import Policy
+from workflows.policy import Approvers, Policy
 from workflows.risk import format_number
 
 Context = dict[str, Any]
@@ -84,6 +86,39 @@ def ungated_notice(entry: AuditEntry, change: Change) -> str:
         reason=_text(d.get("reason")),
     )
     return text.truncate(line, text.MESSAGE_TEXT_LIMIT)
+
+
+def approval_wanted(policy: Policy, change: Change) -> str:
+    """Who to ask for approval of the change, and the line asking them: the policy's approvers
+    (as `approvers_mention`), and for each of its owner and high-risk rules not yet met, only
+    the people of that rule; "" when the policy names nobody to ask."""
+    rules = approval_rules.progress(change, policy)
+    if len(rules) <= 1:
+        mention = approvers_mention(policy, change.classification)
+        return f"{mention} this change is waiting for your approval." if mention else ""
+    lines = []
+    for one in rules:
+        who = _mention_all(one.rule.approvers)
+        if one.met or not who:
+            continue
+        general = one.rule.kind is RuleKind.GENERAL
+        lines.append(
+            text.render_macro(
+                "replies.j2",
+                "approval_wanted",
+                who=who,
+                rule="" if general else one.rule.name,
+                services=list(one.rule.services),
+                needed=one.missing,
+            )
+        )
+    return "\n".join(lines)
+
+
+def _mention_all(approvers: Approvers) -> text.Mrkdwn:
+    groups = [text.group_mention(group) for group in approvers.groups]
+    users = [text.mention(user) for user in approvers.users]
+    return text.Mrkdwn(" ".join([*groups, *users]))
 
 
 def approvers_mention(policy: Policy, classification: Classification) -> str:
@@ -168,9 +203,17 @@ def _approved(entry: AuditEntry, change: Change, policy: Policy) -> Context:
     approvers = list(change.approvers())
     # Counted on the change as it is now; an approval since withdrawn is shown without one.
     count = approvers.index(entry.actor) + 1 if entry.actor in approvers else None
+    rules = approval_rules.progress(change, policy)
+    several = len(rules) > 1 and not entry.details.get("retrospective")
     return {
         "count": count,
         "needed": policy.required_approvals(change.classification, change.risk),
+        # With several rules, what counts is which of them the approval is for.
+        "counts_for": [r.rule.name for r in rules if entry.actor in r.approved_by]
+        if several
+        else [],
+        "rules_met": sum(r.met for r in rules),
+        "rules": len(rules),
         "stands_for": _names(entry.details.get("stands_for")),
         "comment": _text(entry.details.get("comment")),
         "retrospective": bool(entry.details.get("retrospective")),

@@ -92,7 +92,9 @@ class Desk:
         self, details: ChangeDetails | None = None, by: Actor = ALICE, *, submit: bool = True
     ) -> Change:
         details = details or normal_details()
-        return process.request_change(self.uow, self.clock, self.policy, by, details, submit=submit)
+        return process.request_change(
+            self.uow, self.clock, self.policy, by, details, submit=submit
+        ).change
 
     def submit(self, change: Change, by: Actor = ALICE) -> Change:
         return self._run(process.submit, change, by)

@@ -34,7 +34,7 @@ def deployed(bot: InProcess, outcome: Outcome, *, days_after_request: float) -> 
     window = Window(now + timedelta(hours=1), now + timedelta(days=days_after_request, hours=1))
     uow = SqlUnitOfWork(engine)
     details = normal_details(window=window)
-    change = process.request_change(uow, bot.clock, POLICY, REQUESTER, details)
+    change = process.request_change(uow, bot.clock, POLICY, REQUESTER, details).change
     review_test_and_approve(engine, bot.clock, change.number)
     bot.clock.advance(days=days_after_request)
     process.start_deployment(uow, bot.clock, POLICY, change.number, REQUESTER)

@@ -52,7 +52,7 @@ def seed(url: str, count: int) -> list[int]:
     numbers = []
     for _ in range(count):
         uow = SqlUnitOfWork(engine)
-        change = process.request_change(uow, clock, policy, Actor("U0ALICE"), details)
+        change = process.request_change(uow, clock, policy, Actor("U0ALICE"), details).change
         process.record_review(
             uow, clock, policy, change.number, Actor("U0BOB"), assessment="ok", risk=Level.HIGH
         )

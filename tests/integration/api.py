@@ -61,7 +61,7 @@ class Served:
         uow = SqlUnitOfWork(self.engine)
         change = process.request_change(
             uow, self.clock, POLICY, REQUESTER, normal_details(**fields)
-        )
+        ).change
         process.record_review(
             uow, self.clock, POLICY, change.number, PEER, assessment="Fine.", risk=change.risk
         )

@@ -56,7 +56,7 @@ def normal_details(title: str = "Upgrade the payments database", **fields: objec
 def request(engine: Engine, clock: Clock, title: str = "Upgrade the payments database") -> Change:
     """A Normal change, requested and submitted: in Review."""
     uow = SqlUnitOfWork(engine)
-    return process.request_change(uow, clock, POLICY, REQUESTER, normal_details(title))
+    return process.request_change(uow, clock, POLICY, REQUESTER, normal_details(title)).change
 
 
 def review_test_and_approve(engine: Engine, clock: Clock, number: int) -> Change:

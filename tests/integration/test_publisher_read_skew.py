@@ -46,7 +46,7 @@ async def test_an_approval_committed_between_the_publishers_reads_is_shown_with_
 ) -> None:
     change = process.request_change(
         SqlUnitOfWork(engine), CLOCK, POLICY, ALICE, normal_details(risk=Level.HIGH)
-    )
+    ).change
     number = change.number
     process.record_review(
         SqlUnitOfWork(engine), CLOCK, POLICY, number, BOB, assessment="Fine.", risk=Level.HIGH

@@ -141,7 +141,7 @@ def test_a_change_is_in_the_period_it_was_requested_or_deployed_in(
     )
     tomorrow = Window(clock.now() + timedelta(days=1), clock.now() + timedelta(days=1, hours=1))
     details = normal_details("Requested in December", window=tomorrow)
-    december = process.request_change(uow, clock, POLICY, REQUESTER, details)
+    december = process.request_change(uow, clock, POLICY, REQUESTER, details).change
 
     for period, expected in [
         (("2026-11-01", "2026-11-30"), {requested.ref}),

@@ -98,7 +98,9 @@ def every_field_filled(change: Change, classification: Classification) -> Change
             Evidence("UIMPLEMENTER", _at(200, PACIFIC), RTL, "retrospective"),
         ),
         approvals=(
-            Approval("UAPPROVER", _at(30, PACIFIC), "LGTM 👍", "approver"),
+            # With the groups its approver was in (which approval rules it counts toward),
+            # and one recorded before approvals recorded them.
+            Approval("UAPPROVER", _at(30, PACIFIC), "LGTM 👍", "approver", frozenset({"SCAB"})),
             Approval("UAPPROVER2", _at(31, INDIA), "", "approver"),
         ),
         rejections=(Rejection("UAPPROVER", _at(5), f"Needs a rollback {RTL}", Stage.APPROVE),),

@@ -37,7 +37,7 @@ from workflows.schedule import weeks
 def a_request(engine: Engine, clock: FakeClock, **fields: object) -> Change:
     return process.request_change(
         SqlUnitOfWork(engine), clock, POLICY, REQUESTER, normal_details(**fields)
-    )
+    ).change
 
 
 def scheduled(engine: Engine, window: Window, **kw: object) -> list[tuple[int, tuple[str, ...]]]:

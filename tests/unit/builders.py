@@ -268,7 +268,9 @@ class Desk:
         self, details: ChangeDetails | None = None, by: Actor = ALICE, *, submit: bool = True
     ) -> Change:
         details = details or normal_details()
-        return process.request_change(self.uow, self.clock, self.policy, by, details, submit=submit)
+        return process.request_change(
+            self.uow, self.clock, self.policy, by, details, submit=submit
+        ).change
 
     def submit(self, change: Change, by: Actor = ALICE, **kw: Any) -> Change:
         return process.submit(self.uow, self.clock, self.policy, change.number, by, **kw)
