@@ -55,7 +55,7 @@ def closed_successfully(bot: InProcess) -> Change:
         **run,
         actor=alice,
         details=standard_details(services=("cdn",)),
-    )
+    ).change
     process.start_deployment(
         SqlUnitOfWork(services.engine), **run, number=change.number, actor=alice
     )
