@@ -7,6 +7,7 @@ every other."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -15,6 +16,10 @@ from storage import proposals as stored
 from storage.proposals import SqlProposals, adopted_count
 from workflows.catalog import Proposal, catalog_in_force
 from workflows.policy import Policy
+
+#: A proposal's card is posted right after its form; the sweep posts it only when that
+#: has not happened this long after.
+UNPOSTED_GRACE = timedelta(seconds=30)
 
 
 class LiveCatalog:
@@ -59,6 +64,22 @@ def proven(session: Session) -> list[tuple[int, str]]:
 
 def thread_of(session: Session, number: int) -> tuple[str, str]:
     return stored.thread_of(session, number)
+
+
+def claim_posting(engine: Engine, number: int, now: datetime, origin: str) -> str | None:
+    """This replica posts the proposal's card (where it was proposed, returned), or None."""
+    with Session(engine) as session:
+        return stored.claim_posting(session, number, now, origin)
+
+
+def release_posting(engine: Engine, number: int) -> None:
+    with Session(engine) as session:
+        stored.release_posting(session, number)
+
+
+def unposted(session: Session, now: datetime) -> list[int]:
+    """Undecided proposals whose card is not in Slack (see storage.proposals.unposted)."""
+    return stored.unposted(session, now, UNPOSTED_GRACE)
 
 
 def record_thread(engine: Engine, number: int, channel: str, ts: str) -> None:

@@ -23,6 +23,7 @@ from bot.api.routes import JSON_PATHS, api_errors
 from bot.app import Bot
 from bot.calendar_feed import CalendarFeed
 from bot.github.webhook import PATH as WEBHOOK_PATH
+from bot.listeners import catalog as catalog_listeners
 from bot.names import REFRESH_SECONDS
 from storage import migrate
 from storage.uow import SqlUnitOfWork
@@ -257,6 +258,10 @@ async def _sweep(bot: Bot) -> None:
         await bot.chaser.sweep()
     except Exception:  # the timer must outlive any one bad sweep
         log.exception("the reminder sweep failed; trying again at the next tick")
+    try:
+        await catalog_listeners.post_unposted(bot.services)
+    except Exception:
+        log.exception("posting the cards of proposals failed; trying again at the next tick")
     if bot.services.traffic.quiet_for(1.0):  # between bursts: collect, give back what they freed
         memory.collect_between_bursts()
         await asyncio.to_thread(memory.trim)

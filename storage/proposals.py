@@ -3,7 +3,7 @@ document for the rest, translated explicitly as a change's row is."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, Index, func, update
@@ -158,10 +158,18 @@ def adopted_count(session: Session) -> int:
     return int(session.exec(query).one())
 
 
+#: What `thread_ts` holds while a replica posts the proposal's card: the claim and its time.
+POSTING = "posting:"
+#: A claim to post older than this died with its replica (or its attempt): taken over.
+POSTING_LEASE = timedelta(minutes=2)
+
+
 def thread_of(session: Session, number: int) -> tuple[str, str]:
     """Where the proposal's thread is (channel, ts), or ("", "") before it is posted."""
     row = session.get(ProposalRow, number)
-    return (row.channel, row.thread_ts) if row is not None else ("", "")
+    if row is None or not row.thread_ts or row.thread_ts.startswith(POSTING):
+        return ("", "")
+    return (row.channel, row.thread_ts)
 
 
 def set_thread(session: Session, number: int, channel: str, ts: str) -> None:
@@ -171,6 +179,59 @@ def set_thread(session: Session, number: int, channel: str, ts: str) -> None:
         .values(channel=channel, thread_ts=ts)
     )
     session.commit()
+
+
+def claim_posting(session: Session, number: int, now: datetime, origin: str = "") -> str | None:
+    """Claim the posting of a proposal's card, compare-and-set: None when it is posted
+    already or another replica is posting it now; else where it was proposed (`origin`, kept
+    for a later try), and this replica posts it."""
+    row = session.get(ProposalRow, number)
+    if row is None or (row.thread_ts and not _claim_lapsed(row.thread_ts, now)):
+        return None
+    where = row.channel or origin
+    claimed = session.execute(
+        update(ProposalRow)
+        .where(col(ProposalRow.number) == number)
+        .where(col(ProposalRow.thread_ts) == row.thread_ts)
+        .values(channel=where, thread_ts=f"{POSTING}{now.timestamp():.0f}")
+    )
+    session.commit()
+    return where if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def release_posting(session: Session, number: int) -> None:
+    """The card could not be posted: the next sweep tries again."""
+    session.execute(
+        update(ProposalRow)
+        .where(col(ProposalRow.number) == number)
+        .where(col(ProposalRow.thread_ts).startswith(POSTING))
+        .values(thread_ts="")
+    )
+    session.commit()
+
+
+def unposted(session: Session, now: datetime, grace: timedelta) -> list[int]:
+    """Undecided proposals whose card is not in Slack: never posted (and proposed more than
+    `grace` ago, so the post that follows the form goes first), or claimed by a post that
+    lapsed."""
+    query = select(ProposalRow.number, ProposalRow.thread_ts, ProposalRow.created_at).where(
+        col(ProposalRow.stage) == ProposalStage.PROPOSED.value,
+        (col(ProposalRow.thread_ts) == "") | col(ProposalRow.thread_ts).startswith(POSTING),
+    )
+    found: list[int] = []
+    for number, ts, created in session.exec(query):
+        if number is not None and (
+            (not ts and created < now - grace) or (ts and _claim_lapsed(ts, now))
+        ):
+            found.append(number)
+    return found
+
+
+def _claim_lapsed(ts: str, now: datetime) -> bool:
+    if not ts.startswith(POSTING):
+        return False
+    claimed = datetime.fromtimestamp(float(ts.removeprefix(POSTING)), now.tzinfo)
+    return claimed < now - POSTING_LEASE
 
 
 def proven_changes(session: Session, limit: int = 100) -> list[tuple[int, str]]:

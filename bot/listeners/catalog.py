@@ -165,26 +165,45 @@ async def _approve(where: Where, services: Services, number: int) -> None:
 
 async def _post_thread(services: Services, number: int, origin: str) -> None:
     """The proposal's card, at the root of its thread: in the changes channel, else where
-    it was proposed, else in the proposer's messages with the app."""
+    it was proposed, else in the proposer's messages with the app. Claimed first, so one
+    replica posts it; when Slack fails, the claim is given back and the sweep tries again
+    (post_unposted), so no proposal is left without its card."""
+    claimed = await asyncio.to_thread(
+        catalog.claim_posting, services.engine, number, services.clock.now(), origin
+    )
+    if claimed is None:
+        return
     policy = await services.current_policy()
     proposal = await services.query(catalog.proposal, number)
-    channel = policy.channels.changes or (origin if origin[:1] in ("C", "G") else "")
+    channel = policy.channels.changes or (claimed if claimed[:1] in ("C", "G") else "")
     try:
         posted = await services.client.chat_postMessage(
             channel=channel or proposal.proposer, **views.proposal_message(proposal, policy)
         )
     except SlackApiError as error:
-        log.warning("could not post %s: %s", proposal.ref, error.response.get("error"))
-        await tell(
-            services.client,
-            Where(proposal.proposer, ""),
-            f"{proposal.ref} is proposed, but I could not post it for its decision "
-            f"({error.response.get('error')}): ask the policy owner to look at it.",
-        )
+        why = error.response.get("error")
+        log.warning("could not post %s (%s); trying again at the next sweep", proposal.ref, why)
+        await asyncio.to_thread(catalog.release_posting, services.engine, number)
+        if origin:  # the first try, right after the form: tell the proposer once
+            await tell(
+                services.client,
+                Where(proposal.proposer, ""),
+                f"{proposal.ref} is proposed, but Slack would not take its card for the "
+                f"decision yet ({why}); I will post it again shortly.",
+            )
         return
     await asyncio.to_thread(
         catalog.record_thread, services.engine, number, posted["channel"], posted["ts"]
     )
+
+
+async def post_unposted(services: Services) -> int:
+    """Post the cards of undecided proposals that are not in Slack (Slack failed, or the
+    replica stopped before posting): called by the timer's sweep. How many were tried."""
+    numbers = await services.query(catalog.unposted, services.clock.now())
+    for number in numbers:
+        await _post_thread(services, number, "")
+    return len(numbers)
 
 
 async def _show_decision(services: Services, proposal: Proposal) -> None:

@@ -14,6 +14,8 @@ import pytest
 from sqlmodel import Session
 
 from bot import ids
+from bot.catalog import thread_of
+from bot.listeners.catalog import post_unposted
 from bot.views.card import card
 from bot.views.proposals import Proposing, parse_draft, proposal_message
 from storage.repositories import SqlChanges
@@ -28,7 +30,14 @@ from tests.bot.blockkit import (
 from tests.bot.changes import a_policy, every_change
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually, policy_toml
-from tests.e2e.steps import CHANGES, cards, latest, open_request_form, pick_classification
+from tests.e2e.steps import (
+    CHANGES,
+    cards,
+    latest,
+    open_request_form,
+    pick_classification,
+    quiet,
+)
 from tests.unit.builders import NOW, standard_details
 from workflows import followup, process
 from workflows.catalog import Draft, Proposal, ProposalKind, ProposalStage, open_proposal_actions
@@ -362,3 +371,27 @@ def test_a_past_change_the_form_did_not_offer_is_refused_on_its_field() -> None:
         parse_draft(values, Proposing(ProposalKind.ADD))
 
     assert refused.value.field == "evidence"
+
+
+async def test_a_card_slack_refused_is_posted_by_the_next_sweep_once(bot: InProcess) -> None:
+    closed_successfully(bot)
+    await open_proposal_form(bot)
+    await quiet(bot.slack, 0.5)  # the closed change's own messages are out first
+    bot.slack.fail_next("chat.postMessage", "not_in_channel")
+    answer = await bot.driver.submit_modal(ALICE, proposal_values())
+    assert answer.status == 200 and not (answer.body or {}).get("errors"), answer.text
+    await eventually(
+        lambda: any(
+            "I will post it again shortly" in m.get("text", "") for m in bot.slack.dms(ALICE)
+        )
+    )
+    assert proposal_card(bot) is None
+
+    services = bot.bot.services
+    assert await post_unposted(services) == 0  # within its grace: the form's own post goes first
+    bot.clock.advance(minutes=1)
+    assert await post_unposted(services) == 1
+    posted = await eventually(lambda: proposal_card(bot))
+    assert await services.query(thread_of, 1) == (posted["channel"], posted["ts"])
+    assert await post_unposted(services) == 0  # posted: never twice
+    assert len([m for m in cards(bot.slack) if "STD-0001" in str(m.get("blocks"))]) == 1
