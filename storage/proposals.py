@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Column, Index, func, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from storage.tables import ChangeRow, _Document, _when
+from storage.tables import ChangeRow, _Document, _when, compare_and_set
 from workflows.catalog import Draft, Proposal, ProposalKind, ProposalStage, format_ref
-from workflows.errors import NotFound, StaleChange
+from workflows.errors import NotFound
 from workflows.model import Outcome, Stage
 
 Json = dict[str, Any]
@@ -116,21 +116,15 @@ class SqlProposals:
         """Compare-and-set on the version, as a change's save."""
         values = _values(proposal)
         del values["created_at"]
-        statement = (
-            update(ProposalRow)
-            .where(col(ProposalRow.number) == proposal.number)
-            .where(col(ProposalRow.version) == proposal.version)
-            .values(version=proposal.version + 1, **values)
-            .execution_options(synchronize_session=False)
+        compare_and_set(
+            self.session,
+            ProposalRow,
+            proposal.number,
+            proposal.version,
+            values,
+            "catalog proposal",
+            proposal.ref,
         )
-        result = self.session.execute(statement)
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            self.session.expire_all()
-            current = self.session.get(ProposalRow, proposal.number)
-            if current is None:
-                raise NotFound("catalog proposal", proposal.ref)
-            raise StaleChange(proposal.ref, proposal.version, current.version)
-        self.session.expire_all()
         proposal.version += 1
 
     def open_for(self, procedure_id: str) -> list[Proposal]:

@@ -32,9 +32,15 @@ from sqlmodel import Session, col, select
 from storage.db import is_sqlite
 from storage.outbox import mark_due, redraw
 from storage.rows import change_from_row, row_values
-from storage.tables import AuditEventRow, AuditHeadRow, ChangeRow, ScheduleRow
+from storage.tables import (
+    AuditEventRow,
+    AuditHeadRow,
+    ChangeRow,
+    ScheduleRow,
+    compare_and_set,
+)
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, canonical_details, chain
-from workflows.errors import NotFound, StaleChange
+from workflows.errors import NotFound
 from workflows.model import (
     Change,
     ChangeDetails,
@@ -78,21 +84,9 @@ class SqlChanges:
         """Compare-and-set on the version: a write based on an older read is refused."""
         values = row_values(change)
         del values["created_at"]
-        statement = (
-            update(ChangeRow)
-            .where(col(ChangeRow.number) == change.number)
-            .where(col(ChangeRow.version) == change.version)
-            .values(version=change.version + 1, **values)
-            .execution_options(synchronize_session=False)
+        compare_and_set(
+            self.session, ChangeRow, change.number, change.version, values, "change", change.ref
         )
-        result = self.session.execute(statement)
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            self.session.expire_all()
-            current = self.session.get(ChangeRow, change.number)
-            if current is None:
-                raise NotFound("change", change.ref)
-            raise StaleChange(change.ref, change.version, current.version)
-        self.session.expire_all()
         change.version += 1
         self._book(change)
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, text
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
+
+from workflows.errors import NotFound, StaleChange
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -119,3 +121,26 @@ class ScheduleRow(SQLModel, table=True):
     starts_at: datetime = _when()
     ends_at: datetime = _when()
     occupies: bool
+
+
+def compare_and_set(
+    session: Any, row: Any, number: int, version: int, values: dict[str, Any], what: str, ref: str
+) -> None:
+    """Write `values` to the `row` table's record `number` if it is still at `version`, and
+    move it to the next: a write based on an older read is refused (StaleChange), one about
+    a record that is gone too (NotFound)."""
+    statement = (
+        update(row)
+        .where(row.number == number)
+        .where(row.version == version)
+        .values(version=version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    result = session.execute(statement)
+    if result.rowcount != 1:
+        session.expire_all()
+        current = session.get(row, number)
+        if current is None:
+            raise NotFound(what, ref)
+        raise StaleChange(ref, version, current.version)
+    session.expire_all()
