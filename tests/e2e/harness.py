@@ -183,9 +183,11 @@ async def eventually(
     *,
     timeout: float = 20.0,
     interval: float = 0.05,
+    explain: Callable[[], str] | None = None,
 ) -> T:
     """Wait until `check` returns something truthy (the publisher works in the background)
-    and return it; None and False mean not yet."""
+    and return it; None and False mean not yet. `explain` adds what to read when it never is
+    (a bot's log, say)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
@@ -195,7 +197,8 @@ async def eventually(
         if last:
             return last  # type: ignore[no-any-return]
         if time.monotonic() > deadline:
-            raise AssertionError(f"still not true after {timeout}s (last: {last!r})")
+            more = f"\n{explain()}" if explain is not None else ""
+            raise AssertionError(f"still not true after {timeout}s (last: {last!r}){more}")
         await asyncio.sleep(interval)
 
 
