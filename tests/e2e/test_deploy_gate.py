@@ -281,9 +281,11 @@ async def test_an_answer_github_could_not_take_survives_a_crash_and_is_given_onc
         await eventually(
             lambda: held.state == "approved",
             timeout=30,
-            explain=lambda: f"the replica that died:\n{crashing.output()[-4000:]}\n"
-            f"its replacement:\n{replacement.output()[-6000:]}\n"
-            f"GitHub's calls: {[(c.path, c.status) for c in github.calls][-20:]}",
+            explain=lambda: (
+                f"the replica that died:\n{crashing.output()[-4000:]}\n"
+                f"its replacement:\n{replacement.output()[-6000:]}\n"
+                f"GitHub's calls: {[(c.path, c.status) for c in github.calls][-20:]}"
+            ),
         )
         await asyncio.sleep(1.0)
         assert len([a for a in github.answers() if "/runs/9002/" in a.path]) == 1
