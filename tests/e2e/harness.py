@@ -151,12 +151,18 @@ class BotProcess:
                     raise RuntimeError(f"changebot exited early:\n{self.output()}")
                 try:
                     async with session.get(self.url + path) as response:
-                        if response.status == 200:
+                        # Ours, not a process of another test that took the port first (a
+                        # port free when asked for may be bound by anyone before the bot):
+                        # only the bot that bound it says it is listening on it.
+                        if response.status == 200 and self.listening():
                             return
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.1)
         raise RuntimeError(f"changebot did not come up in {timeout}s:\n{self.output()}")
+
+    def listening(self) -> bool:
+        return f"changebot listening on {self.url}/" in self.output()
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
