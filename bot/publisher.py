@@ -85,6 +85,11 @@ class _Delivery:
     conflicts: tuple[Conflict, ...] = ()
     threads: dict[int, tuple[str, str]] = field(default_factory=dict)
     progressed: bool = False
+    #: Progress made but not yet written: it goes with the next write, which comes before
+    #: the next message is posted (a post not on record could be posted twice) or is the
+    #: release itself. A card drawn again is the only other thing held back: a card updated
+    #: but not on record is only updated again.
+    pending: dict[str, object] = field(default_factory=dict)
 
 
 class Publisher(SlackWorker[Publication]):
@@ -135,7 +140,9 @@ class Publisher(SlackWorker[Publication]):
             delivery = _Delivery(pub, change, pub.channel, pub.thread_ts, conflicts, threads)
             await self._show_card(delivery)
             await self._deliver_effects(delivery, events)
-            await self._release(pub.number, due_at=None, claimed_due_at=pub.due_at)
+            await self._release(
+                pub.number, due_at=None, claimed_due_at=pub.due_at, progress=delivery.pending
+            )
         except LeaseLost:
             log.info("lost the lease on %s to another replica", pub.number)
         except Exception as error:
@@ -144,7 +151,7 @@ class Publisher(SlackWorker[Publication]):
             # what failed may have landed in Slack, so the next delivery looks before posting.
             if delivery is not None and delivery.progressed:
                 pub = replace(pub, attempts=min(pub.attempts, 1))
-            await self._failed(pub, error)
+            await self._failed(pub, error, delivery.pending if delivery is not None else {})
 
     def _load(
         self, session: Session, pub: Publication
@@ -180,8 +187,8 @@ class Publisher(SlackWorker[Publication]):
             if d.pub.mirror_ts:
                 await self._update_mirror(d, shown)
         await self._mirror(d, shown)
-        await self._progress(
-            d.pub.number, card_version=d.change.version, refresh_at=standing_now.changes_at
+        d.pending.update(
+            outbox.card_drawn(d.change.version, standing_now.changes_at, d.pub.refresh_at)
         )
         d.progressed = d.progressed or sends  # a card already current is no progress
 
@@ -232,7 +239,8 @@ class Publisher(SlackWorker[Publication]):
         else:
             response = await self._post_joining(channel, {**shown, "metadata": marker})
             d.channel, d.thread_ts = response["channel"], response["ts"]
-        await self._progress(d.pub.number, channel=d.channel, thread_ts=d.thread_ts)
+        await self._progress(d.pub.number, channel=d.channel, thread_ts=d.thread_ts, **d.pending)
+        d.pending.clear()
         if note:
             await self.client.chat_postMessage(channel=d.channel, thread_ts=d.thread_ts, text=note)
         else:
@@ -273,12 +281,13 @@ class Publisher(SlackWorker[Publication]):
         for event in events:
             effects = effects_for(event.entry, d.change, self.policy)
             for index in range(start, len(effects)):
+                await self._write_pending(d)
                 await self._send(d, effects[index], _marker(d.change, event.seq, index), careful)
                 careful = False
                 d.progressed = True
-                await self._progress(d.pub.number, effect_index=index + 1)
+                d.pending.update(effect_index=index + 1)
             start = 0
-            await self._progress(d.pub.number, published_seq=event.seq, effect_index=0)
+            d.pending.update(published_seq=event.seq, effect_index=0)
 
     async def _send(
         self, d: _Delivery, effect: Effect, marker: dict[str, Any], careful: bool
@@ -306,6 +315,11 @@ class Publisher(SlackWorker[Publication]):
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
+    async def _write_pending(self, d: _Delivery) -> None:
+        if d.pending:
+            await self._progress(d.pub.number, **d.pending)
+            d.pending.clear()
+
     async def _progress(self, number: int, **values: object) -> None:
         """Record progress under the lease (LeaseLost if another replica took it over)."""
         now = self.clock.now()
@@ -320,7 +334,9 @@ class Publisher(SlackWorker[Publication]):
         attempts: int = 0,
         error: str = "",
         claimed_due_at: datetime | None = None,
+        progress: dict[str, object] | None = None,
     ) -> None:
+        """Give the lease back, writing the `progress` not yet written with it."""
         await self.in_session(
             outbox.release,
             number,
@@ -330,21 +346,27 @@ class Publisher(SlackWorker[Publication]):
             attempts=attempts,
             last_error=error,
             claimed_due_at=claimed_due_at,
+            progress=progress or {},
         )
 
-    async def _failed(self, pub: Publication, error: Exception) -> None:
+    async def _failed(
+        self, pub: Publication, error: Exception, progress: dict[str, object]
+    ) -> None:
+        """Back off as the error says; what got through before it (`progress`) is kept."""
         if isinstance(error, TimeoutError | OSError | aiohttp.ClientError):
-            await self._retry_later(pub, f"Slack did not answer ({error!r})", RETRY_FIRST)
+            await self._retry_later(pub, f"Slack did not answer ({error!r})", RETRY_FIRST, progress)
             return
         if not isinstance(error, SlackApiError):  # one broken change must not hold up others
             log.error("could not publish change %s; backing off", pub.number, exc_info=error)
-            await self._retry_later(pub, f"internal error: {type(error).__name__}", 30.0)
+            await self._retry_later(pub, f"internal error: {type(error).__name__}", 30.0, progress)
             return
         code = str(error.response.get("error") or f"HTTP {error.response.status_code}")
         if error.response.status_code == 429 or code == "ratelimited":
             wait = float(error.response.headers.get("Retry-After", RETRY_FIRST) or RETRY_FIRST)
             # Refused, so nothing was posted: no backoff, nothing uncertain to look for.
-            await self._retry_later(pub, code, max(wait, 1.0), backoff=False, failed=False)
+            await self._retry_later(
+                pub, code, max(wait, 1.0), progress, backoff=False, failed=False
+            )
         elif code in NEEDS_A_PERSON:
             if (pub.number, code) not in self._told:
                 self._told.add((pub.number, code))
@@ -355,9 +377,9 @@ class Publisher(SlackWorker[Publication]):
                     code,
                 )
                 await self._tell_requester(pub, code)
-            await self._retry_later(pub, code, 60.0)
+            await self._retry_later(pub, code, 60.0, progress)
         else:
-            await self._retry_later(pub, code, RETRY_FIRST)
+            await self._retry_later(pub, code, RETRY_FIRST, progress)
 
     async def _tell_requester(self, pub: Publication, code: str) -> None:
         """The person whose change cannot be shown hears why and what fixes it, once."""
@@ -371,13 +393,19 @@ class Publisher(SlackWorker[Publication]):
             log.warning("could not tell the requester of change %s: %s", pub.number, error)
 
     async def _retry_later(
-        self, pub: Publication, why: str, first: float, backoff: bool = True, failed: bool = True
+        self,
+        pub: Publication,
+        why: str,
+        first: float,
+        progress: dict[str, object],
+        backoff: bool = True,
+        failed: bool = True,
     ) -> None:
         delay = min(first * (2**pub.attempts if backoff else 1), RETRY_MAX)
         due = self.clock.now() + timedelta(seconds=delay)
         log.warning("change %s: Slack refused (%s); retrying in %.0fs", pub.number, why, delay)
         attempts = pub.attempts + 1 if failed else pub.attempts
-        await self._release(pub.number, due_at=due, attempts=attempts, error=why)
+        await self._release(pub.number, due_at=due, attempts=attempts, error=why, progress=progress)
 
 
 def _load(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, case, func, update
+from sqlalchemy import Table, and_, case, func, literal, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -110,6 +110,23 @@ def redraw(session: Session, numbers: Collection[int], at: datetime) -> None:
             attempts=case((attempts > 1, 1), else_=attempts),
         )
     )
+
+
+def card_drawn(
+    version: int, refresh_at: datetime | None, seen: datetime | None
+) -> dict[str, object]:
+    """The progress of a card drawn at the change's `version`, to draw again by time alone at
+    `refresh_at`; unless a redraw was asked for since the delivery was claimed (the row's
+    `refresh_at` is no longer the `seen` one: another change came to conflict with this one,
+    or stopped): that redraw stands, or it would be lost."""
+    current = _PUBLICATIONS.c.refresh_at
+    return {
+        "card_version": version,
+        "refresh_at": case(
+            (current.is_not_distinct_from(seen), literal(refresh_at, current.type)),
+            else_=current,
+        ),
+    }
 
 
 def threads(session: Session, numbers: Collection[int]) -> dict[int, tuple[str, str]]:
@@ -210,10 +227,13 @@ def release(
     attempts: int = 0,
     last_error: str = "",
     claimed_due_at: datetime | None = None,
+    progress: dict[str, object] | None = None,
 ) -> bool:
     """Give the lease back: done (due_at None, unless news arrived since it was claimed, due
-    at `claimed_due_at`) or retry later."""
+    at `claimed_due_at`) or retry later; with the delivery's `progress` not yet written, in
+    the same statement."""
     values: dict[str, object] = {
+        **(progress or {}),
         "lease_owner": "",
         "lease_until": None,
         "attempts": attempts,

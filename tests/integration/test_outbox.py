@@ -104,6 +104,58 @@ def test_a_redraw_asked_while_a_card_is_delivered_is_not_lost_at_the_same_moment
     assert again.number == number
 
 
+def test_a_redraw_asked_while_a_card_is_drawn_is_drawn_after_it(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """Another change comes to overlap this one after its card was claimed and drawn, before
+    the delivery is written down: the card drawn has no time of its own to be drawn again,
+    but the redraw asked for meanwhile must stand, or the card would never show the overlap
+    (the next delivery draws a card only if its change moved or its redraw time came)."""
+    number = request(engine, clock).number
+    now = clock.now()
+    asked = now + timedelta(seconds=1)
+    with Session(engine) as session:
+        [claimed] = outbox.claim_due(session, "replica-a", now, timedelta(seconds=30), 10)
+        outbox.redraw(session, [number], asked)  # another change's delivery, meanwhile
+        session.commit()
+        drawn = outbox.card_drawn(0, None, claimed.refresh_at)
+        outbox.release(
+            session,
+            number,
+            "replica-a",
+            now,
+            due_at=None,
+            claimed_due_at=claimed.due_at,
+            progress={"published_seq": 10**6, **drawn},
+        )
+        [again] = outbox.claim_due(
+            session, "replica-b", asked + timedelta(seconds=1), timedelta(seconds=30), 10
+        )
+    assert again.card_version == 0 and again.published_seq == 10**6  # the progress is kept
+    assert again.refresh_at == asked  # and the redraw asked for meanwhile
+
+
+def test_a_card_drawn_with_nothing_asked_meanwhile_takes_its_own_redraw_time(
+    engine: Engine, clock: FakeClock
+) -> None:
+    number = request(engine, clock).number
+    now = clock.now()
+    opens = now + timedelta(hours=3)  # break-glass opens then, say
+    with Session(engine) as session:
+        [claimed] = outbox.claim_due(session, "replica-a", now, timedelta(seconds=30), 10)
+        outbox.release(
+            session,
+            number,
+            "replica-a",
+            now,
+            due_at=None,
+            claimed_due_at=claimed.due_at,
+            progress={"published_seq": 10**6, **outbox.card_drawn(0, opens, claimed.refresh_at)},
+        )
+        [again] = outbox.claim_due(session, "replica-b", opens, timedelta(seconds=30), 10)
+    assert again.refresh_at == opens
+
+
 def test_a_step_of_two_events_marks_its_change_due_once(engine: Engine, clock: FakeClock) -> None:
     """An approval that meets the quorum writes two events (approved, authorised); the
     second has nothing to add to the first's mark, so it costs no statements of its own."""
