@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import cast
 
-from sqlalchemy import Table, and_, case, func, literal, update
+from sqlalchemy import Insert, Table, and_, bindparam, case, func, literal, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -76,17 +77,27 @@ def mark_due(session: Session, number: int, at: datetime) -> None:
     due: a publisher delivering it meanwhile must see that there is news (its release then
     keeps the row due; see below).
     """
-    dialect = sqlite if is_sqlite(session.get_bind()) else postgresql
-    statement = dialect.insert(_PUBLICATIONS).values(number=number, due_at=at, **_NEW)
+    session.execute(_marking(is_sqlite(session.get_bind())), {"number": number, "due_at": at})
+
+
+@cache
+def _marking(on_sqlite: bool) -> Insert:
+    """mark_due's statement, built once per dialect: every step of every change (and each
+    first answer of the gate) runs it."""
+    dialect = sqlite if on_sqlite else postgresql
+    statement = dialect.insert(_PUBLICATIONS).values(
+        number=bindparam("number"), due_at=bindparam("due_at"), **_NEW
+    )
     attempts = _PUBLICATIONS.c.attempts
-    session.execute(
+    return cast(
+        Insert,
         statement.on_conflict_do_update(
             index_elements=["number"],
             set_={
                 "due_at": statement.excluded.due_at,
                 "attempts": case((attempts > 1, 1), else_=attempts),
             },
-        )
+        ),
     )
 
 

@@ -7,6 +7,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -58,7 +59,7 @@ class SqlChanges:
         self.session = session
         #: Where each change read here was on the calendar when read: a save that leaves it
         #: there (most do) writes no schedule rows.
-        self._booked: dict[int, _Booked] = {}
+        self._booked: dict[int, _Booked | _AsRead] = {}
 
     def add(
         self, details: ChangeDetails, requester: str, at: datetime, requested_in: str = ""
@@ -100,18 +101,18 @@ class SqlChanges:
         versions = self.session.execute(_VERSIONS, {"numbers": wanted})
         missing = []
         for number, version in versions:
-            cached = CACHE.get(database, number, version)
-            if cached is None:
+            shared = CACHE.shared(database, number, version)
+            if shared is None:
                 missing.append(number)
             else:
-                found[number] = self._read(cached)
+                found[number] = self._read_shared(shared)
         if missing:
             # Plain rows, not ORM objects: nothing is written back through the session.
             rows = self.session.execute(_WHOLE, {"numbers": missing})
             for row in rows:
                 change = change_from_row(cast(ChangeRow, row))
                 CACHE.put(database, change)
-                found[change.number] = self._read(copy.copy(change))
+                found[change.number] = self._read_shared(change)
         return found
 
     def scheduled(
@@ -179,11 +180,21 @@ class SqlChanges:
         self._booked[change.number] = _booked(change)
         return change
 
+    def _read_shared(self, shared: Change) -> Change:
+        """A copy of a change the cache shares (never changed), for the caller to change; what
+        it is booked as is worked out from the shared one only if the copy is saved (the gate
+        reads many changes, and saves few)."""
+        self._booked[shared.number] = _AsRead(shared)
+        return copy.copy(shared)
+
     def _book(self, change: Change) -> None:
         """Keep the change's schedule rows as the change now is; if it moved, the cards of
         the changes it conflicted with, or conflicts with now, are drawn again."""
         now = _booked(change)
-        if self._booked.get(change.number, _UNREAD) == now:
+        before_booked = self._booked.get(change.number, _UNREAD)
+        if isinstance(before_booked, _AsRead):
+            before_booked = _booked(before_booked.change)
+        if before_booked == now:
             return
         before = self._conflicts_of(change.number)
         self.session.execute(delete(_SCHEDULE).where(_SCHEDULE.c.number == change.number))
@@ -340,21 +351,22 @@ class SqlChanges:
 class VersionCache:
     """Changes as read at a version, the latest `size` of them. A change's content at a
     version never changes (every save raises it, compare-and-set), so an entry is never
-    stale, only superseded. Callers get a copy: the use cases change what they are given."""
+    stale, only superseded. It is shared: callers copy it before they change anything."""
 
     def __init__(self, size: int = 2_000) -> None:
         self.size = size
         self._found: OrderedDict[tuple[str, int], Change] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, database: str, number: int, version: int) -> Change | None:
+    def shared(self, database: str, number: int, version: int) -> Change | None:
+        """The change itself, shared with every other reader: to read, never to change."""
         key = (database, number)
         with self._lock:
             change = self._found.get(key)
             if change is None or change.version != version:
                 return None
             self._found.move_to_end(key)
-        return copy.copy(change)
+        return change
 
     def put(self, database: str, change: Change) -> None:
         key = (database, change.number)
@@ -376,6 +388,15 @@ _SCHEDULE = cast(Table, ScheduleRow.__table__)  # type: ignore[attr-defined]
 #: What a change's schedule rows say of it: its services, window and whether it occupies it.
 _Booked = tuple[tuple[str, ...], Window, bool] | None
 _UNREAD: Any = object()  # a change not read here: its rows are written whatever they were
+
+
+@dataclass(frozen=True)
+class _AsRead:
+    """A change as it was read, to work out what it was booked as when (if) it is saved."""
+
+    change: Change
+
+
 #: Enum members by stored value: a dictionary look-up is cheaper than calling the enum.
 _CLASSIFICATIONS = {c.value: c for c in Classification}
 #: No result processing: the driver's value as it comes.

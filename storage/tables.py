@@ -4,9 +4,22 @@ and a JSON document for the rest of it, translated explicitly in storage/rows.py
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator, text, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Table,
+    Text,
+    TypeDecorator,
+    Update,
+    bindparam,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
@@ -129,14 +142,9 @@ def compare_and_set(
     """Write `values` to the `row` table's record `number` if it is still at `version`, and
     move it to the next: a write based on an older read is refused (StaleChange), one about
     a record that is gone too (NotFound)."""
-    statement = (
-        update(row)
-        .where(row.number == number)
-        .where(row.version == version)
-        .values(version=version + 1, **values)
-        .execution_options(synchronize_session=False)
-    )
-    result = session.execute(statement)
+    statement = _compare_and_set(row.__table__, tuple(values))
+    params = {f"v_{name}": value for name, value in values.items()}
+    result = session.execute(statement, {**params, "c_number": number, "c_version": version})
     if result.rowcount != 1:
         session.expire_all()
         current = session.get(row, number)
@@ -144,3 +152,19 @@ def compare_and_set(
             raise NotFound(what, ref)
         raise StaleChange(ref, version, current.version)
     session.expire_all()
+
+
+@cache
+def _compare_and_set(table: Table, names: tuple[str, ...]) -> Update:
+    """compare_and_set's statement for a table and the columns written, built once: every
+    step of every change runs it. Plain (not through the ORM): nothing in the session is
+    kept in step with it, so the caller's session is expired after it instead."""
+    return (
+        update(table)
+        .where(table.c.number == bindparam("c_number"))
+        .where(table.c.version == bindparam("c_version"))
+        .values(
+            version=table.c.version + 1,
+            **{name: bindparam(f"v_{name}") for name in names},
+        )
+    )
