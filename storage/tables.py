@@ -87,7 +87,7 @@ class AuditEventRow(SQLModel, table=True):
     at: datetime = _when()
     actor: str = Field(max_length=40)
     action: str = Field(max_length=60)
-    ref: str = Field(max_length=20, index=True)
+    ref: str = Field(max_length=20)  # indexed with seq (above)
     from_stage: str = Field(max_length=20)
     to_stage: str = Field(max_length=20)
     details: str = Field(sa_column=Column(Text, nullable=False))

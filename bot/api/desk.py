@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
@@ -93,8 +93,7 @@ class GateDesk:
                     status, message = refused or (401, "")
                     results.append(Refused(status, message))
                     continue
-                asked = replace(question.asked, pipeline=token.name)
-                allowed.append(replace(question, asked=asked))
+                allowed.append(question.asked_by(token.name))
                 results.append(None)
             answers = iter(record_answers(uow, now, self.policy, allowed) if allowed else [])
             uow.commit()
