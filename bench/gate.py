@@ -5,10 +5,10 @@
 50 pipelines (`--concurrency`) ask the gate at once, over kept-alive connections, from a
 process of their own (`bench.load --bearer`), about changes in a database of 10,000 and of
 1,000,000 (`--sizes`), on SQLite and on PostgreSQL. Most questions come again, as a pipeline
-waiting with `changebot gate --wait` asks again and again: nine in ten are about 600 changes
+waiting with `changebot gate --wait` asks again and again: 98 in 100 are about 600 changes
 (two thirds authorised in their window: allowed; a sixth awaiting approval; a sixth closed:
-prevented), spread over the whole table, asked once each before the measured rounds; one in
-ten is about a change no pipeline asked about before (its first answer is news: the card is
+prevented), spread over the whole table, asked once each before the measured rounds; 2 in
+100 are about a change no pipeline asked about before (its first answer is news: the card is
 updated and the thread told, by the publisher, in the same process). Every answer is decided
 and recorded in the audit trail before it is sent.
 
@@ -228,8 +228,8 @@ def a_token(engine: Engine, now: datetime) -> str:
 
 
 def questions(changes: Table, count: int, rng: random.Random, fresh: list[int]) -> list[Request]:
-    """`count` questions: nine in ten from the pool asked before, one in ten about a change
-    never asked about (taken from `fresh`)."""
+    """`count` questions: `REPEAT_SHARE` of them from the pool asked before, the rest about
+    a change never asked about (taken from `fresh`)."""
     pool = pool_of(changes)
     asked = []
     for _ in range(count):

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
@@ -40,6 +41,9 @@ from workflows.evidence import exceptions, freeze_refusal, steps
 from workflows.model import Change, Window
 from workflows.policy import Policy
 from workflows.process import FREEZE_REF
+
+#: Database names a second process cannot open.
+MEMORY = (None, "", ":memory:")
 
 #: Changes read at a time, with their events.
 BATCH = 500
@@ -131,15 +135,18 @@ class _verifying:
     """The chain's verification, started on entry and asked for by calling what `with`
     gives. It reads the whole trail and the report reads the period's changes: on Linux it
     runs in a forked process of its own, so the two use two cores and the report takes about
-    as long as the longer of them; an in-memory database (tests), which a second process
-    cannot open, or another system verifies when asked, in this process."""
+    as long as the longer of them. It verifies when asked, in this process, on another
+    system, for an in-memory database (which a second process cannot open), and in a process
+    running other threads (a test runner's, say): a fork copies every lock as it stands, one
+    another thread holds included, and the child would wait on it forever."""
 
     def __init__(self, engine: Engine, digests: DigestCheck | None) -> None:
         self.engine, self.digests = engine, digests
         self.pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> Callable[[], Verification]:
-        if sys.platform != "linux" or self.engine.url.database in (None, "", ":memory:"):
+        alone = threading.active_count() == 1
+        if not alone or sys.platform != "linux" or self.engine.url.database in MEMORY:
             return lambda: verification(self.engine, self.digests)
         self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
         where = self.engine.url.render_as_string(hide_password=False)
