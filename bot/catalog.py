@@ -57,9 +57,14 @@ def proposal(session: Session, number: int) -> Proposal:
     return SqlProposals(session).get(number)
 
 
-def proven(session: Session) -> list[tuple[int, str]]:
-    """The changes a proposal may cite (closed, successful), newest first."""
-    return stored.proven_changes(session)
+def proven(session: Session, matching: str = "") -> list[tuple[int, str]]:
+    """The changes a proposal may cite (closed, successful), newest first; those `matching`
+    what was typed in the form's menu (words of the title, or a CHG number)."""
+    return stored.proven_changes(session, matching=matching)
+
+
+def any_proven(session: Session) -> bool:
+    return bool(stored.proven_changes(session, limit=1))
 
 
 def thread_of(session: Session, number: int) -> tuple[str, str]:

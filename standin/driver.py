@@ -50,6 +50,9 @@ class SlackDriver:
         self.signing_secret = signing_secret
         self.token = verification_token
         self._event_ids = itertools.count(1)
+        #: What the bot suggested for each external select, by (view id, action_id): Slack's
+        #: client lets a person pick only those (or the menu's initial options).
+        self.suggested: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.http = HttpTransport(bot_url or "", signing_secret, timeout)
         self.transport: Transport
         if transport == "socket":
@@ -111,7 +114,8 @@ class SlackDriver:
         The modal then closes, updates, or shows errors according to the bot's answer.
         """
         current = self._modal(user, view)
-        submitted = {**current, "state": {"values": state_values(current["blocks"], values or {})}}
+        offered = _with_suggestions(current, self.suggested)
+        submitted = {**current, "state": {"values": state_values(offered["blocks"], values or {})}}
         payload = payloads.view_submission(
             self.workspace,
             token=self.token,
@@ -123,6 +127,36 @@ class SlackDriver:
         if reply.ok:
             self._apply_response_action(user, current, reply.body)
         return reply
+
+    async def suggest(
+        self, user: str, action_id: str, typed: str = "", *, view: Surface | None = None
+    ) -> list[dict[str, Any]]:
+        """`user` types `typed` in the open modal's external select `action_id`: Slack asks
+        the bot's options URL (block_suggestion) and shows the options it answers, which the
+        person may then choose (`submit_modal` refuses others)."""
+        current = self._modal(user, view)
+        block, element = find_element(current["blocks"], action_id) or ({}, {})
+        if not element.get("type", "").endswith("external_select"):
+            raise DriverError(f"{action_id!r} is not an external select in {user}'s modal")
+        if len(typed) < int(element.get("min_query_length", 3)):
+            raise DriverError(f"Slack asks for {action_id!r}'s options only once enough is typed")
+        payload = payloads.block_suggestion(
+            self.workspace,
+            token=self.token,
+            user=user,
+            view=current,
+            block_id=block.get("block_id", ""),
+            action_id=action_id,
+            value=typed,
+        )
+        reply = await self._interactive(payload, accepts_response_payload=False)
+        if not reply.ok or not isinstance(reply.body, dict):
+            raise DriverError(f"the bot did not answer the options request: {reply.status}")
+        options = list(reply.body.get("options") or [])
+        for group in reply.body.get("option_groups") or []:
+            options.extend(group.get("options") or [])
+        self.suggested[(current["id"], action_id)] = options
+        return options
 
     async def close_modal(self, user: str) -> Reply | None:
         """`user` presses Cancel; Slack tells the bot only if the view asked (notify_on_close)."""
@@ -282,6 +316,20 @@ class SlackDriver:
             surfaces.push(user, answer["view"])
         elif action != "errors":
             raise DriverError(f"Slack does not know response_action {action!r}")
+
+
+def _with_suggestions(view: Surface, suggested: Mapping[tuple[str, str], list[Any]]) -> Surface:
+    """The view with each external select offering what the bot suggested for it (and its
+    initial options), so that choosing anything else is refused as Slack's client would."""
+    blocks = json.loads(json.dumps(view.get("blocks") or []))
+    for block in blocks:
+        element = block.get("element") or {}
+        if element.get("type", "").endswith("external_select"):
+            initial = element.get("initial_options") or (
+                [element["initial_option"]] if element.get("initial_option") else []
+            )
+            element["options"] = [*initial, *suggested.get((view["id"], element["action_id"]), [])]
+    return {**view, "blocks": blocks}
 
 
 def _action(block: dict[str, Any], element: dict[str, Any], value: Any) -> dict[str, Any]:

@@ -121,8 +121,11 @@ def _listed(value: Any) -> list[Any]:
 
 def _option(element: Block, wanted: Any) -> dict[str, Any]:
     """The element's option whose value (or visible text) is `wanted`."""
-    if element.get("type", "").endswith("external_select"):
-        return {"text": {"type": "plain_text", "text": str(wanted)}, "value": str(wanted)}
+    if element.get("type", "").endswith("external_select") and "options" not in element:
+        raise InputError(
+            f"{element.get('action_id')!r} shows only what the bot suggests: ask it first "
+            "(SlackDriver.suggest)"
+        )
     options = list(element.get("options") or [])
     for group in element.get("option_groups") or []:
         options.extend(group.get("options") or [])

@@ -117,6 +117,28 @@ def view_submission(
     return payload
 
 
+def block_suggestion(
+    ws: Workspace,
+    *,
+    token: str,
+    user: str,
+    view: Payload,
+    block_id: str,
+    action_id: str,
+    value: str,
+) -> Payload:
+    """A person typing in an external select of a modal: Slack asks the app's options load
+    URL what to offer for `value` (no trigger_id; the app answers with options, at once)."""
+    payload = _interaction(ws, "block_suggestion", token, user, "")
+    del payload["trigger_id"]
+    payload["container"] = {"type": "view", "view_id": view["id"]}
+    payload["action_id"] = action_id
+    payload["block_id"] = block_id
+    payload["value"] = value
+    payload["view"] = view
+    return payload
+
+
 def view_closed(ws: Workspace, *, token: str, user: str, view: Payload, cleared: bool) -> Payload:
     payload = _interaction(ws, "view_closed", token, user, "")
     del payload["trigger_id"]

@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Index, func, update
+from sqlalchemy import Column, Index, and_, func, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage.tables import ChangeRow, _Document, _when, compare_and_set
 from workflows.catalog import Draft, Proposal, ProposalKind, ProposalStage, format_ref
 from workflows.errors import NotFound
-from workflows.model import Outcome, Stage
+from workflows.model import Outcome, Stage, parse_ref
 
 Json = dict[str, Any]
 
@@ -228,9 +228,13 @@ def _claim_lapsed(ts: str, now: datetime) -> bool:
     return claimed < now - POSTING_LEASE
 
 
-def proven_changes(session: Session, limit: int = 100) -> list[tuple[int, str]]:
+def proven_changes(
+    session: Session, limit: int = 100, *, matching: str = ""
+) -> list[tuple[int, str]]:
     """The changes a proposal may cite, newest outcome first: closed, with a successful
-    outcome (filtered in SQL, however many changes the record holds), as (number, title)."""
+    outcome (filtered in SQL, however many changes the record holds), as (number, title).
+    `matching`: only those whose title holds these words (in any case), or the change it
+    names (`CHG-42`, `42`)."""
     outcome = col(ChangeRow.document)["outcome"].as_string()
     query = (
         select(col(ChangeRow.number), col(ChangeRow.title))
@@ -239,4 +243,12 @@ def proven_changes(session: Session, limit: int = 100) -> list[tuple[int, str]]:
         .order_by(col(ChangeRow.outcome_at).desc(), col(ChangeRow.number).desc())
         .limit(limit)
     )
+    wanted = " ".join(matching.split())
+    if wanted:
+        title = col(ChangeRow.title)
+        named = parse_ref(wanted)
+        words = [title.icontains(word, autoescape=True) for word in wanted.split()]
+        query = query.where(
+            or_(and_(*words), col(ChangeRow.number) == named) if named else and_(*words)
+        )
     return [(int(number or 0), str(title)) for number, title in session.exec(query)]

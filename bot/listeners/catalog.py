@@ -42,6 +42,7 @@ def register(app: AsyncApp) -> None:
     for callback_id in REASON_FORMS:
         app.view(callback_id)(reason_submitted)
     app.action(re.compile(rf"^{re.escape(ids.PROPOSAL_ACTION_PREFIX)}"))(proposal_button)
+    app.options(ids.EVIDENCE)(past_changes_searched)
 
 
 async def propose_command(
@@ -66,13 +67,21 @@ async def propose_command(
         return
     await ack()
     policy = await services.current_policy()
-    proven = [views.Proven(n, t) for n, t in await services.query(catalog.proven)]
+    any_proven = await services.query(catalog.any_proven)
     proposing = views.Proposing(kind, procedure_id, command.get("channel_id", ""))
-    view = views.propose_modal(policy, proposing, proven)
+    view = views.propose_modal(policy, proposing, any_proven)
     try:
         await services.client.views_open(trigger_id=command["trigger_id"], view=view)
     except SlackApiError as error:
         log.warning("could not open the proposal form: %s", error.response.get("error"))
+
+
+async def past_changes_searched(ack: AsyncAck, payload: dict[str, Any], services: Services) -> None:
+    """What the proposal form's past-changes menu offers for what was typed: the latest 100
+    changes closed successfully whose title holds the words (or the one a CHG number names)."""
+    typed = str(payload.get("value") or "")[:200]
+    found = await services.query(catalog.proven, typed)
+    await ack(views.proven_options([views.Proven(n, t) for n, t in found]))
 
 
 async def proposal_submitted(

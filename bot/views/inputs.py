@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from slack_sdk.models.blocks import (
     DateTimePickerElement,
+    ExternalDataMultiSelectElement,
     InputBlock,
     InputInteractiveElement,
     Option,
@@ -131,6 +132,19 @@ def multi_select(
         action_id=block_id,
         options=list(options)[:MAX_OPTIONS],
         placeholder=PlainTextObject(text="Choose…"),
+    )
+    return _input(block_id, label, element, hint=hint)
+
+
+def searched_multi_select(
+    block_id: str, label: str, *, hint: str = "", placeholder: str = "Search…"
+) -> InputBlock:
+    """A multi-select whose options the bot suggests as the person types (Slack sends a
+    block_suggestion for `block_id` to the options URL); with nothing typed yet, the latest."""
+    element = ExternalDataMultiSelectElement(
+        action_id=block_id,
+        placeholder=PlainTextObject(text=placeholder),
+        min_query_length=0,
     )
     return _input(block_id, label, element, hint=hint)
 

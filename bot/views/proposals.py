@@ -75,8 +75,9 @@ class Proven:
 # -- the proposal form ----------------------------------------------------------------------
 
 
-def propose_modal(policy: Policy, proposing: Proposing, proven: Sequence[Proven]) -> dict[str, Any]:
-    """The form for `proposing`; a revision starts from the procedure as it is."""
+def propose_modal(policy: Policy, proposing: Proposing, any_proven: bool) -> dict[str, Any]:
+    """The form for `proposing`; a revision starts from the procedure as it is. Without
+    `any_proven` (no change closed successfully yet), it says that nothing can be cited."""
     current = policy.procedure(proposing.procedure_id)
     note = text.render_macro(
         "proposals.j2", "form_note", kind=proposing.kind.value, procedure=current
@@ -95,7 +96,7 @@ def propose_modal(policy: Policy, proposing: Proposing, proven: Sequence[Proven]
     if proposing.kind is ProposalKind.RETIRE:
         blocks.append(_why("Why retire it?", ""))
     else:
-        blocks += _procedure_inputs(policy, current, proven)
+        blocks += _procedure_inputs(policy, current, any_proven)
     view = View(
         type="modal",
         callback_id=ids.PROPOSE_MODAL,
@@ -108,9 +109,7 @@ def propose_modal(policy: Policy, proposing: Proposing, proven: Sequence[Proven]
     return view.to_dict()
 
 
-def _procedure_inputs(
-    policy: Policy, current: Procedure | None, proven: Sequence[Proven]
-) -> list[Block]:
+def _procedure_inputs(policy: Policy, current: Procedure | None, any_proven: bool) -> list[Block]:
     scopes = [inputs.option(s.id, s.name) for s in policy.scope]
     blocks: list[Block] = [
         inputs.text_input(
@@ -135,19 +134,24 @@ def _procedure_inputs(
         ),
         _why("Why is it routine?", "Low risk, well understood, done often without trouble."),
     ]
-    if not proven:
+    if not any_proven:
         blocks.append(section(text.render_macro("proposals.j2", "no_evidence")))
         return blocks
-    options = [inputs.option(str(p.number), f"{format_ref(p.number)} · {p.title}") for p in proven]
     blocks.append(
-        inputs.multi_select(
+        inputs.searched_multi_select(
             ids.EVIDENCE,
             "Past changes that used it successfully",
-            options,
-            hint="The latest changes closed with a successful outcome.",
+            hint="Changes closed with a successful outcome, the latest first.",
+            placeholder="Type words of a title, or CHG-42",
         )
     )
     return blocks
+
+
+def proven_options(proven: Sequence[Proven]) -> dict[str, Any]:
+    """The answer to a search of the past-changes menu: its options, as Slack takes them."""
+    options = [inputs.option(str(p.number), f"{format_ref(p.number)} · {p.title}") for p in proven]
+    return {"options": [o.to_dict() for o in options[: inputs.MAX_OPTIONS]]}
 
 
 def _why(label: str, hint: str) -> Block:

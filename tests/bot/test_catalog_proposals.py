@@ -18,6 +18,7 @@ from bot.catalog import thread_of
 from bot.listeners.catalog import post_unposted
 from bot.views.card import card
 from bot.views.proposals import Proposing, parse_draft, proposal_message
+from standin.inputs import InputError
 from storage.repositories import SqlChanges
 from storage.uow import SqlUnitOfWork
 from tests.bot.blockkit import (
@@ -54,7 +55,7 @@ async def bot(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[InProcess]
         yield served
 
 
-def closed_successfully(bot: InProcess) -> Change:
+def closed_successfully(bot: InProcess, title: str = "") -> Change:
     """A Standard change on the record, deployed and closed with a successful outcome."""
     services = bot.bot.services
     run: dict[str, Any] = {"clock": bot.clock, "policy": services.policy}
@@ -63,7 +64,7 @@ def closed_successfully(bot: InProcess) -> Change:
         SqlUnitOfWork(services.engine),
         **run,
         actor=alice,
-        details=standard_details(services=("cdn",)),
+        details=standard_details(services=("cdn",), **({"title": title} if title else {})),
     ).change
     process.start_deployment(
         SqlUnitOfWork(services.engine), **run, number=change.number, actor=alice
@@ -96,7 +97,7 @@ async def open_proposal_form(bot: InProcess, user: str = ALICE, text: str = "") 
     words = f"{ids.PROPOSE_VERB} {text}".strip()
     reply = await bot.driver.slash_command(user, "/change", words, channel=CHANGES)
     assert reply.status == 200, reply.text
-    return await eventually(
+    form = await eventually(
         lambda: (
             (shown := bot.slack.open_modal(user)) is not None
             and shown.get("id") != before
@@ -104,6 +105,9 @@ async def open_proposal_form(bot: InProcess, user: str = ALICE, text: str = "") 
             and shown
         )
     )
+    if ids.EVIDENCE in str(form["blocks"]):
+        await bot.driver.suggest(user, ids.EVIDENCE)  # the person opens the past-changes menu
+    return form
 
 
 async def propose(bot: InProcess, **overrides: Any) -> dict[str, Any]:
@@ -395,3 +399,52 @@ async def test_a_card_slack_refused_is_posted_by_the_next_sweep_once(bot: InProc
     assert await services.query(thread_of, 1) == (posted["channel"], posted["ts"])
     assert await post_unposted(services) == 0  # posted: never twice
     assert len([m for m in cards(bot.slack) if "STD-0001" in str(m.get("blocks"))]) == 1
+
+
+def offered(options: list[dict[str, Any]]) -> list[str]:
+    return [o["text"]["text"].split(" · ")[0] for o in options]
+
+
+async def test_the_past_changes_menu_finds_any_change_closed_successfully_by_its_words(
+    bot: InProcess,
+) -> None:
+    """The menu offers the latest hundred at first; typing finds an older one by words of its
+    title (in any case, in any order) or by its number, never one not closed successfully."""
+    old = closed_successfully(bot, "Flush the CDN cache for the EU edge")
+    for n in range(100):
+        closed_successfully(bot, f"Routine restart {n}")
+    open_change = process.request_change(
+        SqlUnitOfWork(bot.bot.services.engine),
+        clock=bot.clock,
+        policy=bot.bot.services.policy,
+        actor=Actor(ALICE),
+        details=standard_details(title="Flush the CDN cache again"),
+    ).change
+    await open_proposal_form(bot)
+
+    latest = await bot.driver.suggest(ALICE, ids.EVIDENCE)
+    assert len(latest) == 100 and old.ref not in offered(latest)
+    assert offered(latest)[0] == "CHG-0101"  # the latest outcome first
+
+    assert await bot.driver.suggest(ALICE, ids.EVIDENCE, "100% _") == []
+    assert open_change.ref not in offered(await bot.driver.suggest(ALICE, ids.EVIDENCE, "again"))
+    assert offered(await bot.driver.suggest(ALICE, ids.EVIDENCE, old.ref)) == [old.ref]
+    assert offered(await bot.driver.suggest(ALICE, ids.EVIDENCE, "flush")) == [old.ref]
+    by_words = await bot.driver.suggest(ALICE, ids.EVIDENCE, "eu cdn")
+    assert offered(by_words) == [old.ref]
+
+    answer = await bot.driver.submit_modal(
+        ALICE, proposal_values(**{ids.EVIDENCE: [str(old.number)]})
+    )
+    assert answer.status == 200 and not (answer.body or {}).get("errors"), answer.text
+    card = await eventually(lambda: proposal_card(bot))
+    assert old.ref in str(card["blocks"])
+
+
+async def test_a_past_change_the_menu_never_offered_cannot_be_chosen(bot: InProcess) -> None:
+    closed_successfully(bot, "Flush the CDN cache")
+    await open_proposal_form(bot)
+    await bot.driver.suggest(ALICE, ids.EVIDENCE, "nothing like it")
+
+    with pytest.raises(InputError, match="offers"):
+        await bot.driver.submit_modal(ALICE, proposal_values(**{ids.EVIDENCE: ["1"]}))

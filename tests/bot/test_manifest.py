@@ -114,3 +114,12 @@ def test_manifest_enables_interactivity_and_the_home_tab_on_one_request_url() ->
         *(c["url"] for c in features["slash_commands"]),
     }
     assert len(urls) == 1 and urls.pop().endswith(EVENTS_PATH)
+
+
+def test_manifest_names_an_options_url_when_the_code_suggests_menu_options() -> None:
+    """Slack asks the options load URL for an external select's options; without it in the
+    manifest, the proposal form's past-changes menu would stay empty."""
+    suggests = re.search(r"\.options\(", sources()) is not None
+    interactivity = manifest()["settings"]["interactivity"]
+    assert suggests
+    assert interactivity["message_menu_options_url"] == interactivity["request_url"]

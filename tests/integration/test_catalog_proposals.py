@@ -136,6 +136,20 @@ def test_the_changes_a_proposal_may_cite_are_the_closed_successful_ones_newest_f
             (older.number, "Older success"),
         ]
         assert proven_changes(session, limit=1) == [(newer.number, "Newer success")]
+        # What a person types in the form's menu: words of the title in any case and order,
+        # or the change's number; a failed change is never found, and % or _ are only text.
+        assert proven_changes(session, matching="SUCCESS older") == [
+            (older.number, "Older success")
+        ]
+        assert proven_changes(session, matching=older.ref.lower()) == [
+            (older.number, "Older success")
+        ]
+        assert proven_changes(session, matching=str(newer.number)) == [
+            (newer.number, "Newer success")
+        ]
+        assert proven_changes(session, matching="failure") == []
+        assert proven_changes(session, matching="succ%") == []
+        assert proven_changes(session, matching="_lder") == []
 
 
 def test_every_replica_offers_an_adopted_procedure_at_once(
