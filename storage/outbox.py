@@ -111,13 +111,17 @@ def redraw(session: Session, numbers: Collection[int], at: datetime) -> None:
     # only if that time is still the one it claimed, so this redraw must not write the very
     # same time (as a clock that has not moved would), or it would be lost: a microsecond
     # earlier, still due, says "again".
+    # The same goes for the redraw time: a delivery under way keeps it only if it is no
+    # longer the one it saw when it claimed the card (card_drawn).
     due, attempts = _PUBLICATIONS.c.due_at, _PUBLICATIONS.c.attempts
+    refresh = _PUBLICATIONS.c.refresh_at
+    earlier = at - timedelta(microseconds=1)
     session.execute(
         update(_PUBLICATIONS)
         .where(_PUBLICATIONS.c.number.in_(sorted(numbers)))
         .values(
-            due_at=case((due == at, at - timedelta(microseconds=1)), else_=at),
-            refresh_at=at,
+            due_at=case((due == at, earlier), else_=at),
+            refresh_at=case((refresh == at, earlier), else_=at),
             attempts=case((attempts > 1, 1), else_=attempts),
         )
     )

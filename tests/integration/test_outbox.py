@@ -135,6 +135,33 @@ def test_a_redraw_asked_while_a_card_is_drawn_is_drawn_after_it(
     assert again.refresh_at == asked  # and the redraw asked for meanwhile
 
 
+def test_a_redraw_asked_at_the_very_time_the_card_was_claimed_with_is_drawn_after_it(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """A redraw at T, the card claimed (seeing T), another redraw at T meanwhile (a clock
+    that has not moved): the second must still stand when the delivery is written down."""
+    number = request(engine, clock).number
+    now = clock.now()
+    with Session(engine) as session:
+        outbox.redraw(session, [number], now)
+        session.commit()
+        [claimed] = outbox.claim_due(session, "replica-a", now, timedelta(seconds=30), 10)
+        assert claimed.refresh_at == now
+        outbox.redraw(session, [number], now)
+        session.commit()
+        outbox.release(
+            session,
+            number,
+            "replica-a",
+            now,
+            due_at=None,
+            claimed_due_at=claimed.due_at,
+            progress={"published_seq": 10**6, **outbox.card_drawn(0, None, claimed.refresh_at)},
+        )
+        [again] = outbox.claim_due(session, "replica-b", now, timedelta(seconds=30), 10)
+    assert again.refresh_at is not None and again.refresh_at <= now
+
+
 def test_a_card_drawn_with_nothing_asked_meanwhile_takes_its_own_redraw_time(
     engine: Engine, clock: FakeClock
 ) -> None:
