@@ -231,17 +231,21 @@ class Publisher(SlackWorker[Publication]):
     async def _post_card(self, d: _Delivery, shown: dict[str, Any], note: str = "") -> None:
         channel = self.policy.channels.changes or d.change.requested_in or d.change.requester
         marker = {"event_type": "changebot_card", "event_payload": {"ref": d.change.ref}}
-        found = None
-        if d.pub.attempts > 0 and not note:
-            found = await self._posted_card(channel, marker)
+        # After a failure Slack may have posted the card without saying so (a card posted
+        # again after its deletion too: the deleted one is gone from the channel's history).
+        found = await self._posted_card(channel, marker) if d.pub.attempts > 0 else None
         if found is not None:
             d.channel, d.thread_ts = found
+            # Posted before the change moved on, perhaps (people click on the card that
+            # landed): shown as the change is now, since it is recorded as drawn now.
+            await self.client.chat_update(channel=d.channel, ts=d.thread_ts, **shown)
         else:
             response = await self._post_joining(channel, {**shown, "metadata": marker})
             d.channel, d.thread_ts = response["channel"], response["ts"]
         await self._progress(d.pub.number, channel=d.channel, thread_ts=d.thread_ts, **d.pending)
         d.pending.clear()
         if note:
+            # Posted after the card: a card found again means its note was never sent.
             await self.client.chat_postMessage(channel=d.channel, thread_ts=d.thread_ts, text=note)
         else:
             await self._confirm_to_requester(d)

@@ -1,0 +1,82 @@
+"""A card Slack posted without saying so (the connection dropped after the post) is adopted by
+the next delivery, not posted twice, and shown as the change is by then: people may have
+clicked on the card that landed meanwhile. The whole bot in this process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot import ids
+from tests.bot.in_process import InProcess, in_process
+from tests.e2e.harness import eventually
+from tests.e2e.steps import (
+    CHANGES,
+    buttons,
+    cards,
+    latest,
+    normal_request,
+    open_form,
+    open_request_form,
+    step_with_form,
+    thread_texts,
+)
+from workflows.stages import Action
+
+
+@pytest.fixture
+async def bot(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[InProcess]:
+    async with in_process(sqlite_template, tmp_path) as served:
+        yield served
+
+
+async def test_a_card_posted_unconfirmed_is_adopted_and_drawn_as_the_change_now_is(
+    bot: InProcess,
+) -> None:
+    bot.slack.fail_next("chat.postMessage", "dropped")  # the card lands; the bot never hears
+    await open_request_form(bot.driver, bot.slack, "U0ALICE")
+    await bot.driver.submit_modal("U0ALICE", normal_request())
+    card = await eventually(lambda: (cards(bot.slack) or [None])[0])
+    assert [c for c in bot.slack.calls if c.fault == "dropped"]
+
+    # Bob reviews from the card that landed; the change moves on, and its news brings the
+    # delivery Slack answered with an error forward.
+    await step_with_form(
+        bot.driver,
+        bot.slack,
+        "U0BOB",
+        card,
+        Action.RECORD_REVIEW,
+        {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"},
+    )
+
+    await eventually(lambda: "add_test_evidence" in buttons(latest(bot.slack, card)))
+    assert len(cards(bot.slack)) == 1
+
+
+async def test_a_deleted_cards_replacement_posted_unconfirmed_is_adopted_and_its_note_sent(
+    bot: InProcess,
+) -> None:
+    await open_request_form(bot.driver, bot.slack, "U0ALICE")
+    await bot.driver.submit_modal("U0ALICE", normal_request())
+    card = await eventually(lambda: (cards(bot.slack) or [None])[0])
+    await eventually(lambda: "record_review" in buttons(latest(bot.slack, card)))
+
+    # While Bob writes his review, someone deletes the card; its replacement lands, but the
+    # bot never hears it did.
+    await open_form(bot.driver, bot.slack, "U0BOB", card, Action.RECORD_REVIEW)
+    bot.slack.state.messages.delete(CHANGES, card["ts"], bot.slack.workspace.bot_user_id)
+    bot.slack.fail_next("chat.postMessage", "dropped")
+    await bot.driver.submit_modal("U0BOB", {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"})
+
+    replacement = await eventually(lambda: (cards(bot.slack) or [None])[0])
+    assert replacement["ts"] != card["ts"]
+    await bot.advance(seconds=5)  # the publisher's retry is due
+    await eventually(
+        lambda: any("deleted in Slack" in t for t in thread_texts(bot.slack, replacement))
+    )
+    assert len(cards(bot.slack)) == 1  # adopted, not posted a second time
+    notes = [t for t in thread_texts(bot.slack, replacement) if "deleted in Slack" in t]
+    assert len(notes) == 1
