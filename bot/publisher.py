@@ -208,8 +208,15 @@ class Publisher(SlackWorker[Publication]):
             return
         if not where or where == d.channel:
             return
+        marker = {"event_type": "changebot_card_copy", "event_payload": {"ref": change.ref}}
+        # After a failure the copy may be there already: adopted, not posted twice.
+        found = await self._posted(where, marker) if pub.attempts > 0 else None
+        if found is not None:
+            await self.client.chat_update(channel=found[0], ts=found[1], **shown)
+            await self._progress(pub.number, mirror_channel=found[0], mirror_ts=found[1])
+            return
         try:
-            response = await self._post_joining(where, shown)
+            response = await self._post_joining(where, {**shown, "metadata": marker})
         except SlackApiError as error:
             if error.response.get("error") not in CANNOT_POST:
                 raise
@@ -218,7 +225,9 @@ class Publisher(SlackWorker[Publication]):
             await self.client.chat_postMessage(channel=change.requester, text=text)
             await self._progress(pub.number, mirror_channel="-")
             return
-        await self._progress(pub.number, mirror_channel=where, mirror_ts=response["ts"])
+        await self._progress(
+            pub.number, mirror_channel=response["channel"], mirror_ts=response["ts"]
+        )
 
     async def _update_mirror(self, d: _Delivery, shown: dict[str, Any]) -> None:
         try:
@@ -233,7 +242,7 @@ class Publisher(SlackWorker[Publication]):
         marker = {"event_type": "changebot_card", "event_payload": {"ref": d.change.ref}}
         # After a failure Slack may have posted the card without saying so (a card posted
         # again after its deletion too: the deleted one is gone from the channel's history).
-        found = await self._posted_card(channel, marker) if d.pub.attempts > 0 else None
+        found = await self._posted(channel, marker) if d.pub.attempts > 0 else None
         if found is not None:
             d.channel, d.thread_ts = found
             # Posted before the change moved on, perhaps (people click on the card that
@@ -250,8 +259,9 @@ class Publisher(SlackWorker[Publication]):
         else:
             await self._confirm_to_requester(d)
 
-    async def _posted_card(self, channel: str, marker: dict[str, Any]) -> tuple[str, str] | None:
-        """A card Slack posted without confirming it (a timeout, say), to adopt, not repeat."""
+    async def _posted(self, channel: str, marker: dict[str, Any]) -> tuple[str, str] | None:
+        """The latest message of the bot's in `channel` carrying `marker`: one Slack posted
+        without confirming it (a timeout, say), to adopt, not repeat. (channel, ts) or None."""
         try:
             response = await self.client.conversations_history(
                 channel=channel, include_all_metadata=True, limit=200
@@ -297,7 +307,10 @@ class Publisher(SlackWorker[Publication]):
         self, d: _Delivery, effect: Effect, marker: dict[str, Any], careful: bool
     ) -> None:
         if effect.to:
-            await self.client.chat_postMessage(channel=effect.to, text=effect.text)
+            if careful and await self._in_dm(effect.to, marker):
+                log.info("change %s: message %s was already sent", d.pub.number, marker)
+                return
+            await self.client.chat_postMessage(channel=effect.to, text=effect.text, metadata=marker)
             return
         if careful and await self._in_thread(d, marker):
             log.info("change %s: reply %s was already posted", d.pub.number, marker)
@@ -305,6 +318,17 @@ class Publisher(SlackWorker[Publication]):
         await self.client.chat_postMessage(
             channel=d.channel, thread_ts=d.thread_ts, text=effect.text, metadata=marker
         )
+
+    async def _in_dm(self, user: str, marker: dict[str, Any]) -> bool:
+        """Is the message carrying this marker already in the bot's DM with `user`? If the
+        DM cannot be read (a workspace that installed the app before it asked for
+        `im:history`), it is sent again: twice rather than never."""
+        try:
+            opened = await self.client.conversations_open(users=user)
+            found = await self._posted(str(opened["channel"]["id"]), marker)
+        except SlackApiError:
+            return False
+        return found is not None
 
     async def _in_thread(self, d: _Delivery, marker: dict[str, Any]) -> bool:
         """Is the reply carrying this marker already in the thread?"""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 # Shorthands accepted wherever a fault kind is named.
 KINDS: dict[str, tuple[str, int]] = {
@@ -30,6 +31,11 @@ class Fault:
     error: str
     status: int
     retry_after: int | None = None
+    #: Only a call with these parameters (a channel, say) meets this fault; others pass it by.
+    where: Mapping[str, str] = field(default_factory=dict)
+
+    def meets(self, params: Mapping[str, Any]) -> bool:
+        return all(str(params.get(k, "")) == v for k, v in self.where.items())
 
     @property
     def is_timeout(self) -> bool:
@@ -67,9 +73,11 @@ class FaultPlan:
         status: int | None = None,
         retry_after: int = 1,
         times: int = 1,
+        where: Mapping[str, str] | None = None,
     ) -> None:
-        """The next `times` calls to `method` ("*" for any) fail this way, in order."""
-        fault = make_fault(error, status, retry_after)
+        """The next `times` calls to `method` ("*" for any) fail this way, in order; with
+        `where`, the next calls whose parameters say so ({"channel": "U0ALICE"})."""
+        fault = replace(make_fault(error, status, retry_after), where=dict(where or {}))
         with self._lock:
             self._next.setdefault(method, []).extend([fault] * times)
 
@@ -99,13 +107,14 @@ class FaultPlan:
         """Every Web API answer is delayed by `seconds` (for latency benchmarks)."""
         self.delay = seconds
 
-    def pick(self, method: str) -> Fault | None:
+    def pick(self, method: str, params: Mapping[str, Any] | None = None) -> Fault | None:
         """The fault for this call, if any; scheduled faults come before random ones."""
         with self._lock:
             for key in (method, "*"):
-                queue = self._next.get(key)
-                if queue:
-                    return queue.pop(0)
+                queue = self._next.get(key) or []
+                for index, fault in enumerate(queue):
+                    if fault.meets(params or {}):
+                        return queue.pop(index)
             applies = self._methods is None or method in self._methods
             if applies and self._kinds and self._rng.random() < self._rate:
                 return self._rng.choice(self._kinds)

@@ -128,10 +128,12 @@ class SlackStandIn(Records):
         status: int | None = None,
         retry_after: int = 1,
         times: int = 1,
+        where: dict[str, str] | None = None,
     ) -> None:
         """The next call(s) to `method` fail; `error` is a Slack error code or one of
-        "ratelimited" (429), "500", "503", "timeout". Status defaults to what Slack would send."""
-        self.faults.fail_next(method, error, status, retry_after, times)
+        "ratelimited" (429), "500", "503", "timeout", "dropped". Status defaults to what Slack
+        would send. With `where`, only calls with those parameters ({"channel": "U0ALICE"})."""
+        self.faults.fail_next(method, error, status, retry_after, times, where)
 
     def fail_rate(
         self,
@@ -185,7 +187,7 @@ class SlackStandIn(Records):
             return self._answer(call, error.to_body())
         if self.faults.delay:
             await asyncio.sleep(self.faults.delay)
-        fault = self.faults.pick(call.method)
+        fault = self.faults.pick(call.method, call.params)
         if fault is not None and not (fault.is_timeout or fault.is_dropped):
             return self._fail(call, fault)
         try:

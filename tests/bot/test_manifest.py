@@ -31,7 +31,8 @@ SCOPES_OF_METHOD: dict[str, set[str]] = {
     "conversations.join": {"channels:join"},
     # Reading a thread or channel back, to tell whether an unconfirmed post went through.
     "conversations.replies": {"channels:history", "groups:history"},
-    "conversations.history": {"channels:history", "groups:history"},
+    # The bot's own DMs too: a message to a person is looked for before it is sent again.
+    "conversations.history": {"channels:history", "groups:history", "im:history"},
     "conversations.open": {"im:write"},
     # files.getUploadURLExternal and files.completeUploadExternal, called by the client.
     "files.upload.v2": {"files:write"},

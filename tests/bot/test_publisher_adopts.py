@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlmodel import Session
 
 from bot import ids
+from storage.outbox import PublicationRow
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually
 from tests.e2e.steps import (
@@ -24,6 +27,8 @@ from tests.e2e.steps import (
     thread_texts,
 )
 from workflows.stages import Action
+
+INCIDENT = "C0INCIDENT"
 
 
 @pytest.fixture
@@ -80,3 +85,55 @@ async def test_a_deleted_cards_replacement_posted_unconfirmed_is_adopted_and_its
     assert len(cards(bot.slack)) == 1  # adopted, not posted a second time
     notes = [t for t in thread_texts(bot.slack, replacement) if "deleted in Slack" in t]
     assert len(notes) == 1
+
+
+async def test_an_emergencys_copy_posted_unconfirmed_is_adopted_not_posted_twice(
+    bot: InProcess,
+) -> None:
+    # The copy in the incident channel lands; the connection drops before the bot hears.
+    bot.slack.fail_next("chat.postMessage", "dropped", where={"channel": INCIDENT})
+    answer = await bot.driver.slash_command(
+        "U0ALICE", "/change", "emergency Roll back checkout to v41", channel=INCIDENT
+    )
+    assert answer.status == 200, answer.text
+    card = await eventually(lambda: (cards(bot.slack) or [None])[0])
+    await eventually(lambda: [c for c in bot.slack.calls if c.fault == "dropped"])
+    await bot.advance(seconds=5)  # the publisher's retry is due
+
+    # Dave approves: the copy the bot adopted is the one it keeps up to date.
+    await bot.driver.click("U0DAVE", latest(bot.slack, card), ids.card_action_id(Action.APPROVE))
+    await eventually(lambda: "start_deployment" in buttons(copies(bot)[-1]))
+    assert len(copies(bot)) == 1
+
+
+async def test_a_message_to_a_person_sent_unconfirmed_is_not_sent_again(bot: InProcess) -> None:
+    await open_request_form(bot.driver, bot.slack, "U0ALICE")
+    await bot.driver.submit_modal("U0ALICE", normal_request())
+    card = await eventually(lambda: (cards(bot.slack) or [None])[0])
+    await eventually(lambda: notices(bot))  # the request's confirmation
+    before = len(notices(bot))
+
+    # Bob sends it back; Alice is told, and that message lands, but the bot never hears it did.
+    bot.slack.fail_next("chat.postMessage", "dropped", where={"channel": "U0ALICE"})
+    await step_with_form(
+        bot.driver, bot.slack, "U0BOB", card, Action.REJECT, {ids.REASON: "No rollback test."}
+    )
+    await eventually(lambda: [c for c in bot.slack.calls if c.fault == "dropped"])
+    await bot.advance(seconds=5)  # the publisher's retry is due
+    await eventually(lambda: delivered(bot, 1))
+    assert len(notices(bot)) == before + 1
+
+
+def delivered(bot: InProcess, number: int) -> bool:
+    """The change's news all in Slack: nothing due, no attempt failing."""
+    with Session(bot.bot.services.engine) as session:
+        pub = session.get(PublicationRow, number)
+        return pub is not None and pub.due_at is None and pub.attempts == 0
+
+
+def copies(bot: InProcess) -> list[dict[str, Any]]:
+    return [m for m in bot.slack.messages(INCIDENT) if m.get("blocks")]
+
+
+def notices(bot: InProcess) -> list[str]:
+    return [m["text"] for m in bot.slack.dms("U0ALICE")]
