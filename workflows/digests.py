@@ -245,6 +245,9 @@ class Comparison:
 
     def __init__(self, digests: Iterable[Named]) -> None:
         self._pending = sorted(digests, key=lambda n: (n.digest.since, n.digest.seq))
+        #: The digest written last: events recorded well after it were signed by none.
+        self._latest = max(self._pending, key=lambda n: n.digest.at, default=None)
+        self._unsigned: ChainedEntry | None = None
         self._active: list[Named] = []
         self._first_changed: str | None = None
         self._unmatched: list[Named] = []
@@ -258,6 +261,14 @@ class Comparison:
 
     def _compare(self, event: ChainedEntry) -> None:
         self.last_seq = event.seq
+        latest = self._latest
+        if (
+            self._unsigned is None
+            and latest is not None
+            and event.seq > latest.digest.seq
+            and event.entry.at - latest.digest.at > allowed_gap(latest.digest.interval)
+        ):
+            self._unsigned = event
         while self._pending and self._pending[0].digest.since < event.seq:
             self._active.append(self._pending.pop(0))
         for one in self._active:
@@ -294,5 +305,13 @@ class Comparison:
                 f"{first.name} signed a trail of {first.digest.events} events ending at "
                 f"#{first.digest.seq}, but the trail ends at #{self.last_seq}: events were "
                 "removed."
+            )
+        if self._unsigned is not None and self._latest is not None and complete:
+            latest, event = self._latest.digest, self._unsigned
+            found.append(
+                f"No digest signed the trail after {said(latest.at)} ({self._latest.name}), "
+                f"yet audit event #{event.seq} was recorded at {said(event.entry.at)} and "
+                f"#{self.last_seq} is the last: the digests after it are missing, or none "
+                "has been written since (is `changebot serve` writing them?)."
             )
         return found

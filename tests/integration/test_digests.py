@@ -227,6 +227,22 @@ def test_a_deleted_digest_is_reported_missing_between_its_neighbours(
     ) in finished.stderr
 
 
+def test_the_newest_digests_deleted_while_the_trail_went_on_are_reported_missing(
+    changebot: Changebot, engine: Engine, clock: FakeClock, signer: Signer, keys: tuple[Path, Path]
+) -> None:
+    _hourly(engine, clock, signer, hours=3)  # digests at 09:00, 10:00, 11:00 and 12:00
+    for name in _digests(signer)[2:]:
+        (signer.directory / name).unlink()
+    assert _verify(changebot, engine).code == 0  # the chain alone cannot tell
+
+    finished = _verify(changebot, engine, signer, keys[1])
+
+    assert finished.code == 1
+    assert "No digest signed the trail after 2026-11-23 10:00:00 UTC" in finished.stderr
+    assert "recorded at 2026-11-23 12:00:00 UTC" in finished.stderr
+    assert "Traceback" not in finished.output
+
+
 def test_digests_checked_with_another_public_key_are_refused(
     changebot: Changebot, engine: Engine, clock: FakeClock, signer: Signer, tmp_path: Path
 ) -> None:
