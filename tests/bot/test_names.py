@@ -203,3 +203,17 @@ async def test_serve_warns_at_start_when_nobody_can_approve(
         "emergency.approver_groups are empty, so the approvers of Normal changes approve "
         "emergencies too, and there are none.",
     ]
+
+
+@pytest.mark.parametrize("group", ["S0GONE", "@nope"])
+async def test_an_owner_group_that_does_not_exist_stops_start_up(
+    sqlite_template: Path, tmp_path: Path, group: str
+) -> None:
+    policy = policy_toml() + f'\n[[owners]]\nservices = ["payments"]\ngroups = ["{group}"]\n'
+
+    with pytest.raises(PolicyError) as raised:
+        async with in_process(sqlite_template, tmp_path, policy):
+            pass
+
+    assert raised.value.key == "owners[0].groups[0]"
+    assert raised.value.problem.startswith(f"no user group {group} in this workspace")
