@@ -209,14 +209,8 @@ class Publisher(SlackWorker[Publication]):
         if not where or where == d.channel:
             return
         marker = {"event_type": "changebot_card_copy", "event_payload": {"ref": change.ref}}
-        # After a failure the copy may be there already: adopted, not posted twice.
-        found = await self._posted(where, marker) if pub.attempts > 0 else None
-        if found is not None:
-            await self.client.chat_update(channel=found[0], ts=found[1], **shown)
-            await self._progress(pub.number, mirror_channel=found[0], mirror_ts=found[1])
-            return
         try:
-            response = await self._post_joining(where, {**shown, "metadata": marker})
+            copy = await self._post_once(where, shown, marker, careful=pub.attempts > 0)
         except SlackApiError as error:
             if error.response.get("error") not in CANNOT_POST:
                 raise
@@ -225,9 +219,7 @@ class Publisher(SlackWorker[Publication]):
             await self.client.chat_postMessage(channel=change.requester, text=text)
             await self._progress(pub.number, mirror_channel="-")
             return
-        await self._progress(
-            pub.number, mirror_channel=response["channel"], mirror_ts=response["ts"]
-        )
+        await self._progress(pub.number, mirror_channel=copy[0], mirror_ts=copy[1])
 
     async def _update_mirror(self, d: _Delivery, shown: dict[str, Any]) -> None:
         try:
@@ -240,17 +232,11 @@ class Publisher(SlackWorker[Publication]):
     async def _post_card(self, d: _Delivery, shown: dict[str, Any], note: str = "") -> None:
         channel = self.policy.channels.changes or d.change.requested_in or d.change.requester
         marker = {"event_type": "changebot_card", "event_payload": {"ref": d.change.ref}}
-        # After a failure Slack may have posted the card without saying so (a card posted
-        # again after its deletion too: the deleted one is gone from the channel's history).
-        found = await self._posted(channel, marker) if d.pub.attempts > 0 else None
-        if found is not None:
-            d.channel, d.thread_ts = found
-            # Posted before the change moved on, perhaps (people click on the card that
-            # landed): shown as the change is now, since it is recorded as drawn now.
-            await self.client.chat_update(channel=d.channel, ts=d.thread_ts, **shown)
-        else:
-            response = await self._post_joining(channel, {**shown, "metadata": marker})
-            d.channel, d.thread_ts = response["channel"], response["ts"]
+        # A card posted again after its deletion is looked for too: the deleted one is gone
+        # from the channel's history.
+        d.channel, d.thread_ts = await self._post_once(
+            channel, shown, marker, careful=d.pub.attempts > 0
+        )
         await self._progress(d.pub.number, channel=d.channel, thread_ts=d.thread_ts, **d.pending)
         d.pending.clear()
         if note:
@@ -258,6 +244,19 @@ class Publisher(SlackWorker[Publication]):
             await self.client.chat_postMessage(channel=d.channel, thread_ts=d.thread_ts, text=note)
         else:
             await self._confirm_to_requester(d)
+
+    async def _post_once(
+        self, channel: str, shown: dict[str, Any], marker: dict[str, Any], *, careful: bool
+    ) -> tuple[str, str]:
+        """Post `shown` in `channel` carrying `marker`; after a failure (`careful`), a message
+        Slack posted without saying so is adopted instead and drawn as `shown`: people may
+        have clicked on it meanwhile, and it is recorded as drawn now. (channel, ts)."""
+        found = await self._posted(channel, marker) if careful else None
+        if found is not None:
+            await self.client.chat_update(channel=found[0], ts=found[1], **shown)
+            return found
+        response = await self._post_joining(channel, {**shown, "metadata": marker})
+        return str(response["channel"]), str(response["ts"])
 
     async def _posted(self, channel: str, marker: dict[str, Any]) -> tuple[str, str] | None:
         """The latest message of the bot's in `channel` carrying `marker`: one Slack posted

@@ -245,8 +245,13 @@ class Comparison:
 
     def __init__(self, digests: Iterable[Named]) -> None:
         self._pending = sorted(digests, key=lambda n: (n.digest.since, n.digest.seq))
-        #: The digest written last: events recorded well after it were signed by none.
+        #: The digest written last; an event past its sequence number and its interval (and
+        #: slack) was signed by none.
         self._latest = max(self._pending, key=lambda n: n.digest.at, default=None)
+        latest = self._latest.digest if self._latest is not None else None
+        self._unsigned_past = (
+            (latest.seq, latest.at + allowed_gap(latest.interval)) if latest is not None else None
+        )
         self._unsigned: ChainedEntry | None = None
         self._active: list[Named] = []
         self._first_changed: str | None = None
@@ -261,13 +266,9 @@ class Comparison:
 
     def _compare(self, event: ChainedEntry) -> None:
         self.last_seq = event.seq
-        latest = self._latest
-        if (
-            self._unsigned is None
-            and latest is not None
-            and event.seq > latest.digest.seq
-            and event.entry.at - latest.digest.at > allowed_gap(latest.digest.interval)
-        ):
+        past = self._unsigned_past
+        unsigned = past is not None and event.seq > past[0] and event.entry.at > past[1]
+        if unsigned and self._unsigned is None:
             self._unsigned = event
         while self._pending and self._pending[0].digest.since < event.seq:
             self._active.append(self._pending.pop(0))
