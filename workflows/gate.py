@@ -11,6 +11,7 @@ in the audit trail.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -269,8 +270,10 @@ def _ended(change: Change) -> str:
     return f" (its outcome, {outcome}, was recorded at {when(change.outcome_at)})"
 
 
+@functools.lru_cache(maxsize=4096)
 def when(moment: datetime) -> str:
-    """A moment as a pipeline log shows it: in UTC, to the minute."""
+    """A moment as a pipeline log shows it: in UTC, to the minute. Remembered: the gate
+    writes the same windows' ends in answer after answer."""
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
