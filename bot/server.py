@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from bot import logs, memory
@@ -26,6 +27,8 @@ from bot.github.webhook import PATH as WEBHOOK_PATH
 from bot.listeners import catalog as catalog_listeners
 from bot.names import REFRESH_SECONDS
 from storage import migrate
+from storage.checkpoints import BackgroundCheckpoints
+from storage.db import is_sqlite
 from storage.uow import SqlUnitOfWork
 from workflows.durations import format_duration
 from workflows.followup import ensure_policy_review
@@ -156,6 +159,7 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
     except BaseException:
         await close_connections()
         raise
+    checkpoints = _checkpoints(bot.services.engine)
     signing_in = asyncio.create_task(bot.sign_in(), name="sign-in")  # never holds up serving
     if bot.services.policy.policy.owner:
         try:
@@ -218,8 +222,18 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
         with contextlib.suppress(asyncio.CancelledError):
             await signing_in
         await close_connections()
+        if checkpoints is not None:
+            await asyncio.to_thread(checkpoints.stop)
 
     return stop
+
+
+def _checkpoints(engine: Engine) -> BackgroundCheckpoints | None:
+    """On a SQLite file, the log is copied back by a thread, not by the request that
+    happens to commit past its limit (storage/checkpoints.py)."""
+    if not is_sqlite(engine) or engine.url.database in (None, "", ":memory:"):
+        return None
+    return BackgroundCheckpoints(engine).start()
 
 
 #: How often a replica looks whether the digest is due, at most: it is written this late at worst.
