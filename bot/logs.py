@@ -46,13 +46,15 @@ class Served:
     new ID; on leaving, one line of its own, `what`, its status and how long it took (500
     unless `status` was set, as when it failed)."""
 
-    __slots__ = ("_started", "_token", "id", "log", "status", "what")
+    __slots__ = ("_started", "_token", "id", "log", "quiet", "status", "what")
 
     def __init__(self, log: logging.Logger, what: str) -> None:
         self.log = log
         self.what = what
         self.id = new_request_id()
         self.status = 500
+        #: Counted elsewhere instead of logged (the gate's answers, see bot/api/tally.py).
+        self.quiet = False
 
     def __enter__(self) -> Served:
         self._token = request_id.set(self.id)
@@ -60,8 +62,9 @@ class Served:
         return self
 
     def __exit__(self, *_: object) -> None:
-        elapsed = (time.monotonic() - self._started) * 1000
-        self.log.info("%s %s %.1fms", self.what, self.status, elapsed)
+        if not self.quiet:
+            elapsed = (time.monotonic() - self._started) * 1000
+            self.log.info("%s %s %.1fms", self.what, self.status, elapsed)
         request_id.reset(self._token)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from bot import logs, memory
-from bot.api.routes import JSON_PATHS, api_errors
+from bot.api.routes import JSON_PATHS, api_errors, quiet
 from bot.app import Bot
 from bot.calendar_feed import CalendarFeed
 from bot.github.webhook import PATH as WEBHOOK_PATH
@@ -127,6 +127,7 @@ async def with_request_id(request: web.Request, handler: Handler) -> web.StreamR
             error.headers["X-Request-Id"] = served.id
             raise
         served.status = response.status
+        served.quiet = quiet(request, response.status)
         response.headers["X-Request-Id"] = served.id
         return response
 
@@ -189,6 +190,14 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
         next_run_time=datetime.now(UTC),
     )
     _schedule_digests(bot, scheduler)
+    scheduler.add_job(
+        bot.api.tally.log,
+        "interval",
+        seconds=TALLY_EVERY,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
     if bot.names is not None and bot.names.has_names:
         scheduler.add_job(
             bot.refresh_names,
@@ -221,6 +230,7 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
         signing_in.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await signing_in
+        bot.api.tally.log()
         await close_connections()
         if checkpoints is not None:
             await asyncio.to_thread(checkpoints.stop)
@@ -236,6 +246,8 @@ def _checkpoints(engine: Engine) -> BackgroundCheckpoints | None:
     return BackgroundCheckpoints(engine).start()
 
 
+#: How often the gate's answers are summed up in the log (bot/api/tally.py).
+TALLY_EVERY = 60.0
 #: How often a replica looks whether the digest is due, at most: it is written this late at worst.
 DIGEST_LOOK_EVERY = 60.0
 

@@ -25,6 +25,7 @@ from sqlmodel import Session
 from bot.api.desk import GateDesk, Refused
 from bot.api.errors import UNAVAILABLE, ApiError, from_change_error
 from bot.api.requests import change_number, credential, json_body
+from bot.api.tally import Tally
 from bot.services import Services
 from storage import tokens
 from storage.rows import deployment_to_json
@@ -37,6 +38,7 @@ from workflows.tokens import ApiToken, Scope, refusal
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
+GATE_PATH = f"{PREFIX}/gate"
 #: Paths answered in JSON, refusals included: the API's and GitHub's webhook.
 JSON_PATHS = ("/api/", "/github/")
 GATE_FIELDS = (
@@ -56,9 +58,10 @@ class Api:
     def __init__(self, services: Services, desk: GateDesk) -> None:
         self.services = services
         self.desk = desk
+        self.tally = Tally()
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_post(f"{PREFIX}/gate", self.gate)
+        app.router.add_post(GATE_PATH, self.gate)
         app.router.add_put(f"{PREFIX}/changes/{{ref}}/deployments/{{id}}", self.started)
         app.router.add_put(f"{PREFIX}/changes/{{ref}}/deployments/{{id}}/outcome", self.finished)
 
@@ -83,6 +86,7 @@ class Api:
         if isinstance(result, Refused):
             raise _refused(result.status, result.message)
         decision = result.decision
+        self.tally.count(decision.status)  # and no line of its own (see `quiet`)
         return _json(
             {
                 "status": decision.status.value,
@@ -153,6 +157,11 @@ class Api:
             return await self.services.run(use_case, *args, **kwargs)
         except ChangeError as error:
             raise from_change_error(error) from error
+
+
+def quiet(request: web.Request, status: int) -> bool:
+    """A gate answer: counted in the tally (bot/api/tally.py), not logged a line each."""
+    return status == 200 and request.path == GATE_PATH
 
 
 def _checked(question: Question) -> Question:

@@ -4,6 +4,7 @@ a sentence, writing nothing. Real HTTP on a real database, on SQLite and Postgre
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -252,3 +253,33 @@ async def test_the_gate_fails_closed_when_its_database_cannot_be_read(api: Serve
 
     assert (status, body["status"], body["error"]) == (503, "error", "unavailable")
     assert "allowed" not in body.values()
+
+
+# -- the log ------------------------------------------------------------------------------------
+
+
+async def test_answers_are_summed_up_in_the_log_and_refusals_logged_each(
+    api: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    allowed, awaiting = api.approved(), api.awaiting_approval()
+    api.in_window()
+    token = api.token()
+    for _ in range(3):
+        assert (await api.ask(token, change=allowed.ref, **PAYMENTS))[1]["status"] == "allowed"
+    assert (await api.ask(token, change=awaiting.ref, **PAYMENTS))[1]["status"] == "awaiting"
+    refused = await api.client.post("/api/v1/gate", json={"change": allowed.ref, **PAYMENTS})
+    assert refused.status == 401
+
+    lines = [r.getMessage() for r in caplog.records]
+    # Each answer is in the audit trail; the log has no line per answer...
+    assert not [line for line in lines if line.startswith("POST /api/v1/gate 200")]
+    # ...but a refusal has its own, as any other request.
+    assert [line for line in lines if line.startswith("POST /api/v1/gate 401")]
+
+    api.bot.api.tally.log()
+
+    summary = [r.getMessage() for r in caplog.records if r.name == "bot.api.tally"]
+    assert summary == ["gate: answered 4 questions (allowed 3, awaiting 1, prevented 0, invalid 0)"]
+    api.bot.api.tally.log()  # nothing new: no line
+    assert len([r for r in caplog.records if r.name == "bot.api.tally"]) == 1
