@@ -530,7 +530,10 @@ def _raw_insert(dialect: Dialect) -> _RawInsert:
         positional = bool(compiled.positional)
         if positional:  # the statement takes its values in this order
             assert tuple(compiled.positiontup or ()) == _EVENT_COLUMNS, compiled.positiontup
-        process = _EVENTS.c.at.type.bind_processor(dialect) or (lambda at: at)
+        # The column's type as this dialect stores it (SQLite: UTC as text, in SQLAlchemy's
+        # format), not the generic type's processor, which would leave it to the driver.
+        column_type = _EVENTS.c.at.type.dialect_impl(dialect)
+        process = column_type.bind_processor(dialect) or (lambda at: at)
         found = _RAW_INSERTS[dialect.name] = _RawInsert(str(compiled), positional, process)
     return found
 

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import col, select
 
 from storage.repositories import read_head, read_trail
 from storage.rows import details_from_json, details_to_json
+from storage.tables import AuditEventRow
 from storage.uow import SqlUnitOfWork, read_session
 from tests.integration.changes import (
     APPROVER,
@@ -445,3 +447,27 @@ def test_changes_read_many_at_once_are_the_latest_and_the_callers_own(engine: En
 
     assert sorted(read) == [1, 2]
     assert (latest[first.number].title, latest[first.number].version) == ("Uno", 1)
+
+
+def test_an_events_moment_is_stored_as_every_other_moment_is(engine: Engine) -> None:
+    """Events are written by the driver's executemany (not row by row through SQLAlchemy):
+    their time is still stored in UTC, in the column type's own format on each engine, so
+    a time range finds them and they read back as the moment they were."""
+    at = datetime(2026, 12, 6, 22, 8, 25, 427381, tzinfo=timezone(timedelta(hours=1)))
+    entry = AuditEntry(at, "UALICE", "requested", "CHG-0001", "", "request")
+    with SqlUnitOfWork(engine) as uow:
+        uow.audit.append(entry, shown=False)  # no card to draw: the change is not stored
+        uow.commit()
+    with engine.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT at FROM audit_events").scalar_one()
+        found = connection.execute(
+            select(AuditEventRow.seq).where(col(AuditEventRow.at) >= at),
+        ).all()
+    if engine.dialect.name == "sqlite":
+        assert stored == "2026-12-06 21:08:25.427381"  # as SQLAlchemy stores every moment
+    else:
+        assert stored == at
+    assert len(found) == 1
+    with read_session(engine) as session:
+        (event,) = list(read_trail(session))
+    assert event.entry.at == at and event.entry.at.tzinfo == UTC
