@@ -23,13 +23,13 @@ from workflows.errors import ValidationFailed
 from workflows.events import Happened
 from workflows.freezes import INSTANT, Occurrence, blocking, described
 from workflows.model import (
+    PIPELINE_PREFIX,
     Change,
     Classification,
     GateCheck,
     GateStatus,
     Stage,
     format_ref,
-    pipeline_actor,
     ref_in,
 )
 from workflows.policy import Policy
@@ -364,10 +364,13 @@ def record_answers(
         if change is not None and answer.news:
             touched[change.number] = change
         answers.append(answer)
+    if not touched:
+        return answers
     for change in touched.values():
         uow.changes.save(change)
+    # Every answer about a change saved here carries its version once saved.
     return [
-        Answer(a.ref, a.decision, a.news, changes[q.number].version) if q.number in changes else a
+        Answer(a.ref, a.decision, a.news, touched[q.number].version) if q.number in touched else a
         for q, a in zip(questions, answers, strict=True)
     ]
 
@@ -378,32 +381,23 @@ def _answer(
     target, asked = question.target, question.asked
     ref = format_ref(question.number)
     decision = decide(change, ref, target, policy, at)
-    check = GateCheck(
-        asked.pipeline,
-        target.service,
-        target.environment,
-        decision.status,
-        at,
-        target.repository,
-        target.commit,
-        asked.run,
-    )
-    news = change is not None and _is_news(change, check)
+    status = decision.status
+    news = change is not None and _is_news(change, asked.pipeline, target, status)
     stage = change.stage.value if change is not None else ""
     uow.audit.append(
         AuditEntry(
-            at=at,
-            actor=pipeline_actor(asked.pipeline).user_id,
-            action=DECIDED,
-            ref=ref if change is not None else GATE_REF,
-            from_stage=stage,
-            to_stage=stage,
-            details={
+            at,
+            PIPELINE_PREFIX + asked.pipeline,
+            DECIDED,
+            ref if change is not None else GATE_REF,
+            stage,
+            stage,
+            {
                 "change": ref,
-                "status": decision.status.value,
+                "status": status.value,
                 "reasons": list(decision.reasons),
-                "service": check.service,
-                "environment": check.environment,
+                "service": target.service,
+                "environment": target.environment,
                 "repository": target.repository,
                 "commit": target.commit,
                 "run": asked.run,
@@ -413,9 +407,21 @@ def _answer(
         ),
         shown=news,
     )
-    if change is not None and news:
+    if change is None:
+        return Answer(ref, decision, news)
+    if news:  # the card shows it (a repeated answer is in the trail only)
+        check = GateCheck(
+            asked.pipeline,
+            target.service,
+            target.environment,
+            status,
+            at,
+            target.repository,
+            target.commit,
+            asked.run,
+        )
         change.gate_checks = _recorded(change.gate_checks, check)
-    return Answer(ref, decision, news)
+    return Answer(ref, decision, news, change.version)
 
 
 def find_change(uow: UnitOfWork, git_ref: str, pull_requests: Sequence[str]) -> int | None:
@@ -433,9 +439,11 @@ def find_change(uow: UnitOfWork, git_ref: str, pull_requests: Sequence[str]) -> 
     return change.number if change is not None else None
 
 
-def _is_news(change: Change, check: GateCheck) -> bool:
-    known = next((c for c in change.gate_checks if c.key == check.key), None)
-    return known is None or known.status is not check.status
+def _is_news(change: Change, pipeline: str, target: Target, status: GateStatus) -> bool:
+    """A question this pipeline has not asked before, or a new answer to it."""
+    key = (pipeline, target.service.lower(), target.environment.lower())
+    known = next((c for c in change.gate_checks if c.key == key), None)
+    return known is None or known.status is not status
 
 
 #: The card shows the latest questions; older ones stay in the audit trail.
