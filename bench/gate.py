@@ -36,7 +36,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -97,6 +97,7 @@ SIZES = (10_000, 1_000_000)
 POOL = 600
 REPEAT_SHARE = 0.98
 SERVICE = "payments"
+CHANNEL = "C0CHANGES"
 GITHUB_POLICY = """
 [[gate.github]]
 repository = "acme/payments"
@@ -198,8 +199,23 @@ class Table:
 
     def publications(self) -> Iterator[tuple[Any, ...]]:
         for number in range(1, self.size + 1):
-            ts = f"{1_700_000_000 + number}.000100"
-            yield (number, "C0CHANGES", ts, "", "", 3, 0, 0, None, 0, "", None, "")
+            yield (number, CHANNEL, card_ts(number), "", "", 3, 0, 0, None, 0, "", None, "")
+
+
+def card_ts(number: int) -> str:
+    """Where the seeded change's card is in Slack: the publications say so, and the Slack
+    stand-in holds a card there (`cards_in_slack`), so news updates it as in production."""
+    return f"{1_700_000_000 + number}.000100"
+
+
+def cards_in_slack(slack: SlackStandIn, numbers: Iterable[int]) -> None:
+    """The cards of the changes the load asks about, as the bot posted them long ago: a
+    card that Slack did not have would be posted again (with a note that it was deleted),
+    which is not what news costs in a workspace whose cards are where they were put."""
+    bot = slack.workspace.bot_user_id
+    for number in numbers:
+        card = {"type": "message", "user": bot, "text": f"CHG-{number:04d}", "blocks": []}
+        slack.state.messages.seed(CHANNEL, card_ts(number), card)
 
 
 def _with(change: Change, **fields: Any) -> Change:
@@ -306,9 +322,9 @@ async def measure(options: Options) -> tuple[list[Result], list[Result]]:
             for engine, server in engines:
                 for size in options.sizes:
                     with _database(engine, server, work, size) as url:
-                        async with _served(url, work, env) as bot:
+                        async with _served(url, work, env) as (bot, slack):
                             result = await _gate_rounds(
-                                engine, size, url, options, work, baseline, bot
+                                engine, size, url, options, work, baseline, bot, slack
                             )
                             results.append(result)
                             if size == min(options.sizes):  # the same process, after
@@ -317,14 +333,16 @@ async def measure(options: Options) -> tuple[list[Result], list[Result]]:
 
 
 @asynccontextmanager
-async def _served(url: str, work: Path, env: dict[str, str]) -> AsyncIterator[BotProcess]:
+async def _served(
+    url: str, work: Path, env: dict[str, str]
+) -> AsyncIterator[tuple[BotProcess, SlackStandIn]]:
     """changebot on `url`, not started (the database is seeded first), with GitHub configured
-    (its webhook is measured last), and stopped at the end."""
+    (its webhook is measured last), and stopped at the end; and its Slack."""
     policy = policy_toml(extra=GITHUB_POLICY)
     async with SlackStandIn(workspace()) as slack:
         bot = BotProcess(slack, work, database_url=url, policy=policy, env=env)
         try:
-            yield bot
+            yield bot, slack
         finally:
             bot.stop()
 
@@ -337,6 +355,7 @@ async def _gate_rounds(
     work: Path,
     baseline: Result,
     bot: BotProcess,
+    slack: SlackStandIn,
 ) -> Result:
     engine = make_engine(url)
     now = datetime.now().astimezone()
@@ -352,6 +371,7 @@ async def _gate_rounds(
     rng = random.Random(size)
     fresh = fresh_of(changes)
     rng.shuffle(fresh)
+    cards_in_slack(slack, [*pool_of(changes), *fresh])
     warmup = [_question(n, i % 50) for i, n in enumerate(pool_of(changes))]
     loads = [questions(changes, options.requests, rng, fresh) for _ in range(options.rounds)]
     result = Result(f"changebot ({engine_name}, {_short(size)})", engine=engine_name, size=size)

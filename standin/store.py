@@ -60,6 +60,11 @@ class MessageStore:
             self._note_reply(channel, thread_ts, stored)
         return json_copy(stored)
 
+    def seed(self, channel: str, ts: str, message: Message) -> None:
+        """A message posted before the stand-in started, at the `ts` it was given then (a
+        benchmark's database of changes whose cards are already in Slack)."""
+        self._channels.setdefault(channel, {})[ts] = {**json_copy(message), "ts": ts}
+
     def _note_reply(self, channel: str, thread_ts: str, reply: Message) -> None:
         """Slack keeps reply counts and the latest reply on a thread's root message."""
         root = self._channels[channel].get(thread_ts)
