@@ -90,6 +90,8 @@ class _Delivery:
     #: release itself. A card drawn again is the only other thing held back: a card updated
     #: but not on record is only updated again.
     pending: dict[str, object] = field(default_factory=dict)
+    #: A message was posted since progress was last written: it is written before the next.
+    posted: bool = False
 
 
 class Publisher(SlackWorker[Publication]):
@@ -294,8 +296,10 @@ class Publisher(SlackWorker[Publication]):
         for event in events:
             effects = effects_for(event.entry, d.change, self.policy)
             for index in range(start, len(effects)):
-                await self._write_pending(d)
+                if d.posted or not self._surely_held(d):
+                    await self._write_pending(d)
                 await self._send(d, effects[index], _marker(d.change, event.seq, index), careful)
+                d.posted = True
                 careful = False
                 d.progressed = True
                 d.pending.update(effect_index=index + 1)
@@ -346,6 +350,15 @@ class Publisher(SlackWorker[Publication]):
         if d.pending:
             await self._progress(d.pub.number, **d.pending)
             d.pending.clear()
+        d.posted = False
+
+    def _surely_held(self, d: _Delivery) -> bool:
+        """Whether the lease is still this replica's for certain: no other replica takes a
+        publication over before its lease runs out, and more than half of it is left. Then a
+        first reply needs no write first to prove it (the progress so far goes with the next
+        write); later, or after a post not yet on record, the write comes first."""
+        until = d.pub.lease_until
+        return until is not None and self.clock.now() < until - self.lease / 2
 
     async def _progress(self, number: int, **values: object) -> None:
         """Record progress under the lease (LeaseLost if another replica took it over)."""

@@ -65,6 +65,8 @@ class Publication:
     due_at: datetime | None = None
     #: When the card shown must be drawn again, news or not.
     refresh_at: datetime | None = None
+    #: Until when the claim holds it: no other replica can take it over before then.
+    lease_until: datetime | None = None
 
 
 def mark_due(session: Session, number: int, at: datetime) -> None:
@@ -219,6 +221,7 @@ def _publication(row: PublicationRow) -> Publication:
         row.last_error,
         row.due_at,
         row.refresh_at,
+        row.lease_until,
     )
 
 
@@ -276,13 +279,12 @@ def _clear_if_caught_up(session: Session, number: int, claimed_due_at: datetime 
         .scalar_subquery()
     )
     session.execute(
-        update(PublicationRow)
-        .where(col(PublicationRow.number) == number)
-        .where(col(PublicationRow.published_seq) >= latest)
-        .where(col(PublicationRow.due_at) == claimed_due_at)
-        .where(col(PublicationRow.lease_owner) == "")
-        .values(due_at=col(PublicationRow.refresh_at))
-        .execution_options(synchronize_session=False)
+        update(_PUBLICATIONS)
+        .where(_PUBLICATIONS.c.number == number)
+        .where(_PUBLICATIONS.c.published_seq >= latest)
+        .where(_PUBLICATIONS.c.due_at == claimed_due_at)
+        .where(_PUBLICATIONS.c.lease_owner == "")
+        .values(due_at=_PUBLICATIONS.c.refresh_at)
     )
     session.commit()
 
