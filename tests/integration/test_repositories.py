@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
 from storage.repositories import read_head, read_trail
@@ -471,3 +472,17 @@ def test_an_events_moment_is_stored_as_every_other_moment_is(engine: Engine) -> 
     with read_session(engine) as session:
         (event,) = list(read_trail(session))
     assert event.entry.at == at and event.entry.at.tzinfo == UTC
+
+
+def test_an_event_too_long_for_its_column_is_refused_not_cut_short(engine: Engine) -> None:
+    """PostgreSQL checks a column's length when the events are stored together (SQLite has
+    no lengths to check): a value is never cut to fit."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    at = datetime(2026, 12, 6, 22, 8, tzinfo=UTC)
+    entry = AuditEntry(at, "U" * 41, "requested", "CHG-0001", "", "request")
+    with pytest.raises(DBAPIError), SqlUnitOfWork(engine) as uow:
+        uow.audit.append(entry, shown=False)
+        uow.commit()
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM audit_events").scalar() == 0
