@@ -77,10 +77,11 @@ class SqlChanges:
         return change
 
     def get(self, number: int) -> Change:
-        row = self.session.get(ChangeRow, number)
-        if row is None:
+        """The change, from the cache if its version was read before (see get_many)."""
+        change = self.get_many([number]).get(number)
+        if change is None:
             raise NotFound("change", format_ref(number))
-        return self._read(change_from_row(row))
+        return change
 
     def save(self, change: Change) -> None:
         """Compare-and-set on the version: a write based on an older read is refused."""
