@@ -495,19 +495,8 @@ class SqlAudit:
         return self._head
 
 
-#: An event's columns, in the order SqlAudit keeps its rows.
-_EVENT_COLUMNS = (
-    "seq",
-    "at",
-    "actor",
-    "action",
-    "ref",
-    "from_stage",
-    "to_stage",
-    "details",
-    "prev_hash",
-    "hash",
-)
+#: An event's columns, in the table's order, which is the order of SqlAudit's rows.
+_EVENT_COLUMNS = tuple(column.name for column in _EVENTS.columns)
 
 
 @dataclass(frozen=True)

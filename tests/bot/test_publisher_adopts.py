@@ -23,6 +23,7 @@ from tests.e2e.steps import (
     normal_request,
     open_form,
     open_request_form,
+    review,
     step_with_form,
     thread_texts,
 )
@@ -48,16 +49,7 @@ async def test_a_card_posted_unconfirmed_is_adopted_and_drawn_as_the_change_now_
 
     # Bob reviews from the card that landed; the change moves on, and its news brings the
     # delivery Slack answered with an error forward.
-    await step_with_form(
-        bot.driver,
-        bot.slack,
-        "U0BOB",
-        card,
-        Action.RECORD_REVIEW,
-        {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"},
-    )
-
-    await eventually(lambda: "add_test_evidence" in buttons(latest(bot.slack, card)))
+    await review(bot.driver, bot.slack, card)
     assert len(cards(bot.slack)) == 1
 
 

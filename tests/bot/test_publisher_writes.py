@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import Session
 
-from bot import ids
 from storage.outbox import PublicationRow
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually
@@ -25,10 +24,9 @@ from tests.e2e.steps import (
     latest,
     normal_request,
     open_request_form,
-    step_with_form,
+    review,
     thread_texts,
 )
-from workflows.stages import Action
 
 
 @pytest.fixture
@@ -82,15 +80,7 @@ def delivered(bot: InProcess, number: int) -> bool:
 
 
 async def reviewed(bot: InProcess, card: dict[str, Any]) -> None:
-    await step_with_form(
-        bot.driver,
-        bot.slack,
-        "U0BOB",
-        card,
-        Action.RECORD_REVIEW,
-        {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"},
-    )
-    await eventually(lambda: "add_test_evidence" in buttons(latest(bot.slack, card)))
+    await review(bot.driver, bot.slack, card)
     await eventually(lambda: any("reviewed it" in t for t in thread_texts(bot.slack, card)))
     await eventually(lambda: delivered(bot, 1))
 

@@ -221,20 +221,31 @@ async def click_on_copy(
     return await driver.post_raw(urlencode({"payload": json.dumps(payload)}).encode())
 
 
-async def review_and_test(
-    driver: SlackDriver, slack: SlackStandIn, card: dict[str, Any], risk: str = "low"
+async def review(
+    driver: SlackDriver,
+    slack: SlackStandIn,
+    card: dict[str, Any],
+    risk: str = "low",
+    assessment: str = "Fine.",
 ) -> None:
-    """Bob reviews the change (assessing `risk`), Alice adds test evidence: it waits for its
-    approvals."""
+    """Bob reviews the change, assessing `risk`: it waits for test evidence."""
     await step_with_form(
         driver,
         slack,
         "U0BOB",
         card,
         Action.RECORD_REVIEW,
-        {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: risk},
+        {ids.ASSESSMENT: assessment, ids.REVIEW_RISK: risk},
     )
     await eventually(lambda: "add_test_evidence" in buttons(latest(slack, card)))
+
+
+async def review_and_test(
+    driver: SlackDriver, slack: SlackStandIn, card: dict[str, Any], risk: str = "low"
+) -> None:
+    """Bob reviews the change (assessing `risk`), Alice adds test evidence: it waits for its
+    approvals."""
+    await review(driver, slack, card, risk)
     await step_with_form(
         driver, slack, "U0ALICE", card, Action.ADD_TEST_EVIDENCE, {ids.EVIDENCE: "Ok."}
     )
