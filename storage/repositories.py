@@ -178,10 +178,6 @@ class SqlChanges:
         bookings.sort(key=lambda b: (b.window.start, b.number))
         return bookings
 
-    def _read(self, change: Change) -> Change:
-        self._booked[change.number] = _booked(change)
-        return change
-
     def _read_shared(self, shared: Change) -> Change:
         """A copy of a change the cache shares (never changed), for the caller to change; what
         it is booked as is worked out from the shared one only if the copy is saved (the gate
@@ -463,9 +459,21 @@ class SqlAudit:
         seq, last = self._lock_head()
         details = canonical_details(entry.details)
         event = chain(seq + 1, last, entry, details)
-        e = entry
-        row = (seq + 1, e.at, e.actor, e.action, e.ref, e.from_stage, e.to_stage, details)
-        self._rows.append((*row, event.prev_hash, event.hash))
+        e = event.entry
+        self._rows.append(
+            (
+                event.seq,
+                e.at,
+                e.actor,
+                e.action,
+                e.ref,
+                e.from_stage,
+                e.to_stage,
+                details,
+                event.prev_hash,
+                event.hash,
+            )
+        )
         self._head = (event.seq, event.hash)
         number = parse_ref(entry.ref) if shown else None
         if number is not None and number not in self._marked:

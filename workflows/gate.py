@@ -23,13 +23,14 @@ from workflows.errors import ValidationFailed
 from workflows.events import Happened
 from workflows.freezes import INSTANT, Occurrence, blocking, described
 from workflows.model import (
-    PIPELINE_PREFIX,
     Change,
     Classification,
     GateCheck,
     GateStatus,
     Stage,
     format_ref,
+    gate_key,
+    pipeline_actor,
     ref_in,
 )
 from workflows.policy import Policy
@@ -386,13 +387,13 @@ def _answer(
     stage = change.stage.value if change is not None else ""
     uow.audit.append(
         AuditEntry(
-            at,
-            PIPELINE_PREFIX + asked.pipeline,
-            DECIDED,
-            ref if change is not None else GATE_REF,
-            stage,
-            stage,
-            {
+            at=at,
+            actor=pipeline_actor(asked.pipeline).user_id,
+            action=DECIDED,
+            ref=ref if change is not None else GATE_REF,
+            from_stage=stage,
+            to_stage=stage,
+            details={
                 "change": ref,
                 "status": status.value,
                 "reasons": list(decision.reasons),
@@ -441,7 +442,7 @@ def find_change(uow: UnitOfWork, git_ref: str, pull_requests: Sequence[str]) -> 
 
 def _is_news(change: Change, pipeline: str, target: Target, status: GateStatus) -> bool:
     """A question this pipeline has not asked before, or a new answer to it."""
-    key = (pipeline, target.service.lower(), target.environment.lower())
+    key = gate_key(pipeline, target.service, target.environment)
     known = next((c for c in change.gate_checks if c.key == key), None)
     return known is None or known.status is not status
 

@@ -218,7 +218,12 @@ class GateCheck:
 
     @property
     def key(self) -> tuple[str, str, str]:
-        return (self.pipeline, self.service.lower(), self.environment.lower())
+        return gate_key(self.pipeline, self.service, self.environment)
+
+
+def gate_key(pipeline: str, service: str, environment: str) -> tuple[str, str, str]:
+    """One question to the gate, whoever asks it how: the card keeps the latest of each."""
+    return (pipeline, service.lower(), environment.lower())
 
 
 @dataclass(frozen=True)
