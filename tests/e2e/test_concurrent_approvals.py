@@ -15,10 +15,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from sqlmodel import col, select
 
 from bot import ids
 from standin import SlackDriver, SlackStandIn, payloads
 from storage.db import make_engine
+from storage.outbox import PublicationRow
 from storage.repositories import SqlChanges
 from storage.uow import SqlUnitOfWork, read_session
 from tests.conftest import PostgresServer
@@ -111,6 +113,25 @@ def card_for(slack: SlackStandIn, number: int) -> dict[str, Any] | None:
     return None
 
 
+def settled_card(slack: SlackStandIn, card: dict[str, Any]) -> bool:
+    """Whether the card shows the change approved (its Start deployment button)."""
+    return "start_deployment" in str(slack.message(CHANGES, card["ts"]))
+
+
+def explain(unsettled: list[int], bots: list[BotProcess]) -> str:
+    """What to read when some cards never got there: their publications and the bots' logs."""
+    engine = make_engine(bots[0].env["DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(PublicationRow).where(col(PublicationRow.number).in_(unsettled))
+            ).all()
+    finally:
+        engine.dispose()
+    logs = "\n".join(f"--- replica {i}:\n{b.output()[-4000:]}" for i, b in enumerate(bots))
+    return f"not there yet: {unsettled}\npublications: {rows}\n{logs}"
+
+
 @pytest.mark.postgres
 async def test_two_replicas_count_every_concurrent_approval_and_each_double_click_once(
     slack: SlackStandIn, workdir: Path, database: str
@@ -135,7 +156,10 @@ async def test_two_replicas_count_every_concurrent_approval_and_each_double_clic
     ]
     try:
         await eventually(
-            lambda: all(card_for(slack, n) for n in numbers), timeout=150, interval=0.3
+            lambda: all(card_for(slack, n) for n in numbers),
+            timeout=150,
+            interval=0.3,
+            explain=lambda: explain([n for n in numbers if not card_for(slack, n)], bots),
         )
         cards = {n: card_for(slack, n) for n in numbers}
 
@@ -155,11 +179,16 @@ async def test_two_replicas_count_every_concurrent_approval_and_each_double_clic
         assert all(reply.status == 200 for reply in replies)
 
         def settled() -> bool:
-            return all(
-                "start_deployment" in str(slack.message(CHANGES, c["ts"])) for c in cards.values()
-            )
+            return all(settled_card(slack, c) for c in cards.values())
 
-        await eventually(settled, timeout=150, interval=0.5)
+        await eventually(
+            settled,
+            timeout=150,
+            interval=0.5,
+            explain=lambda: explain(
+                [n for n, c in cards.items() if not settled_card(slack, c)], bots
+            ),
+        )
         await asyncio.sleep(1.5)  # let the last thread replies go out
     finally:
         for bot in bots:
