@@ -87,6 +87,9 @@ async def test_cards_and_replies_converge_exactly_once_through_a_flaky_slack(
 
     for card in cards:
         await eventually(lambda c=card: "Closed" in str(latest(slack, c)["blocks"]), timeout=40)
+        # The card is drawn before the replies that explain it: one backing off after a
+        # failure may still be on its way.
+        await eventually(lambda c=card: len({seq for seq, _ in markers(slack, c)}) >= 9, timeout=40)
     await asyncio.sleep(2.0)  # anything still retrying has had its chance to repeat itself
     for card in cards:
         seen = markers(slack, card)
