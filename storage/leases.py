@@ -80,12 +80,20 @@ def record(
 ) -> bool:
     """Write `values` to the row only while it is leased to `owner`; False if it was taken
     over. Commits."""
+    written = write(session, model, key, owner, **values)
+    session.commit()
+    return written
+
+
+def write(
+    session: Session, model: type[SQLModel], key: ColumnElement[bool], owner: str, **values: Any
+) -> bool:
+    """`record` without the commit, for a caller with more to write in the same transaction."""
     held = and_(key, col(model.lease_owner) == owner)  # type: ignore[attr-defined]
     # On the table, not the model: an ORM-enabled UPDATE costs several times a plain one, and
     # nothing in the session is kept in step with it anyway (no objects are loaded here).
     table = model.__table__  # type: ignore[attr-defined]
     result = session.execute(update(table).where(held).values(**values))
-    session.commit()
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import cast
 
-from sqlalchemy import Insert, Table, and_, bindparam, case, func, literal, update
+from sqlalchemy import ColumnElement, Insert, Table, and_, bindparam, case, func, literal, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -230,9 +230,11 @@ def record_progress(
 ) -> bool:
     """Write progress only while the lease is still ours (an expired lease nobody took is
     still ours); False if it was lost. Commits."""
-    return leases.record(
-        session, PublicationRow, col(PublicationRow.number) == number, owner, **values
-    )
+    return leases.record(session, PublicationRow, _row_of(number), owner, **values)
+
+
+def _row_of(number: int) -> ColumnElement[bool]:
+    return col(PublicationRow.number) == number
 
 
 def release(
@@ -249,7 +251,8 @@ def release(
 ) -> bool:
     """Give the lease back: done (due_at None, unless news arrived since it was claimed, due
     at `claimed_due_at`) or retry later; with the delivery's `progress` not yet written, in
-    the same statement."""
+    the same statement. One transaction: the row stays locked from the release to the check
+    (a writer marking it due meanwhile waits, and its mark comes after the check)."""
     values: dict[str, object] = {
         **(progress or {}),
         "lease_owner": "",
@@ -259,9 +262,10 @@ def release(
     }
     if due_at is not None:
         values["due_at"] = due_at
-    done = record_progress(session, number, owner, now, **values)
+    done = leases.write(session, PublicationRow, _row_of(number), owner, **values)
     if due_at is None and done:
         _clear_if_caught_up(session, number, claimed_due_at)
+    session.commit()
     return done
 
 
@@ -286,7 +290,6 @@ def _clear_if_caught_up(session: Session, number: int, claimed_due_at: datetime 
         .where(_PUBLICATIONS.c.lease_owner == "")
         .values(due_at=_PUBLICATIONS.c.refresh_at)
     )
-    session.commit()
 
 
 def release_all(session: Session, owner: str) -> int:

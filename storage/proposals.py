@@ -147,9 +147,12 @@ class SqlProposals:
 
 def adopted_count(session: Session) -> int:
     """How many proposals were ever adopted: it grows with each, so a replica that has seen
-    as many knows the catalog in force already."""
-    query = select(func.count()).where(col(ProposalRow.stage) == ProposalStage.ADOPTED.value)
-    return int(session.exec(query).one())
+    as many knows the catalog in force already. (Asked before each card is drawn: the
+    statement is made once.)"""
+    return int(session.execute(_ADOPTED_COUNT).scalar_one())
+
+
+_ADOPTED_COUNT = select(func.count()).where(col(ProposalRow.stage) == ProposalStage.ADOPTED.value)
 
 
 #: What `thread_ts` holds while a replica posts the proposal's card: the claim and its time.
