@@ -45,6 +45,15 @@ class LeaseLost(Exception):
     """Another replica took the work over; stop without writing anything."""
 
 
+def stop_if_cancelled() -> None:
+    """Raise the cancellation that Python 3.11's `asyncio.wait_for` swallows when what it
+    waits for is done in the same turn as the task is cancelled (CPython gh-86296): a worker
+    kicked as it is stopped would otherwise go on forever, and the stop with it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def replica_id() -> str:
     """Names this process in the leases it holds (host, pid and a random part)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -83,6 +92,7 @@ class LeasedWorker(Generic[W]):
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            stop_if_cancelled()
             self._wake.clear()
             try:
                 while True:  # a full batch means more may be due
