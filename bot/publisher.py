@@ -26,7 +26,7 @@ from bot.traffic import Traffic
 from bot.views import card as card_view
 from bot.views import replies
 from storage import outbox
-from storage.outbox import Publication
+from storage.outbox import Owed, Publication
 from storage.repositories import SqlChanges, read_trail
 from workflows import approval_rules
 from workflows.audit import ChainedEntry
@@ -40,6 +40,8 @@ BATCH = 25
 #: While a burst of requests goes on: a card or reply costs several Web API calls' worth of CPU.
 BUSY_BATCH = 5
 RETRY_FIRST = 2.0
+#: In the thread of a card posted again because it was deleted in Slack.
+REPOSTED = "The card of this change was deleted in Slack; here it is again."
 RETRY_MAX = 300.0
 #: Errors that retrying will not fix until a person acts: logged once, told, retried slowly.
 NEEDS_A_PERSON = {
@@ -140,6 +142,8 @@ class Publisher(SlackWorker[Publication]):
         try:
             change, events, conflicts, threads = await self.in_session(self._load, pub)
             delivery = _Delivery(pub, change, pub.channel, pub.thread_ts, conflicts, threads)
+            if pub.owed and pub.thread_ts:  # a note an earlier delivery could not send
+                await self._pay(delivery, pub.owed, careful=pub.attempts > 0)
             await self._show_card(delivery)
             await self._deliver_effects(delivery, events)
             await self._release(
@@ -184,8 +188,7 @@ class Publisher(SlackWorker[Publication]):
             except SlackApiError as error:
                 if error.response.get("error") != "message_not_found":
                     raise
-                note = "The card of this change was deleted in Slack; here it is again."
-                await self._post_card(d, shown, note=note)
+                await self._post_card(d, shown, reposted=True)
             if d.pub.mirror_ts:
                 await self._update_mirror(d, shown)
         await self._mirror(d, shown)
@@ -231,7 +234,7 @@ class Publisher(SlackWorker[Publication]):
                 raise
             log.info("the copy of change %s's card is gone: %s", d.pub.number, error)
 
-    async def _post_card(self, d: _Delivery, shown: dict[str, Any], note: str = "") -> None:
+    async def _post_card(self, d: _Delivery, shown: dict[str, Any], reposted: bool = False) -> None:
         channel = self.policy.channels.changes or d.change.requested_in or d.change.requester
         marker = {"event_type": "changebot_card", "event_payload": {"ref": d.change.ref}}
         # A card posted again after its deletion is looked for too: the deleted one is gone
@@ -239,13 +242,35 @@ class Publisher(SlackWorker[Publication]):
         d.channel, d.thread_ts = await self._post_once(
             channel, shown, marker, careful=d.pub.attempts > 0
         )
-        await self._progress(d.pub.number, channel=d.channel, thread_ts=d.thread_ts, **d.pending)
+        # The note it owes is on record with the card, so a failed send is retried, not lost.
+        owed = Owed.REPOSTED_NOTE if reposted else Owed.CONFIRMATION
+        await self._progress(
+            d.pub.number, channel=d.channel, thread_ts=d.thread_ts, owed=owed, **d.pending
+        )
         d.pending.clear()
-        if note:
-            # Posted after the card: a card found again means its note was never sent.
-            await self.client.chat_postMessage(channel=d.channel, thread_ts=d.thread_ts, text=note)
-        else:
-            await self._confirm_to_requester(d)
+        await self._pay(d, owed, careful=False)
+
+    async def _pay(self, d: _Delivery, owed: str, *, careful: bool) -> None:
+        """Send the note the card's posting owes; after a failure (`careful`), only if it is
+        not in Slack already (the failed send may have landed)."""
+        marker = {
+            "event_type": "changebot_note",
+            "event_payload": {"ref": d.change.ref, "note": owed, "card": d.thread_ts},
+        }
+        if owed == Owed.REPOSTED_NOTE:
+            if not (careful and await self._in_thread(d, marker)):
+                await self.client.chat_postMessage(
+                    channel=d.channel, thread_ts=d.thread_ts, text=REPOSTED, metadata=marker
+                )
+        elif not (careful and await self._in_dm(d.change.requester, marker)):
+            link = await self.client.chat_getPermalink(channel=d.channel, message_ts=d.thread_ts)
+            text = replies.confirmation(d.change, link.get("permalink", ""))
+            await self.client.chat_postMessage(
+                channel=d.change.requester, text=text, metadata=marker
+            )
+        d.pending["owed"] = Owed.NOTHING
+        d.posted = True  # on record before the next post
+        d.progressed = True
 
     async def _post_once(
         self, channel: str, shown: dict[str, Any], marker: dict[str, Any], *, careful: bool
@@ -283,11 +308,6 @@ class Publisher(SlackWorker[Publication]):
                 raise
             await self.client.conversations_join(channel=channel)
             return await self.client.chat_postMessage(channel=channel, **shown)
-
-    async def _confirm_to_requester(self, d: _Delivery) -> None:
-        link = await self.client.chat_getPermalink(channel=d.channel, message_ts=d.thread_ts)
-        text = replies.confirmation(d.change, link.get("permalink", ""))
-        await self.client.chat_postMessage(channel=d.change.requester, text=text)
 
     async def _deliver_effects(self, d: _Delivery, events: list[ChainedEntry]) -> None:
         start = d.pub.effect_index

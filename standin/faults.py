@@ -35,7 +35,11 @@ class Fault:
     where: Mapping[str, str] = field(default_factory=dict)
 
     def meets(self, params: Mapping[str, Any]) -> bool:
-        return all(str(params.get(k, "")) == v for k, v in self.where.items())
+        """Whether the call's parameters are as `where` says ("*": given, whatever it is)."""
+        return all(
+            bool(params.get(k)) if v == "*" else str(params.get(k, "")) == v
+            for k, v in self.where.items()
+        )
 
     @property
     def is_timeout(self) -> bool:
@@ -76,7 +80,8 @@ class FaultPlan:
         where: Mapping[str, str] | None = None,
     ) -> None:
         """The next `times` calls to `method` ("*" for any) fail this way, in order; with
-        `where`, the next calls whose parameters say so ({"channel": "U0ALICE"})."""
+        `where`, the next calls whose parameters say so ({"channel": "U0ALICE"}; "*" for any
+        value, as {"thread_ts": "*"} for a reply in a thread)."""
         fault = replace(make_fault(error, status, retry_after), where=dict(where or {}))
         with self._lock:
             self._next.setdefault(method, []).extend([fault] * times)

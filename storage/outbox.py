@@ -45,6 +45,18 @@ class PublicationRow(SQLModel, table=True):
     #: When the card, shown as it is, will look different by time alone (break-glass
     #: opening): it is due again then, with no news.
     refresh_at: datetime | None = _when(nullable=True)
+    #: A note the card's posting still owes (see `Owed`): sent before anything else.
+    owed: str = Field(default="", max_length=20)
+
+
+class Owed:
+    """What a publication's `owed` holds: the message that must follow the card's posting."""
+
+    NOTHING = ""
+    #: The requester's confirmation that the change is in Slack, with the card's link.
+    CONFIRMATION = "confirmation"
+    #: In the card's thread: the card was deleted in Slack and is posted again.
+    REPOSTED_NOTE = "reposted-note"
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,8 @@ class Publication:
     refresh_at: datetime | None = None
     #: Until when the claim holds it: no other replica can take it over before then.
     lease_until: datetime | None = None
+    #: The note the card's posting still owes (`Owed`).
+    owed: str = Owed.NOTHING
 
 
 def mark_due(session: Session, number: int, at: datetime) -> None:
@@ -173,6 +187,7 @@ _NEW = {
     "lease_until": None,
     "last_error": "",
     "refresh_at": None,
+    "owed": "",
 }
 
 
@@ -222,6 +237,7 @@ def _publication(row: PublicationRow) -> Publication:
         row.due_at,
         row.refresh_at,
         row.lease_until,
+        row.owed,
     )
 
 

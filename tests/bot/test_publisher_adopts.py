@@ -129,3 +129,45 @@ def copies(bot: InProcess) -> list[dict[str, Any]]:
 
 def notices(bot: InProcess) -> list[str]:
     return [m["text"] for m in bot.slack.dms("U0ALICE")]
+
+
+@pytest.mark.parametrize("fault", ["500", "dropped"])
+async def test_the_requesters_confirmation_is_sent_once_though_its_first_send_failed(
+    bot: InProcess, fault: str
+) -> None:
+    # The card is posted and on record; the confirmation after it fails ("500": Slack did
+    # not post it; "dropped": it landed, and the bot never heard).
+    bot.slack.fail_next("chat.postMessage", fault, where={"channel": "U0ALICE"})
+    await open_request_form(bot.driver, bot.slack, "U0ALICE")
+    await bot.driver.submit_modal("U0ALICE", normal_request())
+    await eventually(lambda: [c for c in bot.slack.calls if c.fault in (fault, "internal_error")])
+    await bot.advance(seconds=5)  # the publisher's retry is due
+
+    await eventually(lambda: delivered(bot, 1))
+    confirmations = [t for t in notices(bot) if "Your change CHG-0001" in t]
+    assert len(confirmations) == 1, notices(bot)
+    assert len(cards(bot.slack)) == 1
+
+
+async def test_a_deleted_cards_note_is_sent_once_though_its_first_send_failed(
+    bot: InProcess,
+) -> None:
+    await open_request_form(bot.driver, bot.slack, "U0ALICE")
+    await bot.driver.submit_modal("U0ALICE", normal_request())
+    card = await eventually(lambda: (cards(bot.slack) or [None])[0])
+    await eventually(lambda: "record_review" in buttons(latest(bot.slack, card)))
+    await eventually(lambda: delivered(bot, 1))
+
+    # The card is deleted; its replacement is posted, and the note in its thread fails.
+    await open_form(bot.driver, bot.slack, "U0BOB", card, Action.RECORD_REVIEW)
+    bot.slack.state.messages.delete(CHANGES, card["ts"], bot.slack.workspace.bot_user_id)
+    bot.slack.fail_next("chat.postMessage", "500", where={"thread_ts": "*"})
+    await bot.driver.submit_modal("U0BOB", {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"})
+    replacement = await eventually(lambda: (cards(bot.slack) or [None])[0])
+    await eventually(lambda: [c for c in bot.slack.calls if c.fault == "internal_error"])
+    await bot.advance(seconds=5)  # the publisher's retry is due
+
+    await eventually(lambda: delivered(bot, 1))
+    notes = [t for t in thread_texts(bot.slack, replacement) if "deleted in Slack" in t]
+    assert len(notes) == 1
+    assert len(cards(bot.slack)) == 1
