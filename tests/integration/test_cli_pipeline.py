@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import Engine
 
-from bot.cli import main
+from bot.launch import main
 from storage.uow import SqlUnitOfWork
 from tests.integration.api import Served, served
 from tests.integration.changes import APPROVER, POLICY
