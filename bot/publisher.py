@@ -56,6 +56,9 @@ NEEDS_A_PERSON = {
 }
 
 
+#: Answers meaning the card a message refers to is no longer in Slack.
+CARD_GONE = ("message_not_found", "thread_not_found")
+
 #: Answers meaning the bot cannot post in a channel (and joining did not help).
 CANNOT_POST = (
     "not_in_channel",
@@ -94,6 +97,8 @@ class _Delivery:
     pending: dict[str, object] = field(default_factory=dict)
     #: A message was posted since progress was last written: it is written before the next.
     posted: bool = False
+    #: The note an earlier delivery owed and could not send, its card deleted since.
+    unpaid: str = ""
 
 
 class Publisher(SlackWorker[Publication]):
@@ -143,7 +148,7 @@ class Publisher(SlackWorker[Publication]):
             change, events, conflicts, threads = await self.in_session(self._load, pub)
             delivery = _Delivery(pub, change, pub.channel, pub.thread_ts, conflicts, threads)
             if pub.owed and pub.thread_ts:  # a note an earlier delivery could not send
-                await self._pay(delivery, pub.owed, careful=pub.attempts > 0)
+                await self._pay_again(delivery, pub.owed)
             await self._show_card(delivery)
             await self._deliver_effects(delivery, events)
             await self._release(
@@ -243,12 +248,26 @@ class Publisher(SlackWorker[Publication]):
             channel, shown, marker, careful=d.pub.attempts > 0
         )
         # The note it owes is on record with the card, so a failed send is retried, not lost.
-        owed = Owed.REPOSTED_NOTE if reposted else Owed.CONFIRMATION
-        await self._progress(
-            d.pub.number, channel=d.channel, thread_ts=d.thread_ts, owed=owed, **d.pending
-        )
+        # A requester whose confirmation went unsent with the deleted card gets it now: it
+        # links the card they have never seen (the note in the thread is for the channel).
+        owed = Owed.CONFIRMATION
+        if reposted and d.unpaid != Owed.CONFIRMATION:
+            owed = Owed.REPOSTED_NOTE
+        where = {"channel": d.channel, "thread_ts": d.thread_ts, "owed": owed}
+        await self._progress(d.pub.number, **{**d.pending, **where})
         d.pending.clear()
         await self._pay(d, owed, careful=False)
+
+    async def _pay_again(self, d: _Delivery, owed: str) -> None:
+        """The note an earlier delivery owed. If its card was deleted meanwhile, the card is
+        posted again next (`_show_card`), and owes its note then."""
+        try:
+            await self._pay(d, owed, careful=d.pub.attempts > 0)
+        except SlackApiError as error:
+            if error.response.get("error") not in CARD_GONE:
+                raise
+            d.unpaid = owed
+            d.pending["owed"] = Owed.NOTHING
 
     async def _pay(self, d: _Delivery, owed: str, *, careful: bool) -> None:
         """Send the note the card's posting owes; after a failure (`careful`), only if it is

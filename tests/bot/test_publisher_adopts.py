@@ -136,7 +136,8 @@ async def test_the_requesters_confirmation_is_sent_once_though_its_first_send_fa
     bot: InProcess, fault: str
 ) -> None:
     # The card is posted and on record; the confirmation after it fails ("500": Slack did
-    # not post it; "dropped": it landed, and the bot never heard).
+    # not post it, and the retry must send it; "dropped": it landed, the bot never heard,
+    # and the retry must find it rather than send it again).
     bot.slack.fail_next("chat.postMessage", fault, where={"channel": "U0ALICE"})
     await open_request_form(bot.driver, bot.slack, "U0ALICE")
     await bot.driver.submit_modal("U0ALICE", normal_request())
@@ -171,3 +172,28 @@ async def test_a_deleted_cards_note_is_sent_once_though_its_first_send_failed(
     notes = [t for t in thread_texts(bot.slack, replacement) if "deleted in Slack" in t]
     assert len(notes) == 1
     assert len(cards(bot.slack)) == 1
+
+
+@pytest.mark.parametrize("fault", ["500", "dropped"])
+async def test_a_card_deleted_while_its_confirmation_is_owed_is_posted_again_and_confirmed_once(
+    bot: InProcess, fault: str
+) -> None:
+    bot.slack.fail_next("chat.postMessage", fault, where={"channel": "U0ALICE"})
+    await open_request_form(bot.driver, bot.slack, "U0ALICE")
+    await bot.driver.submit_modal("U0ALICE", normal_request())
+    card = await eventually(lambda: (cards(bot.slack) or [None])[0])
+    await eventually(lambda: [c for c in bot.slack.calls if c.fault in (fault, "internal_error")])
+    # Before the retry, someone deletes the card.
+    bot.slack.state.messages.delete(CHANGES, card["ts"], bot.slack.workspace.bot_user_id)
+    await bot.advance(seconds=5)  # the publisher's retry is due
+
+    await eventually(lambda: delivered(bot, 1))
+    (replacement,) = cards(bot.slack)
+    assert replacement["ts"] != card["ts"]
+    confirmations = [t for t in notices(bot) if "Your change CHG-0001" in t]
+    assert len(confirmations) == 1, notices(bot)
+    if fault == "500":  # never sent before: it links the card Alice can see
+        assert replacement["ts"].replace(".", "") in confirmations[0]
+    else:  # it landed with the first card: the thread of the second says why it is new
+        notes = [t for t in thread_texts(bot.slack, replacement) if "deleted in Slack" in t]
+        assert len(notes) == 1
