@@ -131,17 +131,24 @@ def notices(bot: InProcess) -> list[str]:
     return [m["text"] for m in bot.slack.dms("U0ALICE")]
 
 
+async def requested_with_confirmation_failing(bot: InProcess, fault: str) -> dict[str, Any]:
+    """Alice requests a change: its card is posted and on record, and the confirmation sent
+    to her after it fails with `fault`. The card."""
+    bot.slack.fail_next("chat.postMessage", fault, where={"channel": "U0ALICE"})
+    await open_request_form(bot.driver, bot.slack, "U0ALICE")
+    await bot.driver.submit_modal("U0ALICE", normal_request())
+    card = await eventually(lambda: (cards(bot.slack) or [None])[0])
+    await eventually(lambda: [c for c in bot.slack.calls if c.fault in (fault, "internal_error")])
+    return card
+
+
 @pytest.mark.parametrize("fault", ["500", "dropped"])
 async def test_the_requesters_confirmation_is_sent_once_though_its_first_send_failed(
     bot: InProcess, fault: str
 ) -> None:
-    # The card is posted and on record; the confirmation after it fails ("500": Slack did
-    # not post it, and the retry must send it; "dropped": it landed, the bot never heard,
-    # and the retry must find it rather than send it again).
-    bot.slack.fail_next("chat.postMessage", fault, where={"channel": "U0ALICE"})
-    await open_request_form(bot.driver, bot.slack, "U0ALICE")
-    await bot.driver.submit_modal("U0ALICE", normal_request())
-    await eventually(lambda: [c for c in bot.slack.calls if c.fault in (fault, "internal_error")])
+    # "500": Slack did not post it, and the retry must send it; "dropped": it landed, the
+    # bot never heard, and the retry must find it rather than send it again.
+    await requested_with_confirmation_failing(bot, fault)
     await bot.advance(seconds=5)  # the publisher's retry is due
 
     await eventually(lambda: delivered(bot, 1))
@@ -178,11 +185,7 @@ async def test_a_deleted_cards_note_is_sent_once_though_its_first_send_failed(
 async def test_a_card_deleted_while_its_confirmation_is_owed_is_posted_again_and_confirmed_once(
     bot: InProcess, fault: str
 ) -> None:
-    bot.slack.fail_next("chat.postMessage", fault, where={"channel": "U0ALICE"})
-    await open_request_form(bot.driver, bot.slack, "U0ALICE")
-    await bot.driver.submit_modal("U0ALICE", normal_request())
-    card = await eventually(lambda: (cards(bot.slack) or [None])[0])
-    await eventually(lambda: [c for c in bot.slack.calls if c.fault in (fault, "internal_error")])
+    card = await requested_with_confirmation_failing(bot, fault)
     # Before the retry, someone deletes the card.
     bot.slack.state.messages.delete(CHANGES, card["ts"], bot.slack.workspace.bot_user_id)
     await bot.advance(seconds=5)  # the publisher's retry is due
