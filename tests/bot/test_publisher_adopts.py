@@ -53,18 +53,24 @@ async def test_a_card_posted_unconfirmed_is_adopted_and_drawn_as_the_change_now_
     assert len(cards(bot.slack)) == 1
 
 
-async def test_a_deleted_cards_replacement_posted_unconfirmed_is_adopted_and_its_note_sent(
-    bot: InProcess,
-) -> None:
+async def deleted_while_bob_reviews(bot: InProcess) -> dict[str, Any]:
+    """Alice's change waits for review, all of it shown; Bob opens the review form, and
+    meanwhile someone deletes the card. The card as it was."""
     await open_request_form(bot.driver, bot.slack, "U0ALICE")
     await bot.driver.submit_modal("U0ALICE", normal_request())
     card = await eventually(lambda: (cards(bot.slack) or [None])[0])
     await eventually(lambda: "record_review" in buttons(latest(bot.slack, card)))
-
-    # While Bob writes his review, someone deletes the card; its replacement lands, but the
-    # bot never hears it did.
+    await eventually(lambda: delivered(bot, 1))
     await open_form(bot.driver, bot.slack, "U0BOB", card, Action.RECORD_REVIEW)
     bot.slack.state.messages.delete(CHANGES, card["ts"], bot.slack.workspace.bot_user_id)
+    return card
+
+
+async def test_a_deleted_cards_replacement_posted_unconfirmed_is_adopted_and_its_note_sent(
+    bot: InProcess,
+) -> None:
+    card = await deleted_while_bob_reviews(bot)
+    # Its replacement lands, but the bot never hears it did.
     bot.slack.fail_next("chat.postMessage", "dropped")
     await bot.driver.submit_modal("U0BOB", {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"})
 
@@ -160,15 +166,8 @@ async def test_the_requesters_confirmation_is_sent_once_though_its_first_send_fa
 async def test_a_deleted_cards_note_is_sent_once_though_its_first_send_failed(
     bot: InProcess,
 ) -> None:
-    await open_request_form(bot.driver, bot.slack, "U0ALICE")
-    await bot.driver.submit_modal("U0ALICE", normal_request())
-    card = await eventually(lambda: (cards(bot.slack) or [None])[0])
-    await eventually(lambda: "record_review" in buttons(latest(bot.slack, card)))
-    await eventually(lambda: delivered(bot, 1))
-
-    # The card is deleted; its replacement is posted, and the note in its thread fails.
-    await open_form(bot.driver, bot.slack, "U0BOB", card, Action.RECORD_REVIEW)
-    bot.slack.state.messages.delete(CHANGES, card["ts"], bot.slack.workspace.bot_user_id)
+    await deleted_while_bob_reviews(bot)
+    # Its replacement is posted, and the note in its thread fails.
     bot.slack.fail_next("chat.postMessage", "500", where={"thread_ts": "*"})
     await bot.driver.submit_modal("U0BOB", {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"})
     replacement = await eventually(lambda: (cards(bot.slack) or [None])[0])
