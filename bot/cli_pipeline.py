@@ -121,7 +121,7 @@ def ci_context(env: Mapping[str, str]) -> dict[str, str]:
 
 def main(argv: list[str]) -> int:
     """`changebot gate|deployment ...` alone: what a pipeline runs needs no database, Slack
-    or chart library, so it does not load them (a fifth of the time to start)."""
+    or chart library, so it does not load them (a tenth of the time to start)."""
     parser = argparse.ArgumentParser(
         prog="changebot", description="Ask the deploy gate, and report deployments."
     )

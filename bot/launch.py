@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-#: As bot/cli_pipeline.py's COMMANDS, named here so that starting needs no import at all.
+#: The commands bot/cli_pipeline.py adds, named here so that telling them apart imports
+#: nothing (tests/integration/test_cli_start.py checks the two agree).
 PIPELINE_COMMANDS = frozenset({"gate", "deployment"})
 
 

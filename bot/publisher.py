@@ -40,9 +40,9 @@ BATCH = 25
 #: While a burst of requests goes on: a card or reply costs several Web API calls' worth of CPU.
 BUSY_BATCH = 5
 RETRY_FIRST = 2.0
+RETRY_MAX = 300.0
 #: In the thread of a card posted again because it was deleted in Slack.
 REPOSTED = "The card of this change was deleted in Slack; here it is again."
-RETRY_MAX = 300.0
 #: Errors that retrying will not fix until a person acts: logged once, told, retried slowly.
 NEEDS_A_PERSON = {
     "invalid_auth": "the bot token is invalid: check SLACK_BOT_TOKEN",
@@ -260,7 +260,8 @@ class Publisher(SlackWorker[Publication]):
 
     async def _pay_again(self, d: _Delivery, owed: str) -> None:
         """The note an earlier delivery owed. If its card was deleted meanwhile, the card is
-        posted again next (`_show_card`), and owes its note then."""
+        posted again next (`_show_card` finds it gone: a delivery that failed before its note
+        never recorded the card as drawn), and owes its note then."""
         try:
             await self._pay(d, owed, careful=d.pub.attempts > 0)
         except SlackApiError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,13 +15,15 @@ from tests.integration.command import CHANGEBOT
 HEAVY = ("sqlalchemy", "sqlmodel", "alembic", "slack_sdk", "aiohttp", "cryptography", "matplotlib")
 
 
-def loaded(*argv: str) -> set[str]:
-    """The top-level packages the real `changebot ARGV` imported."""
+def loaded(where: Path, *argv: str) -> set[str]:
+    """The top-level packages the real `changebot ARGV` imported, run in `where` (a command
+    with no DATABASE_URL opens changebot.db there)."""
     finished = subprocess.run(
         [sys.executable, "-X", "importtime", str(CHANGEBOT), *argv],
         capture_output=True,
         text=True,
         timeout=60,
+        cwd=where,
         env={"PATH": "/usr/bin:/bin"},
     )
     lines = [line.split("|")[-1] for line in finished.stderr.splitlines() if "|" in line]
@@ -36,17 +39,17 @@ def loaded(*argv: str) -> set[str]:
     ],
 )
 def test_a_pipelines_command_loads_no_database_slack_or_chart_library(
-    argv: tuple[str, ...],
+    argv: tuple[str, ...], tmp_path: Path
 ) -> None:
-    imported = loaded(*argv)
+    imported = loaded(tmp_path, *argv)
 
     assert "bot" in imported  # the import list was read
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
 
 
-def test_the_other_commands_load_what_they_need() -> None:
+def test_the_other_commands_load_what_they_need(tmp_path: Path) -> None:
     # The same reading sees the database library where a command uses it.
-    assert "sqlalchemy" in loaded("db", "status")
+    assert "sqlalchemy" in loaded(tmp_path, "db", "status")
 
 
 def test_the_commands_started_alone_are_the_pipelines_own() -> None:
