@@ -177,7 +177,9 @@ class GithubGate(LeasedWorker[Held]):
         comment: str,
         decision: Decision | None = None,
     ) -> Held:
-        """Write the answer down before sending it: every later try sends this one."""
+        """Write the answer down before sending it: every later try sends this one. It is due
+        at once, so should this replica die sending it, the next to claim it sends it as soon as
+        the lease ends (a waiting request's due time, an hour off, would hold it until then)."""
         status = decision.status.value if decision else GateStatus.INVALID.value
         await self._record(
             held,
@@ -186,6 +188,7 @@ class GithubGate(LeasedWorker[Held]):
             decision=status,
             answer_state=state,
             answer_comment=comment,
+            due_at=self.clock.now(),
         )
         return replace(
             held,

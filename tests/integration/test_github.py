@@ -29,8 +29,9 @@ from standin.github import (
     new_private_key,
     protection_rule_request,
 )
-from storage.github import ANSWERED, AWAITING, GithubDeploymentRow
+from storage.github import ANSWERED, AWAITING, DECIDED, GithubDeploymentRow
 from storage.uow import SqlUnitOfWork
+from tests.e2e.harness import eventually
 from tests.integration.api import Served, served
 from tests.integration.changes import APPROVER, POLICY, REQUESTER
 from workflows import process
@@ -293,6 +294,41 @@ async def test_an_answer_that_landed_though_its_reply_was_lost_is_not_sent_twice
     assert len(world.github.answers()) == 1  # the retry was refused as no longer pending
     assert world.row(run).status == ANSWERED
     assert "GitHub no longer waits" in world.row(run).last_error
+
+
+async def test_an_answer_a_replica_died_sending_is_sent_by_the_next_once_its_lease_ends(
+    world: World,
+) -> None:
+    change = world.app.awaiting_approval()
+    world.app.in_window()
+    _, run = await world.deploy(ref=change.ref)
+    await world.worker.sweep()  # waiting, and told so on the run
+    world.approve(change.number)
+    world.github.delay = 1.0
+
+    dying = asyncio.create_task(world.worker.sweep())
+    await eventually(lambda: world.row(run).status == DECIDED)  # written down, on its way
+    dying.cancel()  # the replica dies mid-send: no retry written, its lease still held
+    world.github.failures = [503]  # and what it sent never landed
+    await eventually(lambda: any(c.status == 503 for c in world.github.calls))
+    world.github.delay = 0.0
+    other = GithubGate(
+        world.app.engine,
+        world.app.clock,
+        POLICY_WITH_GITHUB,
+        world.worker.app,
+        owner="replica-2",
+        lease=timedelta(seconds=60),
+    )
+
+    world.app.clock.advance(seconds=30)
+    assert await other.sweep() == 0  # the dead replica's lease still holds it
+    world.app.clock.advance(seconds=31)
+    assert await other.sweep() == 1
+
+    assert world.held(run).state == "approved"
+    assert len(world.github.answers()) == 1
+    assert world.row(run).status == ANSWERED
 
 
 async def test_two_replicas_sweeping_at_once_answer_each_deployment_once(
