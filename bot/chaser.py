@@ -80,9 +80,7 @@ class Chaser(SlackWorker[Claimed]):
             await self.in_session(store.release, claimed.id, self.owner)
             return 0
         entry = _audit_entry(reminder, change, now, delivery)
-        recorded = await self.in_session(
-            store.record_reminder, claimed.id, self.owner, self.clock.now(), planned, entry
-        )
+        recorded = await self.in_session(store.record_reminder, claimed, self.owner, planned, entry)
         if not recorded:
             log.warning("lost the lease on obligation %s while reminding", claimed.id)
         return int(recorded)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, and_, text, update
+from sqlalchemy import Index, and_, text
 from sqlmodel import Field, Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -156,28 +156,39 @@ def _claimed(row: ObligationRow) -> Claimed:
 
 def record_reminder(
     session: Session,
-    claimed_id: int,
+    claimed: Claimed,
     owner: str,
-    now: datetime,
     planned: Obligation,
     entry: AuditEntry,
 ) -> bool:
-    """Write the next plan and the reminder's audit event, only if the lease is still ours.
+    """Record the reminder sent for `claimed` (its count, and the next one as `planned`) with
+    its audit event, only if the lease is still ours.
 
     A lease that ran out but was not taken over is still ours: nobody else can have sent this
     reminder, so recording it is right (refusing would make another replica send it again).
+
+    The row may have moved while the reminder was on its way: its owner snoozed it, or the
+    change gave it a new owner or deadline. What a person or the process decided meanwhile
+    stands: the reminder is counted, and the next one is planned as `planned` says only if
+    nobody planned it anew.
     """
-    result = session.execute(
-        update(ObligationRow)
-        .where(col(ObligationRow.id) == claimed_id)
+    row = session.exec(
+        select(ObligationRow)
+        .where(col(ObligationRow.id) == claimed.id)
         .where(col(ObligationRow.lease_owner) == owner)
         .where(col(ObligationRow.settled_at).is_(None))
-        .values(lease_owner="", lease_until=None, **_plan(planned))
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+        .with_for_update()
+    ).first()
+    if row is None:
         session.rollback()
         return False
+    was, current = claimed.obligation, to_obligation(row)
+    row.reminders = current.reminders + (planned.reminders - was.reminders)
+    row.escalations = current.escalations + (planned.escalations - was.escalations)
+    if (current.next_at, current.snoozed_until) == (was.next_at, was.snoozed_until):
+        row.next_at, row.snoozed_until = planned.next_at, planned.snoozed_until
+    row.lease_owner, row.lease_until = "", None
+    session.add(row)
     SqlAudit(session).append(entry)
     session.commit()
     return True
