@@ -31,6 +31,21 @@ from workflows.model import SYSTEM, Change
 
 log = logging.getLogger(__name__)
 BATCH = 50
+#: Slack's refusals that mean the owner cannot be sent a direct message at all (no such user,
+#: deactivated, a bot, or direct messages restricted): asking again at the next sweep changes
+#: nothing. The reminder is recorded as unreachable, so the thread says so, and the chase goes
+#: on at its cadence instead of knocking every few seconds.
+UNREACHABLE = frozenset(
+    {
+        "channel_not_found",
+        "user_not_found",
+        "user_disabled",
+        "cannot_dm_bot",
+        "is_archived",
+        "restricted_action",
+        "method_not_supported_for_channel_type",
+    }
+)
 
 
 class Chaser(SlackWorker[Claimed]):
@@ -68,7 +83,7 @@ class Chaser(SlackWorker[Claimed]):
                 await self.in_session(store.release, claimed.id, self.owner)
                 return 0
             reminder, planned = remind(obligation, now, self._cadence(obligation.kind))
-            delivery = await self._deliver(reminder, change)
+            delivery, refused = await self._deliver(reminder, change)
         except Exception as error:  # one reminder failing must not hold up the others
             reason = error.response.get("error") if isinstance(error, SlackApiError) else error
             log.warning(
@@ -79,29 +94,38 @@ class Chaser(SlackWorker[Claimed]):
             )
             await self.in_session(store.release, claimed.id, self.owner)
             return 0
-        entry = _audit_entry(reminder, change, now, delivery)
+        if refused:
+            log.warning(
+                "the %s reminder for #%s cannot reach %s (%s); the thread is told",
+                obligation.kind.label,
+                obligation.number,
+                obligation.owner,
+                refused,
+            )
+        entry = _audit_entry(reminder, change, now, delivery, refused)
         recorded = await self.in_session(store.record_reminder, claimed, self.owner, planned, entry)
         if not recorded:
             log.warning("lost the lease on obligation %s while reminding", claimed.id)
         return int(recorded)
 
-    async def _deliver(self, reminder: Reminder, change: Change | None) -> str:
-        """Send; "sent" when Slack accepted it, "uncertain" when nobody can tell.
+    async def _deliver(self, reminder: Reminder, change: Change | None) -> tuple[str, str]:
+        """Send; ("sent", "") when Slack accepted it, ("uncertain", "") when nobody can tell,
+        ("unreachable", Slack's error) when the owner cannot be sent a direct message at all.
 
-        A refusal (`ok: false`) means nothing was posted: it raises, and the reminder is tried
-        again. A timeout, a dropped connection or a server error may have posted it anyway;
-        sending again could remind twice, so it is recorded as uncertain instead — the chase
-        goes on at its cadence, so nothing owed is ever dropped.
+        Any other refusal (`ok: false`) means nothing was posted: it raises, and the reminder is
+        tried again. A timeout, a dropped connection or a server error may have posted it
+        anyway; sending again could remind twice, so it is recorded as uncertain instead — the
+        chase goes on at its cadence, so nothing owed is ever dropped.
         """
         try:
-            await self._send(reminder, change)
+            refused = await self._send(reminder, change)
         except SlackApiError as error:
             if error.response.status_code < 500:
                 raise
-            return "uncertain"
+            return "uncertain", ""
         except (TimeoutError, aiohttp.ClientError):
-            return "uncertain"
-        return "sent"
+            return "uncertain", ""
+        return ("unreachable", refused) if refused else ("sent", "")
 
     def _cadence(self, kind: Owed) -> Cadence:
         return Cadence(WEEK, WEEK) if kind is Owed.POLICY_REVIEW else review_cadence(self.policy)
@@ -117,16 +141,24 @@ class Chaser(SlackWorker[Claimed]):
 
     # -- the messages ------------------------------------------------------------------------
 
-    async def _send(self, reminder: Reminder, change: Change | None) -> None:
+    async def _send(self, reminder: Reminder, change: Change | None) -> str:
         """The owner's direct message is the reminder; once Slack has it, it must be recorded,
-        so what follows (the policy owner's copy of an escalation) can only be best effort."""
+        so what follows (the policy owner's copy of an escalation) can only be best effort.
+        Returns Slack's error if the owner cannot be sent a direct message at all (the policy
+        owner's copy of an escalation still goes), else ""."""
         obligation = reminder.obligation
+        unreachable = ""
         if obligation.owner:
-            await self.client.chat_postMessage(
-                channel=obligation.owner,
-                text=reminders.reminder_text(reminder, change),
-                blocks=reminders.reminder_blocks(reminder, change),
-            )
+            try:
+                await self.client.chat_postMessage(
+                    channel=obligation.owner,
+                    text=reminders.reminder_text(reminder, change),
+                    blocks=reminders.reminder_blocks(reminder, change),
+                )
+            except SlackApiError as error:
+                unreachable = str(error.response.get("error") or "")
+                if error.response.status_code >= 500 or unreachable not in UNREACHABLE:
+                    raise
         policy_owner = self.policy.policy.owner
         if reminder.escalated and policy_owner and policy_owner != obligation.owner:
             try:
@@ -135,12 +167,14 @@ class Chaser(SlackWorker[Claimed]):
                 )
             except Exception as error:  # the escalation is also in the thread, via the audit
                 log.warning("could not tell the policy owner of an overdue review: %s", error)
+        return unreachable
 
 
 def _audit_entry(
-    reminder: Reminder, change: Change | None, now: datetime, delivery: str
+    reminder: Reminder, change: Change | None, now: datetime, delivery: str, refused: str = ""
 ) -> AuditEntry:
     obligation = reminder.obligation
+    refusal = {"slack_error": refused} if refused else {}
     return AuditEntry(
         at=now,
         actor=SYSTEM,
@@ -155,6 +189,7 @@ def _audit_entry(
             "reminder": obligation.reminders + 1,
             "overdue_seconds": int(reminder.overdue_by.total_seconds()),
             "delivery": delivery,
+            **refusal,
         },
     )
 

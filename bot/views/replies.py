@@ -309,6 +309,9 @@ def _reminder(entry: AuditEntry, change: Change, policy: Policy) -> Context:
         "overdue": overdue if overdue and overdue != "0s" else "",
         "approvers": approvers_mention(policy, change.classification),
         "approval": owed is Owed.RETROSPECTIVE_APPROVAL,
+        "unreached": _text(entry.details.get("slack_error"))
+        if entry.details.get("delivery") == "unreachable"
+        else "",
     }
 
 

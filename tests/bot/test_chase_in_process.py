@@ -20,6 +20,7 @@ from tests.e2e.steps import (
     approve_deploy_and_succeed,
     buttons,
     latest,
+    quiet,
     thread_texts,
 )
 from workflows.events import Happened
@@ -137,3 +138,36 @@ async def test_break_glass_opens_on_time_then_an_approver_owes_a_retrospective_a
     before = chased(bot, ref)
     await bot.advance(minutes=10)  # many cadences: none comes once it is approved
     assert chased(bot, ref) == before
+
+
+async def test_an_owner_slack_will_not_take_reminders_is_chased_at_the_cadence_and_the_thread_told(
+    bot: InProcess,
+) -> None:
+    slack = bot.slack
+    ref, card = await declare(bot, "Roll back checkout to v41 https://incidents.example.com/42")
+    await approve_deploy_and_succeed(bot.driver, slack, card)
+    await quiet(slack, 0.5)
+    # Alice has left: Slack refuses every direct message to her, for good.
+    alice = {"channel": "U0ALICE"}
+    slack.fail_next("chat.postMessage", "channel_not_found", times=100, where=alice)
+
+    await bot.advance(seconds=5)
+    assert chased(bot, ref) == [Happened.REMINDER_SENT], "recorded, though it did not reach her"
+    for _ in range(3):  # sweeps before the next reminder is due: no knocking again meanwhile
+        await bot.advance(seconds=1)
+    assert chased(bot, ref) == [Happened.REMINDER_SENT]
+    assert bot.trail(ref)[-1].entry.details["slack_error"] == "channel_not_found"
+
+    told = await eventually(
+        lambda: [t for t in thread_texts(slack, card) if "would not take the reminder" in t]
+    )
+    assert "<@U0ALICE> (`channel_not_found`)" in told[0]
+    await bot.advance(seconds=2)  # 10 s: the next reminder, at the cadence
+    assert chased(bot, ref) == [Happened.REMINDER_SENT] * 2
+
+    # At the deadline the escalation still reaches the policy owner, whom the owner's refusal
+    # must not cost their copy.
+    for _ in range(2):
+        await bot.advance(seconds=5)
+    assert chased(bot, ref)[-1] == Happened.REMINDER_ESCALATED
+    await eventually(lambda: [m for m in slack.dms("U0CAROL") if ref in m.get("text", "")])

@@ -90,3 +90,34 @@ def test_the_first_escalation_at_the_deadline_is_not_overdue_by_nothing() -> Non
     details = {"kind": Owed.POST_CHANGE_REVIEW.value, "owner": "UALICE", "overdue_seconds": 0}
     reply = thread_reply(entry("reminder_escalated", **details), change, desk.policy)
     assert reply is not None and "0s" not in reply
+
+
+@pytest.mark.parametrize("action", ["reminder_sent", "reminder_escalated"])
+@pytest.mark.parametrize("kind", [Owed.POST_CHANGE_REVIEW, Owed.RETROSPECTIVE_APPROVAL])
+def test_a_reminder_slack_would_not_take_is_said_in_the_thread(action: str, kind: Owed) -> None:
+    desk = a_desk()
+    change = desk.request(emergency_details())
+    details = {
+        "kind": kind.value,
+        "owner": "UALICE",
+        "due": AT.isoformat(),
+        "delivery": "unreachable",
+        "slack_error": "user_disabled",
+    }
+    reply = thread_reply(entry(action, **details), change, desk.policy)
+    assert reply is not None
+    assert "Slack would not take the reminder to <@UALICE> (`user_disabled`)" in reply
+    assert "has been reminded" not in reply
+
+
+def test_a_reminder_that_reached_its_owner_says_nothing_of_slack() -> None:
+    desk = a_desk()
+    change = desk.request(emergency_details())
+    details = {"kind": "post_change_review", "owner": "UALICE", "due": AT.isoformat()}
+    for delivery in ("sent", "uncertain"):
+        reply = thread_reply(
+            entry("reminder_sent", delivery=delivery, slack_error="x", **details),
+            change,
+            desk.policy,
+        )
+        assert reply is not None and "would not take" not in reply and "⚠️" not in reply
