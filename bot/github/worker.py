@@ -129,7 +129,8 @@ class GithubGate(LeasedWorker[Held]):
         return held
 
     async def _report_waiting(self, held: Held, ref: str, decision: Decision) -> bool:
-        """Say on the run what it waits for (a status report: a comment, no answer)."""
+        """Say on the run what it waits for (a status report: a comment, no answer); False
+        if it should be tried again."""
         request = held.request
         try:
             await self.app.review(
@@ -139,6 +140,15 @@ class GithubGate(LeasedWorker[Held]):
                 request.environment,
                 _waiting(ref, decision),
             )
+        except BadRequest as error:
+            if error.status_code not in NOT_PENDING:
+                log.warning(
+                    "GitHub deployment %s: status report failed: %r", request.delivery_id, error
+                )
+                return False
+            # The run is gone, or takes no more reports: asking again changes nothing. The
+            # request goes on waiting for its change; its answer says whether GitHub still waits.
+            log.info("GitHub took no status report for %s: %s", request.delivery_id, error)
         except (GitHubException, aiohttp.ClientError, TimeoutError, OSError) as error:
             log.warning(
                 "GitHub deployment %s: status report failed: %r", request.delivery_id, error

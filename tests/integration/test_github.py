@@ -296,6 +296,25 @@ async def test_an_answer_that_landed_though_its_reply_was_lost_is_not_sent_twice
     assert "GitHub no longer waits" in world.row(run).last_error
 
 
+async def test_a_status_report_github_refuses_for_good_is_not_tried_again(world: World) -> None:
+    change = world.app.awaiting_approval()
+    world.app.in_window()
+    _, run = await world.deploy(ref=change.ref)
+    await world.worker.app.installation_token(119022551)
+    world.github.failures = [422]  # "Too many status reports", or the run is gone
+
+    await world.worker.sweep()
+    assert world.row(run).status == AWAITING
+    assert await world.after(60) == 0  # nothing retried: the request waits for its change
+
+    world.approve(change.number)
+    await world.worker.sweep()
+    assert world.held(run).state == "approved"
+    assert world.row(run).status == ANSWERED
+    reports = [c for c in world.github.calls if not c.body.get("state")]
+    assert [c.status for c in reports if c.path.endswith("/deployment_protection_rule")] == [422]
+
+
 async def test_an_answer_a_replica_died_sending_is_sent_by_the_next_once_its_lease_ends(
     world: World,
 ) -> None:
