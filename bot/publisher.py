@@ -448,7 +448,9 @@ class Publisher(SlackWorker[Publication]):
                 pub, code, max(wait, 1.0), progress, backoff=False, failed=False
             )
         elif code in NEEDS_A_PERSON:
-            if (pub.number, code) not in self._told:
+            # Told once per spell of this problem: the publication remembers its last error,
+            # so neither another replica nor a restart tells the requester again.
+            if pub.last_error != code and (pub.number, code) not in self._told:
                 self._told.add((pub.number, code))
                 log.error(
                     "cannot show change %s in Slack: %s (%s)",
