@@ -151,7 +151,10 @@ def web_client(
     resend_after_drop: bool = True,
 ) -> AsyncWebClient:
     """A Web API client. The publisher waits out a 429 itself (`retry_rate_limits=False`), then
-    sends the card as it is by then, not the superseded one it was refused. The publisher and
+    sends the card as it is by then, not the superseded one it was refused. The chaser leaves a
+    refused reminder to its next sweep: slack_sdk would sleep out any Retry-After, however long,
+    inside the sweep and past the lease it holds, and another replica could then send the same
+    reminder. The publisher and
     the chaser never let slack_sdk resend after a dropped connection (`resend_after_drop=False`):
     the first try may have landed, so the publisher reads Slack back before posting again and
     the chaser records the reminder as uncertain rather than send it twice."""
@@ -206,7 +209,9 @@ def create_app(
     )
     chaser = Chaser(
         engine,
-        web_client(settings, timeout=chase_timeout, resend_after_drop=False),
+        web_client(
+            settings, timeout=chase_timeout, retry_rate_limits=False, resend_after_drop=False
+        ),
         policy,
         clock,
         owner=publisher.owner,

@@ -4,6 +4,7 @@ a timer in a subprocess is a clock move here, so the cadences are exact, not `at
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -171,3 +172,21 @@ async def test_an_owner_slack_will_not_take_reminders_is_chased_at_the_cadence_a
         await bot.advance(seconds=5)
     assert chased(bot, ref)[-1] == Happened.REMINDER_ESCALATED
     await eventually(lambda: [m for m in slack.dms("U0CAROL") if ref in m.get("text", "")])
+
+
+async def test_a_reminder_slack_rate_limits_waits_for_the_next_sweep_not_inside_this_one(
+    bot: InProcess,
+) -> None:
+    slack = bot.slack
+    ref, card = await declare(bot, "Roll back checkout to v41 https://incidents.example.com/42")
+    await approve_deploy_and_succeed(bot.driver, slack, card)
+    await quiet(slack, 0.5)
+    # Slack says to come back in two minutes: longer than the lease the chaser holds.
+    alice = {"channel": "U0ALICE"}
+    slack.fail_next("chat.postMessage", "ratelimited", retry_after=120, where=alice)
+
+    await asyncio.wait_for(bot.advance(seconds=5), timeout=10)
+    assert chased(bot, ref) == [], "refused: nothing was sent, nothing recorded"
+    await bot.advance(seconds=1)  # the next sweep
+    assert chased(bot, ref) == [Happened.REMINDER_SENT]
+    await eventually(lambda: dms(bot, "U0ALICE", "⏰ Reminder"))
