@@ -75,6 +75,9 @@ class GithubStandIn:
         self.held: dict[tuple[str, int, str], Held] = {}
         self.pulls: dict[tuple[str, str], list[int]] = {}
         self.calls: list[Call] = []
+        #: The path of every call as it arrives, before it is held or answered (`calls` has it
+        #: once answered): a test can act while a call is in flight.
+        self.arrivals: list[str] = []
         self.tokens: dict[str, float] = {}  # token -> expires (time.time())
         #: Seconds every call is held before it is answered (a slow GitHub).
         self.delay = 0.0
@@ -133,6 +136,7 @@ class GithubStandIn:
 
     @web.middleware
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.arrivals.append(request.path)
         raw = await request.read()
         try:
             body = json.loads(raw) if raw else {}

@@ -323,12 +323,14 @@ async def test_an_answer_a_replica_died_sending_is_sent_by_the_next_once_its_lea
     _, run = await world.deploy(ref=change.ref)
     await world.worker.sweep()  # waiting, and told so on the run
     world.approve(change.number)
-    world.github.delay = 1.0
+    arrived = len(world.github.arrivals)
+    world.github.delay = 2.0
+    world.github.failures = [503]  # what the replica sends never lands
 
     dying = asyncio.create_task(world.worker.sweep())
-    await eventually(lambda: world.row(run).status == DECIDED)  # written down, on its way
+    await eventually(lambda: len(world.github.arrivals) > arrived)  # written down, on its way
+    assert world.row(run).status == DECIDED
     dying.cancel()  # the replica dies mid-send: no retry written, its lease still held
-    world.github.failures = [503]  # and what it sent never landed
     await eventually(lambda: any(c.status == 503 for c in world.github.calls))
     world.github.delay = 0.0
     other = GithubGate(
