@@ -23,7 +23,7 @@ from bot.settings import Settings
 from standin import SlackDriver, SlackStandIn, Workspace
 from storage.db import make_engine
 from storage.repositories import read_trail
-from tests.e2e.harness import SIGNING_SECRET, policy_toml, workspace
+from tests.e2e.harness import SIGNING_SECRET, SLOW_MACHINE, policy_toml, workspace
 from tests.unit.fakes import FakeClock
 from workflows.audit import ChainedEntry
 from workflows.policy import parse_policy
@@ -73,7 +73,7 @@ async def in_process(
             bot = create_app(settings, engine, parse_policy(policy or policy_toml()), clock=clock)
             async with TestServer(web_app(bot)) as server:
                 url = str(server.make_url("/slack/events"))
-                driver = SlackDriver(url, SIGNING_SECRET, slack)
+                driver = SlackDriver(url, SIGNING_SECRET, slack, timeout=SLOW_MACHINE)
                 yield InProcess(bot, slack, driver, clock)
     finally:
         engine.dispose()

@@ -76,7 +76,7 @@ async def test_a_deleted_cards_replacement_posted_unconfirmed_is_adopted_and_its
 
     replacement = await eventually(lambda: (cards(bot.slack) or [None])[0])
     assert replacement["ts"] != card["ts"]
-    await bot.advance(seconds=5)  # the publisher's retry is due
+    await retry_due(bot)
     await eventually(
         lambda: any("deleted in Slack" in t for t in thread_texts(bot.slack, replacement))
     )
@@ -96,7 +96,7 @@ async def test_an_emergencys_copy_posted_unconfirmed_is_adopted_not_posted_twice
     assert answer.status == 200, answer.text
     card = await eventually(lambda: (cards(bot.slack) or [None])[0])
     await eventually(lambda: [c for c in bot.slack.calls if c.fault == "dropped"])
-    await bot.advance(seconds=5)  # the publisher's retry is due
+    await retry_due(bot)
 
     # Dave approves: the copy the bot adopted is the one it keeps up to date.
     await bot.driver.click("U0DAVE", latest(bot.slack, card), ids.card_action_id(Action.APPROVE))
@@ -117,9 +117,22 @@ async def test_a_message_to_a_person_sent_unconfirmed_is_not_sent_again(bot: InP
         bot.driver, bot.slack, "U0BOB", card, Action.REJECT, {ids.REASON: "No rollback test."}
     )
     await eventually(lambda: [c for c in bot.slack.calls if c.fault == "dropped"])
-    await bot.advance(seconds=5)  # the publisher's retry is due
+    await retry_due(bot)
     await eventually(lambda: delivered(bot, 1))
     assert len(notices(bot)) == before + 1
+
+
+async def retry_due(bot: InProcess, number: int = 1) -> None:
+    """Once the publisher has written down its failed attempt (Slack has the call before the
+    bot hears how it went), time passes until its retry is due."""
+    await eventually(lambda: failed_once(bot, number))
+    await bot.advance(seconds=5)
+
+
+def failed_once(bot: InProcess, number: int) -> bool:
+    with Session(bot.bot.services.engine) as session:
+        pub = session.get(PublicationRow, number)
+        return pub is not None and pub.attempts > 0 and not pub.lease_owner
 
 
 def delivered(bot: InProcess, number: int) -> bool:
@@ -155,7 +168,7 @@ async def test_the_requesters_confirmation_is_sent_once_though_its_first_send_fa
     # "500": Slack did not post it, and the retry must send it; "dropped": it landed, the
     # bot never heard, and the retry must find it rather than send it again.
     await requested_with_confirmation_failing(bot, fault)
-    await bot.advance(seconds=5)  # the publisher's retry is due
+    await retry_due(bot)
 
     await eventually(lambda: delivered(bot, 1))
     confirmations = [t for t in notices(bot) if "Your change CHG-0001" in t]
@@ -172,7 +185,7 @@ async def test_a_deleted_cards_note_is_sent_once_though_its_first_send_failed(
     await bot.driver.submit_modal("U0BOB", {ids.ASSESSMENT: "Fine.", ids.REVIEW_RISK: "low"})
     replacement = await eventually(lambda: (cards(bot.slack) or [None])[0])
     await eventually(lambda: [c for c in bot.slack.calls if c.fault == "internal_error"])
-    await bot.advance(seconds=5)  # the publisher's retry is due
+    await retry_due(bot)
 
     await eventually(lambda: delivered(bot, 1))
     notes = [t for t in thread_texts(bot.slack, replacement) if "deleted in Slack" in t]
@@ -187,7 +200,7 @@ async def test_a_card_deleted_while_its_confirmation_is_owed_is_posted_again_and
     card = await requested_with_confirmation_failing(bot, fault)
     # Before the retry, someone deletes the card.
     bot.slack.state.messages.delete(CHANGES, card["ts"], bot.slack.workspace.bot_user_id)
-    await bot.advance(seconds=5)  # the publisher's retry is due
+    await retry_due(bot)
 
     await eventually(lambda: delivered(bot, 1))
     (replacement,) = cards(bot.slack)

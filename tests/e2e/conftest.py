@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from standin import SlackDriver, SlackStandIn
-from tests.e2e.harness import SIGNING_SECRET, BotProcess, workspace
+from tests.e2e.harness import SIGNING_SECRET, SLOW_MACHINE, BotProcess, workspace
 
 HERE = Path(__file__).parent
 
@@ -47,4 +47,4 @@ async def bot(slack: SlackStandIn, workdir: Path) -> AsyncIterator[BotProcess]:
 
 @pytest.fixture(scope="module")
 def driver(slack: SlackStandIn, bot: BotProcess) -> SlackDriver:
-    return SlackDriver(bot.url + "/slack/events", SIGNING_SECRET, slack)
+    return SlackDriver(bot.url + "/slack/events", SIGNING_SECRET, slack, timeout=SLOW_MACHINE)

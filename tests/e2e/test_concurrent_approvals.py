@@ -24,7 +24,14 @@ from storage.outbox import PublicationRow
 from storage.repositories import SqlChanges
 from storage.uow import SqlUnitOfWork, read_session
 from tests.conftest import PostgresServer
-from tests.e2e.harness import CHANGEBOT, SIGNING_SECRET, BotProcess, eventually, policy_toml
+from tests.e2e.harness import (
+    CHANGEBOT,
+    SIGNING_SECRET,
+    BotProcess,
+    eventually,
+    everything_shown,
+    policy_toml,
+)
 from tests.e2e.steps import CHANGES
 from workflows import process
 from workflows.model import Actor, ChangeDetails, Classification, Level, Rollback, Stage, Window
@@ -189,7 +196,9 @@ async def test_two_replicas_count_every_concurrent_approval_and_each_double_clic
                 [n for n, c in cards.items() if not settled_card(slack, c)], bots
             ),
         )
-        await asyncio.sleep(1.5)  # let the last thread replies go out
+        # The cards are drawn before their thread replies: wait for those too, before the
+        # stop cancels the publishers.
+        await eventually(lambda: everything_shown(bots[0]), timeout=60, interval=0.2)
     finally:
         for bot in bots:
             bot.stop()

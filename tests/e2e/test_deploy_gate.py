@@ -25,7 +25,14 @@ from standin.github import (
     new_private_key,
     protection_rule_request,
 )
-from tests.e2e.harness import CHANGEBOT, SIGNING_SECRET, BotProcess, eventually, policy_toml
+from tests.e2e.harness import (
+    CHANGEBOT,
+    SIGNING_SECRET,
+    SLOW_MACHINE,
+    BotProcess,
+    eventually,
+    policy_toml,
+)
 from tests.e2e.steps import (
     click,
     latest,
@@ -105,7 +112,7 @@ async def bot(
 
 @pytest.fixture(scope="module")
 def driver(slack: SlackStandIn, bot: BotProcess) -> SlackDriver:
-    return SlackDriver(bot.url + "/slack/events", SIGNING_SECRET, slack)
+    return SlackDriver(bot.url + "/slack/events", SIGNING_SECRET, slack, timeout=SLOW_MACHINE)
 
 
 async def changebot(bot: BotProcess, *argv: str, token: str = "") -> tuple[int, str, str]:
@@ -256,7 +263,9 @@ async def test_an_answer_github_could_not_take_survives_a_crash_and_is_given_onc
     slack: SlackStandIn, github: GithubStandIn, workdir: Path
 ) -> None:
     crashing = await a_bot(slack, github, workdir / "crash", "crash.db", lease_seconds="3").start()
-    crash_driver = SlackDriver(crashing.url + "/slack/events", SIGNING_SECRET, slack)
+    crash_driver = SlackDriver(
+        crashing.url + "/slack/events", SIGNING_SECRET, slack, timeout=SLOW_MACHINE
+    )
     card = await request_change(crash_driver, slack, values=in_its_window())
     ref = ref_of(card)
     await review_and_test(crash_driver, slack, card)

@@ -199,10 +199,16 @@ async def test_malformed_requests_get_a_4xx_or_a_polite_answer_never_a_5xx(
     assert "Traceback" not in bot.output()[log_before:], bot.output()[log_before:]
 
 
-async def told(slack: SlackStandIn, user: str, before: int) -> str:
+async def told(slack: SlackStandIn, user: str, before: tuple[int, int]) -> str:
+    """What `user` was told since `before`: a refusal may come after the acknowledgement (a
+    deferred move), so it is waited for, then a quiet moment for any more."""
+
+    def shown() -> list[dict[str, Any]]:
+        return slack.ephemerals(user)[before[0] :] + slack.dms(user)[before[1] :]
+
+    await eventually(shown)
     await quiet(slack)
-    shown = slack.ephemerals(user)[before:] + slack.dms(user)[before:]
-    return " ".join(m.get("text", "") for m in shown)
+    return " ".join(m.get("text", "") for m in shown())
 
 
 BUTTONS: dict[str, Any] = {
@@ -221,7 +227,7 @@ async def test_odd_buttons_get_a_polite_ephemeral_and_change_nothing(
 ) -> None:
     payload = interaction(driver, slack)
     payload["actions"][0].update(BUTTONS[case])
-    seen = len(slack.ephemerals("U0ERIN"))
+    seen = (len(slack.ephemerals("U0ERIN")), len(slack.dms("U0ERIN")))
     log_before = len(bot.output())
     audit_before, cards_before = len(audit_trail(bot)), len(cards(slack))
     reply = await driver.post_raw(form(payload))

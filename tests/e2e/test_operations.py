@@ -17,7 +17,14 @@ from bot import ids, memory
 from standin import SlackDriver, SlackStandIn
 from storage.db import make_engine
 from storage.migrate import MIGRATIONS, status, upgrade
-from tests.e2e.harness import SIGNING_SECRET, BotProcess, audit_trail, eventually, workspace
+from tests.e2e.harness import (
+    SIGNING_SECRET,
+    SLOW_MACHINE,
+    BotProcess,
+    audit_trail,
+    eventually,
+    workspace,
+)
 from tests.e2e.steps import CHANGES, cards, click, request_change, thread_texts
 from workflows.stages import Action
 
@@ -95,7 +102,9 @@ async def test_a_stop_in_a_burst_still_makes_every_move_it_acknowledged(tmp_path
         bot = await BotProcess(slack, tmp_path, database_url=url).start()
         try:
             await all_shown(bot, timeout=60)
-            driver = SlackDriver(bot.url + "/slack/events", SIGNING_SECRET, slack)
+            driver = SlackDriver(
+                bot.url + "/slack/events", SIGNING_SECRET, slack, timeout=SLOW_MACHINE
+            )
             awaiting = [m for m in slack.messages(CHANGES) if has_approve(m)]
             assert len(awaiting) == 30
             bursting = True
