@@ -207,11 +207,12 @@ async def test_events_are_signed_json_with_retry_headers_when_asked(
 
 
 async def test_a_bot_slower_than_the_deadline_gets_no_reply(
-    recording_driver: SlackDriver, recorder: Recorder
+    slack: SlackStandIn, recorder: Recorder
 ) -> None:
     recorder.delay = 1.0
+    driver = SlackDriver(recorder.url, SIGNING_SECRET, slack, timeout=0.5)
 
-    reply = await recording_driver.send_event({"type": "app_mention"})
+    reply = await driver.send_event({"type": "app_mention"})
 
     assert reply.timed_out
 
