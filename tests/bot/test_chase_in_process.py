@@ -141,16 +141,25 @@ async def test_break_glass_opens_on_time_then_an_approver_owes_a_retrospective_a
     assert chased(bot, ref) == before
 
 
+ALICE_DMS = {"channel": "U0ALICE"}
+
+
+async def review_owed(bot: InProcess) -> tuple[str, dict[str, Any]]:
+    """An emergency change deployed: Alice owes its review, first reminded at 5 s. Slack has
+    gone quiet (the change's own messages are out), so a fault set now meets the chase."""
+    ref, card = await declare(bot, "Roll back checkout to v41 https://incidents.example.com/42")
+    await approve_deploy_and_succeed(bot.driver, bot.slack, card)
+    await quiet(bot.slack, 0.5)
+    return ref, card
+
+
 async def test_an_owner_slack_will_not_take_reminders_is_chased_at_the_cadence_and_the_thread_told(
     bot: InProcess,
 ) -> None:
     slack = bot.slack
-    ref, card = await declare(bot, "Roll back checkout to v41 https://incidents.example.com/42")
-    await approve_deploy_and_succeed(bot.driver, slack, card)
-    await quiet(slack, 0.5)
+    ref, card = await review_owed(bot)
     # Alice has left: Slack refuses every direct message to her, for good.
-    alice = {"channel": "U0ALICE"}
-    slack.fail_next("chat.postMessage", "channel_not_found", times=100, where=alice)
+    slack.fail_next("chat.postMessage", "channel_not_found", times=100, where=ALICE_DMS)
 
     await bot.advance(seconds=5)
     assert chased(bot, ref) == [Happened.REMINDER_SENT], "recorded, though it did not reach her"
@@ -177,13 +186,9 @@ async def test_an_owner_slack_will_not_take_reminders_is_chased_at_the_cadence_a
 async def test_a_reminder_slack_rate_limits_waits_for_the_next_sweep_not_inside_this_one(
     bot: InProcess,
 ) -> None:
-    slack = bot.slack
-    ref, card = await declare(bot, "Roll back checkout to v41 https://incidents.example.com/42")
-    await approve_deploy_and_succeed(bot.driver, slack, card)
-    await quiet(slack, 0.5)
+    ref, _ = await review_owed(bot)
     # Slack says to come back in two minutes: longer than the lease the chaser holds.
-    alice = {"channel": "U0ALICE"}
-    slack.fail_next("chat.postMessage", "ratelimited", retry_after=120, where=alice)
+    bot.slack.fail_next("chat.postMessage", "ratelimited", retry_after=120, where=ALICE_DMS)
 
     await asyncio.wait_for(bot.advance(seconds=5), timeout=10)
     assert chased(bot, ref) == [], "refused: nothing was sent, nothing recorded"

@@ -35,7 +35,7 @@ from tests.e2e.harness import eventually
 from tests.integration.api import Served, served
 from tests.integration.changes import APPROVER, POLICY, REQUESTER
 from workflows import process
-from workflows.model import Links
+from workflows.model import Change, Links
 from workflows.policy import Gate, GithubTarget
 
 REPO = "acme/payments"
@@ -94,6 +94,25 @@ class World:
         with Session(self.app.engine) as session:
             return int(session.exec(select(func.count()).select_from(GithubDeploymentRow)).one())
 
+    async def waiting_on_approval(self) -> tuple[Change, int]:
+        """A change awaiting approval, in its window, and a deployment under it: the change
+        and the run GitHub holds."""
+        change = self.app.awaiting_approval()
+        self.app.in_window()
+        _, run = await self.deploy(ref=change.ref)
+        return change, run
+
+    def another_replica(self) -> GithubGate:
+        """A second replica's worker, on the same database and GitHub App."""
+        return GithubGate(
+            self.app.engine,
+            self.app.clock,
+            POLICY_WITH_GITHUB,
+            self.worker.app,
+            owner="replica-2",
+            lease=timedelta(seconds=60),
+        )
+
     def approve(self, number: int) -> None:
         process.approve(SqlUnitOfWork(self.app.engine), self.app.clock, POLICY, number, APPROVER)
 
@@ -149,9 +168,7 @@ async def test_a_deployment_of_an_approved_change_is_approved_with_the_reasons(
 async def test_a_waiting_deployment_is_told_why_and_approved_once_its_change_is(
     world: World,
 ) -> None:
-    change = world.app.awaiting_approval()
-    world.app.in_window()
-    _, run = await world.deploy(ref=change.ref)
+    change, run = await world.waiting_on_approval()
 
     await world.worker.sweep()
     assert world.held(run).state == ""
@@ -297,9 +314,7 @@ async def test_an_answer_that_landed_though_its_reply_was_lost_is_not_sent_twice
 
 
 async def test_a_status_report_github_refuses_for_good_is_not_tried_again(world: World) -> None:
-    change = world.app.awaiting_approval()
-    world.app.in_window()
-    _, run = await world.deploy(ref=change.ref)
+    change, run = await world.waiting_on_approval()
     await world.worker.app.installation_token(119022551)
     world.github.failures = [422]  # "Too many status reports", or the run is gone
 
@@ -318,9 +333,7 @@ async def test_a_status_report_github_refuses_for_good_is_not_tried_again(world:
 async def test_an_answer_a_replica_died_sending_is_sent_by_the_next_once_its_lease_ends(
     world: World,
 ) -> None:
-    change = world.app.awaiting_approval()
-    world.app.in_window()
-    _, run = await world.deploy(ref=change.ref)
+    change, run = await world.waiting_on_approval()
     await world.worker.sweep()  # waiting, and told so on the run
     world.approve(change.number)
     arrived = len(world.github.arrivals)
@@ -333,14 +346,7 @@ async def test_an_answer_a_replica_died_sending_is_sent_by_the_next_once_its_lea
     dying.cancel()  # the replica dies mid-send: no retry written, its lease still held
     await eventually(lambda: any(c.status == 503 for c in world.github.calls))
     world.github.delay = 0.0
-    other = GithubGate(
-        world.app.engine,
-        world.app.clock,
-        POLICY_WITH_GITHUB,
-        world.worker.app,
-        owner="replica-2",
-        lease=timedelta(seconds=60),
-    )
+    other = world.another_replica()
 
     world.app.clock.advance(seconds=30)
     assert await other.sweep() == 0  # the dead replica's lease still holds it
@@ -358,14 +364,7 @@ async def test_two_replicas_sweeping_at_once_answer_each_deployment_once(
     change = world.app.approved()
     world.app.in_window()
     runs = [(await world.deploy(ref=change.ref))[1] for _ in range(6)]
-    other = GithubGate(
-        world.app.engine,
-        world.app.clock,
-        POLICY_WITH_GITHUB,
-        world.worker.app,
-        owner="replica-2",
-        lease=timedelta(seconds=60),
-    )
+    other = world.another_replica()
 
     await asyncio.gather(world.worker.sweep(), other.sweep(), world.worker.sweep(), other.sweep())
     await asyncio.gather(world.worker.sweep(), other.sweep())
