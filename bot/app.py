@@ -151,8 +151,8 @@ def web_client(
     resend_after_drop: bool = True,
 ) -> AsyncWebClient:
     """A Web API client. The publisher waits out a 429 itself (`retry_rate_limits=False`), then
-    sends the card as it is by then, not the superseded one it was refused. The chaser leaves a
-    refused reminder to its next sweep: slack_sdk would sleep out any Retry-After, however long,
+    sends the card as it is by then, not the superseded one it was refused. So does the chaser,
+    between sweeps (bot/chaser.py): slack_sdk would sleep out any Retry-After, however long,
     inside the sweep and past the lease it holds, and another replica could then send the same
     reminder. The publisher and
     the chaser never let slack_sdk resend after a dropped connection (`resend_after_drop=False`):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -44,6 +44,7 @@ UNREACHABLE = frozenset(
         "is_archived",
         "restricted_action",
         "method_not_supported_for_channel_type",
+        "messages_tab_disabled",
     }
 )
 
@@ -61,10 +62,15 @@ class Chaser(SlackWorker[Claimed]):
         """Held while a sweep sends: the timer's next tick must not start a second one."""
         return asyncio.Lock()
 
+    #: Until when Slack asked this replica to send nothing (a 429's Retry-After).
+    _held_until: datetime | None = None
+
     async def sweep(self, batch: int | None = None) -> int:
         """One pass: remind everything due now. Returns how many reminders were recorded."""
         if self._sweeping.locked():
             return 0  # the previous sweep is still sending; the timer fires again soon
+        if self._held_until is not None and self.clock.now() < self._held_until:
+            return 0  # rate limited: what is due waits, unclaimed, until Slack takes it again
         async with self._sweeping:
             claimed_at = self.clock.now()
             claimed = await self.claim(batch or self.batch)
@@ -86,6 +92,8 @@ class Chaser(SlackWorker[Claimed]):
             delivery, refused = await self._deliver(reminder, change)
         except Exception as error:  # one reminder failing must not hold up the others
             reason = error.response.get("error") if isinstance(error, SlackApiError) else error
+            if isinstance(error, SlackApiError) and error.response.status_code == 429:
+                self._hold(error)
             log.warning(
                 "could not send the %s reminder for #%s (%s); retrying at the next sweep",
                 obligation.kind.label,
@@ -126,6 +134,16 @@ class Chaser(SlackWorker[Claimed]):
         except (TimeoutError, aiohttp.ClientError):
             return "uncertain", ""
         return ("unreachable", refused) if refused else ("sent", "")
+
+    def _hold(self, limited: SlackApiError) -> None:
+        """Send nothing more until Slack's Retry-After has passed (its client does not wait it
+        out inside the sweep: that could outlast the lease, see bot/app.py)."""
+        try:
+            wait = max(float(limited.response.headers.get("Retry-After", 1)), 1.0)
+        except (TypeError, ValueError):
+            wait = 1.0
+        until = self.clock.now() + timedelta(seconds=wait)
+        self._held_until = max(until, self._held_until or until)
 
     def _cadence(self, kind: Owed) -> Cadence:
         return Cadence(WEEK, WEEK) if kind is Owed.POLICY_REVIEW else review_cadence(self.policy)

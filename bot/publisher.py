@@ -120,7 +120,6 @@ class Publisher(SlackWorker[Publication]):
         super().__init__(*args, **kwargs)
         self.traffic = traffic or Traffic()
         self.directory = directory
-        self._told: set[tuple[int, str]] = set()
         #: The workspace's address (auth.test's `url`), for links to other changes' cards.
         self.workspace_url = ""
         #: The catalog in force, shared with the listeners: cards name the procedures adopted
@@ -448,10 +447,10 @@ class Publisher(SlackWorker[Publication]):
                 pub, code, max(wait, 1.0), progress, backoff=False, failed=False
             )
         elif code in NEEDS_A_PERSON:
-            # Told once per spell of this problem: the publication remembers its last error,
-            # so neither another replica nor a restart tells the requester again.
-            if pub.last_error != code and (pub.number, code) not in self._told:
-                self._told.add((pub.number, code))
+            # Told when the problem is new to the publication: its last error is on record, so
+            # neither another replica nor a restart tells the requester again (a different
+            # failure in between, a timeout say, makes it new again).
+            if pub.last_error != code:
                 log.error(
                     "cannot show change %s in Slack: %s (%s)",
                     pub.number,

@@ -167,10 +167,12 @@ def record_reminder(
     A lease that ran out but was not taken over is still ours: nobody else can have sent this
     reminder, so recording it is right (refusing would make another replica send it again).
 
-    The row may have moved while the reminder was on its way: its owner snoozed it, or the
-    change gave it a new owner or deadline. What a person or the process decided meanwhile
-    stands: the reminder is counted, and the next one is planned as `planned` says only if
-    nobody planned it anew.
+    The row may have moved while the reminder was on its way, and what a person or the
+    process decided meanwhile stands:
+    - its owner snoozed it: the reminder counts, and the next one comes at the later of the
+      snooze's time and the cadence's (a snooze never brings a reminder forward);
+    - it was planned anew (a new owner or deadline): that plan is left whole, counts
+      included; the reminder that went to the old plan is in the audit trail.
     """
     row = session.exec(
         select(ObligationRow)
@@ -183,10 +185,13 @@ def record_reminder(
         session.rollback()
         return False
     was, current = claimed.obligation, to_obligation(row)
-    row.reminders = current.reminders + (planned.reminders - was.reminders)
-    row.escalations = current.escalations + (planned.escalations - was.escalations)
-    if (current.next_at, current.snoozed_until) == (was.next_at, was.snoozed_until):
-        row.next_at, row.snoozed_until = planned.next_at, planned.snoozed_until
+    if (current.owner, current.deadline) == (was.owner, was.deadline):
+        row.reminders = current.reminders + (planned.reminders - was.reminders)
+        row.escalations = current.escalations + (planned.escalations - was.escalations)
+        if (current.next_at, current.snoozed_until) == (was.next_at, was.snoozed_until):
+            row.next_at, row.snoozed_until = planned.next_at, planned.snoozed_until
+        else:  # snoozed meanwhile
+            row.next_at = max(current.next_at, planned.next_at)
     row.lease_owner, row.lease_until = "", None
     session.add(row)
     SqlAudit(session).append(entry)

@@ -148,7 +148,7 @@ class GithubGate(LeasedWorker[Held]):
                 return False
             # The run is gone, or takes no more reports: asking again changes nothing. The
             # request goes on waiting for its change; its answer says whether GitHub still waits.
-            log.info("GitHub took no status report for %s: %s", request.delivery_id, error)
+            log.warning("GitHub took no status report for %s: %s", request.delivery_id, error)
         except (GitHubException, aiohttp.ClientError, TimeoutError, OSError) as error:
             log.warning(
                 "GitHub deployment %s: status report failed: %r", request.delivery_id, error

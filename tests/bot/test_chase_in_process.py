@@ -183,7 +183,7 @@ async def test_an_owner_slack_will_not_take_reminders_is_chased_at_the_cadence_a
     await eventually(lambda: [m for m in slack.dms("U0CAROL") if ref in m.get("text", "")])
 
 
-async def test_a_reminder_slack_rate_limits_waits_for_the_next_sweep_not_inside_this_one(
+async def test_a_reminder_slack_rate_limits_waits_out_retry_after_between_sweeps_not_in_one(
     bot: InProcess,
 ) -> None:
     ref, _ = await review_owed(bot)
@@ -192,6 +192,8 @@ async def test_a_reminder_slack_rate_limits_waits_for_the_next_sweep_not_inside_
 
     await asyncio.wait_for(bot.advance(seconds=5), timeout=10)
     assert chased(bot, ref) == [], "refused: nothing was sent, nothing recorded"
-    await bot.advance(seconds=1)  # the next sweep
-    assert chased(bot, ref) == [Happened.REMINDER_SENT]
-    await eventually(lambda: dms(bot, "U0ALICE", "⏰ Reminder"))
+    await bot.advance(seconds=1)  # the next sweep: Slack said two minutes
+    assert chased(bot, ref) == []
+    await bot.advance(seconds=120)  # past the review's 20 s deadline by now: an escalation
+    assert chased(bot, ref) == [Happened.REMINDER_ESCALATED]
+    await eventually(lambda: dms(bot, "U0ALICE", "🚨"))

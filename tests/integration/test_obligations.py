@@ -69,12 +69,11 @@ def test_a_reminder_recorded_plans_the_next_one(engine: Engine, clock: FakeClock
     assert after.next_at == min(claimed.obligation.next_at + cadence.every, after.deadline)
 
 
-def test_a_snooze_made_while_the_reminder_was_sent_is_kept(
-    engine: Engine, clock: FakeClock
-) -> None:
+def snoozed_while_sent(engine: Engine, clock: FakeClock, choice: str) -> tuple[Claimed, Obligation]:
+    """The reminder due now is claimed, and its owner snoozes the chase before it is recorded
+    (from an earlier reminder's button). The claim, and the obligation as snoozed."""
     number = owing_a_review(engine, clock)
     claimed = claimed_when_due(engine, clock)
-
     snoozed = followup.snooze_reminder(
         SqlUnitOfWork(engine),
         clock,
@@ -82,28 +81,51 @@ def test_a_snooze_made_while_the_reminder_was_sent_is_kept(
         Owed.POST_CHANGE_REVIEW,
         number,
         REQUESTER,
-        choice="1h",
+        choice=choice,
     )
+    return claimed, snoozed
+
+
+def test_a_snooze_past_the_next_reminder_made_while_one_was_sent_is_kept(
+    engine: Engine, clock: FakeClock
+) -> None:
+    claimed, snoozed = snoozed_while_sent(engine, clock, "1d")
+
     recorded, after = sent(engine, clock, claimed)
 
+    cadence = followup.review_cadence(POLICY)
+    assert snoozed.next_at > claimed.obligation.next_at + cadence.every  # later than planned
     assert recorded
     assert after.reminders == claimed.obligation.reminders + 1  # it was sent: it counts
-    assert snoozed.snoozed_until is not None
     assert (after.next_at, after.snoozed_until) == (snoozed.next_at, snoozed.snoozed_until)
 
 
-def test_an_owner_given_while_the_reminder_was_sent_is_kept(
+def test_a_snooze_made_while_a_reminder_was_sent_never_brings_the_next_one_forward(
+    engine: Engine, clock: FakeClock
+) -> None:
+    claimed, snoozed = snoozed_while_sent(engine, clock, "1h")
+
+    recorded, after = sent(engine, clock, claimed)
+
+    planned = claimed.obligation.next_at + followup.review_cadence(POLICY).every
+    assert snoozed.next_at < planned  # an hour from now: sooner than the cadence's next
+    assert recorded and after.next_at == min(planned, after.deadline)
+
+
+def test_an_obligation_planned_anew_while_a_reminder_was_sent_keeps_its_new_plan(
     engine: Engine, clock: FakeClock
 ) -> None:
     owing_a_review(engine, clock)
     claimed = claimed_when_due(engine, clock)
+    anew = replace(claimed.obligation, owner="U0DAVE", reminders=0, escalations=0)
     with Session(engine) as session:
-        obligations.SqlObligations(session).update(replace(claimed.obligation, owner="U0DAVE"))
+        obligations.SqlObligations(session).update(anew)  # as owe() plans it for a new owner
         session.commit()
 
     recorded, after = sent(engine, clock, claimed)
 
-    assert recorded and after.owner == "U0DAVE"
+    assert recorded  # the reminder to the old owner is in the audit trail
+    assert (after.owner, after.reminders, after.next_at) == ("U0DAVE", 0, anew.next_at)
 
 
 def test_a_reminder_is_not_recorded_once_another_replica_took_the_lease(
