@@ -14,7 +14,7 @@ def test_the_acknowledgement_benchmark_runs_and_reports() -> None:
     command = [sys.executable, "-m", "bench.ack", "--smoke"]
     url = os.environ.get("CHANGEBOT_TEST_POSTGRES_URL", "").strip()
     command += ["--postgres-url", url] if url else ["--no-postgres"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()

@@ -14,7 +14,7 @@ def test_the_calendar_benchmark_runs_and_reports() -> None:
     command = [sys.executable, "-m", "bench.calendar", "--smoke"]
     url = os.environ.get("CHANGEBOT_TEST_POSTGRES_URL", "").strip()
     command += ["--postgres-url", url] if url else ["--engines", "sqlite"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
 
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.strip().splitlines()

@@ -15,7 +15,7 @@ def test_the_sweep_benchmark_runs_and_reports() -> None:
     url = os.environ.get("CHANGEBOT_TEST_POSTGRES_URL", "").strip()
     if url:
         command += ["--postgres-url", url]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()

@@ -15,7 +15,7 @@ def test_the_webapi_benchmark_runs_and_reports() -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
     )
 
     assert done.returncode == 0, done.stderr
