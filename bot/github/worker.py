@@ -140,16 +140,13 @@ class GithubGate(LeasedWorker[Held]):
                 request.environment,
                 _waiting(ref, decision),
             )
-        except BadRequest as error:
-            if error.status_code not in NOT_PENDING:
-                log.warning(
-                    "GitHub deployment %s: status report failed: %r", request.delivery_id, error
-                )
-                return False
-            # The run is gone, or takes no more reports: asking again changes nothing. The
-            # request goes on waiting for its change; its answer says whether GitHub still waits.
-            log.warning("GitHub took no status report for %s: %s", request.delivery_id, error)
         except (GitHubException, aiohttp.ClientError, TimeoutError, OSError) as error:
+            if isinstance(error, BadRequest) and error.status_code in NOT_PENDING:
+                # The run is gone, or takes no more reports: asking again changes nothing. The
+                # request goes on waiting for its change; its answer says whether GitHub still
+                # waits.
+                log.warning("GitHub took no status report for %s: %s", request.delivery_id, error)
+                return True
             log.warning(
                 "GitHub deployment %s: status report failed: %r", request.delivery_id, error
             )

@@ -46,6 +46,11 @@ class InProcess:
         await self.bot.chaser.sweep()
         self.bot.publisher.kick()
 
+    def replica(self) -> Bot:
+        """Another replica: the same settings, policy and database, workers of its own."""
+        services = self.bot.services
+        return create_app(services.settings, services.engine, services.policy, clock=self.clock)
+
     def trail(self, ref: str) -> list[ChainedEntry]:
         with Session(self.bot.services.engine) as session:
             return list(read_trail(session, ref=ref))

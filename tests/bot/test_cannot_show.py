@@ -11,12 +11,9 @@ from typing import Any
 import pytest
 
 from bot import ids
-from bot.app import create_app
-from bot.settings import Settings
-from tests.bot.in_process import NEVER, InProcess, in_process
-from tests.e2e.harness import SIGNING_SECRET, eventually, policy_toml
+from tests.bot.in_process import InProcess, in_process
+from tests.e2e.harness import eventually, policy_toml
 from tests.e2e.steps import normal_request
-from workflows.policy import parse_policy
 
 SECRET = "G0SECRET"  # private, and the bot is not in it
 TOLD = "won't let me show it"
@@ -49,14 +46,7 @@ async def test_another_replica_retrying_does_not_tell_the_requester_again(bot: I
     await eventually(lambda: told(bot))
     before = tries(bot)
 
-    settings = Settings(
-        bot_token=bot.slack.bot_token,
-        signing_secret=SIGNING_SECRET,
-        slack_api_url=bot.slack.base_url,
-        sweep_seconds=NEVER,
-    )
-    policy = parse_policy(policy_toml(changes_channel=""))
-    replica = create_app(settings, bot.bot.services.engine, policy, clock=bot.clock)
+    replica = bot.replica()
     bot.clock.advance(minutes=2)  # past the publication's backoff
     assert await replica.publisher.sweep() == 1
 
