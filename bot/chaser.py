@@ -83,7 +83,7 @@ class Chaser(SlackWorker[Claimed]):
     async def _chase(self, claimed: Claimed, send_by: datetime) -> int:
         obligation = claimed.obligation
         try:
-            change = await self.in_session(_change, obligation.number)
+            change = await self.reading(_change, obligation.number)
             now = self.clock.now()
             if now >= send_by:
                 await self.in_session(store.release, claimed.id, self.owner)

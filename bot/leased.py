@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from storage.uow import read_only
 from workflows.policy import Policy
 from workflows.ports import Clock
 
@@ -132,6 +133,17 @@ class LeasedWorker(Generic[W]):
         def go() -> T:
             with Session(self.engine) as session:
                 return work(session, *args, **kwargs)
+
+        return await asyncio.to_thread(go)
+
+    async def reading(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(session, ...)` that only reads: off the event loop, and on SQLite without the
+        write lock, so it never holds up a writer (the gate's rounds, on the event loop, would
+        wait for it in SQLite's busy handler, and everyone with them)."""
+
+        def go() -> T:
+            with Session(read_only(self.engine)) as session:
+                return work(session, *args)
 
         return await asyncio.to_thread(go)
 

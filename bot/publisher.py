@@ -144,7 +144,7 @@ class Publisher(SlackWorker[Publication]):
     async def handle(self, pub: Publication) -> None:
         delivery: _Delivery | None = None
         try:
-            change, events, conflicts, threads = await self.in_session(self._load, pub)
+            change, events, conflicts, threads = await self.reading(self._load, pub)
             delivery = _Delivery(pub, change, pub.channel, pub.thread_ts, conflicts, threads)
             if pub.owed and pub.thread_ts:  # a note an earlier delivery could not send
                 await self._pay_again(delivery, pub.owed)
@@ -467,7 +467,7 @@ class Publisher(SlackWorker[Publication]):
         if code in ("invalid_auth", "not_authed", "token_revoked", "account_inactive"):
             return  # nothing can reach anyone until the token is fixed: the log says so
         try:
-            change = await self.in_session(_change, pub.number)
+            change = await self.reading(_change, pub.number)
             text = replies.cannot_show(change, NEEDS_A_PERSON[code])
             await self.client.chat_postMessage(channel=change.requester, text=text)
         except Exception as error:  # telling is best effort; the log line above stands

@@ -1,9 +1,13 @@
 """The publisher draws a reply from the change as it stands ("2 of 2 needed"), so it must read
 the change no older than the events it explains: an approval committed between its two reads
 was once shown without its count (on PostgreSQL, where each statement sees what is committed
-when it starts). Here that commit is made to land exactly there, every time. On SQLite the
-publisher's reads hold the write lock (transactions begin immediately), so nothing can land
-between them and the test is PostgreSQL's alone."""
+when it starts). Here that commit is made to land exactly there, every time.
+
+On SQLite the publisher's reads take no write lock (they begin deferred, and the database is in
+WAL mode): the commit lands between them there too, and they must still agree. They once held
+the write lock, and a writer (the gate's rounds, on the event loop) waited for them in
+SQLite's busy handler; here the approval would have been refused as "database is locked".
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ from standin import SlackStandIn
 from storage.db import make_engine
 from storage.uow import SqlUnitOfWork
 from tests.e2e.harness import APPROVER_GROUP, policy_toml, workspace
-from tests.integration.command import ONLY_ON_POSTGRESQL
 from tests.unit.builders import normal_details
 from tests.unit.fakes import FakeClock
 from workflows import process
@@ -40,7 +43,6 @@ def elsewhere(engine: Engine) -> Iterator[Engine]:
     other.dispose()
 
 
-@ONLY_ON_POSTGRESQL
 async def test_an_approval_committed_between_the_publishers_reads_is_shown_with_its_count(
     engine: Engine, elsewhere: Engine
 ) -> None:
