@@ -223,12 +223,25 @@ class Publisher(SlackWorker[Publication]):
         except SlackApiError as error:
             if error.response.get("error") not in CANNOT_POST:
                 raise
-            link = await self.client.chat_getPermalink(channel=d.channel, message_ts=d.thread_ts)
-            text = replies.mirror_refused(change, where, link.get("permalink", ""))
-            await self.client.chat_postMessage(channel=change.requester, text=text)
+            await self._tell_mirror_refused(d, where, careful=pub.attempts > 0)
             await self._progress(pub.number, mirror_channel="-")
             return
         await self._progress(pub.number, mirror_channel=copy[0], mirror_ts=copy[1])
+
+    async def _tell_mirror_refused(self, d: _Delivery, where: str, *, careful: bool) -> None:
+        """The requester hears once that the copy cannot be posted: after a failure
+        (`careful`), only if the message is not in their DM already (it may have landed)."""
+        change = d.change
+        marker = {
+            "event_type": "changebot_note",
+            "event_payload": {"ref": change.ref, "note": "copy_refused", "channel": where},
+        }
+        if careful and await self._in_dm(change.requester, marker):
+            log.info("change %s: the requester was already told the copy is refused", change.ref)
+            return
+        link = await self.client.chat_getPermalink(channel=d.channel, message_ts=d.thread_ts)
+        text = replies.mirror_refused(change, where, link.get("permalink", ""))
+        await self.client.chat_postMessage(channel=change.requester, text=text, metadata=marker)
 
     async def _update_mirror(self, d: _Delivery, shown: dict[str, Any]) -> None:
         try:

@@ -104,6 +104,33 @@ async def test_an_emergencys_copy_posted_unconfirmed_is_adopted_not_posted_twice
     assert len(copies(bot)) == 1
 
 
+async def test_the_requester_hears_once_that_the_incident_channel_refused_the_copy(
+    bot: InProcess,
+) -> None:
+    # The bot may not post in the incident channel (after a first failure of Slack's own,
+    # once the confirmation has gone), so Alice is told where the card is; that message lands,
+    # but the bot never hears it did.
+    bot.slack.fail_next("chat.postMessage", "500", where={"channel": INCIDENT})
+    bot.slack.fail_next(
+        "chat.postMessage", "channel_not_found", where={"channel": INCIDENT}, times=2
+    )
+    answer = await bot.driver.slash_command(
+        "U0ALICE", "/change", "emergency Roll back checkout to v41", channel=INCIDENT
+    )
+    assert answer.status == 200, answer.text
+    await eventually(lambda: [c for c in bot.slack.calls if c.fault == "internal_error"])
+    await eventually(lambda: failed_once(bot, 1))
+    bot.slack.fail_next("chat.postMessage", "dropped", where={"channel": "U0ALICE"})
+    await bot.advance(seconds=5)
+    await eventually(lambda: [c for c in bot.slack.calls if c.fault == "dropped"])
+    await retry_due(bot)
+
+    await eventually(lambda: delivered(bot, 1))
+    refused = [t for t in notices(bot) if "can't post in" in t]
+    assert len(refused) == 1, notices(bot)
+    assert not copies(bot)
+
+
 async def test_a_message_to_a_person_sent_unconfirmed_is_not_sent_again(bot: InProcess) -> None:
     await open_request_form(bot.driver, bot.slack, "U0ALICE")
     await bot.driver.submit_modal("U0ALICE", normal_request())
