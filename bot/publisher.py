@@ -497,7 +497,7 @@ class Publisher(SlackWorker[Publication]):
     ) -> None:
         delay = min(first * (2**pub.attempts if backoff else 1), RETRY_MAX)
         due = self.clock.now() + timedelta(seconds=delay)
-        log.warning("change %s: Slack refused (%s); retrying in %.0fs", pub.number, why, delay)
+        log.warning("change %s: not shown yet (%s); retrying in %.0fs", pub.number, why, delay)
         attempts = pub.attempts + 1 if failed else pub.attempts
         await self._release(pub.number, due_at=due, attempts=attempts, error=why, progress=progress)
 
