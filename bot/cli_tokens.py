@@ -21,7 +21,7 @@ from workflows.validation import check_line
 def add_commands(commands: Any) -> None:
     token = commands.add_parser(
         "token",
-        help="the API tokens pipelines use (the gate, deployment reports) and calendar feeds'",
+        help="the API tokens pipelines use (the gate, deployment reports) and calendar feeds",
     ).add_subparsers(metavar="ACTION")
     scopes = ", ".join(f"{s.value} ({s.allows})" for s in Scope)
 
