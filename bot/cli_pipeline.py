@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from workflows.durations import format_duration, parse_duration
-from workflows.model import GateStatus, Outcome, format_ref, parse_ref
+from workflows.model import OUTCOME_NAMES, GateStatus, format_ref, outcome_named, parse_ref
 
 EXIT = {
     GateStatus.ALLOWED.value: 0,
@@ -179,12 +179,26 @@ def add_commands(commands: Any) -> None:
     finish.add_argument("change", metavar="CHANGE")
     finish.add_argument("--id", required=True, help="the id given when it started")
     finish.add_argument(
-        "--outcome", required=True, choices=[o.value.replace("_", "-") for o in Outcome]
+        "--outcome",
+        required=True,
+        type=_outcome,
+        metavar="{" + ",".join(OUTCOME_NAMES) + "}",
+        help="how it went",
     )
     finish.add_argument("--notes", default="", help="what happened, for anything but success")
     finish.add_argument("--service", help="if its start was never reported: what it deployed")
     finish.add_argument("--environment", help="... and where")
     finish.set_defaults(run=_finish)
+
+
+def _outcome(name: str) -> str:
+    """The outcome's name as the API takes it, or a usage error listing the names."""
+    outcome = outcome_named(name)
+    if outcome is None:
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is not an outcome: use one of {', '.join(OUTCOME_NAMES)}"
+        )
+    return next(key for key, named in OUTCOME_NAMES.items() if named is outcome)
 
 
 def _target(parser: argparse.ArgumentParser) -> None:

@@ -83,6 +83,22 @@ class Outcome(StrEnum):
         return _SEVERITY[self]
 
 
+#: The outcomes as a pipeline names them (`--outcome`, the API's "outcome").
+OUTCOME_NAMES: dict[str, Outcome] = {
+    "successful": Outcome.SUCCESSFUL,
+    "with-issues": Outcome.SUCCESSFUL_WITH_ISSUES,
+    "failed": Outcome.FAILED,
+    "rolled-back": Outcome.ROLLED_BACK,
+}
+
+
+def outcome_named(name: str) -> Outcome | None:
+    """The outcome a pipeline named: as above, or as stored ("successful_with_issues"), in any
+    case, with "-", "_" or spaces; None if it names none."""
+    key = "-".join(name.strip().lower().replace("_", " ").replace("-", " ").split())
+    return OUTCOME_NAMES.get("with-issues" if key == "successful-with-issues" else key)
+
+
 _SEVERITY = {
     Outcome.SUCCESSFUL: 0,
     Outcome.SUCCESSFUL_WITH_ISSUES: 1,

@@ -29,10 +29,15 @@ from bot.api.tally import Tally
 from bot.services import Services
 from storage import tokens
 from storage.rows import deployment_to_json
-from workflows.deployments import Report, Reported, report_finished, report_started
+from workflows.deployments import (
+    Report,
+    Reported,
+    report_finished,
+    report_started,
+)
 from workflows.errors import ChangeError
 from workflows.gate import Asked, Question, Target, check_question
-from workflows.model import Outcome
+from workflows.model import OUTCOME_NAMES, outcome_named
 from workflows.tokens import ApiToken, Scope, refusal
 
 log = logging.getLogger(__name__)
@@ -51,7 +56,6 @@ GATE_FIELDS = (
     "triggered_by",
 )
 START_FIELDS = ("service", "environment", "triggered_by")
-OUTCOMES = {o.value.replace("_", "-"): o for o in Outcome} | {o.value: o for o in Outcome}
 
 
 class Api:
@@ -117,9 +121,9 @@ class Api:
         allowed = ("outcome", "notes", *START_FIELDS)
         fields = await json_body(request, allowed, ("outcome",))
         number = change_number(request.match_info["ref"], "ref")
-        outcome = OUTCOMES.get(fields.text("outcome").strip().lower())
+        outcome = outcome_named(fields.text("outcome"))
         if outcome is None:
-            choices = ", ".join(o.value.replace("_", "-") for o in Outcome)
+            choices = ", ".join(OUTCOME_NAMES)
             raise ApiError(400, "invalid", f"outcome must be one of {choices}.", field="outcome")
         service, environment = fields.text("service"), fields.text("environment")
         target = Target(service, environment) if service or environment else None

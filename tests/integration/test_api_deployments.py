@@ -90,6 +90,26 @@ async def test_a_failed_deployment_owes_the_post_change_review(api: Served) -> N
     assert [o.number for o in owed] == [change.number]
 
 
+@pytest.mark.parametrize(
+    "named", ["with-issues", "successful-with-issues", "successful_with_issues", "With issues"]
+)
+async def test_an_outcome_with_issues_is_taken_as_pipelines_write_it(
+    api: Served, named: str
+) -> None:
+    change = api.approved()
+    api.in_window()
+    secret = api.token()
+    await put(api, f"changes/{change.ref}/deployments/run-7", secret, **PAYMENTS)
+
+    status, body = await put(
+        api, f"changes/{change.ref}/deployments/run-7/outcome", secret, outcome=named
+    )
+
+    assert status == 200, body
+    assert body["outcome"] == Outcome.SUCCESSFUL_WITH_ISSUES.value
+    assert api.stored(change).outcome is Outcome.SUCCESSFUL_WITH_ISSUES
+
+
 async def test_an_ungated_deployment_is_recorded_and_said_so(api: Served) -> None:
     change = api.awaiting_approval()
 

@@ -15,7 +15,7 @@ from storage.uow import SqlUnitOfWork
 from tests.integration.api import Served, served
 from tests.integration.changes import APPROVER, POLICY
 from workflows import process
-from workflows.model import Stage
+from workflows.model import Outcome, Stage
 
 GATE = ("--service", "payments", "--environment", "production")
 
@@ -189,6 +189,34 @@ async def test_a_deployment_reported_from_the_command_line_runs_the_change_to_it
     assert "(already recorded)" in out
     assert f"Deployment run-7 ended successful: recorded on {change.ref}, now in closed." in out
     assert api.stored(change).stage is Stage.CLOSED
+
+
+async def test_a_deployment_with_issues_is_reported_as_the_readme_writes_it(
+    api: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change = api.approved()
+    api.in_window()
+    await changebot("deployment", "start", change.ref, *GATE, "--id", "run-7")
+
+    code = await changebot(
+        "deployment", "finish", change.ref, "--id", "run-7", "--outcome", "with-issues"
+    )
+
+    assert code == 0, capsys.readouterr().err
+    assert "Deployment run-7 ended with-issues" in capsys.readouterr().out
+    assert api.stored(change).outcome is Outcome.SUCCESSFUL_WITH_ISSUES
+
+
+async def test_an_outcome_that_is_none_is_a_usage_error_naming_them(
+    api: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change = api.approved()
+
+    with pytest.raises(SystemExit) as exited:
+        await changebot("deployment", "finish", change.ref, "--id", "run-7", "--outcome", "great")
+
+    assert exited.value.code == 2
+    assert "use one of successful, with-issues, failed, rolled-back" in capsys.readouterr().err
 
 
 async def test_an_ungated_deployment_is_recorded_with_a_warning(
