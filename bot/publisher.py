@@ -234,7 +234,12 @@ class Publisher(SlackWorker[Publication]):
         change = d.change
         marker = {
             "event_type": "changebot_note",
-            "event_payload": {"ref": change.ref, "note": "copy_refused", "channel": where},
+            "event_payload": {
+                "ref": change.ref,
+                "note": "copy_refused",
+                "channel": where,
+                "card": d.thread_ts,
+            },
         }
         if careful and await self._in_dm(change.requester, marker):
             log.info("change %s: the requester was already told the copy is refused", change.ref)
