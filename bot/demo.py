@@ -2,7 +2,9 @@
 
 Starts the Slack stand-in and the bot on loopback with SQLite in a temporary folder, runs a
 Normal change through all five stages with four people and a Standard change from the
-catalog, then prints each thread as a person reads it and the audit trail.
+catalog, then prints each thread as a person reads it and the audit trail. The Normal change
+is deployed by a pipeline: it asks the deploy gate before approval (and is held) and after
+(and goes on), then reports its deployment on the change, all over the bot's HTTP API.
 """
 
 from __future__ import annotations
@@ -17,25 +19,29 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import web
+from sqlmodel import Session
 
 from bot import ids
 from bot.app import create_app
 from bot.server import web_app
 from bot.settings import Settings
 from standin import SlackDriver, SlackStandIn, Workspace
-from storage import migrate
+from storage import migrate, tokens
 from storage.db import make_engine
 from storage.repositories import read_head, read_trail
 from storage.uow import read_session
 from workflows.audit import verify
 from workflows.policy import parse_policy
 from workflows.stages import Action
+from workflows.tokens import Scope
 
 T = TypeVar("T")
 SECRET = "0123456789abcdef0123456789abcdef"
 PEOPLE = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0DAVE": "dave"}
 CHANNEL = "C0CHANGES"
+PIPELINE = "ci-prod"
 
 POLICY = """
 [policy]
@@ -98,12 +104,16 @@ async def _demo(folder: Path, out: Callable[[str], None]) -> int:
         await site.start()
         port = runner.addresses[0][1]
         driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", SECRET, slack)
+        with Session(engine) as session:
+            scopes = frozenset({Scope.GATE, Scope.DEPLOYMENTS})
+            _, secret = tokens.create(session, PIPELINE, scopes, "U0ALICE", datetime.now(UTC))
         started = time.monotonic()
         try:
-            script = _Script(driver, slack)
-            normal = await script.normal_change()
-            standard = await script.standard_change()
-            await asyncio.sleep(0.3)
+            async with _Pipeline(f"http://127.0.0.1:{port}/api/v1", secret) as pipeline:
+                script = _Script(driver, slack, pipeline)
+                normal = await script.normal_change()
+                standard = await script.standard_change()
+                await asyncio.sleep(0.3)
         finally:
             await runner.cleanup()
         took = time.monotonic() - started
@@ -111,14 +121,22 @@ async def _demo(folder: Path, out: Callable[[str], None]) -> int:
             out(f"\n━━ {title}: the thread in #changes ━━")
             for line in _thread(slack, card):
                 out(line)
+        out(f"\n━━ The pipeline {PIPELINE}, deploying the Normal change ━━")
+        for line in pipeline.said:
+            out(line)
         out("\n━━ The audit trail ━━")
         with read_session(engine) as session:
             events = list(read_trail(session))
-            for e in events:
+            who = [PEOPLE.get(e.entry.actor, e.entry.actor) for e in events]
+            refs, actors = (
+                max(map(len, x), default=0) for x in ([e.entry.ref for e in events], who)
+            )
+            for e, actor in zip(events, who, strict=True):
                 x = e.entry
+                moved = f"{x.from_stage} → {x.to_stage}" if x.from_stage or x.to_stage else ""
                 out(
-                    f"#{e.seq:<3} {x.at:%H:%M:%S} {x.ref} {PEOPLE.get(x.actor, x.actor):<7}"
-                    f" {x.action:<24} {x.from_stage} → {x.to_stage}   {e.hash[:12]}"
+                    f"#{e.seq:<3} {x.at:%H:%M:%S} {x.ref:<{refs}} {actor:<{actors}}"
+                    f" {x.action:<24} {moved:<19} {e.hash[:12]}"
                 )
             count, broken = verify(events, read_head(session))
         out(f"\nAudit chain: {'intact' if broken is None else broken} ({count} events).")
@@ -126,12 +144,59 @@ async def _demo(folder: Path, out: Callable[[str], None]) -> int:
         return 0 if broken is None else 1
 
 
+class _Pipeline:
+    """A CI job that deploys billing-db: it asks the gate, and reports what it deploys, over
+    the API as `changebot gate` and `changebot deployment` would; what it was told is kept."""
+
+    def __init__(self, api: str, secret: str) -> None:
+        self.api = api
+        self.headers = {"Authorization": f"Bearer {secret}"}
+        self.said: list[str] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> _Pipeline:
+        self._session = aiohttp.ClientSession(headers=self.headers)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def gate(self, ref: str) -> str:
+        body = await self._call("POST", "gate", {"change": ref, **TARGET})
+        reasons = " ".join(body.get("reasons") or [])
+        self.said.append(f"$ changebot gate {ref} --service billing-db --environment production")
+        self.said.append(f"  {body['status']}: {_plain(reasons)}")
+        return str(body["status"])
+
+    async def deployed(self, ref: str, run: str) -> None:
+        path = f"changes/{ref}/deployments/{run}"
+        started = await self._call("PUT", path, {**TARGET, "triggered_by": "U0ALICE"})
+        self.said.append(f"$ changebot deployment start {ref} --id {run}  ->  {started['stage']}")
+        finished = await self._call("PUT", f"{path}/outcome", {"outcome": "successful"})
+        self.said.append(
+            f"$ changebot deployment finish {ref} --id {run} --outcome successful  ->  "
+            f"{finished['stage']}"
+        )
+
+    async def _call(self, method: str, path: str, body: dict[str, str]) -> dict[str, Any]:
+        assert self._session is not None
+        async with self._session.request(method, f"{self.api}/{path}", json=body) as response:
+            answer: dict[str, Any] = await response.json()
+            if response.status >= 400:
+                raise RuntimeError(f"the gate refused the demo's {method} {path}: {answer}")
+            return answer
+
+
+TARGET = {"service": "billing-db", "environment": "production"}
+
+
 class _Script:
-    def __init__(self, driver: SlackDriver, slack: SlackStandIn) -> None:
-        self.driver, self.slack = driver, slack
+    def __init__(self, driver: SlackDriver, slack: SlackStandIn, pipeline: _Pipeline) -> None:
+        self.driver, self.slack, self.pipeline = driver, slack, pipeline
 
     async def normal_change(self) -> dict[str, Any]:
-        start = datetime.now(UTC) + timedelta(hours=2)
+        start = datetime.now(UTC) - timedelta(minutes=1)
         card = await self.request(
             "U0ALICE",
             {
@@ -163,10 +228,17 @@ class _Script:
                 ids.EVIDENCE: "Upgraded staging-billing; integration suite and smoke tests green.",
             },
         )
+        ref = _ref(self.latest(card))
+        # The pipeline is held until the change is approved in Slack, then goes on by itself.
+        await self.pipeline.gate(ref)
         await self.click("U0CAROL", card, Action.APPROVE)
         await self.click("U0DAVE", card, Action.APPROVE)
-        await self.click("U0ALICE", card, Action.START_DEPLOYMENT)
-        await self.form("U0ALICE", card, Action.RECORD_OUTCOME, {ids.OUTCOME: "successful"})
+        await self.until(
+            lambda: ids.card_action_id(Action.START_DEPLOYMENT) in str(self.latest(card))
+        )
+        if await self.pipeline.gate(ref) == "allowed":
+            await self.pipeline.deployed(ref, "run-1")
+        await self.until(lambda: "Closed" in _card_text(self.latest(card)))
         return card
 
     async def standard_change(self) -> dict[str, Any]:
@@ -226,6 +298,13 @@ class _Script:
                 raise RuntimeError("the demo got stuck: the bot did not answer in time")
             await asyncio.sleep(0.02)
         return found
+
+
+def _ref(card: dict[str, Any]) -> str:
+    found = re.search(r"CHG-\d+", _card_text(card))
+    if found is None:
+        raise RuntimeError("the demo's card names no change")
+    return found.group(0)
 
 
 def _thread(slack: SlackStandIn, card: dict[str, Any]) -> list[str]:
