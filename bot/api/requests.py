@@ -51,13 +51,7 @@ async def json_body(
     request: web.Request, allowed: tuple[str, ...], required: tuple[str, ...]
 ) -> Fields:
     """The body as a JSON object of string fields named in `allowed`, or 4xx saying why."""
-    raw = await read_body(request, MAX_BODY)
-    try:
-        values = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ApiError(400, "malformed", f"The body is not JSON ({error}).") from error
-    if not isinstance(values, dict):
-        raise ApiError(400, "malformed", "The body must be a JSON object.")
+    values = json_object(await read_body(request, MAX_BODY))
     unknown = sorted(set(values) - set(allowed))
     if unknown:
         raise ApiError(
@@ -73,6 +67,22 @@ async def json_body(
         if not values.get(name, "").strip():
             raise ApiError(400, "invalid", f"{name} is required.", field=name)
     return Fields(values)
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or 400 saying why not: not JSON, not UTF-8, nested too
+    deeply for the parser, a number too long to read, or not an object."""
+    try:
+        values = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ApiError(400, "malformed", f"The body is not JSON ({error}).") from error
+    except ValueError as error:  # a number of more digits than Python converts
+        raise ApiError(400, "malformed", "The body holds a number too long to read.") from error
+    except RecursionError as error:
+        raise ApiError(400, "malformed", "The body is nested too deeply to read.") from error
+    if not isinstance(values, dict):
+        raise ApiError(400, "malformed", "The body must be a JSON object.")
+    return values
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.api.errors import ApiError
-from bot.api.requests import read_body
+from bot.api.requests import json_object, read_body
 from bot.rounds import Rounds
 from storage import github
 from storage.db import is_sqlite
@@ -75,7 +74,7 @@ class Webhook:
         delivery = request.headers.get("X-GitHub-Delivery", "")
         if not _DELIVERY.match(delivery):
             raise ApiError(400, "malformed", "X-GitHub-Delivery is missing or malformed.")
-        payload = _payload(body)
+        payload = json_object(body)
         if event == "ping":
             return web.json_response({"ok": True, "message": "changebot is listening."})
         if event != "deployment_protection_rule" or payload.get("action") != "requested":
@@ -106,16 +105,6 @@ class Webhook:
             return github.received(session, requests, self.clock.now())
 
 
-def _payload(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ApiError(400, "malformed", f"The body is not JSON ({error}).") from error
-    if not isinstance(payload, dict):
-        raise ApiError(400, "malformed", "The body must be a JSON object.")
-    return payload
-
-
 def parse(delivery: str, payload: dict[str, Any]) -> Requested:
     """The deployment GitHub holds, from a `deployment_protection_rule` delivery; 400 naming
     the field when one it needs is missing or malformed."""
@@ -131,7 +120,7 @@ def parse(delivery: str, payload: dict[str, Any]) -> Requested:
         found = _RUN_IN_CALLBACK.search(callback)
         if not found:
             raise _missing("deployment_callback_url", "names no workflow run")
-        run_id = int(found.group(1))
+        run_id = _in_range(int(found.group(1)), "deployment_callback_url")
     sender = payload.get("sender")
     return Requested(
         delivery_id=delivery,
@@ -179,6 +168,16 @@ def _number(payload: dict[str, Any], key: str, name: str) -> int:
     value = payload.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise _missing(name, "is not a positive number")
+    return _in_range(value, name)
+
+
+#: GitHub's ids are 64-bit; the database's integers are too.
+_LARGEST_ID = 2**63 - 1
+
+
+def _in_range(value: int, name: str) -> int:
+    if value > _LARGEST_ID:
+        raise _missing(name, "is larger than any GitHub id")
     return value
 
 

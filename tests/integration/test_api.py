@@ -205,6 +205,8 @@ async def test_a_token_without_the_gate_scope_is_403_with_the_scope_it_needs(api
             "commit",
         ),
         (b"\xff\xfe", 400, None),
+        (b"[" * 5_000, 400, None),  # deeper than the JSON parser goes
+        (b'{"change": ' + b"9" * 5_000 + b"}", 400, None),  # more digits than Python reads
         (b'{"change": "' + b"x" * 20_000 + b'"}', 413, None),
     ],
 )

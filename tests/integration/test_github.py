@@ -401,6 +401,8 @@ async def test_installation_tokens_are_renewed_before_they_expire(world: World) 
         (WEBHOOK_SECRET, b"{not json", 400),
         (WEBHOOK_SECRET, b'{"action": "requested", "environment": "production"}', 400),
         (WEBHOOK_SECRET, b"x" * 600_000, 413),
+        (WEBHOOK_SECRET, b"[" * 5_000, 400),
+        (WEBHOOK_SECRET, b'{"action": ' + b"9" * 5_000 + b"}", 400),
     ],
 )
 async def test_a_bad_delivery_is_refused_and_stores_nothing(
@@ -412,6 +414,30 @@ async def test_a_bad_delivery_is_refused_and_stores_nothing(
 
     assert answer == status, error
     assert error["message"]
+    assert world.rows() == 0
+
+
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        (("installation", "id"), "installation.id"),
+        (("workflow_run", "id"), "workflow_run.id"),
+        (("workflow_run",), "deployment_callback_url"),  # the run's id from the callback
+    ],
+)
+async def test_an_id_larger_than_any_of_githubs_is_refused_naming_it(
+    world: World, where: tuple[str, ...], field: str
+) -> None:
+    payload = protection_rule_request(REPO, "production", 2**64)
+    if where == ("workflow_run",):
+        del payload["workflow_run"]
+    else:
+        payload[where[0]][where[1]] = 2**64
+
+    answer, error = await deliver(world.webhook_url, payload)
+
+    assert answer == 400, error
+    assert error["field"] == field
     assert world.rows() == 0
 
 
