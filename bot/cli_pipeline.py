@@ -188,6 +188,10 @@ def add_commands(commands: Any) -> None:
     finish.add_argument("--notes", default="", help="what happened, for anything but success")
     finish.add_argument("--service", help="if its start was never reported: what it deployed")
     finish.add_argument("--environment", help="... and where")
+    finish.add_argument(
+        "--triggered-by",
+        help="who started the pipeline, if its start was never reported (default: from the CI)",
+    )
     finish.set_defaults(run=_finish)
 
 
@@ -241,7 +245,9 @@ def _ask_until_decided(
     asked = 0
     while True:
         asked += 1
-        answer = _ask(client, body, waiting=wait > 0)
+        # A changebot not reached at the first question is a mistake to tell at once (a wrong
+        # CHANGEBOT_URL), not an outage to wait out: a later one is waited out.
+        answer = _ask(client, body, waiting=wait > 0, first=asked == 1)
         waited = time.monotonic() - started
         status = str(answer.get("status", "error"))
         reasons = [str(r) for r in answer.get("reasons") or [answer.get("message", "")]]
@@ -263,12 +269,13 @@ def _ask_until_decided(
         time.sleep(min(every, wait - waited))
 
 
-def _ask(client: Client, body: dict[str, str], *, waiting: bool) -> dict[str, Any]:
-    """One question; while waiting, a changebot that cannot be reached is asked again."""
+def _ask(client: Client, body: dict[str, str], *, waiting: bool, first: bool) -> dict[str, Any]:
+    """One question; while waiting, a changebot that answers with an error of its own, or
+    (after the first question) cannot be reached, is asked again."""
     try:
         status, answer = client.call("POST", "gate", body)
     except ClientError as error:
-        if not waiting:
+        if first or not waiting:
             raise
         return {"status": "awaiting", "reasons": [f"{error}; asking again."]}
     if status >= 500 and waiting:
@@ -298,6 +305,9 @@ def _finish(args: argparse.Namespace, settings: object) -> int:
     body = {"outcome": args.outcome, "notes": args.notes}
     if args.service or args.environment:
         body |= {"service": args.service or "", "environment": args.environment or ""}
+    triggered_by = _given(args.triggered_by, ci_context(env), "triggered_by")
+    if triggered_by:
+        body["triggered_by"] = triggered_by
     path = f"changes/{ref}/deployments/{quote(args.id, '')}/outcome"
     status, answer = client.call("PUT", path, body)
     return _reported(status, answer, f"Deployment {args.id} ended {args.outcome}")
@@ -312,10 +322,13 @@ def _reported(status: int, answer: dict[str, Any], what: str) -> int:
     print(f"{what}: recorded on {change}, now in {stage}{again}.")
     deployment = answer.get("deployment") or {}
     if deployment.get("gated") is False:
+        told = (
+            "the policy owner has been told"
+            if answer.get("policy_owner_told")
+            else "the policy names no owner to tell"
+        )
         print(
-            "WARNING: no allowed gate decision covered this deployment; the policy owner has "
-            "been told.",
-            file=sys.stderr,
+            f"WARNING: no allowed gate decision covered this deployment; {told}.", file=sys.stderr
         )
     if answer.get("review_owed"):
         print(f"A post-change review of {change} is owed.")

@@ -114,7 +114,7 @@ class Api:
             fields.text("triggered_by"),
         )
         reported = await self._run(report_started, number, token.name, report)
-        return _reported(reported, created=reported.recorded)
+        return self._reported(reported, created=reported.recorded)
 
     async def finished(self, request: web.Request) -> web.Response:
         token = await self._token(request, Scope.DEPLOYMENTS)
@@ -137,7 +137,22 @@ class Api:
             target=target,
             triggered_by=fields.text("triggered_by"),
         )
-        return _reported(reported, created=False)
+        return self._reported(reported, created=False)
+
+    def _reported(self, reported: Reported, *, created: bool) -> web.Response:
+        change, deployment = reported.change, reported.deployment
+        # A deployment the gate did not allow is told to the policy owner, if the policy names one.
+        told = not deployment.gated and bool(self.services.policy.policy.owner)
+        body = {
+            "change": change.ref,
+            "stage": change.stage.value,
+            "recorded": reported.recorded,
+            "deployment": deployment_to_json(deployment),
+            "policy_owner_told": told,
+            "outcome": change.outcome.value if change.outcome else None,
+            "review_owed": change.review_owed,
+        }
+        return _json(body, status=201 if created else 200)
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -177,19 +192,6 @@ def _checked(question: Question) -> Question:
 
 def _refused(status: int, message: str) -> ApiError:
     return ApiError(status, "unauthorized" if status == 401 else "forbidden", message)
-
-
-def _reported(reported: Reported, *, created: bool) -> web.Response:
-    change = reported.change
-    body = {
-        "change": change.ref,
-        "stage": change.stage.value,
-        "recorded": reported.recorded,
-        "deployment": deployment_to_json(reported.deployment),
-        "outcome": change.outcome.value if change.outcome else None,
-        "review_owed": change.review_owed,
-    }
-    return _json(body, status=201 if created else 200)
 
 
 def _time(moment: datetime | None) -> str | None:

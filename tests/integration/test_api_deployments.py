@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from storage.obligations import open_obligations
 from tests.integration.api import Served, served
+from tests.integration.changes import POLICY
 from workflows.chase import Owed
 from workflows.model import Outcome, Stage
 from workflows.tokens import Scope
@@ -120,6 +121,23 @@ async def test_an_ungated_deployment_is_recorded_and_said_so(api: Served) -> Non
     assert status == 201
     assert body["deployment"]["gated"] is False
     assert body["stage"] == "approve"
+    assert body["policy_owner_told"] is False  # the default policy names no owner
+
+
+async def test_an_ungated_deployment_is_told_to_the_policy_owner_the_policy_names(
+    engine: Engine,
+) -> None:
+    policy = POLICY.model_copy(
+        update={"policy": POLICY.policy.model_copy(update={"owner": "U0OWNER"})}
+    )
+    async with served(engine, policy) as api:
+        change = api.awaiting_approval()
+        status, body = await put(
+            api, f"changes/{change.ref}/deployments/run-7", api.token(), **PAYMENTS
+        )
+
+    assert status == 201
+    assert (body["deployment"]["gated"], body["policy_owner_told"]) == (False, True)
 
 
 @pytest.mark.parametrize(

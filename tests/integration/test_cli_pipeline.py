@@ -227,7 +227,40 @@ async def test_an_ungated_deployment_is_recorded_with_a_warning(
     code = await changebot("deployment", "start", change.ref, *GATE, "--id", "hotfix")
 
     assert code == 0
-    assert "WARNING: no allowed gate decision covered this deployment" in capsys.readouterr().err
+    assert (
+        "WARNING: no allowed gate decision covered this deployment; the policy names no owner "
+        "to tell." in capsys.readouterr().err
+    )
+
+
+async def test_a_finish_never_started_names_who_triggered_it_from_the_ci(
+    api: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    change = api.approved()
+    api.in_window()
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_ACTOR", "octocat")
+
+    code = await changebot(
+        "deployment", "finish", change.ref, *GATE, "--id", "run-9", "--outcome", "successful"
+    )
+
+    assert code == 0
+    (deployment,) = api.stored(change).deployments
+    assert deployment.triggered_by == "octocat"
+
+
+async def test_gate_with_wait_says_at_once_when_changebot_cannot_be_reached(
+    api: Served, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change = api.approved()
+    monkeypatch.setenv("CHANGEBOT_URL", "http://127.0.0.1:9")  # a mistyped address
+
+    asking = changebot("gate", change.ref, *GATE, "--wait", "5m", "--every", "1s")
+    code = await asyncio.wait_for(asking, timeout=20)
+
+    assert code == 2
+    assert "cannot reach changebot at http://127.0.0.1:9" in capsys.readouterr().err
 
 
 async def test_a_refused_report_exits_2_with_the_reason(
