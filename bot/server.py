@@ -67,6 +67,13 @@ def web_app(bot: Bot, *, background: bool = True) -> web.Application:
             traffic.finished()
 
     async def _slack_events(request: web.Request) -> web.Response:
+        stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        if stamp and not (stamp.isascii() and stamp.isdigit()):
+            # Not a time, so not Slack's: refused before Bolt, whose signature check would fail
+            # on it with an error, and whose error handler would then answer the unverified
+            # request's "user" (a forged request would make the bot message anyone).
+            log.info("refused a request whose timestamp is not a number")
+            return web.json_response({"ok": False, "error": "invalid signature"}, status=401)
         try:
             bolt_request = await to_bolt_request(request)
         except web.HTTPException:

@@ -127,6 +127,9 @@ async def test_missing_signature_headers_are_refused(
         {},
         {"X-Slack-Request-Timestamp": str(int(time.time()))},
         {"X-Slack-Signature": signed_headers(body, SIGNING_SECRET)["X-Slack-Signature"]},
+        # Not a time: the signature check must refuse it, not fail on it (and tell Alice).
+        {"X-Slack-Request-Timestamp": "now", "X-Slack-Signature": "v0=forged"},
+        {"X-Slack-Request-Timestamp": "1.7e9", "X-Slack-Signature": "v0=forged"},
     ):
         reply = await refused_unsigned(driver, slack, bot, headers, body)
         assert reply.status == 401, (headers, reply.text)
