@@ -16,6 +16,7 @@ meeting planner would read). The rendering into iCalendar is the adapter's (bot/
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ def freeze_event(one: Occurrence) -> FeedEvent:
         else "No change may deploy."
     )
     return FeedEvent(
-        uid=f"freeze-{_slug(freeze.name)}-{start:%Y%m%dT%H%M}@{UID_DOMAIN}",
+        uid=f"freeze-{_slug(freeze.name)}-{_name_hash(freeze.name)}-{start:%Y%m%dT%H%M}@{UID_DOMAIN}",
         summary=f"Freeze: {freeze.name}",
         description=f"{freeze.reason}\nCovers: {covers}.\n{allows}",
         start=start,
@@ -126,3 +127,9 @@ def feed(
 
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "freeze"
+
+
+def _name_hash(name: str) -> str:
+    """Eight hex digits of the exact name: names the slug makes alike ("Year end", "Year-end",
+    or any two in a script other than Latin) still give events of their own."""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]

@@ -107,19 +107,28 @@ def test_a_freeze_event_says_its_reason_what_it_covers_and_what_it_allows() -> N
 
     event, other = freeze_event(one), freeze_event(year_end)
 
-    assert event.uid == "freeze-weekend-20261023T1600@changebot"
+    assert event.uid == "freeze-weekend-25014bff-20261023T1600@changebot"
     assert event.summary == "Freeze: Weekend"
     assert event.description.splitlines() == [
         "Nobody is around to fix it.",
         "Covers: every service.",
         "Only emergency changes may deploy.",
     ]
-    assert other.uid == "freeze-year-end-20261218T0000@changebot"
+    assert other.uid == "freeze-year-end-cdc8b8ba-20261218T0000@changebot"
     assert other.description.splitlines()[1:] == [
         "Covers: checkout, payments.",
         "No change may deploy.",
     ]
     assert other.start.tzinfo == ZoneInfo("America/New_York")
+
+
+def test_freezes_whose_names_read_alike_starting_together_are_events_of_their_own() -> None:
+    names = ["Year end", "Year-end", "Новый год", "Рождество"]
+    freezes = [weekend(name=name) for name in names]
+
+    events = feed([], {}, freezes, Window(utc(2026, 10, 23), utc(2026, 10, 24)))
+
+    assert len(events) == len({e.uid for e in events}) == 4
 
 
 def test_every_event_is_transparent_so_subscribers_are_not_marked_busy() -> None:
@@ -147,4 +156,4 @@ def test_a_freeze_occurrence_begun_before_the_span_is_in_it_while_it_lasts() -> 
     # From Saturday: the weekend freeze began on Friday and runs to Monday.
     events = feed([], {}, [weekend()], Window(utc(2026, 10, 24), utc(2026, 10, 25)))
 
-    assert [e.uid for e in events] == ["freeze-weekend-20261023T1600@changebot"]
+    assert [e.uid for e in events] == ["freeze-weekend-25014bff-20261023T1600@changebot"]
