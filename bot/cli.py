@@ -150,15 +150,12 @@ def open_database(settings: Settings, *, upgrade_embedded: bool = False) -> Engi
     engine = make_engine(settings.database_url)
     try:
         state = migrate.status(engine)
-        if not state.is_current and upgrade_embedded and is_sqlite(engine):
+        if not state.is_current and not state.ahead and upgrade_embedded and is_sqlite(engine):
             state = migrate.upgrade(engine)
     except OperationalError as error:
         raise _unreachable(settings, error) from error
     if not state.is_current:
-        raise Stop(
-            f"the database at {_where(settings)} is at schema {state.current or 'none'} but this "
-            f"changebot needs {state.head}: run `changebot db upgrade` first."
-        )
+        raise Stop(f"the database at {_where(settings)} {state.problem()}.")
     return engine
 
 

@@ -103,7 +103,7 @@ def web_app(bot: Bot, *, background: bool = True) -> web.Application:
         except Exception as error:  # any database failure means not ready
             return web.json_response({"ok": False, "error": type(error).__name__}, status=503)
         if not state.is_current:
-            body = {"ok": False, "error": f"schema {state.current} is behind {state.head}"}
+            body = {"ok": False, "error": f"the database {state.problem()}"}
             return web.json_response(body, status=503)
         return web.json_response({"ok": True, "schema": state.current})
 

@@ -200,7 +200,7 @@ class SqlChanges:
         before = self._conflicts_of(change.number)
         self.session.execute(delete(_SCHEDULE).where(_SCHEDULE.c.number == change.number))
         booked = booking(change)
-        if booked is not None:
+        if booked is not None and booked.services:  # a row per service: none, none to write
             self.session.execute(
                 insert(_SCHEDULE),
                 [

@@ -59,7 +59,7 @@ async def test_readyz_is_200_only_while_the_schema_is_current(bot: BotProcess) -
         assert not status(engine).is_current
         async with session.get(bot.url + "/readyz") as response:
             assert response.status == 503
-            assert "behind" in (await response.json())["error"]
+            assert "run `changebot db upgrade`" in (await response.json())["error"]
         async with session.get(bot.url + "/healthz") as response:
             assert response.status == 200  # alive, just not ready
         upgrade(engine)

@@ -12,7 +12,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from storage import migrate
@@ -65,6 +65,21 @@ def test_a_command_on_a_database_without_the_schema_says_to_run_db_upgrade(
         f"is at schema none but this changebot needs {HEAD}: run `changebot db upgrade` first.\n"
     )
     assert finished.stdout == ""
+
+
+def test_a_database_a_newer_release_upgraded_is_named_so_not_sent_to_db_upgrade(
+    changebot: Changebot, engine: Engine, database_url: str
+) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'f00dfeedbeef'"))
+
+    finished = changebot("audit", "verify", env={"DATABASE_URL": database_url})
+
+    assert finished.code == 2
+    assert finished.stderr.endswith(
+        f"is at schema f00dfeedbeef, which this changebot (schema {HEAD}) does not know: a newer "
+        "release upgraded it, so run that release or a newer one.\n"
+    ), finished.stderr
 
 
 def test_a_database_that_cannot_be_reached_is_one_line_without_its_password(

@@ -28,6 +28,7 @@ from tests.integration.changes import (
     normal_details,
     review_test_and_approve,
 )
+from tests.unit.builders import emergency_details
 from tests.unit.fakes import FakeClock
 from workflows import process
 from workflows.model import Change, Stage, Window
@@ -280,3 +281,14 @@ def test_a_booking_names_its_services_in_the_order_the_change_did(engine: Engine
     long = Window(WINDOW.start, WINDOW.start + timedelta(days=15))  # three weeks' rows
     a_request(engine, clock, services=("search", "payments", "ledger"), window=long)
     assert scheduled(engine, long) == [(1, ("search", "payments", "ledger"))]
+
+
+def test_an_emergency_with_a_window_and_no_services_is_saved(
+    engine: Engine, clock: FakeClock
+) -> None:
+    details = emergency_details(window=WINDOW)
+
+    change = process.request_change(SqlUnitOfWork(engine), clock, POLICY, REQUESTER, details)
+
+    with Session(engine) as session:
+        assert SqlChanges(session).get(change.change.number).details.window == WINDOW
