@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 #: Interactive payload types whose listeners need a view.
 NEEDS_VIEW = {"view_submission", "view_closed"}
+#: Events whose listeners act for the event's user (a string: the user's ID).
+USER_EVENTS = {"app_home_opened"}
 
 
 def problem(body: Any) -> str | None:
@@ -25,7 +27,10 @@ def problem(body: Any) -> str | None:
     if not isinstance(body, dict):
         return "the body is not an object"
     if "command" in body:
-        return None if isinstance(body.get("user_id"), str) else "a command without user_id"
+        if not isinstance(body.get("user_id"), str):
+            return "a command without user_id"
+        # Every command Slack sends has one; the forms /change opens need it.
+        return None if isinstance(body.get("trigger_id"), str) else "a command without trigger_id"
     kind = body.get("type")
     if kind is not None and not isinstance(kind, str):
         return "a payload whose type is not a string"
@@ -33,6 +38,8 @@ def problem(body: Any) -> str | None:
         event = body.get("event")
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             return "an event_callback whose event is not an object with a type"
+        if event["type"] in USER_EVENTS and not isinstance(event.get("user"), str):
+            return f"a {event['type']} event without a user"
         return None
     if kind in (None, "url_verification", "app_rate_limited"):
         return None  # Events API envelopes; Bolt answers those it does not handle itself

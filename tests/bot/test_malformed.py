@@ -19,6 +19,15 @@ from standin import SlackStandIn, Workspace
         ({"type": "event_callback", "event": {"type": 3}}, "event is not an object with a type"),
         ({"type": "block_actions", "actions": []}, "without a user"),
         ([], "the body is not an object"),
+        ({"command": "/change", "user_id": "U1"}, "a command without trigger_id"),
+        (
+            {"type": "event_callback", "event": {"type": "app_home_opened"}},
+            "app_home_opened event without a user",
+        ),
+        (
+            {"type": "event_callback", "event": {"type": "app_home_opened", "user": {"id": "U1"}}},
+            "app_home_opened event without a user",
+        ),
     ],
 )
 def test_a_body_without_what_listeners_need_is_refused(body: object, why: str) -> None:

@@ -11,7 +11,7 @@ import os
 import subprocess
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
@@ -184,6 +184,12 @@ MALFORMED: dict[str, Any] = {
     "JSON body that is not an event": lambda d, s: (b'{"hello": 1}', "application/json"),
     "JSON body that is not JSON": lambda d, s: (b"{oops", "application/json"),
     "form with only junk": lambda d, s: (b"a=1&b=2", FORM),
+    "command without trigger_id": lambda d, s: (
+        urlencode(
+            {k: v for k, v in parse_qsl(slash_body(s, d).decode()) if k != "trigger_id"}
+        ).encode(),
+        FORM,
+    ),
 }
 
 
