@@ -94,11 +94,21 @@ class Freeze(BaseModel):
                     f"rrule: {self.rrule!r} is not an RFC 5545 RRULE ({error}); for example "
                     '"FREQ=WEEKLY;BYDAY=FR" or "FREQ=MONTHLY;BYDAY=+3SA"'
                 ) from None
-            bounded = rule.replace(until=self.start + HORIZON)
-            if bounded.after(self.start, inc=True) is None:
+            parts = self._parts()
+            if parts.get("FREQ") in ("HOURLY", "MINUTELY", "SECONDLY"):
                 raise ValueError(
-                    f"rrule: {self.rrule!r} never occurs in the {HORIZON.days // 366} years "
-                    "after its start; check its BYMONTH, BYMONTHDAY and BYDAY"
+                    f"rrule: {self.rrule!r} recurs more often than daily; a freeze recurs daily "
+                    "at most (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY)"
+                )
+            # A rule that ends by itself (UNTIL or COUNT) is looked at as it is; one that does
+            # not, over the horizon.
+            ends = "UNTIL" in parts or "COUNT" in parts
+            bounded = rule if ends else rule.replace(until=self.start + HORIZON)
+            if bounded.after(self.start, inc=True) is None:
+                when = "" if ends else f" in the {HORIZON.days // 366} years"
+                raise ValueError(
+                    f"rrule: {self.rrule!r} never occurs{when} after its start; check its "
+                    "BYMONTH, BYMONTHDAY and BYDAY, and its UNTIL or COUNT"
                 )
         else:
             if self.end is None or self.duration is not None:
@@ -109,6 +119,11 @@ class Freeze(BaseModel):
             if self.end <= self.start:
                 raise ValueError(f"end: {self.end} is not after its start {self.start}")
         return self
+
+    def _parts(self) -> dict[str, str]:
+        """The rule's parts as written (dateutil keeps its own private): {"FREQ": "WEEKLY"}."""
+        text = self.rrule.strip().upper().removeprefix("RRULE:")
+        return dict(p.split("=", 1) for p in text.split(";") if "=" in p)
 
     def _rule(self) -> RRule:
         rule = rrulestr(self.rrule.removeprefix("RRULE:"), dtstart=self.start)

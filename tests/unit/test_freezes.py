@@ -144,6 +144,15 @@ def test_next_occurrences_are_listed_in_order_and_a_one_off_ends() -> None:
             "never occurs",
         ),
         (WEEKEND.replace("FREQ=WEEKLY", "FREQ=SOMETIMES"), "freeze.0.rrule", "RFC 5545"),
+        # Every minute since 2026 would be walked at each look at the calendar.
+        (WEEKEND.replace("FREQ=WEEKLY;BYDAY=FR", "FREQ=MINUTELY"), "freeze.0.rrule", "daily"),
+        (WEEKEND.replace("FREQ=WEEKLY;BYDAY=FR", "FREQ=HOURLY"), "freeze.0.rrule", "daily"),
+        # Its own end comes before its start: it never occurs, whatever the horizon.
+        (
+            WEEKEND.replace("BYDAY=FR", "BYDAY=FR;UNTIL=20260101T000000"),
+            "freeze.0.rrule",
+            "never occurs after its start",
+        ),
         (WEEKEND.replace('duration = "64h"', ""), "freeze.0.duration", "how long"),
         (WEEKEND.replace('duration = "64h"', 'duration = "0s"'), "freeze.0.duration", "zero"),
         (YEAR_END.replace("end = 2027-01-04", "end = 2026-12-01"), "freeze.0.end", "not after"),
