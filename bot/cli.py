@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 from bot import cli_digests, cli_names, cli_pipeline, cli_report, cli_tokens
 from bot.cli_catalog import print_catalog
@@ -62,6 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(getattr(error, "code", 2))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`changebot audit export ... | head`): nothing more to say, and
+        # Python's own flush of stdout at exit must not fail on it too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,10 +145,11 @@ def _where(settings: Settings) -> str:
     return make_url(normalise_url(settings.database_url)).render_as_string(hide_password=True)
 
 
-def _unreachable(settings: Settings, error: OperationalError) -> Stop:
+def _unreachable(settings: Settings, error: DatabaseError) -> Stop:
     """One line: where (without the password) and the driver's first line of why."""
     reason = str(error.orig).strip().splitlines()[0] if error.orig else "unknown error"
-    return Stop(f"cannot reach the database at {_where(settings)}: {reason}")
+    verb = "reach" if isinstance(error, OperationalError) else "read"  # "file is not a database"
+    return Stop(f"cannot {verb} the database at {_where(settings)}: {reason}")
 
 
 def open_database(settings: Settings, *, upgrade_embedded: bool = False) -> Engine:
@@ -152,7 +159,7 @@ def open_database(settings: Settings, *, upgrade_embedded: bool = False) -> Engi
         state = migrate.status(engine)
         if not state.is_current and not state.ahead and upgrade_embedded and is_sqlite(engine):
             state = migrate.upgrade(engine)
-    except OperationalError as error:
+    except DatabaseError as error:
         raise _unreachable(settings, error) from error
     if not state.is_current:
         raise Stop(f"the database at {_where(settings)} {state.problem()}.")
@@ -162,9 +169,12 @@ def open_database(settings: Settings, *, upgrade_embedded: bool = False) -> Engi
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(settings.database_url)
     try:
-        before = migrate.status(engine).current
+        state = migrate.status(engine)
+        if state.ahead:  # nothing to upgrade to: this release is the older one
+            raise Stop(f"the database at {_where(settings)} {state.problem()}.")
+        before = state.current
         after = migrate.upgrade(engine)
-    except OperationalError as error:
+    except DatabaseError as error:
         raise _unreachable(settings, error) from error
     if before == after.current:
         print(f"{_where(settings)} is already at the current schema ({after.current}).")
@@ -176,9 +186,15 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 def _db_status(args: argparse.Namespace, settings: Settings) -> int:
     try:
         state = migrate.status(make_engine(settings.database_url))
-    except OperationalError as error:
+    except DatabaseError as error:
         raise _unreachable(settings, error) from error
-    verdict = "current" if state.is_current else "behind: run `changebot db upgrade`"
+    verdict = (
+        "current"
+        if state.is_current
+        else "ahead: a newer release upgraded it; run that release or a newer one"
+        if state.ahead
+        else "behind: run `changebot db upgrade`"
+    )
     print(f"{_where(settings)}: schema {state.current or 'none'}, latest {state.head} ({verdict})")
     return 0 if state.is_current else 1
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import subprocess
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from itertools import pairwise
@@ -19,7 +21,7 @@ from storage import migrate
 from storage.db import make_engine
 from storage.uow import SqlUnitOfWork
 from tests.integration.changes import request
-from tests.integration.command import ONLY_ON_POSTGRESQL, Changebot
+from tests.integration.command import CHANGEBOT, ONLY_ON_POSTGRESQL, Changebot
 from tests.unit.fakes import FakeClock
 from tests.unit.test_freezes import WEEKEND
 from workflows.audit import AuditEntry
@@ -80,6 +82,54 @@ def test_a_database_a_newer_release_upgraded_is_named_so_not_sent_to_db_upgrade(
         f"is at schema f00dfeedbeef, which this changebot (schema {HEAD}) does not know: a newer "
         "release upgraded it, so run that release or a newer one.\n"
     ), finished.stderr
+
+
+def test_a_database_a_newer_release_upgraded_is_not_upgraded_and_its_status_says_ahead(
+    changebot: Changebot, engine: Engine, database_url: str
+) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'f00dfeedbeef'"))
+    env = {"DATABASE_URL": database_url}
+
+    status, upgrade = changebot.side_by_side((["db", "status"], env), (["db", "upgrade"], env))
+
+    assert status.code == 1
+    assert "schema f00dfeedbeef" in status.stdout and "(ahead: a newer release" in status.stdout
+    assert upgrade.code == 2
+    assert "which this changebot" in upgrade.stderr and "Traceback" not in upgrade.stderr
+
+
+def test_a_file_that_is_not_a_database_is_one_line(changebot: Changebot, tmp_path: Path) -> None:
+    garbage = tmp_path / "notes.db"
+    garbage.write_bytes(b"these are my notes, not a database\n" * 200)
+
+    finished = changebot("db", "status", env={"DATABASE_URL": f"sqlite:///{garbage}"})
+
+    assert finished.code == 2
+    assert finished.stderr == (
+        f"changebot: cannot read the database at sqlite:///{garbage}: file is not a database\n"
+    )
+
+
+def test_output_to_a_reader_gone_ends_quietly(database_url: str) -> None:
+    read, write = os.pipe()
+    os.close(read)  # as `| head` does once it has what it wants
+    env = {**os.environ, "DATABASE_URL": database_url}
+    try:
+        finished = subprocess.run(
+            [str(CHANGEBOT), "audit", "export", "--format", "csv"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+
+    assert finished.returncode == 1
+    assert finished.stderr == ""
 
 
 def test_a_database_that_cannot_be_reached_is_one_line_without_its_password(
