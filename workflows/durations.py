@@ -11,6 +11,8 @@ from pydantic import BeforeValidator
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 _PART = re.compile(r"(\d+)\s*([wdhms])")
 _WHOLE = re.compile(r"^\s*(?:\d+\s*[wdhms]\s*)+$")
+#: Longer than any cadence, window or review period; a date this far on is still a date.
+LONGEST = timedelta(days=3653)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -32,6 +34,8 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f'"{text}" is too long a duration') from None
     if total <= timedelta():
         raise ValueError(f'"{text}" is zero: a duration must be longer than that')
+    if total > LONGEST:
+        raise ValueError(f'"{text}" is longer than any the policy needs (at most 10 years)')
     return total
 
 

@@ -105,6 +105,14 @@ class About(_Strict):
     last_reviewed: date
     review_every: Duration = timedelta(days=365)
 
+    @model_validator(mode="after")
+    def _review_dates(self) -> About:
+        # The next review is worked out from these two; dates near the calendar's end
+        # (9999-12-31) would overflow it.
+        if self.last_reviewed.year > 9000:
+            raise ValueError(f"last_reviewed: {self.last_reviewed} is not a date it was reviewed")
+        return self
+
 
 class Channels(_Strict):
     changes: ChannelId = ""
@@ -386,6 +394,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as error:
             raise PolicyError(source, "", f"cannot read it ({error.strerror})") from error
+        except UnicodeDecodeError as error:
+            raise PolicyError(source, "", "it is not text (UTF-8), so not a TOML file") from error
     return parse_policy(text, source)
 
 

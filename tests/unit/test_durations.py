@@ -42,6 +42,12 @@ def test_a_duration_too_long_to_represent_is_refused_as_a_value_error() -> None:
         parse_duration("9999999999d")
 
 
+def test_a_duration_longer_than_ten_years_is_refused() -> None:
+    assert parse_duration("520w") == timedelta(weeks=520)
+    with pytest.raises(ValueError, match="at most 10 years"):
+        parse_duration("99999999w")  # a date this far on is past the calendar's end
+
+
 @pytest.mark.parametrize(
     ("delta", "text"),
     [

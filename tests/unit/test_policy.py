@@ -168,6 +168,16 @@ BAD_FILES = {
         "should match pattern",
     ),
     "invalid TOML": (POLICY_TOML + "\nthis is = not = toml\n", "", "it is not valid TOML"),
+    "reviewed at the calendar's end": (
+        with_edit("last_reviewed = 2026-01-05", "last_reviewed = 9999-12-31"),
+        "policy.last_reviewed",
+        "9999-12-31 is not a date it was reviewed",
+    ),
+    "reviewed every million years": (
+        with_edit('review_every = "180d"', 'review_every = "99999999w"'),
+        "policy.review_every",
+        "at most 10 years",
+    ),
 }
 
 
@@ -183,6 +193,15 @@ def test_a_bad_policy_file_is_refused_naming_the_file_the_key_and_the_problem(
     assert problem in error.problem
     where = f"{path}: {key}" if key else str(path)
     assert str(error) == f"Bad change policy in {where}: {error.problem}"
+
+
+def test_a_file_that_is_not_text_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(PolicyError) as refused:
+        load_policy(path)
+    assert refused.value.source == str(path)
+    assert refused.value.problem == "it is not text (UTF-8), so not a TOML file"
 
 
 def test_a_missing_policy_file_is_refused_naming_it(tmp_path: Path) -> None:
