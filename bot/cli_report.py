@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +18,9 @@ from workflows.model import Window
 from workflows.policy import load_policy
 
 _UTC = ZoneInfo("UTC")
+#: The days a report may cover: a period of at most ten years, within these.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9000, 12, 31)
+LONGEST_PERIOD = timedelta(days=3653)
 
 
 def add_commands(commands: Any) -> None:
@@ -63,6 +66,11 @@ def period_of(start: str, end: str) -> Window:
     first, last = _day("--from", start), _day("--to", end)
     if last < first:
         raise _stop(f"the period is reversed: --to {end} is before --from {start}.")
+    if last - first > LONGEST_PERIOD:
+        raise _stop(
+            f"the period from {start} to {end} is longer than ten years: write one report for "
+            "each year or quarter."
+        )
     return Window(midnight(first, _UTC), midnight(last, _UTC, after=True))
 
 
@@ -104,9 +112,14 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 def _day(option: str, given: str) -> date:
     try:
-        return date.fromisoformat(given.strip())
+        day = date.fromisoformat(given.strip())
     except ValueError as error:
         raise _stop(f"{option} {given!r} is not a date such as 2026-01-31.") from error
+    # The metrics compare the period with the one before it, and the trend runs week by week:
+    # dates at the calendar's ends would run off it.
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise _stop(f"{option} {given} is out of range: a date from {FIRST_DAY} to {LAST_DAY}.")
+    return day
 
 
 def _stop(message: str) -> Exception:

@@ -202,6 +202,8 @@ class _replacing:
         finally:
             if self.path is not None:
                 Path(self.path).unlink(missing_ok=True)
+        if isinstance(error, OSError):  # writing it (or the spool beside it) failed: a full disk
+            raise CannotWrite(f"cannot write {self.output}: {error.strerror}.") from error
 
 
 def _umask() -> int:
