@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -101,7 +101,7 @@ def load_private(path: Path, *, source: str) -> Ed25519PrivateKey:
     pem = _read(path, f"private key ({source})")
     try:
         key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # not PEM, encrypted, an odd curve
         key = None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyProblem(
@@ -115,7 +115,7 @@ def load_public(path: Path) -> Ed25519PublicKey:
     pem = _read(path, "public key")
     try:
         key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         key = None
     if not isinstance(key, Ed25519PublicKey):
         raise KeyProblem(

@@ -117,6 +117,8 @@ def parse(text: str) -> Digest:
         fields = json.loads(text)
     except ValueError as error:
         raise DigestMalformed(f"it is not JSON ({error})") from None
+    except RecursionError:
+        raise DigestMalformed("it is not JSON a digest could be: nested too deeply") from None
     if not isinstance(fields, dict):
         raise DigestMalformed("it is not a JSON object")
     if fields.get("format") != FORMAT:
@@ -134,11 +136,15 @@ def parse(text: str) -> Digest:
         raise DigestMalformed(f"its time {fields['at']!r} is not an ISO 8601 time") from None
     if at.tzinfo is None:
         raise DigestMalformed(f"its time {fields['at']!r} has no time zone")
+    try:
+        at = at.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the calendar begins in UTC
+        raise DigestMalformed(f"its time {fields['at']!r} is not a time in UTC") from None
     unknown = set(fields) - set(_FIELDS) - {"previous"}
     if unknown:
         raise DigestMalformed(f"it has fields no digest has: {', '.join(sorted(unknown))}")
     return Digest(
-        at=at.astimezone(UTC),
+        at=at,
         seq=fields["seq"],
         hash=fields["hash"],
         events=fields["events"],

@@ -71,6 +71,13 @@ def test_a_digest_counts_as_missing_after_its_interval_and_some_slack() -> None:
         (DIGEST.to_json().replace('"seq": 12', '"seq": "12"'), "its 'seq' is missing or not a"),
         (DIGEST.to_json().replace("+00:00", ""), "has no time zone"),
         (DIGEST.to_json().replace('"seq"', '"extra": 1, "seq"'), "fields no digest has: extra"),
+        ("[" * 100_000, "nested too deeply"),
+        (
+            DIGEST.to_json().replace(
+                "2026-11-23T09:00:00.250000+00:00", "0001-01-01T00:00:00+01:00"
+            ),
+            "is not a time in UTC",
+        ),
     ],
 )
 def test_a_file_that_is_not_a_digest_is_refused_saying_why(text: str, why: str) -> None:
