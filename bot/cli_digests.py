@@ -159,8 +159,14 @@ class DigestCheck:
                 f"Digests: {len(self.trusted)} signed by {self.fingerprint}, from {said(first.at)} "
                 f"to {said(last.at)} (the latest signed #{last.seq})."
             )
-            if not problems:
+            if not problems and complete:
                 said_.append(f"Every event up to #{last.seq} is as the digests signed it.")
+            elif not problems:
+                # The walk stops at the chain's first break: what lies beyond was not compared.
+                said_.append(
+                    "The events read before the chain broke are as the digests signed them; "
+                    "those from the break on were not compared."
+                )
         return said_, problems
 
     def report(self, *, complete: bool) -> bool:

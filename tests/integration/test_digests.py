@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bot.cli_digests import DigestCheck, walk_trail
 from bot.digester import Digester, Signer, digest_now
 from bot.settings import DIGEST_EVERY
 from bot.signing import generate, load_private
@@ -324,3 +325,19 @@ def test_a_digest_is_not_chained_past_a_corrupt_latest_digest(
     with Session(engine) as session:
         row = session.get(store.DigestScheduleRow, store.ROW)
         assert row is not None and row.lease_owner == ""  # the lease was handed back
+
+
+def test_a_chain_broken_before_the_last_digest_is_not_said_borne_out_to_its_end(
+    recorded: Engine, clock: FakeClock, signer: Signer, keys: tuple[Path, Path]
+) -> None:
+    _hourly(recorded, clock, signer, hours=1)
+    # Event #5's actor changed behind the application's back, its hash left as it was.
+    behind_the_back(recorded, "UPDATE audit_events SET actor = 'UMALLORY' WHERE seq = 5")
+    check = DigestCheck(signer.directory, keys[1])
+
+    walked = walk_trail(recorded, check)
+    said_, _ = check.outcome(complete=walked.broken is None)
+
+    assert walked.broken is not None and walked.broken.seq == 5
+    assert not any(s.startswith("Every event up to") for s in said_), said_
+    assert "The events read before the chain broke are as the digests signed them" in said_[-1]
