@@ -18,6 +18,7 @@ from bot.cli_catalog import print_catalog
 from bot.cli_pipeline import ClientError
 from bot.digester import Busy, Signer
 from bot.export import write_csv, write_jsonl
+from bot.files import CannotWrite, replacing
 from bot.settings import ConfigError, Settings
 from bot.signing import KeyProblem
 from storage import migrate
@@ -237,11 +238,11 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
     with read_session(engine) as session:
         events = read_trail(session, ref=ref, since=since)
         if args.output:
-            try:
-                with Path(args.output).open("w", encoding="utf-8", newline="") as out:
+            try:  # whole or not at all: an earlier export stands if this one fails
+                with replacing(Path(args.output), newline="") as out:
                     count = writer(events, out)
-            except OSError as error:  # no such directory, no permission, disk full
-                raise Stop(f"cannot write {args.output}: {error.strerror}.") from error
+            except CannotWrite as error:  # no such directory, no permission, a full disk
+                raise Stop(str(error)) from error
             print(f"Wrote {count} audit events to {args.output}.", file=sys.stderr)
         else:
             writer(events, sys.stdout)

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import cli_digests
+from bot.files import CannotWrite
 from bot.settings import Settings
 from workflows.calendar import midnight
 from workflows.model import Window
@@ -86,7 +87,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     engine = open_database(settings)
     try:
         written = report.write(engine, policy, period, output, datetime.now(UTC), digests)
-    except report.CannotWrite as error:
+    except CannotWrite as error:
         raise _stop(str(error)) from error
     except report.NothingToReport as error:
         raise _stop(

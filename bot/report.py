@@ -10,7 +10,6 @@ end: a failure leaves nothing at the output path, and an earlier report there st
 from __future__ import annotations
 
 import multiprocessing
-import os
 import sys
 import tempfile
 import threading
@@ -18,12 +17,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from sqlalchemy import Engine
 
 from bot import queries
 from bot.cli_digests import DigestCheck, walk_trail
+from bot.files import replacing
 from bot.views.report import (
     DigestResult,
     Evidence,
@@ -49,10 +49,6 @@ MEMORY = (None, "", ":memory:")
 BATCH = 500
 
 
-class CannotWrite(Exception):
-    """The output cannot be written; the message says which file and why."""
-
-
 class NothingToReport(Exception):
     """No change was requested or deployed in the period."""
 
@@ -70,7 +66,7 @@ def write(
     as it is read (the page shows it last), while the counts and exceptions that come first
     on the page are gathered; then the page is written, the spool read back into it."""
     with (
-        _replacing(output) as out,
+        replacing(output) as out,
         tempfile.TemporaryFile("w+", encoding="utf-8", dir=output.parent) as spool,
         _verifying(engine, digests) as verified,
     ):
@@ -168,45 +164,3 @@ def _verify_apart(url: str, digests: tuple[Path, Path] | None) -> Verification:
         return verification(engine, DigestCheck(*digests) if digests else None)
     finally:
         engine.dispose()
-
-
-class _replacing:
-    """A text file in the output's directory that replaces the output when all went well,
-    and is removed when anything failed."""
-
-    def __init__(self, output: Path) -> None:
-        self.output = output
-        self.path: str | None = None
-
-    def __enter__(self) -> Any:
-        directory = self.output.parent
-        try:
-            handle, self.path = tempfile.mkstemp(
-                prefix=f".{self.output.name}.", suffix=".tmp", dir=directory
-            )
-        except OSError as error:
-            raise CannotWrite(f"cannot write {self.output}: {error.strerror}.") from error
-        self.file = os.fdopen(handle, "w", encoding="utf-8")
-        return self.file
-
-    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
-        assert self.path is not None
-        try:
-            self.file.close()
-            if error is None:
-                os.chmod(self.path, 0o666 & ~_umask())  # as open() would have made it
-                os.replace(self.path, self.output)
-                self.path = None
-        except OSError as failed:  # a directory at the output path, a full disk
-            raise CannotWrite(f"cannot write {self.output}: {failed.strerror}.") from failed
-        finally:
-            if self.path is not None:
-                Path(self.path).unlink(missing_ok=True)
-        if isinstance(error, OSError):  # writing it (or the spool beside it) failed: a full disk
-            raise CannotWrite(f"cannot write {self.output}: {error.strerror}.") from error
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

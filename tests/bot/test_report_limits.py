@@ -5,13 +5,14 @@ no file and says so in a sentence."""
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 import pytest
 
 from bot.cli import Stop
 from bot.cli_report import period_of
-from bot.report import CannotWrite, _replacing
+from bot.files import CannotWrite, replacing
 
 
 @pytest.mark.parametrize(
@@ -40,9 +41,23 @@ def test_ten_years_is_a_period() -> None:
 def test_a_disk_that_fills_while_the_report_is_written_leaves_no_file(tmp_path: Path) -> None:
     output = tmp_path / "report.html"
 
-    with pytest.raises(CannotWrite) as refused, _replacing(output) as out:
+    with pytest.raises(CannotWrite) as refused, replacing(output) as out:
         out.write("<html>")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     assert str(refused.value) == f"cannot write {output}: No space left on device."
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_to_a_device_writes_to_it_and_leaves_it_in_place(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # so opening it to write does not wait
+    try:
+        with replacing(fifo) as out:
+            out.write("one line\n")
+        assert os.read(reader, 100) == b"one line\n"
+    finally:
+        os.close(reader)
+
+    assert fifo.is_fifo() and [p.name for p in tmp_path.iterdir()] == ["pipe"]
