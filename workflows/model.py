@@ -421,7 +421,8 @@ def parse_ref(text: str) -> int | None:
     cleaned = text.strip().upper()
     if cleaned.startswith(REF_PREFIX):
         cleaned = cleaned[len(REF_PREFIX) :]
-    if not cleaned.isdigit() or len(cleaned) > 12:
+    # ASCII digits only: "²" and "①" are digits to str.isdigit(), not to int().
+    if not (cleaned.isascii() and cleaned.isdigit()) or len(cleaned) > 12:
         return None
     number = int(cleaned)
     return number if number > 0 else None

@@ -15,6 +15,7 @@ from bot import ids, queries
 from bot.listeners.calendar import calendar_response
 from bot.listeners.catalog import propose_command
 from bot.services import Services
+from bot.text import cut, escape
 from bot.views import forms, messages
 from bot.views import metrics as metrics_view
 from bot.views_open import open_view
@@ -98,7 +99,8 @@ async def list_response(services: Services, user_id: str, which: str) -> dict[st
     if which not in LISTS:
         return {
             "response_type": "ephemeral",
-            "text": f"I can list mine, open or awaiting-me changes, not {which!r}.",
+            "text": "I can list mine, open or awaiting-me changes, not "
+            f"“{escape(cut(which, 40))}”.",
         }
     if which == "mine":
         changes = await services.query(queries.mine, user_id)

@@ -25,7 +25,9 @@ def test_a_change_is_found_by_its_reference_however_it_is_typed(text: str, numbe
     assert parse_ref(text) == number
 
 
-@pytest.mark.parametrize("text", ["", "CHG-", "CHG-0", "0", "-3", "CHG-4x", "INC-42", "1" * 13])
+@pytest.mark.parametrize(
+    "text", ["", "CHG-", "CHG-0", "0", "-3", "CHG-4x", "INC-42", "1" * 13, "²", "CHG-①", "4²"]
+)
 def test_anything_else_is_not_a_reference(text: str) -> None:
     assert parse_ref(text) is None
 
