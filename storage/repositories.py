@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import NullType
 from sqlmodel import Session, col, select
 
@@ -42,7 +43,7 @@ from storage.tables import (
     compare_and_set,
 )
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, canonical_details, chain
-from workflows.errors import NotFound
+from workflows.errors import AlreadyRequested, NotFound
 from workflows.model import (
     Change,
     ChangeDetails,
@@ -63,18 +64,38 @@ class SqlChanges:
         self._booked: dict[int, _Booked | _AsRead] = {}
 
     def add(
-        self, details: ChangeDetails, requester: str, at: datetime, requested_in: str = ""
+        self,
+        details: ChangeDetails,
+        requester: str,
+        at: datetime,
+        requested_in: str = "",
+        form: str = "",
     ) -> Change:
         change = Change(
             number=0, details=details, requester=requester, created_at=at, requested_in=requested_in
         )
-        row = ChangeRow(version=0, **row_values(change))
-        self.session.add(row)
-        self.session.flush()
+        row = ChangeRow(version=0, form_id=form or None, **row_values(change))
+        try:
+            # In a savepoint: a form sent twice at once fails on the unique form_id (on
+            # PostgreSQL, once the first is committed), and this transaction goes on to say so.
+            with self.session.begin_nested():
+                self.session.add(row)
+                self.session.flush()
+        except IntegrityError:
+            earlier = self._requested_with(form) if form else None
+            if earlier is None:
+                raise
+            raise AlreadyRequested(earlier) from None
         assert row.number is not None
         change.number = row.number
         self._book(change)
         return change
+
+    def _requested_with(self, form: str) -> int | None:
+        found = self.session.execute(
+            core_select(_CHANGES.c.number).where(_CHANGES.c.form_id == form)
+        ).scalar_one_or_none()
+        return None if found is None else int(found)
 
     def get(self, number: int) -> Change:
         """The change, from the cache if its version was read before (see get_many)."""

@@ -55,7 +55,11 @@ def _when(nullable: bool = False, index: bool = False) -> Any:
 
 class ChangeRow(SQLModel, table=True):
     __tablename__ = "changes"
-    __table_args__ = (Index("ix_changes_stage_number", "stage", "number"),)
+    __table_args__ = (
+        Index("ix_changes_stage_number", "stage", "number"),
+        # A form Slack sends twice makes one change (several NULLs are allowed, on both).
+        Index("ux_changes_form_id", "form_id", unique=True),
+    )
 
     number: int | None = Field(default=None, primary_key=True)
     version: int = 0
@@ -74,6 +78,8 @@ class ChangeRow(SQLModel, table=True):
     created_at: datetime = _when()
     updated_at: datetime | None = _when(nullable=True)
     document: dict[str, Any] = Field(sa_column=Column(_Document, nullable=False))
+    #: The request form's view id it came from (None for changes made otherwise).
+    form_id: str | None = Field(default=None, max_length=40)
 
 
 class AuditEventRow(SQLModel, table=True):

@@ -87,6 +87,14 @@ class StaleChange(ChangeError):
         self.actual = actual
 
 
+class AlreadyRequested(ChangeError):
+    """The request form was submitted before (Slack sent it again): its change stands."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(f"This form was submitted already: it is change {number}.")
+        self.number = number
+
+
 class StaleAction(ChangeError):
     """The button clicked belongs to an older stage of the change."""
 

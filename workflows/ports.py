@@ -27,9 +27,16 @@ class SystemClock:
 
 class ChangeRepository(Protocol):
     def add(
-        self, details: ChangeDetails, requester: str, at: datetime, requested_in: str = ""
+        self,
+        details: ChangeDetails,
+        requester: str,
+        at: datetime,
+        requested_in: str = "",
+        form: str = "",
     ) -> Change:
-        """Store a new change in Request and give it its number."""
+        """Store a new change in Request and give it its number. `form`: the form it was
+        requested with, if any; a second change from the same form raises AlreadyRequested
+        naming the first (so a form Slack sends twice makes one change)."""
         ...
 
     def get(self, number: int) -> Change:

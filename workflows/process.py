@@ -71,8 +71,10 @@ def request_change(
     *,
     submit: bool = True,
     requested_in: str = "",
+    form: str = "",
 ) -> Requested:
-    """Record a new change in Request and, unless told otherwise, submit it for review."""
+    """Record a new change in Request and, unless told otherwise, submit it for review.
+    `form`: the id of the form it came from; the same form again raises AlreadyRequested."""
     at = clock.now()
     try:
         checked = validate_details(details, policy, at)
@@ -80,7 +82,7 @@ def request_change(
         _record_freeze_refusal(uow, actor, at, FREEZE_REF, details, failed)
         raise
     with uow:
-        change = uow.changes.add(checked, actor.user_id, at, requested_in)
+        change = uow.changes.add(checked, actor.user_id, at, requested_in, form)
         found = uow.changes.conflicts(change)
         step = _Step(uow, policy, change, at)
         step.note(

@@ -15,7 +15,7 @@ from bot import ids
 from bot.services import Services
 from bot.views import forms
 from workflows import process
-from workflows.errors import ChangeError, PolicyViolation, ValidationFailed
+from workflows.errors import AlreadyRequested, ChangeError, PolicyViolation, ValidationFailed
 from workflows.model import Actor
 from workflows.policy import Policy
 
@@ -35,10 +35,18 @@ async def request_submitted(
     try:
         details = forms.parse_request(_values(view), await services.current_policy())
         requested = await services.run(
-            process.request_change, actor, details, requested_in=_origin(view)
+            process.request_change,
+            actor,
+            details,
+            requested_in=_origin(view),
+            form=str(view.get("id") or ""),
         )
     except (ValidationFailed, PolicyViolation) as error:
         await ack(response_action="errors", errors=forms.errors_for(error, view=view))
+        return
+    except AlreadyRequested as error:  # Slack sent the form again: its change stands
+        log.info("request form %s was submitted already: change %s", view.get("id"), error.number)
+        await ack()
         return
     if requested.conflicts:
         shown = forms.requested_in_conflict(requested.change, requested.conflicts)

@@ -15,7 +15,7 @@ from typing import Self
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, chain
 from workflows.catalog import Draft, Proposal, ProposalStage
 from workflows.chase import Obligation, Owed
-from workflows.errors import NotFound, StaleChange
+from workflows.errors import AlreadyRequested, NotFound, StaleChange
 from workflows.model import Change, ChangeDetails, Stage, Window, format_ref, pull_request_key
 from workflows.schedule import Booking, Conflict, booking, conflicts, overlap
 
@@ -35,11 +35,23 @@ class FakeChanges:
     def __init__(self) -> None:
         self.committed: dict[int, Change] = {}
         self.pending: dict[int, Change] = {}
+        #: The form each change was requested with (a rolled-back one is in neither dict).
+        self.forms: dict[str, int] = {}
 
     def add(
-        self, details: ChangeDetails, requester: str, at: datetime, requested_in: str = ""
+        self,
+        details: ChangeDetails,
+        requester: str,
+        at: datetime,
+        requested_in: str = "",
+        form: str = "",
     ) -> Change:
+        earlier = self.forms.get(form) if form else None
+        if earlier in self.committed or earlier in self.pending:
+            raise AlreadyRequested(earlier)
         number = max([0, *self.committed, *self.pending]) + 1
+        if form:
+            self.forms[form] = number
         change = Change(
             number=number,
             details=details,
