@@ -100,7 +100,7 @@ async def list_response(services: Services, user_id: str, which: str) -> dict[st
         return {
             "response_type": "ephemeral",
             "text": "I can list mine, open or awaiting-me changes, not "
-            f"“{escape(cut(which, 40))}”.",
+            f"'{escape(cut(which, 40))}'.",
         }
     if which == "mine":
         changes = await services.query(queries.mine, user_id)

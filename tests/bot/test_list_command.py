@@ -14,6 +14,6 @@ async def test_an_unknown_list_is_named_back_cut_and_escaped() -> None:
     long = await list_response(nobody, "U0ALICE", "x" * 5000)
     channel = await list_response(nobody, "U0ALICE", "<!channel>")
 
-    assert long["text"].startswith("I can list mine, open or awaiting-me changes, not “xxx")
+    assert long["text"].startswith("I can list mine, open or awaiting-me changes, not 'xxx")
     assert len(long["text"]) < 120
-    assert channel["text"].endswith("not “&lt;!channel&gt;”.")
+    assert channel["text"].endswith("not '&lt;!channel&gt;'.")
