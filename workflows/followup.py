@@ -275,8 +275,13 @@ def record_policy_review(
 
 
 def _policy_review_due_now(step: Step, policy: Policy, actor: Actor) -> None:
-    obligation = Obligation(Owed.POLICY_REVIEW, policy.policy.owner, step.at + WEEK, step.at)
-    step.uow.obligations.owe(obligation)
+    """A week to review the policy, or sooner if its yearly review is due before: a review
+    already overdue stays overdue (and escalated) rather than starting afresh."""
+    deadline = step.at + WEEK
+    owed = step.uow.obligations.find(Owed.POLICY_REVIEW, 0)
+    if owed is None or owed.deadline > deadline:  # else due sooner already: chased as it was
+        obligation = Obligation(Owed.POLICY_REVIEW, policy.policy.owner, deadline, step.at)
+        step.uow.obligations.owe(obligation)
     step.note(Happened.POLICY_REVIEW_TRIGGERED, actor, owner=policy.policy.owner)
 
 

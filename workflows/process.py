@@ -430,6 +430,13 @@ def _edit(
             details = details.with_changes(procedure_version=old.procedure_version)
         window_changed = details.window != old.window
         new = validate_details(details, policy, step.at if window_changed else None)
+        reviewer = change.review.by if change.review and change.review.kind == "peer" else ""
+        if new.implementer and new.implementer == reviewer and old.implementer != reviewer:
+            # Separation of duties: nobody implements a change they reviewed.
+            raise ValidationFailed(
+                "implementer",
+                f"<@{reviewer}> reviewed this change, so someone else implements it.",
+            )
         changed = [
             f.name for f in fields(ChangeDetails) if getattr(old, f.name) != getattr(new, f.name)
         ]
@@ -453,6 +460,9 @@ def _edit(
         if reclassified and change.stage is not Stage.REQUEST:
             step.move(Action.RETURN_TO_REQUEST, _SYSTEM, because=changed)
             _reset_decisions(change)
+            if change.retro_approval_owed:  # approved anew, as its new class asks
+                change.retro_approval_owed = False
+                uow.obligations.settle(Owed.RETROSPECTIVE_APPROVAL, number, step.at)
         elif change.stage is Stage.DEPLOY and withdrew and unauthorised:
             # Without its approvals an authorised change may not be deployed: it needs them again.
             # (A break-glass change reached Deploy without any; an edit takes none from it.)

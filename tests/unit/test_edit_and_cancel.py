@@ -25,6 +25,7 @@ from tests.unit.builders import (
     nothing_written,
     standard_details,
 )
+from workflows.chase import Owed
 from workflows.errors import NotAllowed, TransitionNotAllowed, ValidationFailed
 from workflows.model import (
     MATERIAL_FIELDS,
@@ -309,3 +310,35 @@ def test_a_cancelled_change_is_final(desk: Desk) -> None:
             attempt(change)
     with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed, match="in Cancelled"):
         desk.edit(change, title="Revived")
+
+
+def test_the_reviewer_cannot_be_made_the_implementer(desk: Desk) -> None:
+    change = desk.normal_change_in(Stage.APPROVE)  # Peter reviewed it
+    assert change.review is not None and change.review.by == PETER.user_id
+
+    with pytest.raises(ValidationFailed) as refused, nothing_written(desk.uow):
+        desk.edit(change, implementer=PETER.user_id)
+
+    assert refused.value.field == "implementer"
+    assert "reviewed this change, so someone else implements it" in refused.value.reason
+    assert desk.edit(change, implementer=IVAN.user_id).details.implementer == IVAN.user_id
+
+
+def test_a_broken_glass_change_made_normal_owes_no_retrospective_approval(desk: Desk) -> None:
+    change = desk.request(emergency_details())
+    desk.clock.advance(minutes=20)
+    change = desk.break_glass(change, reason="Nobody answered.")
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, change) is not None
+
+    change = desk.edit(
+        change,
+        classification=Classification.NORMAL,
+        description="It was a Normal change after all.",
+        services=("api",),
+        rollback=Rollback(plan="Revert."),
+        window=TOMORROW,
+    )
+
+    assert change.stage is Stage.REQUEST
+    assert not change.retro_approval_owed
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, change) is None

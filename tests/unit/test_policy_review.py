@@ -218,3 +218,20 @@ def test_a_policy_without_an_owner_says_so_when_its_review_is_recorded(
     policy = a_policy(policy='name = "Test"\nowner = ""\nlast_reviewed = 2026-01-05')
     with pytest.raises(NotAllowed, match=r"names no owner \(policy.owner\)"):
         followup.record_policy_review(uow, clock, policy, ALICE)
+
+
+def test_an_incident_leaves_an_overdue_policy_review_overdue(desk: Desk) -> None:
+    desk.ensure_policy_review()
+    yearly = desk.owed(Owed.POLICY_REVIEW)
+    assert yearly is not None
+    desk.clock.advance(days=40)  # the yearly review is overdue by weeks
+    assert desk.clock.now() > yearly.deadline + WEEK
+
+    change = desk.record_outcome(desk.deploying(emergency_details()), Outcome.FAILED)
+    owed = {doc: "Written now." for doc in desk.stored(change).owed_documents}
+    review = replace(a_post_change_review(**owed), contributed_to_incident=True)
+    desk.submit_post_change_review(change, review=review)
+
+    after = desk.owed(Owed.POLICY_REVIEW)
+    assert after is not None and after.deadline == yearly.deadline
+    assert after.is_overdue(desk.clock.now())
