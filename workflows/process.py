@@ -478,7 +478,9 @@ def _rescored(details: ChangeDetails) -> dict[str, Any]:
 def _filled_in(old: ChangeDetails, name: str) -> bool:
     """Writing down what was missing (an emergency's description or rollback plan, say) adds
     documentation without changing what was approved; changing what was there does."""
-    if name in ("implementer", "classification", "procedure_id"):
+    # Who deploys, the class, and the risk answers (first answers too: they can raise the risk
+    # and the approvals it needs) change what was approved whatever they were before.
+    if name in ("implementer", "classification", "procedure_id", "answers"):
         return False
     value = getattr(old, name)
     return not (value.is_given if isinstance(value, Rollback) else value)

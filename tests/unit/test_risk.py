@@ -16,6 +16,7 @@ from tests.unit.builders import (
     RISKY,
     ROUTINE,
     Desk,
+    a_policy,
     answered,
     emergency_details,
     normal_details,
@@ -398,6 +399,21 @@ def test_editing_the_answers_rescores_withdraws_approvals_and_is_recorded(asking
     with pytest.raises(TransitionNotAllowed):
         asking.start_deployment(change)
     assert asking.approve(change, by=ARTHUR).stage is Stage.DEPLOY
+
+
+def test_first_answers_given_after_approval_withdraw_it_when_they_raise_the_risk(
+    uow: FakeUnitOfWork, clock: FakeClock
+) -> None:
+    # Approved before the policy asked its questions, then answered: the answers are what
+    # the approvers weigh now, and these make it High (two approvals, not one).
+    change = Desk(uow, clock, a_policy()).normal_change_in(Stage.DEPLOY)
+    asking = Desk(uow, clock, WITH_QUESTIONS)
+
+    edited = asking.edit(change, answers=RISKY)
+
+    assert edited.risk is Level.HIGH
+    assert edited.approvers() == ()
+    assert edited.stage is Stage.APPROVE
 
 
 def test_an_edit_that_keeps_the_answers_keeps_the_risk_and_the_approvals(asking: Desk) -> None:
