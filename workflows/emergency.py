@@ -75,7 +75,7 @@ def break_glass(
     reason = check_text("reason", reason, "reason")
     with changing(uow, clock, policy, number, seen_stage) as step:
         change = step.change
-        waited = step.at - (change.submitted_at or change.created_at)
+        waited = step.at - change.approvers_asked_at
         step.move(
             Action.BREAK_GLASS,
             actor,

@@ -236,7 +236,7 @@ def _on_its_way(change: Change, policy: Policy, now: datetime) -> Decision:
     if change.classification is Classification.EMERGENCY:
         reasons = [f"{ref} is waiting for an emergency approval ({have} of {needed})."]
         if policy.emergency.break_glass_allowed:
-            opens = (change.submitted_at or change.created_at) + policy.emergency.break_glass_after
+            opens = change.approvers_asked_at + policy.emergency.break_glass_after
             if opens > now:
                 reasons.append(
                     f"If no approver acts, its requester may break glass from {when(opens)}."

@@ -347,6 +347,8 @@ class Change:
     #: Where the request was made (a Slack channel ID, opaque to the process).
     requested_in: str = ""
     submitted_at: datetime | None = None
+    #: When an edit last withdrew its approvals: the approvers are asked anew from then.
+    approvals_withdrawn_at: datetime | None = None
     #: Break-glass: the requester went ahead alone; an approval is owed in retrospect.
     break_glass_at: datetime | None = None
     break_glass_reason: str = ""
@@ -386,6 +388,12 @@ class Change:
 
     def people_in_charge(self) -> frozenset[str]:
         return frozenset(p for p in (self.requester, self.details.implementer) if p)
+
+    @property
+    def approvers_asked_at(self) -> datetime:
+        """Since when the approvers have been asked: its submission, or the edit that last
+        withdrew their approvals (break-glass waits for them from then)."""
+        return self.approvals_withdrawn_at or self.submitted_at or self.created_at
 
     def approvers(self) -> tuple[str, ...]:
         return tuple(a.by for a in self.approvals if a.kind == "approver")

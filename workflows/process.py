@@ -453,6 +453,7 @@ def _edit(
         withdrew = bool(material and withdrawn)
         if withdrew:
             change.approvals = tuple(a for a in change.approvals if a.kind != "approver")
+            change.approvals_withdrawn_at = step.at
             step.note(Happened.APPROVALS_WITHDRAWN, actor, withdrawn=withdrawn, because=material)
         reclassified = bool({"classification", "procedure_id"} & set(changed))
         attempt = _attempt(actor, policy, conflicting if moved else _conflicting(uow, change))

@@ -259,7 +259,7 @@ def not_yet_approved_by_actor(change: Change, attempt: Attempt) -> str | None:
 
 def break_glass_opens(change: Change, policy: Policy) -> datetime:
     """When break-glass opens for the change, if no approver has acted by then."""
-    return (change.submitted_at or change.created_at) + policy.emergency.break_glass_after
+    return change.approvers_asked_at + policy.emergency.break_glass_after
 
 
 def waited_for_approvers(change: Change, attempt: Attempt) -> str | None:
@@ -268,9 +268,14 @@ def waited_for_approvers(change: Change, attempt: Attempt) -> str | None:
     wait = attempt.policy.emergency.break_glass_after
     ready = break_glass_opens(change, attempt.policy)
     if attempt.now is None or attempt.now < ready:
+        since = (
+            "its approvals were withdrawn"
+            if change.approvals_withdrawn_at
+            else f"{change.ref} was submitted"
+        )
         return (
-            f"Break-glass opens at {ready:%H:%M:%S} UTC, {_minutes(wait)} after {change.ref} was "
-            "submitted, if no approver has acted by then; the approvers have been asked."
+            f"Break-glass opens at {ready:%H:%M:%S} UTC, {_minutes(wait)} after {since}, if no "
+            "approver has acted by then; the approvers have been asked."
         )
     return None
 

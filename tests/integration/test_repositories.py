@@ -130,6 +130,7 @@ def every_field_filled(change: Change, classification: Classification) -> Change
         closed_at=_at(260, PACIFIC),
         requested_in="C0CHANGES",
         submitted_at=_at(2, INDIA),
+        approvals_withdrawn_at=_at(20, PACIFIC),
         break_glass_at=_at(35, PACIFIC),
         break_glass_reason=f"Nobody answered in 15 minutes {EMOJI}",
         retro_approval_owed=True,
@@ -198,7 +199,7 @@ def test_a_change_comes_back_exactly_as_it_was_saved(
     assert stored == change
     assert stored.version == 1
     assert stored.title == change.title  # emoji and right-to-left text, byte for byte
-    assert len(_timestamps(stored)) == len(_timestamps(change)) == 20
+    assert len(_timestamps(stored)) == len(_timestamps(change)) == 21
     assert all(moment.tzinfo is not None for moment in _timestamps(stored))
 
 

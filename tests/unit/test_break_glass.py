@@ -90,6 +90,22 @@ def test_the_wait_counts_from_submission_not_from_the_request(desk: Desk) -> Non
     assert desk.break_glass(change).stage is Stage.DEPLOY
 
 
+def test_the_wait_starts_again_when_an_edit_withdraws_the_approvals(desk: Desk) -> None:
+    change = desk.request(emergency_details())
+    desk.clock.advance(minutes=2)
+    change = desk.approve(change, by=EMMA)  # an approver acted within the wait
+    desk.clock.advance(minutes=14)
+    change = desk.edit(change, title="Block the abusive client and drop its cache")
+    assert change.approvers() == ()  # withdrawn: the approvers are asked anew
+
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+        desk.break_glass(change, reason="Going alone.")
+    assert "15 min after its approvals were withdrawn" in str(refused.value)
+
+    desk.clock.advance(minutes=15)
+    assert desk.break_glass(change, reason="Nobody answered.").stage is Stage.DEPLOY
+
+
 def test_the_policy_sets_how_long_to_wait(desk: Desk) -> None:
     desk.policy = a_policy(emergency=RULES + 'break_glass_after = "90s"')
     change = an_emergency(desk)
