@@ -16,7 +16,11 @@ The baseline (`bench.bare_gate`) is an aiohttp endpoint that checks the bearer t
 answers a fixed JSON: what any HTTP service costs. It is served throughout and gets each
 round's requests just before changebot, so both meet the same moment of a noisy machine;
 each app runs on a core of its own (`bench.serving.pin_apart`). Every figure is the median
-of `--rounds` rounds.
+of `--rounds` rounds. Beside the times, each app's CPU per answer (all its threads, read from
+the kernel; for changebot, until what the round's news caused is shown in Slack), and the
+baseline's over changebot's ("CPU ratio"): on a core of its own an app answers at most one
+over its CPU per answer, and the kernel counts it whatever else the machine was doing, a
+steadier figure than requests a second on a noisy machine.
 
 Then GitHub's webhook: `--deliveries` signed `deployment_protection_rule` deliveries, 20 at
 a time, with GitHub's API stand-in holding every call 5 seconds: the webhook's answer must
@@ -56,6 +60,7 @@ from bench.serving import (
     Run,
     Served,
     all_shown,
+    cpu_seconds,
     pin_apart,
     pinning,
     send_load,
@@ -386,13 +391,14 @@ async def _gate_rounds(
         await send_load(gate_url, warmup, options.concurrency, work, bearer=token)
         await all_shown(bot, timeout=600)
         for load in loads:
-            baseline.runs.append(
-                await send_load(bare.url, load, options.concurrency, work, bearer=token)
-            )
-            result.runs.append(
-                await send_load(gate_url, load, options.concurrency, work, bearer=token)
-            )
+            began = cpu_seconds(bare.pid)
+            run = await send_load(bare.url, load, options.concurrency, work, bearer=token)
+            baseline.runs.append(replace(run, cpu=cpu_seconds(bare.pid) - began))
+            began = cpu_seconds(bot.process.pid)
+            run = await send_load(gate_url, load, options.concurrency, work, bearer=token)
             await all_shown(bot, timeout=600)  # what the news caused is shown before the next
+            # The news shown is work the round caused: its CPU counts.
+            result.runs.append(replace(run, cpu=cpu_seconds(bot.process.pid) - began))
     return result
 
 
@@ -473,6 +479,8 @@ def report(
                 r.throughput,
                 ratio(r.p(99), base_p99),
                 ratio(r.throughput, base_rps),
+                r.cpu_per_request * 1e6,
+                ratio(base.cpu_per_request, r.cpu_per_request),
                 r.each_p99(),
                 r.failures,
             ]
@@ -485,6 +493,8 @@ def report(
         "req/s",
         "p99 ratio",
         "req/s ratio",
+        "CPU us/req",
+        "CPU ratio",
         "p99 of each round",
         "not 200",
     ]

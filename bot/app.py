@@ -249,7 +249,9 @@ def create_app(
     app.use(FirstDeliveries(engine, clock))
     listeners.register(app)
     app.error(on_error)
-    api = Api(services, GateDesk(engine, clock, policy, kick=kick))
+    # A pipeline's question moves no change: its news is for the card alone, and GitHub's
+    # worker, which waits on approvals, has nothing to look at.
+    api = Api(services, GateDesk(engine, clock, policy, kick=publisher.kick))
     names = PolicyNames(policy, client, settings.policy_path or "the default policy")
     return Bot(app, services, publisher, chaser, api, github, digester, names)
 
