@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from bot import ids
 from bot.app import create_app
+from bot.protocol import Runner
 from bot.server import web_app
 from bot.settings import Settings
 from standin import SlackDriver, SlackStandIn, Workspace
@@ -98,7 +99,7 @@ async def _demo(folder: Path, out: Callable[[str], None]) -> int:
         engine = make_engine(settings.database_url)
         migrate.upgrade(engine)
         bot = create_app(settings, engine, parse_policy(POLICY, "demo policy"))
-        runner = web.AppRunner(web_app(bot), access_log=None)
+        runner = Runner(web_app(bot), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

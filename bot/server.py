@@ -26,6 +26,7 @@ from bot.calendar_feed import CalendarFeed
 from bot.github.webhook import PATH as WEBHOOK_PATH
 from bot.listeners import catalog as catalog_listeners
 from bot.names import REFRESH_SECONDS
+from bot.protocol import Runner
 from storage import migrate
 from storage.checkpoints import BackgroundCheckpoints
 from storage.db import is_sqlite
@@ -310,7 +311,7 @@ async def _serve_http(bot: Bot, host: str, port: int) -> None:
     # The background first: it resolves the policy's names, and a name Slack does not know
     # stops changebot before it takes a request.
     stop_background = await start_background(bot)
-    runner = web.AppRunner(web_app(bot, background=False), access_log=None, shutdown_timeout=10)
+    runner = Runner(web_app(bot, background=False), access_log=None, shutdown_timeout=10)
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, port)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from bot.api.errors import ApiError
 from workflows.model import parse_ref
@@ -90,10 +91,22 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     when it says so)."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
-    body = await request.read()  # never more than the server's client_max_size
+    try:
+        body = await request.read()  # never more than the server's client_max_size
+    except RequestPayloadError as error:  # a Content-Encoding the body does not have, say
+        raise ApiError(
+            400, "malformed", f"The body could not be read: {payload_problem(error)}."
+        ) from error
     if len(body) > limit:
         raise _too_large(limit)
     return body
+
+
+def payload_problem(error: RequestPayloadError) -> str:
+    """aiohttp's words for a body it could not read ("Can not decode content-encoding:
+    gzip"), without its status prefix."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else "it is not what its headers say"
 
 
 def change_number(text: str, field: str = "change") -> int:

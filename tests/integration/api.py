@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from bot.app import Bot, create_app
+from bot.protocol import Runner
 from bot.server import web_app
 from bot.settings import Settings
 from storage import tokens
@@ -89,6 +90,13 @@ class Served:
         return response.status, await response.json()
 
 
+class AsServed(TestServer):
+    """aiohttp's test server, with the runner `changebot serve` uses (bot/protocol.py)."""
+
+    async def _make_runner(self, **kwargs: Any) -> Runner:
+        return Runner(self.app, **kwargs)
+
+
 @asynccontextmanager
 async def served(
     engine: Engine, policy: Policy = POLICY, settings: Settings | None = None
@@ -99,7 +107,7 @@ async def served(
     )
     bot = create_app(settings, engine, policy, clock=clock)
     try:
-        async with TestClient(TestServer(web_app(bot, background=False))) as client:
+        async with TestClient(AsServed(web_app(bot, background=False))) as client:
             yield Served(bot, client, engine, clock, policy)
     finally:
         if bot.github is not None:
