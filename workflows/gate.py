@@ -228,6 +228,13 @@ def _on_its_way(change: Change, policy: Policy, now: datetime) -> Decision:
                 f"{ref} was rejected by {rejected.by} in {rejected.stage.label}: "
                 f"“{rejected.reason}”. It is back in Request: fix it and submit it again."
             )
+    window = change.details.window
+    if window is not None and now >= window.end:  # no approval can make it deployable now
+        return _prevented(
+            f"{ref}'s window closed at {when(window.end)} before it was authorised. Edit the "
+            "change with a new window, then see it through to approval."
+        )
+    if change.stage is Stage.REQUEST:
         return Decision(
             GateStatus.AWAITING, (f"{ref} is in Request: it must be submitted for review.",)
         )

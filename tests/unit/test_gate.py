@@ -222,6 +222,27 @@ def test_a_window_that_closed_prevents_the_deployment(desk: Desk) -> None:
     assert decision.reasons[0].startswith("CHG-0001's window closed at 2026-11-24 10:00 UTC.")
 
 
+@pytest.mark.parametrize("stage", [Stage.REQUEST, Stage.REVIEW, Stage.TEST, Stage.APPROVE])
+def test_a_window_that_closed_before_approval_prevents_the_deployment(
+    desk: Desk, stage: Stage
+) -> None:
+    """No approval can make it deployable any more: a pipeline waiting would wait for ever."""
+    change = (
+        desk.normal_change_in(stage) if stage is not Stage.REQUEST else desk.request(submit=False)
+    )
+    before_the_end = gate(desk, change)
+    desk.clock.current = TOMORROW.end
+
+    decision = gate(desk, change)
+
+    assert before_the_end.status is GateStatus.AWAITING
+    assert decision.status is GateStatus.PREVENTED
+    assert decision.reasons == (
+        "CHG-0001's window closed at 2026-11-24 10:00 UTC before it was authorised. Edit the "
+        "change with a new window, then see it through to approval.",
+    )
+
+
 def test_a_rejected_change_is_prevented_until_it_is_submitted_again(desk: Desk) -> None:
     change = desk.reject(desk.normal_change_in(Stage.APPROVE), reason="Needs a canary.")
 
