@@ -5,7 +5,8 @@ An item waits in a list while a round is under way; the next round takes every i
 came meanwhile (up to `batch`), once the requests the event loop has ready have had their
 turn. Fifty requests at once cost a few transactions, not fifty, and never wait on each
 other's locks; one request alone is served at once. A round that fails fails each of its
-items with its error: nobody is told it went through.
+items with its error: nobody is told it went through. A round may also fail one item alone,
+giving its error as that item's result.
 
 On PostgreSQL a round runs in a worker thread, as all database work does: it waits on the
 network and on locks other replicas hold, and the event loop answers everyone else
@@ -30,12 +31,12 @@ Result = TypeVar("Result")
 class Rounds(Generic[Item, Result]):
     def __init__(
         self,
-        do: Callable[[list[Item]], Sequence[Result]],
+        do: Callable[[list[Item]], Sequence[Result | BaseException]],
         *,
         in_thread: bool,
         batch: int = 100,
         name: str = "rounds",
-        after: Callable[[Sequence[Result]], None] = lambda _: None,
+        after: Callable[[Sequence[Result | BaseException]], None] = lambda _: None,
     ) -> None:
         self.do = do
         #: Called on the event loop with each round's results (do may run in a thread).
@@ -71,7 +72,11 @@ class Rounds(Generic[Item, Result]):
                             future.set_exception(error)
                     continue
                 for (_, future), result in zip(round_, results, strict=True):
-                    if not future.done():
+                    if future.done():
+                        continue
+                    if isinstance(result, BaseException):  # this item alone failed
+                        future.set_exception(result)
+                    else:
                         future.set_result(result)
                 self.after(results)
         finally:

@@ -400,14 +400,20 @@ class Change:
 
 
 REF_PREFIX = "CHG-"
+#: The highest number a change can have: its column is a 32-bit integer on PostgreSQL. A
+#: larger one names no change, so it is no reference (and never reaches the database).
+MAX_NUMBER = 2**31 - 1
 _REF_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])CHG-?0*([1-9][0-9]{0,11})(?![0-9])", re.IGNORECASE)
 _PULL_REQUEST = re.compile(r"^https?://[^/\s]+/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)/pulls?/([0-9]+)")
 
 
 def ref_in(text: str) -> int | None:
     """The first change reference written in a branch or tag name (`release/CHG-42-fix`)."""
-    found = _REF_IN_TEXT.search(text)
-    return int(found.group(1)) if found else None
+    for found in _REF_IN_TEXT.finditer(text):
+        number = int(found.group(1))
+        if number <= MAX_NUMBER:
+            return number
+    return None
 
 
 def pull_request_key(url: str) -> str:
@@ -433,4 +439,4 @@ def parse_ref(text: str) -> int | None:
     if not (cleaned.isascii() and cleaned.isdigit()) or len(cleaned) > 12:
         return None
     number = int(cleaned)
-    return number if number > 0 else None
+    return number if 0 < number <= MAX_NUMBER else None

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.rounds import Rounds
 from storage import tokens
@@ -62,14 +63,33 @@ class GateDesk:
         """Answer `question` for the token whose secret hashes to `credential`."""
         return await self._rounds.submit((credential, question))
 
-    def _shown(self, results: Sequence[Answer | Refused]) -> None:
-        """News for a change's card: the publisher (and GitHub's worker) look now."""
+    def _shown(self, results: Sequence[Answer | Refused | BaseException]) -> None:
+        """News for a change's card: the publisher looks now."""
         if any(isinstance(r, Answer) and r.news for r in results):
             self.kick()
 
-    def _answer(self, round_: list[tuple[str, Question]]) -> list[Answer | Refused]:
+    def _answer(self, round_: list[tuple[str, Question]]) -> Sequence[Answer | Refused | Exception]:
         """The tokens checked and the questions answered and recorded, in one transaction;
-        again on the changes as they are now if one was saved meanwhile."""
+        again on the changes as they are now if one was saved meanwhile. A round that fails
+        on anything but the database (which fails every question: the gate fails closed) is
+        answered again a question at a time, so that what one pipeline sent fails it alone."""
+        try:
+            return self._answer_again_if_stale(round_)
+        except SQLAlchemyError:
+            raise
+        except Exception:
+            if len(round_) == 1:
+                raise
+            log.exception("a round of %d questions failed; answering each alone", len(round_))
+        alone: list[Answer | Refused | Exception] = []
+        for item in round_:
+            try:
+                alone.extend(self._answer_again_if_stale([item]))
+            except Exception as error:
+                alone.append(error)
+        return alone
+
+    def _answer_again_if_stale(self, round_: list[tuple[str, Question]]) -> list[Answer | Refused]:
         for attempt in range(CONFLICT_RETRIES):
             try:
                 return self._answer_once(round_)

@@ -36,7 +36,14 @@ class ApiError(Exception):
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    """Readable JSON; escaped if it holds what UTF-8 cannot (a lone surrogate someone sent,
+    quoted back): an error must always be answerable."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
+    return text
 
 
 def from_change_error(error: ChangeError) -> ApiError:

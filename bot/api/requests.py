@@ -4,6 +4,7 @@ checked by name and type before anything else looks at them."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,20 @@ async def json_body(
     return Fields(values)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # JSON may escape a lone surrogate; no text can hold one
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """`text` as it can be written back in an answer or a log line: its lone surrogates, if
+    any, as the escapes that brought them."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def json_object(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, or 400 saying why not: not JSON, not UTF-8, nested too
     deeply for the parser, a number too long to read, or not an object."""
@@ -83,7 +98,26 @@ def json_object(raw: bytes) -> dict[str, Any]:
         raise ApiError(400, "malformed", "The body is nested too deeply to read.") from error
     if not isinstance(values, dict):
         raise ApiError(400, "malformed", "The body must be a JSON object.")
+    if _SURROGATE_ESCAPE.search(raw):  # JSON may escape half a character; no text holds one
+        _check_text(values)
     return values
+
+
+#: A JSON escape of half of a UTF-16 surrogate pair: fine in a pair, not alone.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _check_text(values: dict[str, Any]) -> None:
+    """400 if any string in the body is not text (a lone surrogate), naming the field."""
+    for name, value in values.items():
+        if not _encodable(json.dumps([name, value], ensure_ascii=False)):
+            shown = printable(name)
+            raise ApiError(
+                400,
+                "invalid",
+                f"{shown} holds something that is not text (a lone surrogate such as \\ud800).",
+                field=shown,
+            )
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

@@ -15,7 +15,9 @@ from sqlalchemy import Engine, event
 from storage.repositories import read_trail
 from storage.uow import read_session
 from tests.integration.api import Served, served
-from workflows.tokens import Scope
+from workflows.gate import Answer, Asked, Question, Target
+from workflows.model import GateStatus
+from workflows.tokens import Scope, hash_secret
 
 PAYMENTS = {"service": "payments", "environment": "production"}
 
@@ -204,6 +206,19 @@ async def test_a_token_without_the_gate_scope_is_403_with_the_scope_it_needs(api
             400,
             "commit",
         ),
+        # No change can have a number its column cannot hold (PostgreSQL: a 32-bit integer).
+        (
+            b'{"change": "CHG-2147483648", "service": "payments", "environment": "production"}',
+            400,
+            "change",
+        ),
+        # Half a surrogate pair is valid JSON but not text: nothing could store it.
+        (
+            b'{"change": "CHG-1", "service": "\\ud800", "environment": "production"}',
+            400,
+            "service",
+        ),
+        (b'{"\\udfff": "x"}', 400, "\\udfff"),
         (b"\xff\xfe", 400, None),
         (b"[" * 5_000, 400, None),  # deeper than the JSON parser goes
         (b'{"change": ' + b"9" * 5_000 + b"}", 400, None),  # more digits than Python reads
@@ -227,6 +242,47 @@ async def test_a_malformed_question_is_a_4xx_naming_the_problem_and_records_noth
     assert answer["message"]
     assert answer.get("field") == field
     assert api.events() == events
+
+
+async def test_a_report_on_a_number_no_change_can_have_is_a_400(api: Served) -> None:
+    secret = api.token()
+    events = api.events()
+
+    response = await api.client.put(
+        "/api/v1/changes/CHG-2147483648/deployments/r1",
+        json={"service": "payments", "environment": "production"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+
+    assert response.status == 400
+    assert (await response.json())["field"] == "ref"
+    assert api.events() == events
+
+
+async def test_a_question_that_cannot_be_recorded_fails_alone_not_its_round(
+    api: Served,
+) -> None:
+    """Its pipeline gets an error; the others asking at the same moment get their answers."""
+    change = api.approved()
+    api.in_window()
+    credential = hash_secret(api.token())
+    target = Target("payments", "production")
+    questions = [
+        Question(change.number, target, Asked("", run=f"https://ci/{i}")) for i in range(9)
+    ]
+    # Nothing a pipeline sends over HTTP gets here so (see the malformed questions above).
+    questions.insert(4, Question(change.number, target, Asked("", triggered_by="\ud800")))
+    events = api.events()
+
+    answers = await asyncio.gather(
+        *(api.bot.api.desk.ask(credential, q) for q in questions), return_exceptions=True
+    )
+
+    assert isinstance(answers[4], UnicodeEncodeError)
+    others = answers[:4] + answers[5:]
+    assert len(others) == 9
+    assert all(isinstance(a, Answer) and a.decision.status is GateStatus.ALLOWED for a in others)
+    assert api.events() == events + 9
 
 
 async def test_unknown_paths_and_methods_answer_json(api: Served) -> None:

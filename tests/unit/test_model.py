@@ -14,22 +14,49 @@ from workflows.model import (
     format_ref,
     parse_ref,
     pull_request_key,
+    ref_in,
 )
 
 
 @pytest.mark.parametrize(
     ("text", "number"),
-    [("CHG-0042", 42), ("chg-42", 42), ("42", 42), (" CHG-1 ", 1), ("CHG-123456", 123456)],
+    [
+        ("CHG-0042", 42),
+        ("chg-42", 42),
+        ("42", 42),
+        (" CHG-1 ", 1),
+        ("CHG-123456", 123456),
+        ("CHG-2147483647", 2**31 - 1),
+    ],
 )
 def test_a_change_is_found_by_its_reference_however_it_is_typed(text: str, number: int) -> None:
     assert parse_ref(text) == number
 
 
 @pytest.mark.parametrize(
-    "text", ["", "CHG-", "CHG-0", "0", "-3", "CHG-4x", "INC-42", "1" * 13, "²", "CHG-①", "4²"]
+    "text",
+    ["", "CHG-", "CHG-0", "0", "-3", "CHG-4x", "INC-42", "1" * 13, "²", "CHG-①", "4²"]
+    # No change can have a number its column cannot hold (a 32-bit integer on PostgreSQL).
+    + ["CHG-2147483648", "999999999999"],
 )
 def test_anything_else_is_not_a_reference(text: str) -> None:
     assert parse_ref(text) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "number"),
+    [
+        ("release/CHG-42-fix", 42),
+        ("chg-7", 7),
+        ("hotfix/CHG-99999999999-then-CHG-12", 12),
+        ("CHG-2147483648", None),
+        ("main", None),
+    ],
+)
+def test_a_branch_names_the_first_reference_a_change_can_have(
+    name: str, number: int | None
+) -> None:
+    assert ref_in(name) == number
 
 
 def test_references_are_padded_to_four_digits() -> None:
