@@ -9,6 +9,7 @@ unreachable: a pipeline step fails unless the deployment may go ahead.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -59,28 +60,49 @@ class Client:
                 "CHANGEBOT_TOKEN is not set: make a token with `changebot token create` and "
                 "keep it in your CI's secrets."
             )
+        if not url.lower().startswith(("http://", "https://")):
+            raise ClientError(
+                f"CHANGEBOT_URL is {url!r}: give the address with its scheme, e.g. "
+                "https://changebot.example.com."
+            )
+        if not (token.isascii() and token.isprintable()):
+            raise ClientError(
+                "CHANGEBOT_TOKEN holds characters no API token has: copy the token "
+                "`changebot token create` printed."
+            )
         return cls(url.rstrip("/"), token)
 
     def call(self, method: str, path: str, body: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        """The API's status and JSON answer; ClientError if it could not be reached."""
-        request = urllib.request.Request(
-            f"{self.url}/api/v1/{path}",
-            data=json.dumps(body).encode("utf-8"),
-            method=method,
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Content-Type": "application/json",
-                "User-Agent": "changebot-cli",
-            },
-        )
+        """The API's status and JSON answer; ClientError if it could not be reached, or what
+        answered does not speak HTTP (another service on that port, a connection cut)."""
         try:
+            request = urllib.request.Request(
+                f"{self.url}/api/v1/{path}",
+                data=json.dumps(body).encode("utf-8"),
+                method=method,
+                headers={
+                    "Authorization": f"Bearer {self.token}",
+                    "Content-Type": "application/json",
+                    "User-Agent": "changebot-cli",
+                },
+            )
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, _json(response.read())
         except urllib.error.HTTPError as error:
-            return error.code, _json(error.read())
+            try:
+                return error.code, _json(error.read())
+            except (http.client.HTTPException, OSError) as cut:
+                raise _unreachable(self.url, cut) from cut
         except (urllib.error.URLError, TimeoutError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise ClientError(f"cannot reach changebot at {self.url}: {reason}") from error
+            raise _unreachable(self.url, getattr(error, "reason", error)) from error
+        except (http.client.InvalidURL, ValueError) as error:  # a port that is not a number
+            raise ClientError(f"CHANGEBOT_URL {self.url!r} is not an address: {error}") from error
+        except http.client.HTTPException as error:  # not HTTP, or cut short
+            raise _unreachable(self.url, f"{type(error).__name__} {error}".strip()) from error
+
+
+def _unreachable(url: str, reason: object) -> ClientError:
+    return ClientError(f"cannot reach changebot at {url}: {reason}")
 
 
 def _json(raw: bytes) -> dict[str, Any]:
@@ -206,8 +228,24 @@ def _outcome(name: str) -> str:
 
 
 def _target(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--service", required=True, help="the service being deployed")
-    parser.add_argument("--environment", required=True, help="where, e.g. production")
+    parser.add_argument(
+        "--service", required=True, type=_named("--service"), help="the service being deployed"
+    )
+    parser.add_argument(
+        "--environment", required=True, type=_named("--environment"), help="where, e.g. production"
+    )
+
+
+def _named(option: str) -> Callable[[str], str]:
+    """A value that must say something: an unset CI variable (`--service "$SERVICE"`) is a
+    usage error naming the option, not a question about nothing."""
+
+    def named(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{option} is empty (an unset CI variable?)")
+        return text
+
+    return named
 
 
 Say = Callable[[str], None]
@@ -316,6 +354,14 @@ def _finish(args: argparse.Namespace, settings: object) -> int:
 def _reported(status: int, answer: dict[str, Any], what: str) -> int:
     if status not in (200, 201):
         print(f"changebot refused: {answer.get('message', f'HTTP {status}')}", file=sys.stderr)
+        return FAILED
+    if not all(answer.get(key) for key in ("change", "stage", "deployment")):
+        # A 200 from something else at that address: a login page, a proxy, another service.
+        print(
+            f"the answer is not changebot's, so nothing is known to be recorded: "
+            f"{str(answer.get('message') or answer)[:200]}",
+            file=sys.stderr,
+        )
         return FAILED
     change, stage = answer.get("change"), answer.get("stage")
     again = "" if answer.get("recorded") else " (already recorded)"

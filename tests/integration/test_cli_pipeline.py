@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import pytest_asyncio
@@ -150,6 +151,10 @@ async def test_gate_takes_the_run_from_github_actions(
         ({"CHANGEBOT_TOKEN": ""}, "CHANGEBOT_TOKEN is not set"),
         ({"CHANGEBOT_TOKEN": "cbt_wrong"}, "Unknown or revoked API token"),
         ({"CHANGEBOT_URL": "http://127.0.0.1:9"}, "cannot reach changebot at http://127.0.0.1:9"),
+        ({"CHANGEBOT_URL": "changebot.example.com"}, "give the address with its scheme"),
+        ({"CHANGEBOT_URL": "http://127.0.0.1:port"}, "is not an address"),
+        # The README's placeholder, pasted as it is: not a token, and not sendable in a header.
+        ({"CHANGEBOT_TOKEN": "cbt_…"}, "holds characters no API token has"),
     ],
 )
 async def test_gate_exits_2_saying_why_it_could_not_ask(
@@ -274,3 +279,70 @@ async def test_a_refused_report_exits_2_with_the_reason(
 
     assert code == 2
     assert "changebot refused: There is no deployment reported" in capsys.readouterr().err
+
+
+@asynccontextmanager
+async def not_changebot(reply: bytes) -> AsyncIterator[str]:
+    """Something else listening where CHANGEBOT_URL points: it reads a request, writes
+    `reply` and hangs up. Its address."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"SSH-2.0-OpenSSH_9.2\r\n",  # not HTTP at all
+        b'HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{"status"',  # cut short
+    ],
+)
+async def test_gate_exits_2_when_what_answers_is_not_changebot(
+    api: Served, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], reply: bytes
+) -> None:
+    async with not_changebot(reply) as url:
+        monkeypatch.setenv("CHANGEBOT_URL", url)
+        code = await changebot("gate", "CHG-1", *GATE)
+
+    assert code == 2
+    assert f"cannot reach changebot at {url}" in capsys.readouterr().err
+
+
+async def test_a_report_answered_by_something_else_is_not_taken_for_recorded(
+    api: Served, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A single sign-on page (200, HTML) where changebot should be: nothing was recorded."""
+    login = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>Sign in</html>"
+    async with not_changebot(login) as url:
+        monkeypatch.setenv("CHANGEBOT_URL", url)
+        code = await changebot("deployment", "start", "CHG-1", *GATE, "--id", "r1")
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "the answer is not changebot's, so nothing is known to be recorded" in err
+    assert "Sign in" in err
+
+
+@pytest.mark.parametrize("option", ["--service", "--environment"])
+async def test_an_empty_service_or_environment_is_a_usage_error_naming_it(
+    api: Served, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    """`--service "$SERVICE"` with the variable unset in the CI."""
+    args = dict(zip(GATE[::2], GATE[1::2], strict=True)) | {option: " "}
+    flat = [part for pair in args.items() for part in pair]
+    events = api.events()
+
+    with pytest.raises(SystemExit) as exited:
+        await changebot("gate", "CHG-1", *flat)
+
+    assert exited.value.code == 2
+    assert f"{option} is empty (an unset CI variable?)" in capsys.readouterr().err
+    assert api.events() == events
