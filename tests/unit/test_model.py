@@ -35,9 +35,11 @@ def test_a_change_is_found_by_its_reference_however_it_is_typed(text: str, numbe
 
 @pytest.mark.parametrize(
     "text",
-    ["", "CHG-", "CHG-0", "0", "-3", "CHG-4x", "INC-42", "1" * 13, "²", "CHG-①", "4²"]
-    # No change can have a number its column cannot hold (a 32-bit integer on PostgreSQL).
-    + ["CHG-2147483648", "999999999999"],
+    [
+        *("", "CHG-", "CHG-0", "0", "-3", "CHG-4x", "INC-42", "1" * 13, "²", "CHG-①", "4²"),
+        # No change can have a number its column cannot hold (a 32-bit integer on PostgreSQL).
+        *("CHG-2147483648", "999999999999"),
+    ],
 )
 def test_anything_else_is_not_a_reference(text: str) -> None:
     assert parse_ref(text) is None
