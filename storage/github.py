@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Text, and_, exists, or_, text
+from sqlalchemy import BigInteger, Column, Index, Text, and_, exists, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -30,6 +30,7 @@ NEW, AWAITING, DECIDED, ANSWERED = "new", "awaiting", "decided", "answered"
 class GithubDeploymentRow(SQLModel, table=True):
     __tablename__ = "github_deployments"
     __table_args__ = (
+        Index("ix_github_deployments_run", "repository", "run_id", "environment"),
         Index(
             "ix_github_deployments_open_due_at",
             "due_at",
@@ -108,12 +109,40 @@ def received(session: Session, requests: list[Requested], at: datetime) -> list[
         .returning(col(GithubDeploymentRow.delivery_id))
     )
     stored = set(session.execute(statement).scalars().all())
+    for delivery in stored:
+        _supersede(session, rows[delivery], at)
     session.commit()
     first: list[bool] = []
     for request in requests:
         first.append(request.delivery_id in stored)
         stored.discard(request.delivery_id)  # a twin later in the round was seen before
     return first
+
+
+def _supersede(session: Session, newer: dict[str, Any], at: datetime) -> None:
+    """A job run again (a re-run of its run: the same run id, a new delivery) is held anew:
+    GitHub waits on the new request only, and an answer to an earlier attempt's would land on
+    it, decided on what that attempt was tied to. The earlier ones are done with, unanswered."""
+    row = GithubDeploymentRow
+    table = row.__table__  # type: ignore[attr-defined]
+    session.execute(
+        update(table)
+        .where(
+            col(row.repository) == newer["repository"],
+            col(row.run_id) == newer["run_id"],
+            col(row.environment) == newer["environment"],
+            col(row.delivery_id) != newer["delivery_id"],
+            col(row.answered_at).is_(None),
+        )
+        .values(
+            status=ANSWERED,
+            answered_at=at,
+            due_at=None,
+            lease_owner="",
+            lease_until=None,
+            last_error=f"superseded by delivery {newer['delivery_id']}: the job was run again",
+        )
+    )
 
 
 def _row(request: Requested, at: datetime) -> dict[str, Any]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
-from gidgethub import apps
+from gidgethub import BadRequest, apps
 from gidgethub.aiohttp import GitHubAPI
 
 from workflows.model import pull_request_key
@@ -26,6 +28,8 @@ USER_AGENT = "changebot"
 RENEW_BEFORE = 300.0
 #: GitHub keeps at most 10 status reports per deployment, of at most 1,024 characters.
 COMMENT_LIMIT = 1024
+#: GitHub's answers meaning it will not list a commit's pull requests, now or on a retry.
+CANNOT_LIST = (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY)
 
 
 @dataclass
@@ -95,20 +99,53 @@ class GithubApp:
         body: dict[str, str] = {"environment_name": environment, "comment": comment[:COMMENT_LIMIT]}
         if state:
             body["state"] = state
-        token = await self.installation_token(installation_id)
-        await self._api().post(
-            f"/repos/{repository}/actions/runs/{run_id}/deployment_protection_rule",
-            data=body,
-            oauth_token=token,
-        )
+        path = f"/repos/{repository}/actions/runs/{run_id}/deployment_protection_rule"
+
+        async def post(token: str) -> Any:
+            return await self._api().post(path, data=body, oauth_token=token)
+
+        await self._as_installation(installation_id, post)
 
     async def pull_requests_of(
         self, repository: str, installation_id: int, sha: str
     ) -> tuple[str, ...]:
-        """The pull requests a commit belongs to, as `owner/repo#n`."""
-        token = await self.installation_token(installation_id)
-        found = await self._api().getitem(
-            f"/repos/{repository}/commits/{sha}/pulls", oauth_token=token
-        )
+        """The pull requests a commit belongs to, as `owner/repo#n`. GitHub refusing to say
+        (403 or 404: on a private repository the app needs Pull requests: read; 422: no such
+        commit) is none: the deployment is then tied by its ref alone."""
+        path = f"/repos/{repository}/commits/{sha}/pulls"
+
+        async def get(token: str) -> Any:
+            return await self._api().getitem(path, oauth_token=token)
+
+        try:
+            found = await self._as_installation(installation_id, get)
+        except BadRequest as error:
+            if error.status_code not in CANNOT_LIST:
+                raise
+            log.warning(
+                "GitHub would not list the pull requests of %s@%s (%s): tying it by its ref "
+                "alone; on a private repository the app needs Pull requests: read",
+                repository,
+                sha[:7],
+                int(error.status_code),
+            )
+            return ()
         keys = (pull_request_key(str(pr.get("html_url", ""))) for pr in found or [])
         return tuple(key for key in keys if key)
+
+    async def _as_installation(
+        self, installation_id: int, call: Callable[[str], Awaitable[Any]]
+    ) -> Any:
+        """`call(token)` with the installation's token; once more with a new one if GitHub
+        no longer takes it (401: revoked, or this machine's clock is behind GitHub's)."""
+        token = await self.installation_token(installation_id)
+        try:
+            return await call(token)
+        except BadRequest as error:
+            if error.status_code != HTTPStatus.UNAUTHORIZED:
+                raise
+            held = self._tokens.get(installation_id)
+            if held is not None and held.token == token:  # not renewed meanwhile
+                del self._tokens[installation_id]
+            log.warning("GitHub installation %s: token refused (401); renewing", installation_id)
+        return await call(await self.installation_token(installation_id))

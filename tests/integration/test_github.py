@@ -39,6 +39,7 @@ from workflows.model import Change, Links
 from workflows.policy import Gate, GithubTarget
 
 REPO = "acme/payments"
+INSTALLATION = 119022551  # protection_rule_request's
 POLICY_WITH_GITHUB = POLICY.model_copy(
     update={
         "gate": Gate(
@@ -373,6 +374,69 @@ async def test_two_replicas_sweeping_at_once_answer_each_deployment_once(
     assert len(world.github.answers()) == 6
 
 
+async def test_a_commit_whose_pull_requests_github_will_not_list_is_tied_by_its_ref_alone(
+    world: World,
+) -> None:
+    """GitHub refusing for good (403: a private repository, and the app without Pull requests:
+    read) is no pull request, not an error to retry for 30 days."""
+    await world.worker.app.installation_token(INSTALLATION)
+    world.github.failures = [403]  # the commit's pull requests
+
+    _, run = await world.deploy(ref="main")
+    await world.worker.sweep()
+
+    held = world.held(run)
+    assert held.state == "rejected"
+    assert "name the change in the branch or tag you deploy" in held.comment
+    assert world.row(run).status == ANSWERED
+
+
+async def test_a_token_github_no_longer_takes_is_renewed_at_once(world: World) -> None:
+    """Revoked, or this machine's clock behind GitHub's: 401 means a new token now, not the
+    same refusal until the old one would have expired."""
+    change = world.app.approved()
+    world.app.in_window()
+    await world.worker.app.installation_token(INSTALLATION)
+    world.github.tokens.clear()  # GitHub forgot every token it gave
+
+    _, run = await world.deploy(ref=change.ref)
+    await world.worker.sweep()
+
+    assert world.held(run).state == "approved"
+    assert world.row(run).attempts == 0
+    issued = [c for c in world.github.calls if c.path.endswith("/access_tokens")]
+    assert len(issued) == 2
+
+
+async def test_a_job_run_again_is_answered_on_its_new_request_only(world: World) -> None:
+    """Held under CHG-1, cancelled in GitHub, re-run (the same run, a new delivery) under
+    CHG-2: the first request's answer must not land on the re-run's."""
+    first = world.app.awaiting_approval()
+    world.app.in_window()
+    pull = f"https://github.com/{REPO}/pull/8"
+    _, run = await world.deploy(ref=first.ref)
+    await world.worker.sweep()
+    second = world.app.approved(links=Links(pull_request=pull))
+    world.github.hold(REPO, run, "production")  # the re-run, held anew
+    again = protection_rule_request(REPO, "production", run, ref="main", pull_requests=[8])
+    await deliver(world.webhook_url, again)
+    process.cancel(
+        SqlUnitOfWork(world.app.engine),
+        world.app.clock,
+        POLICY,
+        first.number,
+        REQUESTER,
+        reason="Superseded by " + second.ref,
+    )
+
+    await world.worker.sweep()
+
+    held = world.held(run)
+    assert held.state == "approved"
+    assert second.ref in held.comment
+    assert len(world.github.answers()) == 1
+
+
 async def test_installation_tokens_are_renewed_before_they_expire(world: World) -> None:
     app = world.worker.app
     world.github.token_lifetime = 400
@@ -414,6 +478,26 @@ async def test_a_bad_delivery_is_refused_and_stores_nothing(
 
     assert answer == status, error
     assert error["message"]
+    assert world.rows() == 0
+
+
+async def test_a_signature_that_is_not_even_text_is_a_401(world: World) -> None:
+    body = json.dumps(protection_rule_request(REPO, "production", 1)).encode()
+    server = world.app.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    head = (
+        b"POST /github/webhook HTTP/1.1\r\nHost: changebot\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nX-GitHub-Event: deployment_protection_rule\r\n"
+        b"X-GitHub-Delivery: 5f3c1a2e-0000-0000-0000-000000000001\r\n"
+        b"X-Hub-Signature-256: sha256=\xff\xfe\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    writer.write(head + body)
+    answer = await asyncio.wait_for(reader.read(), timeout=10)
+    writer.close()
+
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert b'"error": "unauthorized"' in answer
     assert world.rows() == 0
 
 
