@@ -29,6 +29,7 @@ from bot.protocol import Runner
 from bot.server import web_app
 from bot.settings import Settings
 from standin import SlackDriver, SlackStandIn, Workspace
+from standin.inputs import stateful_elements
 from storage import migrate, tokens
 from storage.db import make_engine
 from storage.repositories import read_head, read_trail
@@ -248,7 +249,9 @@ class _Script:
         await self.until(lambda: self.driver.open_modal_for("U0BOB"))
         modal = self.driver.open_modal_for("U0BOB")
         await self.driver.click("U0BOB", modal, ids.CLASSIFICATION, "standard")
-        await self.until(lambda: ids.PROCEDURE in str(self.driver.open_modal_for("U0BOB")))
+        # The form asks for a procedure once the bot has redrawn it for Standard (the word
+        # alone is in the first form too, in the classifications' descriptions).
+        await self.until(lambda: _asks(self.driver.open_modal_for("U0BOB"), ids.PROCEDURE))
         card = await self.submit(
             "U0BOB",
             {
@@ -316,6 +319,12 @@ def _thread(slack: SlackStandIn, card: dict[str, Any]) -> list[str]:
         first, *more = _plain(reply.get("text", "")).splitlines() or [""]
         lines += [f"  └ {first}", *(f"    {line}" for line in more)]
     return lines
+
+
+def _asks(view: dict[str, Any] | None, action_id: str) -> bool:
+    """Whether the form has an input `action_id`."""
+    blocks = (view or {}).get("blocks") or []
+    return any(element.get("action_id") == action_id for _, element in stateful_elements(blocks))
 
 
 def _card_text(message: dict[str, Any]) -> str:

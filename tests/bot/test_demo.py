@@ -3,7 +3,10 @@ deployed by a pipeline the gate holds until the change is approved, and the trai
 
 from __future__ import annotations
 
-from bot import demo
+from bot import demo, ids
+from bot.views.request_form import request_modal
+from workflows.model import Classification
+from workflows.policy import parse_policy
 
 
 def section(lines: list[str], title: str) -> list[str]:
@@ -39,3 +42,16 @@ def test_the_demo_runs_both_changes_and_a_pipeline_through_the_gate() -> None:
     trail = section(lines, "The audit trail")
     assert any("pipeline:ci-prod" in line and "gate_decided" in line for line in trail)
     assert lines[-2].startswith("Audit chain: intact (")
+
+
+def test_the_demo_waits_for_the_standard_form_not_for_the_word_procedure() -> None:
+    """The first form names a "procedure" in its choices already: waiting for the word let
+    the demo submit before the bot had redrawn the form for Standard (a failure on a busy
+    machine). It waits for the input."""
+    policy = parse_policy(demo.POLICY, "demo policy")
+    normal = request_modal(policy)
+    standard = request_modal(policy, classification=Classification.STANDARD)
+
+    assert ids.PROCEDURE in str(normal)
+    assert not demo._asks(normal, ids.PROCEDURE)
+    assert demo._asks(standard, ids.PROCEDURE)
