@@ -22,7 +22,7 @@ from bot.files import CannotWrite, replacing
 from bot.settings import ConfigError, Settings
 from bot.signing import KeyProblem
 from storage import migrate
-from storage.db import DatabaseUrlError, is_sqlite, make_engine, normalise_url
+from storage.db import DatabaseUrlError, is_sqlite, make_engine, missing_sqlite_file, normalise_url
 from storage.digests import DirectoryProblem
 from storage.repositories import read_trail
 from storage.uow import read_session
@@ -154,7 +154,15 @@ def _unreachable(settings: Settings, error: DatabaseError) -> Stop:
 
 
 def open_database(settings: Settings, *, upgrade_embedded: bool = False) -> Engine:
-    """An engine on a reachable database whose schema is current, or Stop saying what to do."""
+    """An engine on a reachable database whose schema is current, or Stop saying what to do.
+    An SQLite file that is not there is not made (a mistyped path would leave an empty one
+    behind), unless the command sets the embedded database up (`upgrade_embedded`)."""
+    missing = missing_sqlite_file(settings.database_url)
+    if missing is not None and not upgrade_embedded:
+        raise Stop(
+            f"there is no database at {missing}: check DATABASE_URL, or run `changebot db "
+            "upgrade` to create one there."
+        )
     engine = make_engine(settings.database_url)
     try:
         state = migrate.status(engine)
@@ -185,6 +193,13 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _db_status(args: argparse.Namespace, settings: Settings) -> int:
+    if missing_sqlite_file(settings.database_url) is not None:  # looked at, not made
+        head = migrate.head_revision()
+        print(
+            f"{_where(settings)}: no such file yet; schema none, latest {head} (behind: run "
+            "`changebot db upgrade`)"
+        )
+        return 1
     try:
         state = migrate.status(make_engine(settings.database_url))
     except DatabaseError as error:

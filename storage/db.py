@@ -7,6 +7,7 @@ timeout (writers queue instead of failing), and write transactions that begin im
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
@@ -57,6 +58,19 @@ def make_engine(url: str = DEFAULT_URL, **options: Any) -> Engine:
     options.setdefault("pool_size", 5)
     options.setdefault("max_overflow", 10)
     return create_engine(url, **options)
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names, if it is not there yet and connecting would create it;
+    None for any other database, an in-memory one, a file that exists, or one in a folder
+    that does not (connecting fails, creating nothing)."""
+    parsed = make_url(normalise_url(url))
+    if not parsed.drivername.startswith("sqlite") or "uri" in parsed.query:
+        return None
+    if parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    return path if not path.exists() and path.parent.is_dir() else None
 
 
 def is_sqlite(engine: Engine | Connection) -> bool:

@@ -99,6 +99,27 @@ def test_a_database_a_newer_release_upgraded_is_not_upgraded_and_its_status_says
     assert "which this changebot" in upgrade.stderr and "Traceback" not in upgrade.stderr
 
 
+def test_a_mistyped_sqlite_path_is_reported_and_no_file_is_left_behind(
+    changebot: Changebot, tmp_path: Path
+) -> None:
+    typo = tmp_path / "chagnebot.db"
+    env = {"DATABASE_URL": f"sqlite:///{typo}"}
+
+    status, verify, tokens = changebot.side_by_side(
+        (["db", "status"], env), (["audit", "verify"], env), (["token", "list"], env)
+    )
+
+    assert status.code == 1
+    assert "no such file yet; schema none" in status.stdout
+    for refused in (verify, tokens):
+        assert refused.code == 2, refused.output
+        assert refused.stderr == (
+            f"changebot: there is no database at {typo}: check DATABASE_URL, or run "
+            "`changebot db upgrade` to create one there.\n"
+        )
+    assert not typo.exists()
+
+
 def test_a_file_that_is_not_a_database_is_one_line(changebot: Changebot, tmp_path: Path) -> None:
     garbage = tmp_path / "notes.db"
     garbage.write_bytes(b"these are my notes, not a database\n" * 200)
