@@ -93,6 +93,7 @@ def break_glass(
             untested = "Break-glass: not tested before deployment; evidence is owed."
             change.test_evidence = (TestEvidence(actor.user_id, step.at, untested, "compressed"),)
         change.break_glass_at, change.break_glass_reason = step.at, reason
+        change.break_glass_by = actor.user_id
         change.retro_approval_owed = True
         due = step.at + policy.emergency.review_deadline
         uow.obligations.owe(

@@ -204,7 +204,7 @@ def _deployable(change: Change, service: str, policy: Policy, now: datetime) -> 
 def _authority(change: Change) -> str:
     ref = change.ref
     if change.break_glass_at is not None:
-        by = change.deployed_by or change.requester
+        by = change.break_glass_by or change.deployed_by or change.requester
         return (
             f"{ref} is deploying under break-glass by {by} since {when(change.break_glass_at)}; "
             "an approval is owed in retrospect."

@@ -312,6 +312,8 @@ MATERIAL_FIELDS = (
     "implementer",
     # What the requester says of its risk is what the approvers weighed.
     "answers",
+    # The pull request a GitHub deployment is tied to its change by (workflows.gate).
+    "links",
 )
 
 #: Documentation an emergency change may skip at first; it is owed, not waived.
@@ -352,6 +354,8 @@ class Change:
     #: Break-glass: the requester went ahead alone; an approval is owed in retrospect.
     break_glass_at: datetime | None = None
     break_glass_reason: str = ""
+    #: Who broke glass (the requester or the implementer): never the one to approve it after.
+    break_glass_by: str = ""
     retro_approval_owed: bool = False
     #: An approver closed the change without its post-change review, and why.
     closed_without_review: str = ""
@@ -391,9 +395,11 @@ class Change:
 
     @property
     def approvers_asked_at(self) -> datetime:
-        """Since when the approvers have been asked: its submission, or the edit that last
-        withdrew their approvals (break-glass waits for them from then)."""
-        return self.approvals_withdrawn_at or self.submitted_at or self.created_at
+        """Since when the approvers have been asked: its last submission, or the edit that
+        last withdrew their approvals, whichever came later (break-glass waits for them from
+        then: a change resubmitted after a withdrawal asks them afresh)."""
+        asked = [t for t in (self.submitted_at, self.approvals_withdrawn_at) if t is not None]
+        return max(asked) if asked else self.created_at
 
     def approvers(self) -> tuple[str, ...]:
         return tuple(a.by for a in self.approvals if a.kind == "approver")

@@ -449,6 +449,8 @@ def _edit(
         step.move(Action.EDIT, actor, fields=changed, **conflicting, **rescored)
         change.details = new
         material = [n for n in changed if n in MATERIAL_FIELDS and not _filled_in(old, n)]
+        if "links" in material and not _pull_request_replaced(old, new):
+            material.remove("links")  # a ticket or an incident linked: nothing approved moved
         withdrawn = list(change.approvers())
         withdrew = bool(material and withdrawn)
         if withdrew:
@@ -474,6 +476,13 @@ def _edit(
 def _rescored(details: ChangeDetails) -> dict[str, Any]:
     """The risk an edit leaves, and the answers that made it, for the record."""
     return {"risk": details.risk.value, **(described(details.answers) if details.answers else {})}
+
+
+def _pull_request_replaced(old: ChangeDetails, new: ChangeDetails) -> bool:
+    """Another pull request named in place of the one approved: GitHub's deployments of it
+    would find this change by it (workflows.gate.find_change) and go ahead on its approvals."""
+    before, after = old.links.pull_request, new.links.pull_request
+    return bool(before and after and before != after)
 
 
 def _filled_in(old: ChangeDetails, name: str) -> bool:

@@ -235,6 +235,8 @@ def not_own_change(change: Change, attempt: Attempt) -> str | None:
         return f"You requested {change.ref}: someone else must review or approve it."
     if attempt.actor.user_id == change.details.implementer:
         return f"You implement {change.ref}: someone else must review or approve it."
+    if attempt.actor.user_id == change.break_glass_by:  # whoever is in charge of it now
+        return f"You broke glass on {change.ref}: someone else must approve it."
     return None
 
 
@@ -270,7 +272,7 @@ def waited_for_approvers(change: Change, attempt: Attempt) -> str | None:
     if attempt.now is None or attempt.now < ready:
         since = (
             "its approvals were withdrawn"
-            if change.approvals_withdrawn_at
+            if change.approvals_withdrawn_at == change.approvers_asked_at
             else f"{change.ref} was submitted"
         )
         return (

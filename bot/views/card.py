@@ -248,7 +248,7 @@ def status_lines(
                 "card.j2",
                 "break_glass",
                 at=change.break_glass_at,
-                by=change.deployed_by or change.requester,
+                by=change.break_glass_by or change.deployed_by or change.requester,
                 owed=change.retro_approval_owed,
             )
         )

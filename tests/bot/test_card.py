@@ -26,9 +26,11 @@ from tests.bot.changes import (
     SCENARIOS,
     a_desk,
     a_policy,
+    emergency_details,
     every_change,
     normal_details,
 )
+from workflows import emergency
 from workflows.model import Change, Level, Links, Outcome, Rollback, Stage
 from workflows.stages import Action, available_actions
 from workflows.standing import standing
@@ -176,6 +178,18 @@ def test_an_emergency_card_says_what_documentation_will_be_owed_and_when() -> No
     mrkdwn = all_mrkdwn(card(owed, desk.policy)["blocks"])
     assert "*Post-change review owed*, due <!date^" in mrkdwn
     assert "*Outcome:* Failed" in mrkdwn
+
+
+def test_the_card_names_whoever_broke_glass() -> None:
+    """The implementer, here: not the requester."""
+    desk = a_desk()
+    change = desk.request(emergency_details(implementer=IVAN.user_id))
+    desk.clock.advance(hours=1)
+    broken = desk._run(emergency.break_glass, change, IVAN, reason="Checkout is down.")
+
+    mrkdwn = all_mrkdwn(card(desk.stored(broken), desk.policy)["blocks"])
+
+    assert "by <@UIVAN>: deployed without approval" in mrkdwn
 
 
 def test_outcome_cancel_reason_and_latest_rejection_are_shown() -> None:

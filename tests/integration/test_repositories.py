@@ -133,6 +133,7 @@ def every_field_filled(change: Change, classification: Classification) -> Change
         approvals_withdrawn_at=_at(20, PACIFIC),
         break_glass_at=_at(35, PACIFIC),
         break_glass_reason=f"Nobody answered in 15 minutes {EMOJI}",
+        break_glass_by="UIMPLEMENTER",
         retro_approval_owed=True,
         closed_without_review=f"Duplicate of CHG-0007 {RTL}",
         gate_checks=(

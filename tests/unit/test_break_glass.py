@@ -106,6 +106,21 @@ def test_the_wait_starts_again_when_an_edit_withdraws_the_approvals(desk: Desk) 
     assert desk.break_glass(change, reason="Nobody answered.").stage is Stage.DEPLOY
 
 
+def test_the_wait_counts_from_a_resubmission_after_an_old_withdrawal(desk: Desk) -> None:
+    """Approvals withdrawn long ago, then the change rejected and submitted again: the
+    approvers are asked afresh from the resubmission, not from the withdrawal."""
+    change = desk.request(emergency_details())
+    change = desk.approve(change, by=EMMA)
+    desk.edit(change, title="Block the abusive client and drop its cache")  # withdrawn
+    desk.clock.advance(hours=2)
+    change = desk.reject(change, by=EMMA, reason="Say which client.")
+    desk.submit(change)
+
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+        desk.break_glass(change, reason="Going alone.")
+    assert "15 min after CHG-0001 was submitted" in str(refused.value)
+
+
 def test_the_policy_sets_how_long_to_wait(desk: Desk) -> None:
     desk.policy = a_policy(emergency=RULES + 'break_glass_after = "90s"')
     change = an_emergency(desk)
@@ -278,6 +293,21 @@ def test_only_an_emergency_approver_other_than_the_requester_approves_in_retrosp
     broken = desk.record_outcome(desk.start_deployment(broken_glass(desk)))
     with nothing_written(desk.uow), pytest.raises(NotAllowed):
         desk.approve(broken, by=who)
+
+
+def test_whoever_broke_glass_cannot_approve_it_even_once_no_longer_in_charge(
+    desk: Desk,
+) -> None:
+    """An emergency approver who implemented it and broke glass, then handed it on."""
+    change = an_emergency(desk, implementer=EMMA.user_id)
+    desk.clock.advance(minutes=20)
+    change = desk.break_glass(change, by=EMMA, reason="Nobody answered.")
+    desk.edit(change, implementer=IVAN.user_id)
+
+    with nothing_written(desk.uow), pytest.raises(NotAllowed) as refused:
+        desk.approve(change, by=EMMA)
+    assert str(refused.value.reason) == "You broke glass on CHG-0001: someone else must approve it."
+    assert desk.approve(change, by=OSCAR).retro_approval_owed is False
 
 
 def test_an_approval_given_in_retrospect_is_not_asked_for_twice(desk: Desk) -> None:

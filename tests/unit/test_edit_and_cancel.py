@@ -64,7 +64,7 @@ MATERIAL_EDITS: dict[str, Any] = {
 def test_every_material_field_has_an_edit_here_or_a_reclassification_test() -> None:
     # The questionnaire's answers only exist under a policy with questions: their edit is in
     # tests/unit/test_risk.py.
-    elsewhere = {"classification", "procedure_id", "answers"}
+    elsewhere = {"classification", "procedure_id", "answers", "links"}  # links: below
     assert set(MATERIAL_FIELDS) == set(MATERIAL_EDITS) | elsewhere
 
 
@@ -106,6 +106,39 @@ def test_editing_a_non_material_field_keeps_the_approvals(
     edited = desk.edit(change, **{field: value})
     assert edited.approvers() == (ANNA.user_id,)
     assert desk.actions(change)[-1] == "edited"
+
+
+def test_another_pull_request_in_place_of_the_approved_one_withdraws_the_approvals(
+    desk: Desk,
+) -> None:
+    """GitHub's deployments find their change by it: the approvals were given for the one
+    linked, not for any other."""
+    approved = "https://github.com/acme/api/pull/7"
+    change = desk.normal_change_in(Stage.DEPLOY, normal_details(links=Links(approved)))
+
+    edited = desk.edit(change, links=Links("https://github.com/acme/api/pull/99"))
+
+    assert (edited.stage, edited.approvals) == (Stage.APPROVE, ())
+    assert desk.last_entry(change, "approvals_withdrawn").entry.details["because"] == ["links"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (Links(), Links("https://github.com/acme/api/pull/7")),  # filled in
+        (Links("https://github.com/acme/api/pull/7"), Links()),  # taken away: ties nothing
+        (
+            Links("https://github.com/acme/api/pull/7"),
+            Links("https://github.com/acme/api/pull/7", ticket="https://example.com/T-9"),
+        ),
+    ],
+)
+def test_linking_a_first_pull_request_or_a_ticket_keeps_the_approvals(
+    before: Links, after: Links, desk: Desk
+) -> None:
+    change = desk.normal_change_in(Stage.DEPLOY, normal_details(links=before))
+    edited = desk.edit(change, links=after)
+    assert (edited.stage, edited.approvers()) == (Stage.DEPLOY, (ANNA.user_id,))
 
 
 def test_a_material_edit_sends_an_authorised_change_back_for_approval(desk: Desk) -> None:
