@@ -54,6 +54,10 @@ def _local(value: Any) -> datetime:
 LocalTime = Annotated[datetime, BeforeValidator(_local)]
 
 
+#: No freeze ends in or after this year: a calendar of it would run past the last date.
+LAST_YEAR = 3000
+
+
 class Freeze(BaseModel):
     """One `[[freeze]]` table of the policy."""
 
@@ -87,6 +91,22 @@ class Freeze(BaseModel):
                 )
             if self.duration <= timedelta(0):
                 raise ValueError("duration: must be longer than zero")
+            parts = self._parts()
+            often = [p for p in ("BYHOUR", "BYMINUTE", "BYSECOND") if "," in parts.get(p, "")]
+            if parts.get("FREQ") in ("HOURLY", "MINUTELY", "SECONDLY") or often:
+                several = f" ({often[0]} names several)" if often else ""
+                raise ValueError(
+                    f"rrule: {self.rrule!r} recurs more often than daily{several}; a freeze "
+                    "recurs daily at most (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY, at one time "
+                    "of day)"
+                )
+            interval = parts.get("INTERVAL", "1")
+            if not (interval.isascii() and interval.isdigit() and int(interval) >= 1):
+                # dateutil would loop for ever on 0, and fail on every lookup on less.
+                raise ValueError(
+                    f"rrule: INTERVAL={interval} in {self.rrule!r}; an interval is a whole "
+                    "number from 1 (INTERVAL=2 with FREQ=WEEKLY: every other week)"
+                )
             try:
                 rule = self._rule()
             except (ValueError, TypeError) as error:
@@ -94,12 +114,6 @@ class Freeze(BaseModel):
                     f"rrule: {self.rrule!r} is not an RFC 5545 RRULE ({error}); for example "
                     '"FREQ=WEEKLY;BYDAY=FR" or "FREQ=MONTHLY;BYDAY=+3SA"'
                 ) from None
-            parts = self._parts()
-            if parts.get("FREQ") in ("HOURLY", "MINUTELY", "SECONDLY"):
-                raise ValueError(
-                    f"rrule: {self.rrule!r} recurs more often than daily; a freeze recurs daily "
-                    "at most (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY)"
-                )
             # A rule that ends by itself (UNTIL or COUNT) is looked at as it is; one that does
             # not, over the horizon.
             ends = "UNTIL" in parts or "COUNT" in parts
@@ -118,6 +132,12 @@ class Freeze(BaseModel):
                 )
             if self.end <= self.start:
                 raise ValueError(f"end: {self.end} is not after its start {self.start}")
+            if self.end.year >= LAST_YEAR:
+                # Calendars count days past it (the feed's time zones): year 9999 overflows.
+                raise ValueError(
+                    f"end: {self.end:%Y-%m-%d} is no date a freeze ends by; a freeze until "
+                    "further notice is ended by editing the policy: give it a real end"
+                )
         return self
 
     def _parts(self) -> dict[str, str]:

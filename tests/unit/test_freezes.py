@@ -147,6 +147,20 @@ def test_next_occurrences_are_listed_in_order_and_a_one_off_ends() -> None:
         # Every minute since 2026 would be walked at each look at the calendar.
         (WEEKEND.replace("FREQ=WEEKLY;BYDAY=FR", "FREQ=MINUTELY"), "freeze.0.rrule", "daily"),
         (WEEKEND.replace("FREQ=WEEKLY;BYDAY=FR", "FREQ=HOURLY"), "freeze.0.rrule", "daily"),
+        # Daily, but at every hour and minute of the day: 1,440 occurrences a day.
+        (
+            WEEKEND.replace(
+                "FREQ=WEEKLY;BYDAY=FR",
+                "FREQ=DAILY;BYHOUR=" + ",".join(map(str, range(24))) + ";BYMINUTE=0,30",
+            ),
+            "freeze.0.rrule",
+            "BYHOUR names several",
+        ),
+        # dateutil walks INTERVAL=0 for ever, and fails each lookup on a negative one.
+        (WEEKEND.replace("BYDAY=FR", "BYDAY=FR;INTERVAL=0"), "freeze.0.rrule", "from 1"),
+        (WEEKEND.replace("BYDAY=FR", "BYDAY=FR;INTERVAL=-1"), "freeze.0.rrule", "from 1"),
+        # "Until further notice": the calendar feed counted days past the last date there is.
+        (YEAR_END.replace("end = 2027-01-04", "end = 9999-12-31"), "freeze.0.end", "real end"),
         # Its own end comes before its start: it never occurs, whatever the horizon.
         (
             WEEKEND.replace("BYDAY=FR", "BYDAY=FR;UNTIL=20260101T000000"),
