@@ -8,13 +8,14 @@ every change asked for in it, deployed or not yet.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, or_, select
+from sqlalchemy import Table, and_, or_, select, type_coerce
+from sqlalchemy.types import NullType
 from sqlmodel import Session
 
+from storage.repositories import readable
 from storage.rows import change_from_row
 from storage.tables import AuditEventRow, ChangeRow
 from workflows.audit import AuditEntry
@@ -24,7 +25,7 @@ _EVENTS = cast(Table, AuditEventRow.__table__)  # type: ignore[attr-defined]
 _CHANGES = cast(Table, ChangeRow.__table__)  # type: ignore[attr-defined]
 _ENTRY = (
     _EVENTS.c.ref,
-    _EVENTS.c.at,
+    type_coerce(_EVENTS.c.at, NullType()),  # read raw: `readable` reads it (or says it cannot)
     _EVENTS.c.actor,
     _EVENTS.c.action,
     _EVENTS.c.from_stage,
@@ -89,5 +90,6 @@ def events_with_ref(session: Session, ref: str, period: Window) -> Iterator[Audi
 
 
 def _entry(row: Any) -> AuditEntry:
-    ref, at, actor, action, from_stage, to_stage, details = row
-    return AuditEntry(at, actor, action, ref, from_stage, to_stage, json.loads(details))
+    ref, raw_at, actor, action, from_stage, to_stage, raw_details = row
+    at, details = readable(raw_at, raw_details)
+    return AuditEntry(at, actor, action, ref, from_stage, to_stage, details)

@@ -570,15 +570,45 @@ def _insert_events(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
     connection.exec_driver_sql(raw.sql, values)
 
 
+#: The key under which an event read back holds what could not be read of it: a row edited
+#: behind the application's back, its time or details no longer what was written.
+UNREADABLE = "unreadable"
+#: The time given to an event whose own cannot be read (its hash then never matches).
+_NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def readable(raw_at: Any, raw_details: Any) -> tuple[datetime, dict[str, Any]]:
+    """An event's time (read raw: see `_TRAIL`) and details; what cannot be read of them
+    (edited in the database by hand) kept under `UNREADABLE`, the time then none."""
+    problems: dict[str, str] = {}
+    try:
+        at = _moment(raw_at)
+    except (ValueError, TypeError, AttributeError):
+        at, problems["at"] = _NO_TIME, str(raw_at)[:200]
+    try:
+        details = json.loads(raw_details)
+        if not isinstance(details, dict):
+            raise ValueError("not an object")
+    except (ValueError, TypeError):
+        details, problems["details"] = {}, str(raw_details)[:200]
+    if problems:
+        details = {**details, UNREADABLE: problems}
+    return at, details
+
+
 def from_row(row: AuditEventRow) -> ChainedEntry:
+    """An event as stored. One whose time or details cannot be read (edited in the database
+    by hand) is read anyway, what failed kept under `UNREADABLE`: its hash no longer matches,
+    so verifying names it, and an export or a report goes on past it."""
+    at, details = readable(row.at, row.details)
     entry = AuditEntry(
-        at=row.at,
+        at=at,
         actor=row.actor,
         action=row.action,
         ref=row.ref,
         from_stage=row.from_stage,
         to_stage=row.to_stage,
-        details=json.loads(row.details),
+        details=details,
     )
     return ChainedEntry(row.seq, entry, row.prev_hash, row.hash)
 
@@ -596,7 +626,7 @@ def read_trail(
     last = after
     # Plain rows from the table, not ORM objects: nothing is written back, and the publisher
     # reads a change's news this way for every card it draws.
-    query = core_select(_EVENTS).where(_EVENTS.c.seq > bindparam("last"))
+    query = _TRAIL.where(_EVENTS.c.seq > bindparam("last"))
     if ref is not None:
         query = query.where(_EVENTS.c.ref == ref)
     if since is not None:
@@ -609,6 +639,13 @@ def read_trail(
         for row in rows:
             yield from_row(cast(AuditEventRow, row))
         last = rows[-1].seq
+
+
+#: The events' columns, their time read raw: `from_row` reads it, and one edited into
+#: something that is not a time is named by `audit verify`, not a traceback.
+_TRAIL = core_select(
+    *(type_coerce(c, _RAW).label(c.name) if c.name == "at" else c for c in _EVENTS.columns)
+)
 
 
 def read_head(session: Session) -> tuple[int, str] | None:

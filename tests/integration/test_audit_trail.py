@@ -7,7 +7,9 @@ run as a subprocess) must refuse the trail and name the first event that breaks 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, TextClause, bindparam, text
@@ -174,6 +176,51 @@ def test_events_cut_from_the_end_are_named(changebot: Changebot, recorded: Engin
     assert code == 1
     assert "BROKEN at audit event #9: the trail ends at #8 but #11 was written" in output
     assert "Events from #9 on cannot be trusted" in output
+
+
+def test_details_edited_into_what_is_not_json_are_named_and_the_rest_still_reads(
+    changebot: Changebot, recorded: Engine, tmp_path: Path
+) -> None:
+    """Not a traceback: verify names the event, export and the report go on past it."""
+    behind_the_back(recorded, "UPDATE audit_events SET details = '{not json' WHERE seq = 5")
+    url = recorded.url.render_as_string(hide_password=False)
+    report = tmp_path / "report.html"
+
+    verified, exported, reported = changebot.side_by_side(
+        (["audit", "verify"], {"DATABASE_URL": url}),
+        (["audit", "export", "--format", "jsonl"], {"DATABASE_URL": url}),
+        (
+            ["report", "--from", "2026-11-01", "--to", "2026-12-31", "--output", str(report)],
+            {"DATABASE_URL": url},
+        ),
+    )
+
+    assert verified.code == 1, verified.output
+    assert "BROKEN at audit event #5: its content was changed after it was written" in (
+        verified.output
+    )
+    assert "Traceback" not in verified.output + exported.output + reported.output
+    assert exported.code == 0, exported.output
+    lines = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert len(lines) == EVENTS
+    assert lines[4]["details"] == {"unreadable": {"details": "{not json"}}
+    assert reported.code == 1, reported.output  # written, and saying the trail is broken
+    assert "The audit trail is BROKEN: audit event #5" in reported.stderr
+    assert "Hash chain: BROKEN" in report.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_time_edited_into_what_is_not_a_time_is_named(
+    changebot: Changebot, recorded: Engine
+) -> None:
+    """SQLite keeps whatever text it is given (PostgreSQL's column takes only times)."""
+    behind_the_back(recorded, "UPDATE audit_events SET at = 'last tuesday' WHERE seq = 7")
+
+    code, output = _verify(changebot, recorded)
+
+    assert code == 1
+    assert "BROKEN at audit event #7: its content was changed after it was written" in output
+    assert "Traceback" not in output
 
 
 # -- more tampering, checked in-process (the command prints what verify returns) --------------
