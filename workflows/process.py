@@ -429,7 +429,17 @@ def _edit(
             # The form does not show the version followed: it stays as recorded.
             details = details.with_changes(procedure_version=old.procedure_version)
         window_changed = details.window != old.window
-        new = validate_details(details, policy, step.at if window_changed else None)
+        # What a freeze looks at: where the change lands (its window), on what (its services)
+        # and what it is (an emergency may go ahead in a freeze that refuses a Normal change).
+        frozen_by = (old.services, old.classification, old.procedure_id)
+        refreeze = window_changed or frozen_by != (
+            details.services,
+            details.classification,
+            details.procedure_id,
+        )
+        new = validate_details(
+            details, policy, step.at if window_changed else None, freezes=refreeze
+        )
         reviewer = change.review.by if change.review and change.review.kind == "peer" else ""
         if new.implementer and new.implementer == reviewer and old.implementer != reviewer:
             # Separation of duties: nobody implements a change they reviewed.

@@ -80,14 +80,18 @@ def requires(classification: Classification, field: str) -> bool:
     return field in REQUIRED[classification]
 
 
-def validate_details(details: ChangeDetails, policy: Policy, now: datetime | None) -> ChangeDetails:
+def validate_details(
+    details: ChangeDetails, policy: Policy, now: datetime | None, *, freezes: bool | None = None
+) -> ChangeDetails:
     """Check a change request against the policy; return it trimmed, or raise naming every
     field that is wrong at once (ValidationFailed.problems), so it is fixed in one go.
 
     `now` is None when the window is not being changed, so an old window is not re-judged.
+    `freezes`: whether to refuse a window in a freeze (by default, when the window is judged:
+    an edit of what the freezes look at, its services or its class, asks it alone).
     """
     found = _Problems()
-    checked = _check(details, policy, now, found)
+    checked = _check(details, policy, now, found, freezes=freezes)
     if found.problems:
         failed = ValidationFailed.of(found.problems)
         failed.freezes = found.freezes
@@ -107,7 +111,12 @@ def check_details(
 
 
 def _check(
-    details: ChangeDetails, policy: Policy, now: datetime | None, found: _Problems
+    details: ChangeDetails,
+    policy: Policy,
+    now: datetime | None,
+    found: _Problems,
+    *,
+    freezes: bool | None = None,
 ) -> ChangeDetails:
     kind = details.classification
     title = found.text("title", details.title, "title", required=True)
@@ -143,7 +152,7 @@ def _check(
     except ValidationFailed as failed:
         found.note(failed)
     else:
-        if now is not None and details.window is not None:
+        if (now is not None if freezes is None else freezes) and details.window is not None:
             _not_frozen(found, policy, details.window.start, details.window.end, services, kind)
     for name in ("pull_request", "ticket", "incident"):
         try:

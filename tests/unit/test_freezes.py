@@ -316,6 +316,28 @@ def test_a_refusal_for_a_freeze_is_on_the_record_and_no_other_refusal_is(desk: D
     assert len(frozen.uow.audit.events) == 1
 
 
+def test_an_edit_naming_a_frozen_service_is_refused_on_the_record(desk: Desk) -> None:
+    """The window stays where it was; the change now lands on what the freeze covers."""
+    frozen = frozen_desk(desk, MAINTENANCE)
+    change = frozen.request(normal_details(services=("billing",)))
+    with pytest.raises(ValidationFailed) as refused:
+        frozen.edit(change, services=("billing", "api"))
+    assert refused.value.field == "window"
+    assert frozen.stored(change).details.services == ("billing",)
+    assert frozen.uow.audit.events[-1].entry.action == "freeze_refused"
+
+
+def test_an_emergency_in_a_freeze_made_normal_is_refused(desk: Desk) -> None:
+    """The freeze let the emergency through (it allows emergencies); a Normal change it
+    refuses, whether requested so or made so."""
+    frozen = frozen_desk(desk, MAINTENANCE)
+    change = frozen.request(emergency_details(window=TOMORROW, services=("api",)))
+    with pytest.raises(ValidationFailed) as refused:
+        frozen.edit(change, classification=Classification.NORMAL)
+    assert "Database maintenance" in dict(refused.value.problems)["window"]
+    assert frozen.stored(change).classification is Classification.EMERGENCY
+
+
 def test_an_edit_moving_a_window_into_a_freeze_is_refused_on_the_record(desk: Desk) -> None:
     later = Window(TOMORROW.start + timedelta(hours=2), TOMORROW.end + timedelta(hours=2))
     frozen = frozen_desk(desk, MAINTENANCE)
