@@ -648,6 +648,8 @@ _TRAIL = core_select(
 )
 
 
-def read_head(session: Session) -> tuple[int, str] | None:
+def read_head(session: Session) -> tuple[int, str]:
+    """The last event written, as the chain's head row remembers it: (0, GENESIS) before the
+    first. (A trail with events and no head row had it deleted: verify says so.)"""
     head = session.get(AuditHeadRow, 1)
-    return (head.seq, head.hash) if head else None
+    return (head.seq, head.hash) if head else (0, GENESIS)

@@ -119,7 +119,12 @@ def verify(
             problem = f"the trail ends at #{last} but #{head[0]} was written: events were removed"
             return count, ChainBreak(last + 1, problem)
         if head[0] < last:
-            problem = f"#{head[0]} was the last event written: events were added after it"
+            problem = (
+                f"#{head[0]} was the last event written: events were added after it"
+                if head[0]
+                else "no event is on record as written (the chain's head is gone): events "
+                "may have been cut from the end"
+            )
             return count, ChainBreak(head[0] + 1, problem)
         # A consistent chain with the wrong head was re-hashed after an edit somewhere in it.
         problem = f"#{last} is not the event that was written: the trail was rewritten"

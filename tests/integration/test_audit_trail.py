@@ -223,6 +223,18 @@ def test_a_time_edited_into_what_is_not_a_time_is_named(
     assert "Traceback" not in output
 
 
+def test_events_cut_from_the_end_with_the_head_row_are_named(
+    changebot: Changebot, recorded: Engine
+) -> None:
+    """The head row remembers the last event written; deleting it too does not hide a cut."""
+    behind_the_back(recorded, "DELETE FROM audit_events WHERE seq > 8", "DELETE FROM audit_head")
+
+    code, output = _verify(changebot, recorded)
+
+    assert code == 1, output
+    assert "the chain's head is gone" in output
+
+
 # -- more tampering, checked in-process (the command prints what verify returns) --------------
 
 
