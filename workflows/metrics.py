@@ -82,7 +82,8 @@ class Tally:
         self._deployments += 1
         if change.classification is Classification.EMERGENCY:
             self._emergencies += 1
-        services = change.details.services or ("",)
+        # Services as the calendar, the freezes and the gate match them: whatever their case.
+        services = {s.strip().lower() for s in change.details.services} or {""}
         if change.outcome in FAILED:
             self._failed.add(change.number)
             for service in services:

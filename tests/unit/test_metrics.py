@@ -89,6 +89,18 @@ def test_recovery_is_the_next_success_on_a_service_the_failure_named() -> None:
     assert found.recovery_time == hours(3)  # the median of 3, 3 and 2
 
 
+def test_a_service_recovers_whatever_case_its_name_is_written_in() -> None:
+    broke = MONDAY + timedelta(days=1)
+    changes = [
+        deployed(Outcome.FAILED, broke, services=("Payments",)),
+        deployed(Outcome.SUCCESSFUL, broke + hours(2), services=(" payments",)),
+    ]
+
+    found = dora(changes, FOUR_WEEKS)
+
+    assert found.unrecovered == 0 and found.recovery_time == hours(2)
+
+
 def test_rework_is_the_share_of_emergency_deployments() -> None:
     at = MONDAY + hours(1)
     changes = [
