@@ -186,6 +186,8 @@ class Freeze(BaseModel):
 
     def next_occurrences(self, now: datetime, count: int) -> list[Occurrence]:
         """The next `count` occurrences running at or after `now` (fewer if it ends)."""
+        if not self.rrule:  # one occurrence, however far off: there or not
+            return self.occurrences(now, now + HORIZON)[:count]
         found: list[Occurrence] = []
         step = timedelta(days=31)
         since = now
@@ -193,8 +195,6 @@ class Freeze(BaseModel):
             for one in self.occurrences(since, since + step):
                 if one not in found:
                     found.append(one)
-            if not self.rrule:
-                break
             since += step
         return found[:count]
 

@@ -132,6 +132,8 @@ def test_next_occurrences_are_listed_in_order_and_a_one_off_ends() -> None:
     ]
     assert len(year_end.next_occurrences(now, 3)) == 1
     assert year_end.next_occurrences(utc(2027, 2, 1), 3) == []
+    # Planned well ahead: more than a month off is still to come.
+    assert len(year_end.next_occurrences(utc(2025, 10, 1), 3)) == 1
 
 
 @pytest.mark.parametrize(
