@@ -377,11 +377,12 @@ class Change:
 
     @property
     def risk(self) -> Level:
-        """The reviewer's assessment, never below the questionnaire's result (answers edited
-        after the review may have raised it)."""
+        """The reviewer's assessment, never below what the request says (a review may not
+        lower it; an edit after the review, of the risk or of the questionnaire's answers,
+        may raise it)."""
         if self.review is None:
             return self.details.risk
-        if self.details.answers and self.details.risk.rank > self.review.risk.rank:
+        if self.details.risk.rank > self.review.risk.rank:
             return self.details.risk
         return self.review.risk
 

@@ -457,7 +457,10 @@ def _edit(
         scored = bool(old.answers or new.answers) and bool({"answers", "risk"} & set(changed))
         rescored = _rescored(new) if scored else {}
         step.move(Action.EDIT, actor, fields=changed, **conflicting, **rescored)
+        risk_before = change.risk
         change.details = new
+        # A higher risk asks more approvals (workflows.policy.required_approvals).
+        raised = change.risk.rank > risk_before.rank and change.break_glass_at is None
         material = [n for n in changed if n in MATERIAL_FIELDS and not _filled_in(old, n)]
         if "links" in material and not _pull_request_replaced(old, new):
             material.remove("links")  # a ticket or an incident linked: nothing approved moved
@@ -476,10 +479,10 @@ def _edit(
             if change.retro_approval_owed:  # approved anew, as its new class asks
                 change.retro_approval_owed = False
                 uow.obligations.settle(Owed.RETROSPECTIVE_APPROVAL, number, step.at)
-        elif change.stage is Stage.DEPLOY and withdrew and unauthorised:
+        elif change.stage is Stage.DEPLOY and (withdrew or raised) and unauthorised:
             # Without its approvals an authorised change may not be deployed: it needs them again.
             # (A break-glass change reached Deploy without any; an edit takes none from it.)
-            step.move(Action.RETURN_TO_APPROVE, _SYSTEM, because=material)
+            step.move(Action.RETURN_TO_APPROVE, _SYSTEM, because=material or ["risk"])
     return change
 
 

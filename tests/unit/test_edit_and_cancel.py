@@ -141,6 +141,27 @@ def test_linking_a_first_pull_request_or_a_ticket_keeps_the_approvals(
     assert (edited.stage, edited.approvers()) == (Stage.DEPLOY, (ANNA.user_id,))
 
 
+def test_a_risk_raised_after_approval_asks_the_approvals_a_higher_risk_needs(
+    desk: Desk,
+) -> None:
+    """The approval given stands (nothing it approved changed), but a high-risk change
+    needs two: the authorised change goes back to Approve for the second."""
+    change = desk.normal_change_in(Stage.DEPLOY, normal_details(risk=Level.LOW))
+
+    edited = desk.edit(change, risk=Level.HIGH)
+
+    assert edited.risk is Level.HIGH
+    assert (edited.stage, edited.approvers()) == (Stage.APPROVE, (ANNA.user_id,))
+    back = desk.last_entry(change, "returned_to_approve").entry
+    assert back.details == {"because": ["risk"]}
+    assert desk.approve(change, by=ARTHUR).stage is Stage.DEPLOY
+
+
+def test_a_risk_raised_after_the_review_is_the_changes_risk(desk: Desk) -> None:
+    change = desk.add_evidence(desk.review(desk.request(normal_details(risk=Level.LOW))))
+    assert desk.edit(change, risk=Level.HIGH).risk is Level.HIGH
+
+
 def test_a_material_edit_sends_an_authorised_change_back_for_approval(desk: Desk) -> None:
     change = desk.normal_change_in(Stage.DEPLOY)
     edited = desk.edit(change, services=("api", "billing"))
