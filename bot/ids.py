@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from workflows.model import Stage
+from workflows.model import Change, Stage, seen_digest
 from workflows.risk import ANSWER_FIELD
 from workflows.stages import Action
 
@@ -115,9 +115,14 @@ class Target:
 
     number: int
     seen: Stage | None = None
+    #: What the change said when shown (workflows.model.seen_digest); "" if not known.
+    details: str = ""
 
     def encode(self) -> str:
-        return json.dumps({"n": self.number, "s": self.seen.value if self.seen else None})
+        value: dict[str, object] = {"n": self.number, "s": self.seen.value if self.seen else None}
+        if self.details:
+            value["d"] = self.details
+        return json.dumps(value)
 
     @classmethod
     def decode(cls, value: str) -> Target:
@@ -125,8 +130,15 @@ class Target:
         data = json.loads(value)
         if not isinstance(data, dict) or not isinstance(data.get("n"), int):
             raise ValueError("not a change target")
-        seen = data.get("s")
-        return cls(data["n"], Stage(seen) if seen else None)
+        seen, details = data.get("s"), data.get("d")
+        return cls(
+            data["n"], Stage(seen) if seen else None, details if isinstance(details, str) else ""
+        )
+
+
+def target_of(change: Change) -> Target:
+    """What a card's button or a step's form carries: the change, its stage and what it said."""
+    return Target(change.number, change.stage, seen_digest(change.details))
 
 
 def encode_proposal(number: int) -> str:

@@ -18,10 +18,11 @@ from bot.catalog import LiveCatalog
 from bot.directory import Directory
 from bot.settings import Settings
 from bot.traffic import Traffic
+from storage.repositories import SqlChanges
 from storage.uow import SqlUnitOfWork, read_session
-from workflows.errors import StaleChange
+from workflows.errors import EditedSince, NotFound, StaleChange
 from workflows.metrics import Dora, last_days
-from workflows.model import Actor, Change, Window
+from workflows.model import Actor, Change, Window, format_ref, seen_digest
 from workflows.policy import Policy
 from workflows.ports import Clock, UnitOfWork
 from workflows.standing import Standing, standings
@@ -97,6 +98,18 @@ class Services:
             with self.read() as session:
                 self.policy = self.live.refresh(session)
         return self.policy
+
+    async def as_seen(self, number: int, seen: str) -> None:
+        """EditedSince if the change no longer says what the person was shown (`seen`, its
+        `seen_digest` then; "" when not known: nothing to compare)."""
+        if not seen:
+            return
+        try:
+            details = await self.query(lambda session: SqlChanges(session).get(number).details)
+        except NotFound:
+            return  # the step itself says so
+        if seen_digest(details) != seen:
+            raise EditedSince(format_ref(number))
 
     async def query(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a read in a worker thread with a read-only session."""

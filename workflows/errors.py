@@ -108,6 +108,17 @@ class StaleAction(ChangeError):
         self.now = now
 
 
+class EditedSince(ChangeError):
+    """The button clicked or the form submitted shows the change as it was before an edit."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(
+            f"{ref} was edited since this was shown to you: look at its card again, as it is "
+            "now. Nothing was changed."
+        )
+        self.ref = ref
+
+
 class PolicyError(Exception):
     """A policy file is unreadable or invalid; names the file, the key and what is wrong."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -404,6 +405,13 @@ class Change:
 
     def approvers(self) -> tuple[str, ...]:
         return tuple(a.by for a in self.approvals if a.kind == "approver")
+
+
+def seen_digest(details: ChangeDetails) -> str:
+    """A short fingerprint of what a change says, for the buttons and forms that show it: a
+    step taken from one drawn before an edit is refused (errors.EditedSince), not taken on
+    what the person never saw."""
+    return hashlib.sha256(repr(details).encode("utf-8")).hexdigest()[:12]
 
 
 REF_PREFIX = "CHG-"

@@ -87,6 +87,7 @@ async def _make_move(
 ) -> None:
     actor = await services.directory.actor(where.user)
     try:
+        await services.as_seen(target.number, target.details)
         await services.run(use_case, target.number, actor, seen_stage=target.seen)
     except Exception as error:  # after the acknowledgement: the person is told all the same
         await tell_failure(services.client, where, error)
@@ -112,7 +113,7 @@ async def _open_form(
             callback_id=ids.EDIT_MODAL,
             classification=change.classification,
             details=change.details,
-            private_metadata=ids.Target(change.number, change.stage).encode(),
+            private_metadata=ids.target_of(change).encode(),
         )
     else:
         view = FORMS[move](change)

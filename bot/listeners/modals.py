@@ -97,6 +97,7 @@ class StepForm:
         self, services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
     ) -> Any:
         args, kwargs = self.read(values, await services.current_policy())
+        await services.as_seen(target.number, target.details)
         return await services.run(
             self.use_case, target.number, actor, *args, seen_stage=target.seen, **kwargs
         )

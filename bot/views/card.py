@@ -485,7 +485,7 @@ def button(change: Change, action: Action) -> ButtonElement:
     return ButtonElement(
         text=PlainTextObject(text=text.plain_label(label, text.BUTTON_LIMIT)),
         action_id=ids.card_action_id(action),
-        value=ids.Target(change.number, change.stage).encode(),
+        value=ids.target_of(change).encode(),
         style=STYLES.get(action),
         confirm=_confirm(change, action),
     )

@@ -45,7 +45,7 @@ def _modal(
         submit=submit,
         close="Back",
         blocks=[section(about), *blocks],
-        private_metadata=ids.Target(change.number, change.stage).encode(),
+        private_metadata=ids.target_of(change).encode(),
     )
     return view.to_dict()
 

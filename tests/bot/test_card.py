@@ -31,7 +31,7 @@ from tests.bot.changes import (
     normal_details,
 )
 from workflows import emergency
-from workflows.model import Change, Level, Links, Outcome, Rollback, Stage
+from workflows.model import Change, Level, Links, Outcome, Rollback, Stage, seen_digest
 from workflows.stages import Action, available_actions
 from workflows.standing import standing
 
@@ -57,7 +57,7 @@ def test_the_buttons_are_the_moves_available_now(name: str, desk: object, change
     assert [b["action_id"] for b in shown] == expected
     for button in shown:
         target = ids.Target.decode(str(button["value"]))
-        assert target == ids.Target(change.number, change.stage)
+        assert target == ids.target_of(change)
 
 
 def test_the_scenarios_visit_every_stage() -> None:
@@ -265,7 +265,11 @@ def test_the_button_value_fits_and_round_trips() -> None:
     desk = a_desk()
     change = desk.request()
     for button in buttons(card(change, desk.policy)):
-        assert json.loads(str(button["value"])) == {"n": change.number, "s": "review"}
+        value = str(button["value"])
+        assert len(value) <= 2000  # Slack's limit on a button's value
+        digest = seen_digest(change.details)
+        assert json.loads(value) == {"n": change.number, "s": "review", "d": digest}
+        assert ids.Target.decode(value) == ids.Target(change.number, Stage.REVIEW, digest)
 
 
 def test_an_emergency_in_review_can_be_approved_straight_away() -> None:

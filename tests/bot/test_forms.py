@@ -28,6 +28,7 @@ from workflows.model import (
     Outcome,
     Rollback,
     Stage,
+    seen_digest,
 )
 from workflows.validation import LIMITS, requires, validate_details
 
@@ -364,7 +365,9 @@ def test_the_review_form_starts_from_the_current_risk() -> None:
     view = forms.review_modal(change)
     parse_view(view)
     assert view["callback_id"] == ids.REVIEW_MODAL
-    assert ids.Target.decode(view["private_metadata"]) == ids.Target(change.number, Stage.REVIEW)
+    assert ids.Target.decode(view["private_metadata"]) == ids.Target(
+        change.number, Stage.REVIEW, seen_digest(change.details)
+    )
     risk = inputs_of(view)[ids.REVIEW_RISK]["element"]
     assert risk["initial_option"]["value"] == "medium"
     values = slack_state(view, assessment="Fine.", review_risk="high")
