@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Text, and_, exists, or_, text, update
+from sqlalchemy import BigInteger, Column, Index, Text, and_, exists, or_, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -109,8 +109,8 @@ def received(session: Session, requests: list[Requested], at: datetime) -> list[
         .returning(col(GithubDeploymentRow.delivery_id))
     )
     stored = set(session.execute(statement).scalars().all())
-    for delivery in stored:
-        _supersede(session, rows[delivery], at)
+    if stored:
+        _supersede(session, [rows[delivery] for delivery in stored], at)
     session.commit()
     first: list[bool] = []
     for request in requests:
@@ -119,19 +119,19 @@ def received(session: Session, requests: list[Requested], at: datetime) -> list[
     return first
 
 
-def _supersede(session: Session, newer: dict[str, Any], at: datetime) -> None:
+def _supersede(session: Session, newer: list[dict[str, Any]], at: datetime) -> None:
     """A job run again (a re-run of its run: the same run id, a new delivery) is held anew:
     GitHub waits on the new request only, and an answer to an earlier attempt's would land on
-    it, decided on what that attempt was tied to. The earlier ones are done with, unanswered."""
+    it, decided on what that attempt was tied to. The earlier ones are done with, unanswered.
+    (One statement for a round of deliveries: the webhook answers GitHub within seconds.)"""
     row = GithubDeploymentRow
     table = row.__table__  # type: ignore[attr-defined]
+    runs = {(r["repository"], r["run_id"], r["environment"]) for r in newer}
     session.execute(
         update(table)
         .where(
-            col(row.repository) == newer["repository"],
-            col(row.run_id) == newer["run_id"],
-            col(row.environment) == newer["environment"],
-            col(row.delivery_id) != newer["delivery_id"],
+            tuple_(col(row.repository), col(row.run_id), col(row.environment)).in_(sorted(runs)),
+            col(row.delivery_id).not_in([r["delivery_id"] for r in newer]),
             col(row.answered_at).is_(None),
         )
         .values(
@@ -140,7 +140,7 @@ def _supersede(session: Session, newer: dict[str, Any], at: datetime) -> None:
             due_at=None,
             lease_owner="",
             lease_until=None,
-            last_error=f"superseded by delivery {newer['delivery_id']}: the job was run again",
+            last_error="superseded by a newer delivery of its run: the job was run again",
         )
     )
 
