@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from enum import StrEnum
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from enum import Enum, StrEnum
 
 
 class Classification(StrEnum):
@@ -411,7 +412,20 @@ def seen_digest(details: ChangeDetails) -> str:
     """A short fingerprint of what a change says, for the buttons and forms that show it: a
     step taken from one drawn before an edit is refused (errors.EditedSince), not taken on
     what the person never saw."""
-    return hashlib.sha256(repr(details).encode("utf-8")).hexdigest()[:12]
+    # What it says, not how it is held: a change read from the database and the same change
+    # kept in memory after a save hold their times in different zones.
+    said = json.dumps(asdict(details), sort_keys=True, default=_canonical)
+    return hashlib.sha256(said.encode("utf-8")).hexdigest()[:12]
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return sorted(map(str, value))
+    return str(value)
 
 
 REF_PREFIX = "CHG-"

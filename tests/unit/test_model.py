@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta, timezone
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from tests.unit.builders import ALICE, ANNA, IVAN, NOW, PETER, a_change
@@ -11,10 +15,12 @@ from workflows.model import (
     PeerReview,
     Rollback,
     Stage,
+    Window,
     format_ref,
     parse_ref,
     pull_request_key,
     ref_in,
+    seen_digest,
 )
 
 
@@ -125,3 +131,17 @@ def test_the_implementer_answers_for_a_change_else_the_requester() -> None:
 )
 def test_a_pull_request_is_known_by_its_repository_and_number(url: str, key: str) -> None:
     assert pull_request_key(url) == key
+
+
+def test_what_a_change_says_is_fingerprinted_the_same_however_its_times_are_held() -> None:
+    """Read back from the database its times are in UTC; kept in memory after a save they are
+    in the zone they were given in: the same change, the same fingerprint."""
+    details = a_change(Classification.NORMAL, Stage.APPROVE).details
+    assert details.window is not None
+    elsewhere = Window(
+        details.window.start.astimezone(ZoneInfo("Europe/Berlin")),
+        details.window.end.astimezone(timezone(timedelta(hours=5, minutes=30))),
+    )
+
+    assert seen_digest(replace(details, window=elsewhere)) == seen_digest(details)
+    assert seen_digest(replace(details, title="Something else")) != seen_digest(details)
