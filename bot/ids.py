@@ -124,6 +124,12 @@ class Target:
             value["d"] = self.details
         return json.dumps(value)
 
+    @property
+    def as_seen(self) -> tuple[int, str] | None:
+        """(number, details digest) for Services.run_as_seen; None if what was shown is not
+        known (a button drawn before buttons carried it)."""
+        return (self.number, self.details) if self.details else None
+
     @classmethod
     def decode(cls, value: str) -> Target:
         """Parse a button value or private_metadata; ValueError if it is not ours."""

@@ -18,11 +18,10 @@ from bot.catalog import LiveCatalog
 from bot.directory import Directory
 from bot.settings import Settings
 from bot.traffic import Traffic
-from storage.repositories import SqlChanges
 from storage.uow import SqlUnitOfWork, read_session
-from workflows.errors import EditedSince, NotFound, StaleChange
+from workflows.errors import StaleChange
 from workflows.metrics import Dora, last_days
-from workflows.model import Actor, Change, Window, format_ref, seen_digest
+from workflows.model import Actor, Change, Window
 from workflows.policy import Policy
 from workflows.ports import Clock, UnitOfWork
 from workflows.standing import Standing, standings
@@ -71,10 +70,23 @@ class Services:
         use case runs again on the fresh state, so both are counted (or the second refused by
         the rules, never silently lost). Afterwards the publisher is told there is news.
         """
+        return await self.run_as_seen(None, use_case, *args, **kwargs)
+
+    async def run_as_seen(
+        self,
+        seen: tuple[int, str] | None,
+        use_case: Callable[Concatenate[UnitOfWork, Clock, Policy, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`run`, for a step a person took on a change as shown to them: `seen` is its number
+        and `seen_digest` then (ids.Target); refused (EditedSince) in the step's own
+        transaction if the change says something else by then. None: nothing to compare."""
 
         def call(*args: P.args, **kwargs: P.kwargs) -> T:
             policy = self._policy_in_force()
-            return use_case(SqlUnitOfWork(self.engine), self.clock, policy, *args, **kwargs)
+            uow = SqlUnitOfWork(self.engine, seen=seen)
+            return use_case(uow, self.clock, policy, *args, **kwargs)
 
         for attempt in range(CONFLICT_RETRIES):
             try:
@@ -98,18 +110,6 @@ class Services:
             with self.read() as session:
                 self.policy = self.live.refresh(session)
         return self.policy
-
-    async def as_seen(self, number: int, seen: str) -> None:
-        """EditedSince if the change no longer says what the person was shown (`seen`, its
-        `seen_digest` then; "" when not known: nothing to compare)."""
-        if not seen:
-            return
-        try:
-            details = await self.query(lambda session: SqlChanges(session).get(number).details)
-        except NotFound:
-            return  # the step itself says so
-        if seen_digest(details) != seen:
-            raise EditedSince(format_ref(number))
 
     async def query(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a read in a worker thread with a read-only session."""

@@ -26,7 +26,6 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from storage import leases
 from storage.repositories import read_head
 from storage.tables import AuditEventRow, _when
-from workflows.audit import GENESIS
 from workflows.digests import Digest, DigestMalformed, Named, file_name, is_digest_name, mark, parse
 
 #: The one row of the digest schedule.
@@ -122,7 +121,7 @@ def snapshot(session: Session, since: int) -> Snapshot:
     """The trail now, with a mark of each event after #`since` (fewer if the trail is shorter).
     Events up to the head never change once written, so the reads agree however they
     interleave with writers."""
-    seq, last = read_head(session) or (0, GENESIS)
+    seq, last = read_head(session)
     events = session.exec(
         select(func.count()).select_from(AuditEventRow).where(col(AuditEventRow.seq) <= seq)
     ).one()

@@ -43,7 +43,7 @@ from storage.tables import (
     compare_and_set,
 )
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, canonical_details, chain
-from workflows.errors import AlreadyRequested, NotFound
+from workflows.errors import AlreadyRequested, EditedSince, NotFound
 from workflows.model import (
     Change,
     ChangeDetails,
@@ -52,16 +52,19 @@ from workflows.model import (
     Window,
     format_ref,
     parse_ref,
+    seen_digest,
 )
 from workflows.schedule import Booking, Conflict, booking, conflicts, weeks
 
 
 class SqlChanges:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, seen: tuple[int, str] | None = None) -> None:
         self.session = session
         #: Where each change read here was on the calendar when read: a save that leaves it
         #: there (most do) writes no schedule rows.
         self._booked: dict[int, _Booked | _AsRead] = {}
+        #: (number, seen_digest) of what a person was shown, checked at its first read here.
+        self._seen = seen
 
     def add(
         self,
@@ -102,6 +105,10 @@ class SqlChanges:
         change = self.get_many([number]).get(number)
         if change is None:
             raise NotFound("change", format_ref(number))
+        if self._seen is not None and self._seen[0] == number:
+            seen, self._seen = self._seen[1], None  # the step's first read: before it moves
+            if seen_digest(change.details) != seen:
+                raise EditedSince(change.ref)
         return change
 
     def save(self, change: Change) -> None:

@@ -21,13 +21,16 @@ class SqlUnitOfWork:
     obligations: ObligationBook
     proposals: ProposalRepository
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, seen: tuple[int, str] | None = None) -> None:
+        """`seen`: (number, seen_digest) of the change as a person was shown it; the step
+        is refused (EditedSince) if the change says something else by the time it reads it."""
         self.engine = engine
+        self.seen = seen
         self._session: Session | None = None
 
     def __enter__(self) -> Self:
         self._session = Session(self.engine, expire_on_commit=False)
-        self.changes = SqlChanges(self._session)
+        self.changes = SqlChanges(self._session, self.seen)
         self._audit = SqlAudit(self._session, deferred=True)
         self.audit = self._audit
         self.obligations = SqlObligations(self._session)

@@ -39,11 +39,16 @@ def _dumps(value: Any) -> str:
     """Readable JSON; escaped if it holds what UTF-8 cannot (a lone surrogate someone sent,
     quoted back): an error must always be answerable."""
     text = json.dumps(value, ensure_ascii=False)
+    return text if encodable(text) else json.dumps(value)
+
+
+def encodable(text: str) -> bool:
+    """Whether UTF-8 can hold `text`: JSON may escape a lone surrogate, no text holds one."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(value)
-    return text
+        return False
+    return True
 
 
 def from_change_error(error: ChangeError) -> ApiError:

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from bot.api.errors import ApiError
+from bot.api.errors import ApiError, encodable
 from workflows.model import parse_ref
 from workflows.tokens import hash_secret
 
@@ -71,14 +71,6 @@ async def json_body(
     return Fields(values)
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # JSON may escape a lone surrogate; no text can hold one
-        return False
-    return True
-
-
 def printable(text: str) -> str:
     """`text` as it can be written back in an answer or a log line: its lone surrogates, if
     any, as the escapes that brought them."""
@@ -110,7 +102,7 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 def _check_text(values: dict[str, Any]) -> None:
     """400 if any string in the body is not text (a lone surrogate), naming the field."""
     for name, value in values.items():
-        if not _encodable(json.dumps([name, value], ensure_ascii=False)):
+        if not encodable(json.dumps([name, value], ensure_ascii=False)):
             shown = printable(name)
             raise ApiError(
                 400,

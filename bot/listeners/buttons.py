@@ -87,8 +87,9 @@ async def _make_move(
 ) -> None:
     actor = await services.directory.actor(where.user)
     try:
-        await services.as_seen(target.number, target.details)
-        await services.run(use_case, target.number, actor, seen_stage=target.seen)
+        await services.run_as_seen(
+            target.as_seen, use_case, target.number, actor, seen_stage=target.seen
+        )
     except Exception as error:  # after the acknowledgement: the person is told all the same
         await tell_failure(services.client, where, error)
 

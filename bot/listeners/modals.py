@@ -97,9 +97,14 @@ class StepForm:
         self, services: Services, actor: Actor, target: ids.Target, values: dict[str, Any]
     ) -> Any:
         args, kwargs = self.read(values, await services.current_policy())
-        await services.as_seen(target.number, target.details)
-        return await services.run(
-            self.use_case, target.number, actor, *args, seen_stage=target.seen, **kwargs
+        return await services.run_as_seen(
+            target.as_seen,
+            self.use_case,
+            target.number,
+            actor,
+            *args,
+            seen_stage=target.seen,
+            **kwargs,
         )
 
 

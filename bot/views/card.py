@@ -471,21 +471,22 @@ def _links(change: Change) -> str:
 
 def action_blocks(shown: Standing) -> list[ActionsBlock]:
     """One button per move available now; no block at all when there is none."""
-    buttons = [button(shown.change, action) for action in shown.moves]
+    value = ids.target_of(shown.change).encode()  # the same on every button of the card
+    buttons = [button(shown.change, action, value) for action in shown.moves]
     return [
         ActionsBlock(elements=buttons[i : i + ACTIONS_PER_BLOCK])
         for i in range(0, len(buttons), ACTIONS_PER_BLOCK)
     ]
 
 
-def button(change: Change, action: Action) -> ButtonElement:
+def button(change: Change, action: Action, value: str) -> ButtonElement:
     label = LABELS.get(action, action.verb.capitalize())
     if action is Action.EDIT and change.classification is Classification.EMERGENCY:
         label = "Add details"
     return ButtonElement(
         text=PlainTextObject(text=text.plain_label(label, text.BUTTON_LIMIT)),
         action_id=ids.card_action_id(action),
-        value=ids.target_of(change).encode(),
+        value=value,
         style=STYLES.get(action),
         confirm=_confirm(change, action),
     )
