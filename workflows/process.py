@@ -519,13 +519,15 @@ def cancel(
     reason: str,
     seen_stage: Stage | None = None,
 ) -> Change:
-    """Withdraw a change before its deployment starts, with a reason."""
+    """Withdraw a change before its deployment starts, with a reason. A break-glass change
+    the gate has let a pipeline deploy is not withdrawn: its outcome is recorded instead."""
     reason = check_text("reason", reason, "reason", required=True)
     with _step(uow, clock, policy, number, seen_stage) as step:
         step.move(Action.CANCEL, actor, reason=reason)
         step.change.cancel_reason = reason
         step.change.closed_at = step.at
-        # Cancelled before deploying, a break-glass change has nothing to approve in retrospect.
+        # Cancelled before the gate let anything deploy it (stages.not_deployed), a break-glass
+        # change has nothing to approve in retrospect.
         step.change.retro_approval_owed = False
         uow.obligations.settle(Owed.RETROSPECTIVE_APPROVAL, number, step.at)
     return step.change

@@ -22,7 +22,7 @@ from workflows import approval_rules
 from workflows.approval_rules import RuleKind
 from workflows.errors import NotAllowed, TransitionNotAllowed
 from workflows.events import Happened
-from workflows.model import Actor, Change, Classification, Stage, is_pipeline
+from workflows.model import Actor, Change, Classification, GateStatus, Stage, is_pipeline
 from workflows.policy import Policy
 
 
@@ -168,6 +168,26 @@ def quorum_met(change: Change, attempt: Attempt) -> str | None:
 def not_deploying(change: Change, _: Attempt) -> str | None:
     if change.deployment_started_at is not None:
         return "its deployment has started."
+    return None
+
+
+def not_deployed(change: Change, attempt: Attempt) -> str | None:
+    """Cancelling says the change never went out. Not once its deployment started, nor once
+    the gate let a pipeline deploy a break-glass change: it may be out, and the approval owed
+    in retrospect must not vanish with a cancellation."""
+    if not_deploying(change, attempt) is not None:
+        return (
+            "its deployment has started. Record its outcome instead (Rolled back or Failed if "
+            "it did not go as planned)."
+        )
+    allowed = next((c for c in change.gate_checks if c.status is GateStatus.ALLOWED), None)
+    if change.break_glass_at is not None and allowed is not None:
+        return (
+            f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to "
+            f"{allowed.environment} under break-glass, so it may already be deployed. Start "
+            "its deployment and record its outcome instead (Rolled back or Failed if it did "
+            "not go ahead): its approval stays owed in retrospect."
+        )
     return None
 
 
@@ -390,7 +410,8 @@ MOVES: tuple[Move[Stage, Change], ...] = (
         for s in (S.REVIEW, S.TEST, S.APPROVE)
     ),
     Move(S.DEPLOY, A.APPROVE, S.DEPLOY, when=(retro_approval_owed,), who=_APPROVER),
-    # Before deployment the requester may edit or cancel; an approver may cancel too.
+    # Before deployment the requester may edit or cancel; an approver may cancel too. A
+    # break-glass change the gate let a pipeline deploy is past cancelling (not_deployed).
     *(Move(s, A.EDIT, s, when=(not_deploying,), who=(in_charge,)) for s in _OPEN_BEFORE_CLOSE),
     # Reclassifying a submitted change sends it back to Request, to be submitted again.
     *(
@@ -398,7 +419,7 @@ MOVES: tuple[Move[Stage, Change], ...] = (
         for s in _OPEN_BEFORE_CLOSE[1:]
     ),
     *(
-        Move(s, A.CANCEL, S.CANCELLED, when=(not_deploying,), who=(in_charge_or_approver,))
+        Move(s, A.CANCEL, S.CANCELLED, when=(not_deployed,), who=(in_charge_or_approver,))
         for s in _OPEN_BEFORE_CLOSE
     ),
 )

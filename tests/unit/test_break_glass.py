@@ -16,6 +16,7 @@ from tests.unit.builders import (
     NOW,
     OSCAR,
     PETER,
+    TOMORROW,
     Desk,
     a_policy,
     emergency_details,
@@ -24,7 +25,8 @@ from tests.unit.builders import (
 )
 from workflows.chase import Obligation, Owed
 from workflows.errors import NotAllowed, TransitionNotAllowed
-from workflows.model import SYSTEM, Actor, Change, Outcome, Rollback, Stage
+from workflows.gate import Asked, Question, Target, ask
+from workflows.model import SYSTEM, Actor, Change, GateStatus, Outcome, Rollback, Stage
 from workflows.stages import Action, Attempt, available_actions, move_for
 
 RULES = 'approver_users = ["UEMMA"]\napprover_groups = ["SONCALL"]\n'
@@ -331,6 +333,54 @@ def test_filling_in_the_missing_details_after_break_glass_keeps_the_change_in_de
 
 def test_cancelling_a_broken_glass_change_before_deploying_stops_its_chase(desk: Desk) -> None:
     broken = broken_glass(desk)
+    cancelled = desk.cancel(broken, reason="The incident resolved itself.")
+    assert cancelled.stage is Stage.CANCELLED
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, broken) is None
+
+
+def allowed_by_the_gate(desk: Desk, change: Change) -> Change:
+    """A pipeline asked the gate to deploy the change, and the gate allowed it."""
+    question = Question(change.number, Target("api", "production"), Asked("ci-prod"))
+    answer = ask(desk.uow, desk.clock, desk.policy, question)
+    assert answer.decision.status is GateStatus.ALLOWED
+    return desk.stored(change)
+
+
+def test_a_broken_glass_change_the_gate_let_deploy_cannot_be_cancelled(desk: Desk) -> None:
+    """No start reported, but a pipeline may have deployed it: a cancellation would erase the
+    approval owed in retrospect."""
+    allowed = allowed_by_the_gate(desk, broken_glass(desk))
+    assert Action.CANCEL not in available_actions(allowed, desk.policy)
+
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+        desk.cancel(allowed, by=EMMA, reason="The incident resolved itself.")
+
+    assert str(refused.value) == (
+        "Can't cancel a change that is in Deploy and verify: the gate allowed ci-prod to "
+        "deploy api to production under break-glass, so it may already be deployed. Start its "
+        "deployment and record its outcome instead (Rolled back or Failed if it did not go "
+        "ahead): its approval stays owed in retrospect."
+    )
+    assert desk.stored(allowed).retro_approval_owed
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, allowed) is not None
+
+
+def test_a_broken_glass_change_the_gate_let_deploy_is_rolled_back_still_owing_approval(
+    desk: Desk,
+) -> None:
+    allowed = allowed_by_the_gate(desk, broken_glass(desk))
+    rolled_back = desk.record_outcome(desk.start_deployment(allowed), Outcome.ROLLED_BACK)
+    assert (rolled_back.retro_approval_owed, rolled_back.review_owed) == (True, True)
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, allowed) is not None
+
+
+def test_a_gate_still_holding_a_broken_glass_change_does_not_stop_its_cancellation(
+    desk: Desk,
+) -> None:
+    """Before its window opens the gate holds even a break-glass change: nothing went out."""
+    broken = broken_glass(desk, window=TOMORROW)
+    question = Question(broken.number, Target("api", "production"), Asked("ci-prod"))
+    assert ask(desk.uow, desk.clock, desk.policy, question).decision.status is GateStatus.AWAITING
     cancelled = desk.cancel(broken, reason="The incident resolved itself.")
     assert cancelled.stage is Stage.CANCELLED
     assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, broken) is None

@@ -353,7 +353,8 @@ def test_a_change_cannot_be_cancelled_once_its_deployment_started(desk: Desk) ->
     with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
         desk.cancel(change)
     assert str(refused.value) == (
-        "Can't cancel a change that is in Deploy and verify: its deployment has started."
+        "Can't cancel a change that is in Deploy and verify: its deployment has started. "
+        "Record its outcome instead (Rolled back or Failed if it did not go as planned)."
     )
 
 
