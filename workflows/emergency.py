@@ -5,11 +5,13 @@ it — break-glass, loudly recorded, with an approval owed in retrospect."""
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 from workflows.chase import Owed, owe
 from workflows.followup import review_cadence
 from workflows.model import (
     Actor,
+    Approval,
     Change,
     ChangeDetails,
     Classification,
@@ -107,3 +109,55 @@ def break_glass(
             )
         )
     return change
+
+
+# -- what became of the approval owed in retrospect ------------------------------------------
+
+
+class Retrospect(StrEnum):
+    """What became of the approval a break-glass change owed in retrospect."""
+
+    OWED = "owed"
+    APPROVED = "approved"
+    #: Cancelled before anything deployed it: nothing to approve.
+    CANCELLED = "cancelled"
+    #: Reclassified before it deployed: approved as its new class asks, not in retrospect.
+    RECLASSIFIED = "reclassified"
+    #: Closed without its post-change review, the approval never given.
+    CLOSED_UNAPPROVED = "closed_unapproved"
+
+
+def retrospect(change: Change) -> Retrospect | None:
+    """What became of the approval owed in retrospect; None for a change that never broke
+    glass. Only an approval given after break-glass, in Deploy, is one in retrospect."""
+    if change.break_glass_at is None:
+        return None
+    if change.retro_approval_owed:
+        return Retrospect.OWED
+    if _reclassified_since_break_glass(change):
+        return Retrospect.RECLASSIFIED
+    if approved_in_retrospect(change) is not None:
+        return Retrospect.APPROVED
+    if change.stage is Stage.CANCELLED:
+        return Retrospect.CANCELLED
+    return Retrospect.CLOSED_UNAPPROVED
+
+
+def approved_in_retrospect(change: Change) -> Approval | None:
+    """The approval an approver gave the break-glass change once it had gone ahead, if any."""
+    since = change.break_glass_at
+    if since is None or _reclassified_since_break_glass(change):
+        return None
+    return next((a for a in change.approvals if a.kind == "approver" and a.at >= since), None)
+
+
+def _reclassified_since_break_glass(change: Change) -> bool:
+    """Break-glass leaves an Emergency change in Deploy; only a reclassification sends it back
+    to Request, to be submitted again (and approved then, not in retrospect)."""
+    assert change.break_glass_at is not None
+    submitted = change.submitted_at or change.created_at
+    return (
+        change.classification is not Classification.EMERGENCY
+        or change.stage is Stage.REQUEST
+        or submitted > change.break_glass_at
+    )

@@ -25,6 +25,7 @@ from bot.views.common import (
     section,
     to_dicts,
 )
+from workflows import emergency
 from workflows.approval_rules import RuleProgress
 from workflows.model import FIVE_STAGES, Change, Classification, Stage
 from workflows.policy import Policy
@@ -249,7 +250,8 @@ def status_lines(
                 "break_glass",
                 at=change.break_glass_at,
                 by=change.break_glass_by or change.deployed_by or change.requester,
-                owed=change.retro_approval_owed,
+                retrospect=emergency.retrospect(change),
+                approved=emergency.approved_in_retrospect(change),
             )
         )
     if change.closed_without_review:

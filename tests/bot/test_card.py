@@ -4,6 +4,7 @@ and whatever people wrote shown literally."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -21,17 +22,30 @@ from tests.bot.blockkit import (
     texts,
 )
 from tests.bot.changes import (
+    ALICE,
     ANNA,
+    EMMA,
     IVAN,
     SCENARIOS,
+    Desk,
     a_desk,
     a_policy,
     emergency_details,
     every_change,
     normal_details,
 )
-from workflows import emergency
-from workflows.model import Change, Level, Links, Outcome, Rollback, Stage, seen_digest
+from tests.unit.builders import TOMORROW
+from workflows import emergency, process
+from workflows.model import (
+    Change,
+    Classification,
+    Level,
+    Links,
+    Outcome,
+    Rollback,
+    Stage,
+    seen_digest,
+)
 from workflows.stages import Action, available_actions
 from workflows.standing import standing
 
@@ -190,6 +204,72 @@ def test_the_card_names_whoever_broke_glass() -> None:
     mrkdwn = all_mrkdwn(card(desk.stored(broken), desk.policy)["blocks"])
 
     assert "by <@UIVAN>: deployed without approval" in mrkdwn
+
+
+def _broken_glass(desk: Desk) -> Change:
+    change = desk.request(emergency_details())
+    desk.clock.advance(hours=1)
+    return desk._run(emergency.break_glass, change, ALICE, reason="Checkout is down.")
+
+
+def _closed_unapproved(desk: Desk) -> Change:
+    failed = desk.record_outcome(desk.start_deployment(_broken_glass(desk)), Outcome.FAILED)
+    return desk._run(process.close_without_review, failed, EMMA, reason="The owner left.")
+
+
+def _reclassified(desk: Desk) -> Change:
+    return desk.edit(
+        _broken_glass(desk),
+        classification=Classification.NORMAL,
+        description="It was a Normal change after all.",
+        services=("api",),
+        rollback=Rollback(plan="Revert."),
+        window=TOMORROW,
+    )
+
+
+BREAK_GLASS_ENDS: dict[str, tuple[Callable[[Desk], Change], str]] = {
+    "still owed": (_broken_glass, "deployed without approval. *Retrospective approval owed.*"),
+    "approved": (
+        lambda d: d.approve(_broken_glass(d), by=EMMA),
+        "deployed without approval. Approved in retrospect by <@UEMMA>.",
+    ),
+    "cancelled": (
+        lambda d: d.cancel(_broken_glass(d), reason="It resolved itself."),
+        "went ahead without approval, then was cancelled before it deployed: no approval is "
+        "owed in retrospect.",
+    ),
+    "reclassified": (
+        _reclassified,
+        "went ahead without approval, then was reclassified before it deployed: it is approved "
+        "as its new class asks, not in retrospect.",
+    ),
+    "reclassified, then approved as a Normal change": (
+        lambda d: d.approve(d.add_evidence(d.review(d.submit(_reclassified(d))))),
+        "went ahead without approval, then was reclassified before it deployed: it is approved "
+        "as its new class asks, not in retrospect.",
+    ),
+    "closed without review": (
+        _closed_unapproved,
+        "deployed without approval. Closed without its post-change review, never approved in "
+        "retrospect.",
+    ),
+}
+
+
+@pytest.mark.parametrize("ended", BREAK_GLASS_ENDS)
+def test_the_break_glass_line_says_what_became_of_the_approval_owed(ended: str) -> None:
+    """The card says it was approved in retrospect only when an approver gave that approval."""
+    make, said = BREAK_GLASS_ENDS[ended]
+    desk = a_desk()
+    change = desk.stored(make(desk))
+
+    line = next(
+        t for t in all_mrkdwn(card(change, desk.policy)["blocks"]).split("\n") if "BREAK-GLASS" in t
+    )
+
+    assert line.endswith(f"by <@UALICE>: {said}"), line
+    assert ("Approved in retrospect" in line) is (ended == "approved")
 
 
 def test_outcome_cancel_reason_and_latest_rejection_are_shown() -> None:
