@@ -55,7 +55,9 @@ class GithubDeploymentRow(SQLModel, table=True):
     decision: str = Field(default="", max_length=20)
     answer_state: str = Field(default="", max_length=20)
     answer_comment: str = Field(default="", sa_column=Column(Text, nullable=False))
-    reported_waiting: bool = False
+    #: The status report GitHub last took on the run ("" before the first): another is sent
+    #: only when what the run waits for has changed.
+    reported_comment: str = Field(default="", sa_column=Column(Text, nullable=False))
     change_version: int = -1
     due_at: datetime | None = _when(nullable=True)
     attempts: int = 0
@@ -91,7 +93,7 @@ class Held:
     decision: str
     answer_state: str
     answer_comment: str
-    reported_waiting: bool
+    reported_comment: str
     attempts: int
 
 
@@ -162,7 +164,7 @@ def _row(request: Requested, at: datetime) -> dict[str, Any]:
         "decision": "",
         "answer_state": "",
         "answer_comment": "",
-        "reported_waiting": False,
+        "reported_comment": "",
         "change_version": -1,
         "due_at": at,
         "attempts": 0,
@@ -222,7 +224,7 @@ def _held(row: GithubDeploymentRow) -> Held:
         decision=row.decision,
         answer_state=row.answer_state,
         answer_comment=row.answer_comment,
-        reported_waiting=row.reported_waiting,
+        reported_comment=row.reported_comment,
         attempts=row.attempts,
     )
 

@@ -1,5 +1,6 @@
 """Answers GitHub for the deployments it holds: decides with the gate's rules, tells GitHub
-what the deployment waits for, and approves or rejects it the moment its change allows.
+what the deployment waits for (again whenever that changes), and approves or rejects it the
+moment its change allows.
 
 Each replica's worker claims due requests under a lease (storage/github.py): new ones, ones
 whose change has moved since they were decided, ones whose window has opened, and answers
@@ -108,17 +109,21 @@ class GithubGate(LeasedWorker[Held]):
             return await self._freeze(held, number, state, _comment(ref, decision), decision)
         now = self.clock.now()
         due, attempts, error = min(decision.recheck_at or now + RECHECK, now + RECHECK), 0, ""
-        reported = held.reported_waiting or await self._report_waiting(held, ref, decision)
-        if not reported:  # try the report again soon; the decision stands meanwhile
-            delay = min(RETRY_FIRST * 2**held.attempts, RETRY_MAX)
-            due, attempts = now + timedelta(seconds=delay), held.attempts + 1
-            error = "the status report did not reach GitHub"
+        report, reported = _waiting(ref, decision), held.reported_comment
+        # Each report is a line in the run's history: one only when what it waits for changed.
+        if report != reported:
+            if await self._report_waiting(held, report):
+                reported = report
+            else:  # try the report again soon; the decision stands meanwhile
+                delay = min(RETRY_FIRST * 2**held.attempts, RETRY_MAX)
+                due, attempts = now + timedelta(seconds=delay), held.attempts + 1
+                error = "the status report did not reach GitHub"
         await self._record(
             held,
             status=AWAITING,
             number=number,
             decision=decision.status.value,
-            reported_waiting=reported,
+            reported_comment=reported,
             change_version=version,
             due_at=due,
             attempts=attempts,
@@ -128,7 +133,7 @@ class GithubGate(LeasedWorker[Held]):
         )
         return held
 
-    async def _report_waiting(self, held: Held, ref: str, decision: Decision) -> bool:
+    async def _report_waiting(self, held: Held, report: str) -> bool:
         """Say on the run what it waits for (a status report: a comment, no answer); False
         if it should be tried again."""
         request = held.request
@@ -138,13 +143,13 @@ class GithubGate(LeasedWorker[Held]):
                 request.installation_id,
                 request.run_id,
                 request.environment,
-                _waiting(ref, decision),
+                report,
             )
         except (GitHubException, aiohttp.ClientError, TimeoutError, OSError) as error:
             if isinstance(error, BadRequest) and error.status_code in NOT_PENDING:
-                # The run is gone, or takes no more reports: asking again changes nothing. The
-                # request goes on waiting for its change; its answer says whether GitHub still
-                # waits.
+                # The run is gone, or takes no more reports: asking again changes nothing (a
+                # report saying something new is still tried). The request goes on waiting for
+                # its change; its answer says whether GitHub still waits.
                 log.warning("GitHub took no status report for %s: %s", request.delivery_id, error)
                 return True
             log.warning(

@@ -19,7 +19,7 @@ import pytest_asyncio
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from bot.github.worker import GithubGate
+from bot.github.worker import RECHECK, GithubGate
 from bot.settings import Settings
 from standin.github import (
     APP_ID,
@@ -33,7 +33,7 @@ from storage.github import ANSWERED, AWAITING, DECIDED, GithubDeploymentRow
 from storage.uow import SqlUnitOfWork
 from tests.e2e.harness import eventually
 from tests.integration.api import Served, served
-from tests.integration.changes import APPROVER, POLICY, REQUESTER
+from tests.integration.changes import APPROVER, PEER, POLICY, REQUESTER, request
 from workflows import process
 from workflows.model import Change, Links
 from workflows.policy import Gate, GithubTarget
@@ -185,6 +185,86 @@ async def test_a_waiting_deployment_is_told_why_and_approved_once_its_change_is(
     assert world.held(run).state == "approved"
     assert len(world.github.answers()) == 1
     assert len(world.held(run).reports) == 1
+
+
+async def test_a_waiting_deployment_is_told_again_only_when_what_it_waits_for_changes(
+    world: World,
+) -> None:
+    change = request(world.app.engine, world.app.clock)  # in Review
+    _, run = await world.deploy(ref=change.ref)
+    await world.worker.sweep()
+    assert "it waits for its peer review" in world.held(run).reports[-1]
+
+    process.record_review(
+        SqlUnitOfWork(world.app.engine),
+        world.app.clock,
+        POLICY,
+        change.number,
+        PEER,
+        assessment="Fine.",
+        risk=change.risk,
+    )
+    await world.worker.sweep()
+    assert len(world.held(run).reports) == 2
+    assert "it waits for test evidence from staging" in world.held(run).reports[-1]
+
+    # Looked at again, an hour on and when a pipeline's question moves its change, it waits
+    # for the same: nothing is sent.
+    assert await world.after(RECHECK.total_seconds()) == 1
+    asked, _ = await world.app.ask(
+        world.app.token(), change=change.ref, service="payments", environment="production"
+    )
+    assert asked == 200
+    assert await world.worker.sweep() == 1
+    assert len(world.held(run).reports) == 2
+
+    process.add_test_evidence(
+        SqlUnitOfWork(world.app.engine),
+        world.app.clock,
+        POLICY,
+        change.number,
+        PEER,
+        evidence="Green in staging.",
+    )
+    await world.worker.sweep()
+    assert "it waits for approval: it has 0 of" in world.held(run).reports[-1]
+
+    world.app.in_window()
+    world.approve(change.number)
+    await world.worker.sweep()
+    assert world.held(run).state == "approved"
+    assert len(world.github.answers()) == 1
+    assert len(world.held(run).reports) == 3
+    assert world.row(run).reported_comment == world.held(run).reports[-1]
+
+
+async def test_a_new_status_report_github_fails_to_take_is_retried_with_backoff(
+    world: World,
+) -> None:
+    change = request(world.app.engine, world.app.clock)
+    _, run = await world.deploy(ref=change.ref)
+    await world.worker.sweep()
+    world.github.failures = [502]
+
+    process.record_review(
+        SqlUnitOfWork(world.app.engine),
+        world.app.clock,
+        POLICY,
+        change.number,
+        PEER,
+        assessment="Fine.",
+        risk=change.risk,
+    )
+    await world.worker.sweep()
+    assert len(world.held(run).reports) == 1
+    assert world.row(run).attempts == 1
+    assert await world.after(1) == 0  # backing off: not yet
+    await world.after(2)
+
+    assert len(world.held(run).reports) == 2
+    assert "it waits for test evidence from staging" in world.held(run).reports[-1]
+    assert world.row(run).attempts == 0
+    assert await world.after(60) == 0  # taken: nothing more to send
 
 
 async def test_a_change_cancelled_while_a_deployment_waits_rejects_it(world: World) -> None:

@@ -102,3 +102,93 @@ def test_the_latest_migrations_go_down_and_up_again(empty_database_url: str) -> 
         assert migrate.upgrade(engine).is_current
     finally:
         engine.dispose()
+
+
+def test_downgrading_keeps_whether_a_held_deployment_was_told_what_it_waits_for(
+    empty_database_url: str,
+) -> None:
+    engine = make_engine(empty_database_url)
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    try:
+        migrate.upgrade(engine, "0015")
+        with engine.begin() as connection:
+            for delivery, reported in (("told", True), ("untold", False)):
+                connection.execute(
+                    insert(_GITHUB_0015).values(_a_held_deployment(delivery, reported))
+                )
+
+        migrate.upgrade(engine)
+        # What a run was told before is not known: its next decision tells it once more.
+        assert _column(engine, "reported_comment") == [("told", ""), ("untold", "")]
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "UPDATE github_deployments SET reported_comment = 'Waits for review.' "
+                    "WHERE delivery_id = 'told'"
+                )
+            )
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0015")
+
+        assert _column(engine, "reported_waiting") == [("told", True), ("untold", False)]
+    finally:
+        engine.dispose()
+
+
+#: The github_deployments columns without defaults, as migration 0015 left them.
+_GITHUB_0015 = Table(
+    "github_deployments",
+    MetaData(),
+    Column("delivery_id", String, primary_key=True),
+    Column("received_at", UTCDateTime()),
+    Column("repository", String),
+    Column("environment", String),
+    Column("run_id", Integer),
+    Column("installation_id", Integer),
+    Column("sha", String),
+    Column("ref", String),
+    Column("sender", String),
+    Column("pull_requests", String),
+    Column("status", String),
+    Column("decision", String),
+    Column("answer_state", String),
+    Column("answer_comment", String),
+    Column("reported_waiting", Boolean),
+    Column("change_version", Integer),
+    Column("attempts", Integer),
+    Column("lease_owner", String),
+    Column("last_error", String),
+)
+
+
+def _a_held_deployment(delivery: str, reported: bool) -> dict[str, object]:
+    return {
+        "delivery_id": delivery,
+        "received_at": CREATED,
+        "repository": "acme/payments",
+        "environment": "production",
+        "run_id": 1001,
+        "installation_id": 1,
+        "sha": "",
+        "ref": "CHG-1",
+        "sender": "octocat",
+        "pull_requests": "[]",
+        "status": "awaiting",
+        "decision": "awaiting",
+        "answer_state": "",
+        "answer_comment": "",
+        "reported_waiting": reported,
+        "change_version": 1,
+        "attempts": 0,
+        "lease_owner": "",
+        "last_error": "",
+    }
+
+
+def _column(engine: Engine, name: str) -> list[tuple[object, ...]]:
+    with engine.connect() as connection:
+        found = connection.execute(
+            text(f"SELECT delivery_id, {name} FROM github_deployments ORDER BY delivery_id")
+        ).all()
+    return [tuple(row) for row in found]
