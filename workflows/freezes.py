@@ -10,6 +10,7 @@ the same time before the change, which is the instant the clock jumped over.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -56,6 +57,14 @@ LocalTime = Annotated[datetime, BeforeValidator(_local)]
 
 #: No freeze ends in or after this year: a calendar of it would run past the last date.
 LAST_YEAR = 3000
+
+
+class _UntilUnreadable(ValueError):
+    """An RRULE's UNTIL in none of the forms RFC 5545 gives it."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        self.value = value
 
 
 class Freeze(BaseModel):
@@ -107,8 +116,21 @@ class Freeze(BaseModel):
                     f"rrule: INTERVAL={interval} in {self.rrule!r}; an interval is a whole "
                     "number from 1 (INTERVAL=2 with FREQ=WEEKLY: every other week)"
                 )
+            if "\n" in self._text() or "DTSTART" in self._text().upper():
+                raise ValueError(
+                    f"rrule: {self.rrule!r} is more than an RRULE; write its parts alone (for "
+                    'example "FREQ=WEEKLY;BYDAY=FR"): the freeze\'s start and timezone say when '
+                    "and where it starts, not a DTSTART or TZID of its own"
+                )
             try:
                 rule = self._rule()
+            except _UntilUnreadable as error:
+                raise ValueError(
+                    f"rrule: UNTIL={error.value} in {self.rrule!r} is not a date or time as "
+                    "RFC 5545 writes them; write UNTIL=20270301T000000Z (in UTC), "
+                    "UNTIL=20270301T000000 (on the clock of the freeze's timezone) or "
+                    "UNTIL=20270301 (its midnight there)"
+                ) from None
             except (ValueError, TypeError) as error:
                 raise ValueError(
                     f"rrule: {self.rrule!r} is not an RFC 5545 RRULE ({error}); for example "
@@ -140,16 +162,40 @@ class Freeze(BaseModel):
                 )
         return self
 
+    def _text(self) -> str:
+        """The rule's parts, without the "RRULE:" a calendar writes before them."""
+        text = self.rrule.strip()
+        return text[len("RRULE:") :] if text.upper().startswith("RRULE:") else text
+
     def _parts(self) -> dict[str, str]:
         """The rule's parts as written (dateutil keeps its own private): {"FREQ": "WEEKLY"}."""
-        text = self.rrule.strip().upper().removeprefix("RRULE:")
-        return dict(p.split("=", 1) for p in text.split(";") if "=" in p)
+        return dict(p.split("=", 1) for p in self._text().upper().split(";") if "=" in p)
 
     def _rule(self) -> RRule:
-        rule = rrulestr(self.rrule.removeprefix("RRULE:"), dtstart=self.start)
+        # The rule recurs on the freeze's wall clock (a start without a zone), so its UNTIL is
+        # read here and given to it on that clock: dateutil refuses a UTC one beside such a start.
+        rest = [p for p in self._text().split(";") if p.split("=", 1)[0].upper() != "UNTIL"]
+        rule = rrulestr(";".join(rest), dtstart=self.start)
         if not isinstance(rule, RRule):
             raise ValueError("one rule, not a set")
-        return rule
+        until = self._parts().get("UNTIL")
+        return rule if until is None else rule.replace(until=self._until(until))
+
+    def _until(self, value: str) -> datetime:
+        """UNTIL on the freeze's wall clock: RFC 5545 writes it in UTC beside a start in a
+        time zone (20270301T000000Z); one without the Z is read as the start is."""
+        written = re.fullmatch(r"(\d{4})(\d\d)(\d\d)(?:T(\d\d)(\d\d)(\d\d)(Z?))?", value)
+        if written is None:
+            raise _UntilUnreadable(value)
+        *numbers, utc = written.groups(default="0")
+        year, month, day, hour, minute, second = (int(n) for n in numbers)
+        try:
+            found = datetime(year, month, day, hour, minute, second)
+            if utc == "Z":
+                found = found.replace(tzinfo=UTC).astimezone(self.zone).replace(tzinfo=None)
+        except (ValueError, OverflowError):  # no such day or time (20270230), or past year 9999
+            raise _UntilUnreadable(value) from None
+        return found
 
     @property
     def zone(self) -> ZoneInfo:

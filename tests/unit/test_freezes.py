@@ -103,6 +103,30 @@ def test_a_one_off_freeze_in_its_own_time_zone_covers_only_its_services() -> Non
     assert in_force(year_end.freeze, *before, ("checkout",)) == []
 
 
+def test_an_until_in_utc_ends_a_freeze_in_a_time_zone_at_that_instant() -> None:
+    # RFC 5545: with a start in a time zone, UNTIL is written in UTC. Friday 16 January 2026,
+    # 16:00 in Berlin, is 15:00 UTC.
+    def fridays(until: str) -> list[int]:
+        ending = policy(WEEKEND.replace("BYDAY=FR", f"BYDAY=FR;UNTIL={until}"))
+        return [start.day for start, _ in spans(ending, utc(2026, 1, 1), utc(2026, 3, 1))]
+
+    assert fridays("20260116T150000Z") == [2, 9, 16]
+    assert fridays("20260116T145959Z") == [2, 9]
+    # Without the Z it is a wall-clock time in the freeze's zone, as its start is.
+    assert fridays("20260116T160000") == [2, 9, 16]
+    assert fridays("20260116T155959") == [2, 9]
+    assert fridays("20260116") == [2, 9]  # a date is its midnight there
+
+
+def test_a_weekly_freeze_in_a_time_zone_until_a_utc_time_starts_up() -> None:
+    weekly = WEEKEND.replace("FREQ=WEEKLY;BYDAY=FR", "FREQ=WEEKLY;UNTIL=20270301T000000Z")
+    (freeze,) = policy(weekly.replace("2026-01-02T16:00:00", "2027-01-04T09:00:00")).freeze
+    found = freeze.next_occurrences(utc(2027, 2, 1), 10)
+    assert [one.start for one in found] == [
+        utc(2027, 2, day, 8) for day in (1, 8, 15, 22)
+    ]  # 09:00 in Berlin, the last Monday before 1 March
+
+
 @pytest.mark.parametrize(
     ("classification", "frozen_by"),
     [
@@ -168,6 +192,25 @@ def test_next_occurrences_are_listed_in_order_and_a_one_off_ends() -> None:
             WEEKEND.replace("BYDAY=FR", "BYDAY=FR;UNTIL=20260101T000000"),
             "freeze.0.rrule",
             "never occurs after its start",
+        ),
+        (
+            WEEKEND.replace("BYDAY=FR", "BYDAY=FR;UNTIL=2027-03-01T00:00:00+01:00"),
+            "freeze.0.rrule",
+            "UNTIL=20270301T000000Z (in UTC)",
+        ),
+        (
+            WEEKEND.replace("BYDAY=FR", "BYDAY=FR;UNTIL=20270301T0000Z"),
+            "freeze.0.rrule",
+            "UNTIL=20270301T000000Z (in UTC)",
+        ),
+        # The freeze's own start and timezone say when and where: no DTSTART of the rule's own.
+        (
+            WEEKEND.replace(
+                '"FREQ=WEEKLY;BYDAY=FR"',
+                '"DTSTART;TZID=Europe/Berlin:20260102T160000\\nRRULE:FREQ=WEEKLY;UNTIL=20270301"',
+            ),
+            "freeze.0.rrule",
+            "start and timezone",
         ),
         (WEEKEND.replace('duration = "64h"', ""), "freeze.0.duration", "how long"),
         (WEEKEND.replace('duration = "64h"', 'duration = "0s"'), "freeze.0.duration", "zero"),
