@@ -68,7 +68,8 @@ def trend_figure(trend: Trend, title: str) -> Figure:
         0.9,
         f"{_count(now.deployments, 'deployment')}\n{now.failures} failed or rolled back\n"
         f"{now.unrecovered} not recovered yet\n"
-        f"{_count(now.emergencies, 'emergency', 'emergencies')}",
+        + (f"{now.recovery_unknown} naming no service\n" if now.recovery_unknown else "")
+        + f"{_count(now.emergencies, 'emergency', 'emergencies')}",
         va="top",
         color=INK,
         fontsize=11,

@@ -9,7 +9,8 @@ deployment by its outcome, whether a person or a pipeline reported it. From thos
 - **change fail rate**: the share of deployments that failed or were rolled back;
 - **failed deployment recovery time**: from a failed or rolled-back outcome to the next
   successful outcome of a change naming one of the same services, the median (a failure not
-  recovered within the period is counted apart, not guessed);
+  recovered within the period is counted apart, not guessed; so is a failure naming no
+  service, whose recovery nothing on record shows);
 - **deployment rework rate**: the share of deployments that were emergency changes, the
   unplanned deployments made because of an incident.
 
@@ -50,6 +51,9 @@ class Dora:
     failures: int
     #: Failures in the period with no successful deployment of their services after them.
     unrecovered: int
+    #: Failures naming no service (an emergency declared mid-incident may name none): no
+    #: later change is known to restore them, so their recovery is not measured.
+    recovery_unknown: int
     emergencies: int
 
 
@@ -68,6 +72,7 @@ class Tally:
     #: success on any of them, and its entries on the others are skipped when met).
     _recovered: set[int] = field(default_factory=set)
     _failed: set[int] = field(default_factory=set)
+    _unknown: int = 0
     _deployments: int = 0
     _emergencies: int = 0
     _last: datetime | None = None
@@ -83,9 +88,13 @@ class Tally:
         if change.classification is Classification.EMERGENCY:
             self._emergencies += 1
         # Services as the calendar, the freezes and the gate match them: whatever their case.
-        services = {s.strip().lower() for s in change.details.services} or {""}
+        # A change naming none is matched with no other: two such changes may concern
+        # anything, and a change has one outcome, so nothing on record recovers its failure.
+        services = {s.strip().lower() for s in change.details.services} - {""}
         if change.outcome in FAILED:
             self._failed.add(change.number)
+            if not services:
+                self._unknown += 1
             for service in services:
                 self._pending[service].append((change.number, at))
             return
@@ -109,7 +118,8 @@ class Tally:
             recovery_time=_median(self._recoveries),
             rework_rate=self._emergencies / deployments if deployments else None,
             failures=failures,
-            unrecovered=failures - len(self._recovered),
+            unrecovered=failures - len(self._recovered) - self._unknown,
+            recovery_unknown=self._unknown,
             emergencies=self._emergencies,
         )
 

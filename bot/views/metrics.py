@@ -129,7 +129,10 @@ def _fail_note(d: Dora) -> str:
 
 
 def _unrecovered(d: Dora) -> str:
-    return f"{d.unrecovered} not recovered yet" if d.unrecovered else ""
+    notes = [f"{d.unrecovered} not recovered yet"] if d.unrecovered else []
+    if d.recovery_unknown:
+        notes.append(f"{d.recovery_unknown} naming no service, recovery unknown")
+    return "; ".join(notes)
 
 
 def _emergencies(d: Dora) -> str:

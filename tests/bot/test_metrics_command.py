@@ -5,6 +5,7 @@ process with the Slack stand-in; the changes are deployed through the real use c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,11 @@ def test_a_period_without_deployments_says_none_not_a_made_up_rate() -> None:
     trend = measure([], last_days(30, datetime(2026, 12, 6, tzinfo=UTC)))
     shown = str(metrics_message(trend)["blocks"])
     assert "*Deployment frequency*: none (0 deployments) · → was none" in shown
+
+
+def test_failures_naming_no_service_are_noted_beside_recovery_as_unknown() -> None:
+    period = last_days(30, datetime(2026, 12, 6, tzinfo=UTC))
+    trend = measure([], period)
+    now = replace(trend.now, deployments=3, failures=3, unrecovered=1, recovery_unknown=2)
+    shown = str(metrics_message(replace(trend, now=now))["blocks"])
+    assert "1 not recovered yet; 2 naming no service, recovery unknown" in shown

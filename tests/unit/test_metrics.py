@@ -101,6 +101,24 @@ def test_a_service_recovers_whatever_case_its_name_is_written_in() -> None:
     assert found.unrecovered == 0 and found.recovery_time == hours(2)
 
 
+def test_a_failure_naming_no_service_is_counted_apart_never_recovered_by_a_guess() -> None:
+    broke = MONDAY + timedelta(days=1)
+    changes = [
+        # An emergency declared mid-incident, with no services named: what restored it?
+        deployed(Outcome.FAILED, broke, services=()),
+        deployed(Outcome.SUCCESSFUL, broke + hours(4), services=()),  # another, unrelated
+        deployed(Outcome.ROLLED_BACK, broke + hours(5), services=("api",)),
+        deployed(Outcome.SUCCESSFUL, broke + hours(6), services=(" ",)),  # names none either
+        deployed(Outcome.SUCCESSFUL, broke + hours(7), services=("api",)),
+    ]
+
+    found = dora(changes, FOUR_WEEKS)
+
+    assert found.failures == 2 and found.fail_rate == pytest.approx(0.4)
+    assert found.recovery_time == hours(2)  # the api's alone
+    assert found.recovery_unknown == 1 and found.unrecovered == 0
+
+
 def test_rework_is_the_share_of_emergency_deployments() -> None:
     at = MONDAY + hours(1)
     changes = [
