@@ -74,6 +74,7 @@ def write_turn(
             previous=before.digest.signature if before is not None else None,
             key=signer.fingerprint,
             every=int(signer.every.total_seconds()),
+            scheduled=due,
         )
         # Never write late in the lease: another replica may take it over once it runs out,
         # and write this interval's digest again.

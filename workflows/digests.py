@@ -6,7 +6,9 @@ and written to a directory the database cannot reach, fixes what the chain was: 
 event's sequence number and hash, how many events it held, and a short mark of each event
 since the digest before. Each digest names the signature of the one before it, and one is
 written every interval even when nothing happened, so a digest removed is a gap in time
-and a break in the chain of digests.
+and a break in the chain of digests. A digest says whether the schedule wrote it or someone
+asked for it (`changebot audit digest`): only the schedule promises when the next is due, so
+only its digests' intervals say when one is missing.
 
 This module decides what a digest says, how it is serialised for signing, when the next one
 is due and what a trail and a directory of digests must agree on. Keys, files and the
@@ -24,7 +26,10 @@ from typing import Any
 
 from workflows.audit import ChainedEntry
 
-FORMAT = "changebot-digest/1"
+FORMAT = "changebot-digest/2"
+#: The first format, still read and checked: it did not say whether the schedule wrote a
+#: digest, and its bytes signed have no `scheduled` field.
+FORMAT_1 = "changebot-digest/1"
 #: Hexadecimal digits of each event's hash kept in a digest to find the first event changed:
 #: the last event's full hash is what proves the trail; the marks only say where it differs.
 MARK = 8
@@ -43,6 +48,7 @@ _FIELDS = {
     "marks": str,
     "key": str,
     "every": int,
+    "scheduled": bool,
     "signature": str,
 }
 
@@ -55,7 +61,9 @@ class DigestMalformed(ValueError):
 class Digest:
     """What the trail was at `at`, signed. `marks` holds MARK digits of the hash of each event
     after #`since` up to #`seq`; `previous` is the signature of the digest before (None for
-    the first); `key` the fingerprint of the public key that checks `signature`."""
+    the first); `key` the fingerprint of the public key that checks `signature`; `scheduled`
+    whether `changebot serve`'s schedule wrote it (False: asked for, and `every` is only the
+    asker's setting), None in the first format, which did not say."""
 
     at: datetime
     seq: int
@@ -66,6 +74,7 @@ class Digest:
     previous: str | None
     key: str
     every: int
+    scheduled: bool | None = True
     signature: str = ""
     format: str = field(default=FORMAT)
 
@@ -92,9 +101,17 @@ class Digest:
         start = (seq - self.since - 1) * MARK
         return self.marks[start : start + MARK] or None
 
+    @property
+    def sets_schedule(self) -> bool:
+        """Whether the next digest is due an interval after this one: it was written on the
+        schedule, or in the first format, which did not say (and is given the benefit)."""
+        return self.scheduled is not False
+
     def _fields(self) -> dict[str, Any]:
         fields = asdict(self)
         fields["at"] = format_time(self.at)
+        if self.format == FORMAT_1:
+            del fields["scheduled"]
         return fields
 
 
@@ -121,11 +138,13 @@ def parse(text: str) -> Digest:
         raise DigestMalformed("it is not JSON a digest could be: nested too deeply") from None
     if not isinstance(fields, dict):
         raise DigestMalformed("it is not a JSON object")
-    if fields.get("format") != FORMAT:
-        raise DigestMalformed(f"its format is {fields.get('format')!r}, not {FORMAT!r}")
-    for name, kind in _FIELDS.items():
+    form = fields.get("format")
+    if form not in (FORMAT, FORMAT_1):
+        raise DigestMalformed(f"its format is {form!r}, not {FORMAT!r} (nor {FORMAT_1!r})")
+    expected = _FIELDS if form == FORMAT else {n: k for n, k in _FIELDS.items() if n != "scheduled"}
+    for name, kind in expected.items():
         value = fields.get(name)
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise DigestMalformed(f"its {name!r} is missing or not a {kind.__name__}")
     previous = fields.get("previous")
     if previous is not None and not isinstance(previous, str):
@@ -140,7 +159,7 @@ def parse(text: str) -> Digest:
         at = at.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the calendar begins in UTC
         raise DigestMalformed(f"its time {fields['at']!r} is not a time in UTC") from None
-    unknown = set(fields) - set(_FIELDS) - {"previous"}
+    unknown = set(fields) - set(expected) - {"previous"}
     if unknown:
         raise DigestMalformed(f"it has fields no digest has: {', '.join(sorted(unknown))}")
     return Digest(
@@ -153,7 +172,9 @@ def parse(text: str) -> Digest:
         previous=previous,
         key=fields["key"],
         every=fields["every"],
+        scheduled=fields.get("scheduled"),
         signature=fields["signature"],
+        format=form,
     )
 
 
@@ -178,6 +199,18 @@ def allowed_gap(every: timedelta) -> timedelta:
     return every + max(every / 4, LEAST_SLACK)
 
 
+def due_by(last: Digest, neighbour: Digest) -> datetime:
+    """When the digest due after `last` (one that sets the schedule) counts as missing: the
+    interval `last` was written under, and its slack. A digest asked for in between does not
+    move the schedule, whatever interval its asker had set. A first-format digest did not say
+    whether the schedule wrote it, so it is judged against the larger interval of it and its
+    `neighbour`, as likely to be the schedule's."""
+    every = last.interval
+    if last.scheduled is None:
+        every = max(every, neighbour.interval)
+    return last.at + allowed_gap(every)
+
+
 # -- checking a directory of digests ---------------------------------------------------------
 
 
@@ -197,6 +230,9 @@ def check_digests(
     trusted: list[Named] = []
     problems: list[str] = []
     before: Named | None = None
+    #: The last digest that set the schedule, and whether its successor was said missing.
+    last: Named | None = None
+    missing_said = False
     for one in digests:
         d = one.digest
         if d.key != fingerprint:
@@ -212,6 +248,10 @@ def check_digests(
             )
             continue
         trusted.append(one)
+        missing = None if last is None or missing_said else _missing(last.digest, d)
+        if missing is not None:
+            problems.append(missing)
+            missing_said = True
         if before is None:
             if d.previous is not None:
                 problems.append(
@@ -219,17 +259,26 @@ def check_digests(
                     "before it are missing."
                 )
         else:
-            problems.extend(_between(before, one))
+            problems.extend(_between(before, one, late=missing is not None))
         before = one
+        if d.sets_schedule:
+            last, missing_said = one, False
     return trusted, problems
 
 
-def _between(before: Named, after: Named) -> list[str]:
+def _missing(last: Digest, d: Digest) -> str | None:
+    """The gap between the digest that last set the schedule and `d`, if one was due between."""
+    if d.at <= due_by(last, d):
+        return None
+    return f"A digest is missing between {said(last.at)} and {said(d.at)}."
+
+
+def _between(before: Named, after: Named, *, late: bool) -> list[str]:
+    """What is wrong between two digests in a row; `late` when a digest was already said
+    missing before `after`, which explains a break in the chain too."""
     b, a = before.digest, after.digest
     problems = []
-    if a.at - b.at > allowed_gap(b.interval):
-        problems.append(f"A digest is missing between {said(b.at)} and {said(a.at)}.")
-    elif a.previous != b.signature:
+    if not late and a.previous != b.signature:
         problems.append(
             f"{after.name} does not follow {before.name}: a digest between them is missing "
             "or was replaced."
@@ -245,19 +294,28 @@ def _between(before: Named, after: Named) -> list[str]:
 # -- checking the trail against the digests ---------------------------------------------------
 
 
+def _unsigned_past(written: list[Digest]) -> tuple[int, datetime] | None:
+    """The sequence number and time past which an event was signed by no digest: after the
+    latest digest, and after the next scheduled one was due (None: no schedule to go by)."""
+    schedule = [d for d in written if d.sets_schedule]
+    if not schedule:
+        return None
+    last, latest = schedule[-1], written[-1]
+    neighbour = written[-2] if last is latest and len(written) > 1 else latest
+    return latest.seq, due_by(last, neighbour)
+
+
 class Comparison:
     """Compares the trail, streamed in chain order through `tap`, with what the digests
     signed; `findings` then says, in sentences, where they differ."""
 
     def __init__(self, digests: Iterable[Named]) -> None:
         self._pending = sorted(digests, key=lambda n: (n.digest.since, n.digest.seq))
-        #: The digest written last; an event past its sequence number and its interval (and
-        #: slack) was signed by none.
-        self._latest = max(self._pending, key=lambda n: n.digest.at, default=None)
-        latest = self._latest.digest if self._latest is not None else None
-        self._unsigned_past = (
-            (latest.seq, latest.at + allowed_gap(latest.interval)) if latest is not None else None
-        )
+        written = sorted(self._pending, key=lambda n: n.digest.at)
+        #: The digest written last; an event past its sequence number, recorded after the
+        #: next scheduled digest was due, was signed by none.
+        self._latest = written[-1] if written else None
+        self._unsigned_past = _unsigned_past([n.digest for n in written])
         self._unsigned: ChainedEntry | None = None
         self._active: list[Named] = []
         self._first_changed: str | None = None

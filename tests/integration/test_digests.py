@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -67,13 +68,19 @@ def _digests(signer: Signer) -> list[str]:
     return store.digest_names(signer.directory)
 
 
+def _serve(engine: Engine, clock: FakeClock, signer: Signer) -> None:
+    """The digest `changebot serve` writes at this tick of its timer, if one is due."""
+    asyncio.run(Digester(engine, signer, clock, owner="serve").sweep())
+
+
 def _hourly(engine: Engine, clock: FakeClock, signer: Signer, hours: int) -> None:
-    """A digest now and at each of the next `hours` hours, a change requested between."""
-    digest_now(engine, signer, clock, "test")
+    """The digests `changebot serve` writes hourly: now and at each of the next `hours` hours,
+    a change requested between."""
+    _serve(engine, clock, signer)
     for hour in range(hours):
         clock.advance(hours=1)
         request(engine, clock, f"Change of hour {hour}")
-        digest_now(engine, signer, clock, "test")
+        _serve(engine, clock, signer)
 
 
 def _rewrite_event_5(engine: Engine) -> ChainedEntry:
@@ -270,6 +277,67 @@ def test_a_corrupt_digest_file_is_named_in_a_sentence(
     assert finished.code == 1
     assert f"{name} is not a digest: it is not JSON" in finished.stderr
     assert "Traceback" not in finished.output
+
+
+# -- digests written under different intervals ---------------------------------------------
+
+
+def test_digests_of_serve_and_of_audit_digest_under_different_intervals_leave_no_gap(
+    changebot: Changebot, engine: Engine, clock: FakeClock, signer: Signer, keys: tuple[Path, Path]
+) -> None:
+    daily = replace(signer, every=timedelta(days=1))
+    hourly = replace(signer, every=timedelta(hours=1))
+    _serve(engine, clock, daily)  # 2026-11-23 09:00, the next due at midnight
+    clock.advance(hours=6)
+    request(engine, clock, "Asked for at 15:00")
+    digest_now(engine, hourly, clock, "cli")  # `audit digest` with CHANGEBOT_DIGEST_EVERY=1h
+    clock.advance(hours=9)
+    _serve(engine, clock, daily)  # 2026-11-24 00:00: 9 h after the digest asked for
+    clock.advance(hours=3)
+    digest_now(engine, hourly, clock, "cli")
+    clock.advance(hours=2)
+    request(engine, clock, "Asked for at 05:00")  # 2 h after the digest asked for, the latest
+
+    finished = _verify(changebot, engine, signer, keys[1])
+
+    assert len(_digests(signer)) == 4
+    assert finished.code == 0, finished.output
+    assert "Digests: 4 signed by sha256:" in finished.stdout
+
+
+def test_a_serving_schedule_that_stopped_is_a_gap_whatever_interval_audit_digest_states(
+    changebot: Changebot, engine: Engine, clock: FakeClock, signer: Signer, keys: tuple[Path, Path]
+) -> None:
+    daily = replace(signer, every=timedelta(days=1))
+    _hourly(engine, clock, signer, hours=1)  # serve, hourly: 09:00 and 10:00
+    clock.advance(minutes=30)
+    digest_now(engine, daily, clock, "cli")  # 10:30, by `audit digest` with a daily interval
+    clock.advance(hours=5, minutes=30)
+    request(engine, clock, "Asked for while serve wrote no digests")
+    _serve(engine, clock, signer)  # 16:00: serve writes again, chained to the one at 10:30
+
+    finished = _verify(changebot, engine, signer, keys[1])
+
+    assert finished.code == 1
+    assert (
+        "A digest is missing between 2026-11-23 10:00:00 UTC and 2026-11-23 16:00:00 UTC."
+    ) in finished.stderr
+
+
+def test_events_after_a_digest_asked_for_are_unsigned_once_the_serving_schedule_lapses(
+    changebot: Changebot, engine: Engine, clock: FakeClock, signer: Signer, keys: tuple[Path, Path]
+) -> None:
+    _hourly(engine, clock, signer, hours=1)  # serve, hourly: 09:00 and 10:00
+    clock.advance(minutes=30)
+    digest_now(engine, replace(signer, every=timedelta(days=1)), clock, "cli")  # 10:30, daily
+    clock.advance(hours=2, minutes=30)
+    request(engine, clock, "Asked for at 13:00, when no digest was written")
+
+    finished = _verify(changebot, engine, signer, keys[1])
+
+    assert finished.code == 1
+    assert "No digest signed the trail after 2026-11-23 10:30:00 UTC" in finished.stderr
+    assert "recorded at 2026-11-23 13:00:00 UTC" in finished.stderr
 
 
 # -- writing digests ------------------------------------------------------------------------

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from workflows.digests import (
+    FORMAT_1,
     Digest,
     DigestMalformed,
+    Named,
     allowed_gap,
+    check_digests,
     file_name,
     is_digest_name,
     next_due,
     parse,
 )
+
+HOUR = timedelta(hours=1)
 
 AT = datetime(2026, 11, 23, 9, 0, 0, 250000, tzinfo=UTC)
 DIGEST = Digest(
@@ -83,3 +90,70 @@ def test_a_digest_counts_as_missing_after_its_interval_and_some_slack() -> None:
 def test_a_file_that_is_not_a_digest_is_refused_saying_why(text: str, why: str) -> None:
     with pytest.raises(DigestMalformed, match=why):
         parse(text)
+
+
+def test_a_digest_says_whether_the_schedule_wrote_it_and_signs_that() -> None:
+    asked = replace(DIGEST, scheduled=False)
+
+    assert parse(asked.to_json()) == asked
+    assert b'"scheduled":false' in asked.body()
+    assert asked.body() != DIGEST.body()
+
+
+def test_a_first_format_digest_reads_and_signs_the_bytes_it_was_signed_over() -> None:
+    fields = json.loads(DIGEST.to_json())
+    del fields["scheduled"]
+    fields["format"] = FORMAT_1
+    signature = fields.pop("signature")
+    signed_then = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    old = parse(json.dumps({**fields, "signature": signature}))
+
+    assert old.body() == signed_then
+    assert old.scheduled is None and parse(old.to_json()) == old
+
+
+def _written(*digests: tuple[datetime, timedelta, bool | None]) -> list[Named]:
+    """Digests in a row, each chained to the one before, at a time with an interval, written
+    by the schedule (True), asked for (False) or in the first format (None)."""
+    row: list[Named] = []
+    for n, (at, every, scheduled) in enumerate(digests):
+        previous = row[-1].digest.signature if row else None
+        d = replace(DIGEST, at=at, every=int(every.total_seconds()), previous=previous)
+        d = replace(d, scheduled=scheduled, signature=f"sig{n}")
+        if scheduled is None:
+            d = replace(d, format=FORMAT_1)
+        row.append(Named(file_name(at), d))
+    return row
+
+
+def _problems(digests: list[Named]) -> list[str]:
+    return check_digests(digests, DIGEST.key, lambda d: True)[1]
+
+
+def test_a_digest_asked_for_under_a_shorter_interval_makes_no_gap_in_a_daily_schedule() -> None:
+    daily = 24 * HOUR
+    digests = _written((AT, daily, True), (AT + 6 * HOUR, HOUR, False), (AT + daily, daily, True))
+
+    assert _problems(digests) == []
+
+
+def test_a_schedule_that_stops_is_a_gap_though_a_digest_asked_for_states_a_longer_one() -> None:
+    digests = _written(
+        (AT, HOUR, True), (AT + HOUR / 2, 24 * HOUR, False), (AT + 6 * HOUR, HOUR, True)
+    )
+
+    assert _problems(digests) == [
+        "A digest is missing between 2026-11-23 09:00:00 UTC and 2026-11-23 15:00:00 UTC."
+    ]
+
+
+def test_first_format_digests_are_judged_by_the_larger_interval_of_two_in_a_row() -> None:
+    daily = 24 * HOUR
+    mixed = _written((AT, daily, None), (AT + 6 * HOUR, HOUR, None), (AT + daily, daily, None))
+    hourly = _written((AT, HOUR, None), (AT + HOUR, HOUR, None), (AT + 3 * HOUR, HOUR, None))
+
+    assert _problems(mixed) == []
+    assert _problems(hourly) == [
+        "A digest is missing between 2026-11-23 10:00:00 UTC and 2026-11-23 12:00:00 UTC."
+    ]
