@@ -148,9 +148,10 @@ class SqlChanges:
     def scheduled(
         self, window: Window, *, services: Sequence[str] | None = None, occupying: bool = False
     ) -> list[Booking]:
-        """The changes booked in `window` (on `services`, if given; only those that still
-        occupy their windows, if `occupying`), earliest first. Read from the weeks the window
-        touches: the cost follows the span asked about, not how many changes there are."""
+        """The changes booked in `window` (on `services`, if given: a change that names none
+        is on none of them; only those that still occupy their windows, if `occupying`),
+        earliest first. Read from the weeks the window touches: the cost follows the span
+        asked about, not how many changes there are."""
         # A change has a row per service and week: the database gathers them, one row a change
         # (its window and whether it occupies it are the same on every row).
         sqlite = is_sqlite(self.session.get_bind())
@@ -182,7 +183,8 @@ class SqlChanges:
             .group_by(_SCHEDULE.c.number, _CHANGES.c.number)
         )
         if services is not None:
-            named = list(dict.fromkeys(s.strip().lower() for s in services))
+            # No service's name finds the rows of a change that names none.
+            named = [n for n in dict.fromkeys(s.strip().lower() for s in services) if n != _UNNAMED]
             query = query.where(_SCHEDULE.c.service.in_(named))
         if occupying:
             # Written as the partial index ix_schedule_occupying's predicate is (`occupies = 1`
@@ -194,8 +196,7 @@ class SqlChanges:
                 title=title,
                 classification=_CLASSIFICATIONS[classification],
                 stage=_STAGES[stage],
-                # Services never hold a comma (the form splits on them); a week's repeat goes.
-                services=tuple(dict.fromkeys(services.split(","))),
+                services=_services(services),
                 window=Window(_moment(starts_at), _moment(ends_at)),
                 occupies=bool(occupies),
             )
@@ -228,7 +229,7 @@ class SqlChanges:
         before = self._conflicts_of(change.number)
         self.session.execute(delete(_SCHEDULE).where(_SCHEDULE.c.number == change.number))
         booked = booking(change)
-        if booked is not None and booked.services:  # a row per service: none, none to write
+        if booked is not None:
             self.session.execute(
                 insert(_SCHEDULE),
                 [
@@ -240,7 +241,9 @@ class SqlChanges:
                         "ends_at": booked.window.end,
                         "occupies": booked.occupies,
                     }
-                    for service in booked.services
+                    # A change that names none (an emergency declared mid-incident) is still
+                    # on the calendar: a row a week, on no service.
+                    for service in booked.services or (_UNNAMED,)
                     for week in weeks(booked.window)
                 ],
             )
@@ -264,10 +267,10 @@ class SqlChanges:
             .where(_SCHEDULE.c.number == number)
             .where(_SCHEDULE.c.occupies)
         ).all()
-        if not rows:
+        services = [r.service for r in rows if r.service != _UNNAMED]
+        if not services:  # not booked, or on no service: it conflicts with nothing
             return set()
         window = Window(_aware(rows[0].starts_at), _aware(rows[0].ends_at))
-        services = [r.service for r in rows]
         found = self.scheduled(window, services=services, occupying=True)
         return {b.number for b in found if b.number != number}
 
@@ -414,6 +417,10 @@ _EVENTS = cast(Table, AuditEventRow.__table__)  # type: ignore[attr-defined]
 _HEAD = cast(Table, AuditHeadRow.__table__)  # type: ignore[attr-defined]
 _CHANGES = cast(Table, ChangeRow.__table__)  # type: ignore[attr-defined]
 _SCHEDULE = cast(Table, ScheduleRow.__table__)  # type: ignore[attr-defined]
+#: The service of the rows of a change that names none: no service is called that (the form
+#: drops blank names), so no service's filter finds them, and the change conflicts with
+#: nothing, as workflows.schedule.conflicts says.
+_UNNAMED = ""
 #: What a change's schedule rows say of it: its services, window and whether it occupies it.
 _Booked = tuple[tuple[str, ...], Window, bool] | None
 _UNREAD: Any = object()  # a change not read here: its rows are written whatever they were
@@ -436,6 +443,12 @@ _STAGES = {s.value: s for s in Stage}
 def _booked(change: Change) -> _Booked:
     found = booking(change)
     return None if found is None else (found.services, found.window, found.occupies)
+
+
+def _services(gathered: str) -> tuple[str, ...]:
+    """The services of a change's rows, joined by commas (the form splits names on them), each
+    once: none for a change booked on no service."""
+    return tuple(s for s in dict.fromkeys(gathered.split(",")) if s != _UNNAMED)
 
 
 def _moment(raw: datetime | str) -> datetime:

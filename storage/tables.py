@@ -114,8 +114,9 @@ class AuditHeadRow(SQLModel, table=True):
 
 class ScheduleRow(SQLModel, table=True):
     """Where changes sit in time: a row for each service a change names and each week its
-    window touches (workflows/schedule.py), kept with the change by its repository. The
-    calendar reads a span's weeks; the conflict check reads the weeks of one window on a
+    window touches (workflows/schedule.py), kept with the change by its repository; a change
+    that names none has a row a week on the empty service, which no service's filter finds.
+    The calendar reads a span's weeks; the conflict check reads the weeks of one window on a
     few services, among the changes that still occupy their windows."""
 
     __tablename__ = "schedule"

@@ -54,8 +54,9 @@ class ChangeRepository(Protocol):
     def scheduled(
         self, window: Window, *, services: Sequence[str] | None = None, occupying: bool = False
     ) -> list[Booking]:
-        """The changes booked in `window` (on `services`, if given; only those still
-        occupying their windows, if `occupying`), earliest first."""
+        """The changes booked in `window` (on `services`, if given: a change that names none
+        is on none of them; only those still occupying their windows, if `occupying`),
+        earliest first."""
         ...
 
     def conflicts(self, change: Change) -> tuple[Conflict, ...]:

@@ -23,9 +23,12 @@ from bot.settings import Settings
 from standin import SlackDriver, SlackStandIn, Workspace
 from storage.db import make_engine
 from storage.repositories import read_trail
+from storage.uow import SqlUnitOfWork
 from tests.e2e.harness import SIGNING_SECRET, SLOW_MACHINE, policy_toml, workspace
 from tests.unit.fakes import FakeClock
+from workflows import process
 from workflows.audit import ChainedEntry
+from workflows.model import Actor, Change, ChangeDetails
 from workflows.policy import parse_policy
 
 #: So long that the timer never fires during a test: the test sweeps.
@@ -50,6 +53,15 @@ class InProcess:
         """Another replica: the same settings, policy and database, workers of its own."""
         services = self.bot.services
         return create_app(services.settings, services.engine, services.policy, clock=self.clock)
+
+    def request(self, details: ChangeDetails, user: str = "U0ALICE") -> Change:
+        """A change requested through workflows itself, for what no form asks (an emergency
+        with a window): stored as a form's would be, its card posted by the publisher."""
+        services = self.bot.services
+        uow = SqlUnitOfWork(services.engine)
+        change = process.request_change(uow, self.clock, services.policy, Actor(user), details)
+        self.bot.publisher.kick()
+        return change.change
 
     def trail(self, ref: str) -> list[ChainedEntry]:
         with Session(self.bot.services.engine) as session:

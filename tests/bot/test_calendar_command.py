@@ -21,9 +21,10 @@ from tests.bot.changes import NOW, a_desk
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually, policy_toml
 from tests.e2e.steps import normal_request, request_change
-from tests.unit.builders import WEEKEND, a_booking
+from tests.unit.builders import WEEKEND, a_booking, emergency_details
 from workflows.calendar import UTC_ZONE, Agenda, agenda, span
 from workflows.metrics import dora, last_days
+from workflows.model import Window
 from workflows.standing import standings
 
 #: Tuesday 24 November 23:30 to Wednesday 01:30 in Berlin; 22:30 to 00:30 in London.
@@ -78,6 +79,20 @@ async def test_the_week_shows_a_change_on_each_day_it_touches_in_the_readers_tim
         "· Rotate the ledger keys — 23:30–Wed 25 Nov 01:30 · Normal · Review · ledger"
     )
     assert "— Tue 24 Nov 23:30–01:30 · Normal · Review · ledger" in shown[wednesday + 1]
+
+
+async def test_the_week_shows_an_emergency_that_names_no_services(bot: InProcess) -> None:
+    bot.request(emergency_details(window=Window(LATE, LATE + timedelta(hours=2))))
+
+    shown = lines(await calendar(bot))
+
+    tuesday = shown.index("*Tuesday 24 November*")
+    assert shown[tuesday + 1].startswith("🟥 *")
+    assert shown[tuesday + 1].endswith(
+        "· Block the abusive client at the gateway — 23:30–Wed 25 Nov 01:30 · Emergency · Review"
+    )
+    wednesday = shown.index("*Wednesday 25 November*")
+    assert "— Tue 24 Nov 23:30–01:30 · Emergency · Review" in shown[wednesday + 1]
 
 
 async def test_the_freezes_in_force_show_on_each_day_with_what_they_allow(bot: InProcess) -> None:

@@ -22,7 +22,7 @@ from storage import tokens
 from tests.bot.in_process import InProcess, in_process
 from tests.e2e.harness import eventually, policy_toml
 from tests.e2e.steps import request_change
-from tests.unit.builders import WEEKEND, a_booking, weekend
+from tests.unit.builders import WEEKEND, a_booking, emergency_details, weekend
 from workflows.feed import feed
 from workflows.model import Stage, Window
 from workflows.tokens import Scope
@@ -172,6 +172,22 @@ async def test_the_feed_serves_a_calendar_with_each_change_linked_to_its_thread(
     # Every Friday from 30 days back to 180 ahead: 30 or 31 of them.
     assert 29 <= len(freezes) <= 31
     assert {e.decoded("DTSTART").strftime("%a %H:%M") for e in freezes} == {"Fri 16:00"}
+
+
+async def test_the_feed_holds_an_emergency_that_names_no_services(
+    bot: InProcess, http: aiohttp.ClientSession
+) -> None:
+    when = a_tuesday_window()
+    bot.request(emergency_details(window=Window(when[ids.WINDOW_START], when[ids.WINDOW_END])))
+    secret = a_token(bot, "team-calendar", Scope.CALENDAR)
+
+    status, _, body = await fetch(http, "/calendar.ics", token=secret)
+
+    assert status == 200
+    change = events(parsed(body))["CHG-0001@changebot"]
+    assert str(change["SUMMARY"]) == "CHG-0001 Block the abusive client at the gateway"
+    assert change.decoded("DTSTART") == when[ids.WINDOW_START]
+    assert "Services: none named." in str(change["DESCRIPTION"])
 
 
 async def test_no_wrong_revoked_or_pipeline_token_gets_exactly_what_an_unknown_page_gets(

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, event, insert, select, text
 from sqlmodel import Session
 
@@ -190,6 +192,66 @@ def test_upgrading_books_the_changes_that_existed_before(empty_database_url: str
         engine.dispose()
 
 
+def test_upgrading_books_the_changes_that_name_no_services(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
+    created = datetime(2026, 11, 20, tzinfo=UTC)
+    long = Window(WINDOW.start, WINDOW.start + timedelta(days=15))  # three weeks
+    try:
+        migrate.upgrade(engine, "0015")
+        rows = [
+            (1, "approve", emergency_details(window=WINDOW), None),
+            (2, "closed", emergency_details(window=long), "successful"),
+            (3, "cancelled", emergency_details(window=WINDOW), None),
+            (4, "approve", emergency_details(), None),
+            (5, "review", normal_details(), None),  # booked before, on its service
+        ]
+        with engine.begin() as connection:
+            for number, stage, details, outcome in rows:
+                document = change_document(Change(number, details, "UALICE", created))
+                document["outcome"] = outcome
+                kind = details.classification.value
+                connection.execute(
+                    insert(ChangeRow.__table__).values(  # type: ignore[attr-defined]
+                        an_old_row(number, stage, document, created, classification=kind)
+                    )
+                )
+            (week,) = weeks(WINDOW)
+            connection.execute(
+                insert(ScheduleRow.__table__).values(  # type: ignore[attr-defined]
+                    number=5,
+                    service="payments",
+                    week=week,
+                    starts_at=WINDOW.start,
+                    ends_at=WINDOW.end,
+                    occupies=True,
+                )
+            )
+
+        migrate.upgrade(engine)
+
+        query = text("SELECT number, service, week, occupies FROM schedule ORDER BY number, week")
+        with engine.connect() as connection:
+            found = [tuple(r) for r in connection.execute(query)]
+        assert found == [
+            (1, "", week, True),
+            (2, "", week, False),
+            (2, "", week + 1, False),
+            (2, "", week + 2, False),
+            (5, "payments", week, True),
+        ]
+        assert scheduled(engine, long) == [(1, ()), (2, ()), (5, ("payments",))]
+        assert scheduled(engine, long, services=["payments"]) == [(5, ("payments",))]
+
+        config = Config()
+        config.set_main_option("script_location", str(migrate.MIGRATIONS))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0015")
+        assert scheduled(engine, long) == [(5, ("payments",))]
+    finally:
+        engine.dispose()
+
+
 # -- the planner reads the weeks asked about through the indexes --------------------------------
 
 
@@ -292,3 +354,65 @@ def test_an_emergency_with_a_window_and_no_services_is_saved(
 
     with Session(engine) as session:
         assert SqlChanges(session).get(change.change.number).details.window == WINDOW
+
+
+# -- a change that names no services ------------------------------------------------------------
+
+
+def an_emergency(engine: Engine, clock: FakeClock, window: Window) -> Change:
+    """An emergency with a window and no services, as one declared mid-incident may be."""
+    details = emergency_details(window=window)
+    return process.request_change(SqlUnitOfWork(engine), clock, POLICY, REQUESTER, details).change
+
+
+def test_an_emergency_naming_no_services_is_on_the_calendar_of_every_week_it_touches(
+    engine: Engine, clock: FakeClock
+) -> None:
+    long = Window(WINDOW.start, WINDOW.start + timedelta(days=15))  # three weeks' rows
+    emergency = an_emergency(engine, clock, long)
+    named = a_request(engine, clock)
+    later = Window(long.end - timedelta(hours=1), long.end)
+
+    assert scheduled(engine, WINDOW) == [(emergency.number, ()), (named.number, ("payments",))]
+    assert scheduled(engine, long, occupying=True) == scheduled(engine, WINDOW)
+    assert scheduled(engine, later) == [(emergency.number, ())]
+    # A service's calendar is of the changes that name it.
+    assert scheduled(engine, WINDOW, services=["payments"]) == [(named.number, ("payments",))]
+
+    process.cancel(SqlUnitOfWork(engine), clock, POLICY, emergency.number, REQUESTER, reason="No.")
+    assert scheduled(engine, long) == [(named.number, ("payments",))]
+
+
+def test_an_emergency_naming_no_services_conflicts_with_nothing(
+    engine: Engine, clock: FakeClock
+) -> None:
+    emergency = an_emergency(engine, clock, WINDOW)
+    named = a_request(engine, clock)
+    another = an_emergency(engine, clock, WINDOW)
+
+    assert conflicts_of(engine, emergency.number) == []
+    assert conflicts_of(engine, named.number) == []
+    assert conflicts_of(engine, another.number) == []
+
+
+def test_an_emergency_naming_no_services_that_moves_draws_no_other_card_again(
+    engine: Engine, clock: FakeClock
+) -> None:
+    first = an_emergency(engine, clock, WINDOW)
+    second = an_emergency(engine, clock, WINDOW)
+    with Session(engine) as session:  # the first's card was posted and is up to date
+        session.execute(
+            PublicationRow.__table__.update()  # type: ignore[attr-defined]
+            .values(thread_ts="1.0001", channel="C0CHANGES", card_version=1, due_at=None)
+            .where(text("number = :n")),
+            {"n": first.number},
+        )
+        session.commit()
+
+    clock.advance(minutes=5)
+    process.cancel(SqlUnitOfWork(engine), clock, POLICY, second.number, REQUESTER, reason="No.")
+
+    with Session(engine) as session:
+        row = session.get(PublicationRow, first.number)
+        assert row is not None
+        assert row.refresh_at is None and row.due_at is None
