@@ -22,6 +22,8 @@ from storage.rows import change_document
 from storage.tables import ChangeRow, ScheduleRow
 from storage.uow import SqlUnitOfWork
 from tests.integration.changes import (
+    APPROVER,
+    PEER,
     POLICY,
     REQUESTER,
     WINDOW,
@@ -31,10 +33,11 @@ from tests.integration.changes import (
     review_test_and_approve,
 )
 from tests.unit.builders import emergency_details
-from tests.unit.fakes import FakeClock
-from workflows import process
-from workflows.model import Change, Stage, Window
-from workflows.schedule import weeks
+from tests.unit.fakes import FakeClock, FakeUnitOfWork
+from workflows import followup, process
+from workflows.model import Change, Level, Outcome, Stage, Window
+from workflows.ports import ChangeRepository, UnitOfWork
+from workflows.schedule import Booking, Conflict, weeks
 
 
 def a_request(engine: Engine, clock: FakeClock, **fields: object) -> Change:
@@ -416,3 +419,74 @@ def test_an_emergency_naming_no_services_that_moves_draws_no_other_card_again(
         row = session.get(PublicationRow, first.number)
         assert row is not None
         assert row.refresh_at is None and row.due_at is None
+
+
+# -- the fake repository finds what the database finds ------------------------------------------
+
+LONG = Window(WINDOW.start - timedelta(days=3), WINDOW.end + timedelta(days=12))
+LATER = Window(WINDOW.start + timedelta(days=9), WINDOW.end + timedelta(days=9))
+
+
+def book_a_fortnight(uow: UnitOfWork, clock: FakeClock) -> None:
+    """The same changes on either repository: over one week or three, on several services or
+    none, one deployed, one cancelled, one with no window."""
+    for details in (
+        normal_details(services=("payments", "Ledger")),
+        normal_details(services=("search",), window=LATER),
+        normal_details(services=("ledger",), window=LONG),
+        emergency_details(window=LONG),
+        emergency_details(window=WINDOW),
+        emergency_details(),
+        normal_details(services=("ledger", "search")),
+        normal_details(services=("search",)),
+    ):
+        process.request_change(uow, clock, POLICY, REQUESTER, details)
+    process.record_review(uow, clock, POLICY, 7, PEER, assessment="Safe.", risk=Level.LOW)
+    process.add_test_evidence(uow, clock, POLICY, 7, REQUESTER, evidence="Staging is green.")
+    process.approve(uow, clock, POLICY, 7, APPROVER, comment="Go ahead.")
+    process.start_deployment(uow, clock, POLICY, 7, REQUESTER)
+    followup.record_outcome(uow, clock, POLICY, 7, REQUESTER, outcome=Outcome.SUCCESSFUL)
+    process.cancel(uow, clock, POLICY, 8, REQUESTER, reason="Not needed.")
+
+
+def answers(
+    changes: ChangeRepository,
+) -> tuple[list[list[Booking]], list[tuple[Conflict, ...]]]:
+    """What the calendar and the conflict check ask of the schedule, and what they are told."""
+    asked: list[tuple[Window, dict[str, Any]]] = [
+        (WINDOW, {}),
+        (LONG, {}),
+        (LATER, {}),
+        (LONG, {"occupying": True}),
+        (WINDOW, {"services": ["ledger"]}),
+        (LONG, {"services": [" SEARCH", "payments"], "occupying": True}),
+        (LONG, {"services": []}),
+        (LONG, {"services": [" "]}),  # a blank name: no service, not the changes naming none
+    ]
+    calendars = [changes.scheduled(window, **kw) for window, kw in asked]
+    return calendars, [changes.conflicts(changes.get(number)) for number in range(1, 9)]
+
+
+def test_the_fake_repository_finds_what_the_database_finds(engine: Engine) -> None:
+    fake = FakeUnitOfWork()
+    book_a_fortnight(SqlUnitOfWork(engine), FakeClock())
+    book_a_fortnight(fake, FakeClock())
+
+    with Session(engine) as session:
+        stored = answers(SqlChanges(session))
+
+    assert answers(fake.changes) == stored
+    calendars, conflicts = stored
+    assert [b.number for b in calendars[1]] == [3, 4, 1, 5, 7, 2]
+    # On ledger, 1 and 3 collide; 7 did too until it was deployed. The emergencies collide
+    # with nothing.
+    assert [[c.other.number for c in found] for found in conflicts] == [
+        [3],
+        [],
+        [1],
+        [],
+        [],
+        [],
+        [],
+        [],
+    ]

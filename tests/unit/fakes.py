@@ -89,6 +89,9 @@ class FakeChanges:
     def scheduled(
         self, window: Window, *, services: Sequence[str] | None = None, occupying: bool = False
     ) -> list[Booking]:
+        """As SqlChanges.scheduled answers (tests/integration/test_schedule.py asks both the
+        same questions): a change that names no service is in the calendar of its window,
+        and on no service's."""
         named = None if services is None else {s.strip().lower() for s in services}
         found = []
         for change in {**self.committed, **self.pending}.values():
