@@ -252,6 +252,7 @@ def change_document(c: Change) -> Json:
         "retro_approval_owed": c.retro_approval_owed,
         "closed_without_review": c.closed_without_review,
         "gate_checks": [_check_to_json(g) for g in c.gate_checks],
+        "first_allowed": _check_to_json(c.first_allowed) if c.first_allowed else None,
         "deployments": [deployment_to_json(d) for d in c.deployments],
     }
 
@@ -315,5 +316,6 @@ def change_from_row(row: ChangeRow) -> Change:
         retro_approval_owed=j.get("retro_approval_owed", False),
         closed_without_review=j.get("closed_without_review", ""),
         gate_checks=tuple(_check_from_json(g) for g in j.get("gate_checks", ())),
+        first_allowed=_check_from_json(j["first_allowed"]) if j.get("first_allowed") else None,
         deployments=tuple(_deployment_from_json(d) for d in j.get("deployments", ())),
     )

@@ -429,6 +429,8 @@ def _answer(
             asked.run,
         )
         change.gate_checks = _recorded(change.gate_checks, check)
+        if status is GateStatus.ALLOWED and change.first_allowed is None:
+            change.first_allowed = check
     return Answer(ref, decision, news, change.version)
 
 

@@ -363,6 +363,9 @@ class Change:
     closed_without_review: str = ""
     #: What the deploy gate answered each pipeline, and the deployments pipelines reported.
     gate_checks: tuple[GateCheck, ...] = ()
+    #: The gate's first `allowed` answer: from then on a pipeline may have deployed it. Kept
+    #: when later answers replace it among `gate_checks`.
+    first_allowed: GateCheck | None = None
     deployments: tuple[PipelineDeployment, ...] = ()
 
     @property

@@ -22,7 +22,15 @@ from workflows import approval_rules
 from workflows.approval_rules import RuleKind
 from workflows.errors import NotAllowed, TransitionNotAllowed
 from workflows.events import Happened
-from workflows.model import Actor, Change, Classification, GateStatus, Stage, is_pipeline
+from workflows.model import (
+    Actor,
+    Change,
+    Classification,
+    GateCheck,
+    GateStatus,
+    Stage,
+    is_pipeline,
+)
 from workflows.policy import Policy
 
 
@@ -180,7 +188,7 @@ def not_deployed(change: Change, attempt: Attempt) -> str | None:
             "its deployment has started. Record its outcome instead (Rolled back or Failed if "
             "it did not go as planned)."
         )
-    allowed = next((c for c in change.gate_checks if c.status is GateStatus.ALLOWED), None)
+    allowed = gate_allowed(change)
     if change.break_glass_at is not None and allowed is not None:
         return (
             f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to "
@@ -189,6 +197,29 @@ def not_deployed(change: Change, attempt: Attempt) -> str | None:
             "not go ahead): its approval stays owed in retrospect."
         )
     return None
+
+
+def still_owed_if_deployed(change: Change, attempt: Attempt) -> str | None:
+    """Reclassifying a break-glass change settles the approval owed in retrospect (it is
+    approved anew, as its new class asks): not once the gate let a pipeline deploy it."""
+    if (not_started := not_deploying(change, attempt)) is not None:
+        return not_started
+    allowed = gate_allowed(change)
+    if change.break_glass_at is not None and allowed is not None:
+        return (
+            f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to "
+            f"{allowed.environment} under break-glass, so it may already be deployed, and its "
+            "approval stays owed in retrospect. Keep its class, and edit anything else."
+        )
+    return None
+
+
+def gate_allowed(change: Change) -> GateCheck | None:
+    """The gate's first `allowed` answer for the change, if it gave one (for a change the
+    gate answered before it kept the first, the latest still shown)."""
+    if change.first_allowed is not None:
+        return change.first_allowed
+    return next((c for c in change.gate_checks if c.status is GateStatus.ALLOWED), None)
 
 
 def deploying(change: Change, _: Attempt) -> str | None:
@@ -415,7 +446,7 @@ MOVES: tuple[Move[Stage, Change], ...] = (
     *(Move(s, A.EDIT, s, when=(not_deploying,), who=(in_charge,)) for s in _OPEN_BEFORE_CLOSE),
     # Reclassifying a submitted change sends it back to Request, to be submitted again.
     *(
-        Move(s, A.RETURN_TO_REQUEST, S.REQUEST, when=(not_deploying,))
+        Move(s, A.RETURN_TO_REQUEST, S.REQUEST, when=(still_owed_if_deployed,))
         for s in _OPEN_BEFORE_CLOSE[1:]
     ),
     *(

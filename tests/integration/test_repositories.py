@@ -148,6 +148,16 @@ def every_field_filled(change: Change, classification: Classification) -> Change
                 "https://ci.example.com/run/9",
             ),
         ),
+        first_allowed=GateCheck(
+            "ci-staging",
+            "payments",
+            "production",
+            GateStatus.ALLOWED,
+            _at(35, INDIA),
+            "acme/payments",
+            "0f5c2b1e8d7a6c5b4a39281706f5e4d3c2b1a090",
+            "https://ci.example.com/run/8",
+        ),
         deployments=(
             PipelineDeployment(
                 "run-9",
@@ -200,7 +210,7 @@ def test_a_change_comes_back_exactly_as_it_was_saved(
     assert stored == change
     assert stored.version == 1
     assert stored.title == change.title  # emoji and right-to-left text, byte for byte
-    assert len(_timestamps(stored)) == len(_timestamps(change)) == 21
+    assert len(_timestamps(stored)) == len(_timestamps(change)) == 22
     assert all(moment.tzinfo is not None for moment in _timestamps(stored))
 
 

@@ -26,7 +26,17 @@ from tests.unit.builders import (
 from workflows.chase import Obligation, Owed
 from workflows.errors import NotAllowed, TransitionNotAllowed
 from workflows.gate import Asked, Question, Target, ask
-from workflows.model import SYSTEM, Actor, Change, GateStatus, Outcome, Rollback, Stage
+from workflows.model import (
+    SYSTEM,
+    Actor,
+    Change,
+    Classification,
+    GateStatus,
+    Outcome,
+    Rollback,
+    Stage,
+    Window,
+)
 from workflows.stages import Action, Attempt, available_actions, move_for
 
 RULES = 'approver_users = ["UEMMA"]\napprover_groups = ["SONCALL"]\n'
@@ -406,3 +416,47 @@ def test_a_broken_glass_change_closed_without_review_no_longer_owes_an_approval(
     broken = desk.record_outcome(desk.start_deployment(broken_glass(desk)), Outcome.FAILED)
     closed = desk.close_without_review(broken, by=EMMA, reason="Superseded by CHG-0002.")
     assert desk.stored(closed).retro_approval_owed is False
+
+
+def test_a_later_answer_of_the_gate_does_not_reopen_the_cancellation(desk: Desk) -> None:
+    """The card keeps the gate's latest answer to each pipeline; the first `allowed` is kept
+    apart, so the window closing (the gate then prevents) leaves it past cancelling."""
+    window = Window(NOW, NOW + timedelta(hours=1))
+    allowed = allowed_by_the_gate(desk, broken_glass(desk, window=window))
+    desk.clock.advance(hours=2)
+    question = Question(allowed.number, Target("api", "production"), Asked("ci-prod"))
+    later = ask(desk.uow, desk.clock, desk.policy, question)
+    assert later.decision.status is GateStatus.PREVENTED
+    stored = desk.stored(allowed)
+    assert all(c.status is not GateStatus.ALLOWED for c in stored.gate_checks)
+
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+        desk.cancel(stored, by=EMMA, reason="The incident resolved itself.")
+
+    assert "the gate allowed ci-prod to deploy api to production" in str(refused.value)
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, allowed) is not None
+
+
+def test_a_broken_glass_change_the_gate_let_deploy_keeps_its_class(desk: Desk) -> None:
+    """Reclassifying would settle the approval owed in retrospect, as cancelling would."""
+    allowed = allowed_by_the_gate(desk, broken_glass(desk))
+
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+        desk.edit(
+            allowed,
+            classification=Classification.NORMAL,
+            description="Raise the API's memory limit.",
+            services=("api",),
+            rollback=Rollback(plan="Lower it again."),
+            window=TOMORROW,
+        )
+
+    assert str(refused.value) == (
+        "Can't return to Request a change that is in Deploy and verify: the gate allowed "
+        "ci-prod to deploy api to production under break-glass, so it may already be "
+        "deployed, and its approval stays owed in retrospect. Keep its class, and edit "
+        "anything else."
+    )
+    assert desk.stored(allowed).retro_approval_owed
+    edited = desk.edit(allowed, description="The API's pods ran out of memory.")
+    assert (edited.stage, edited.retro_approval_owed) == (Stage.DEPLOY, True)
