@@ -429,9 +429,16 @@ def _answer(
             asked.run,
         )
         change.gate_checks = _recorded(change.gate_checks, check)
-        if status is GateStatus.ALLOWED and change.first_allowed is None:
+        if status is GateStatus.ALLOWED and _first_allowed(change, at):
             change.first_allowed = check
     return Answer(ref, decision, news, change.version)
+
+
+def _first_allowed(change: Change, at: datetime) -> bool:
+    """Whether an `allowed` answer now is the first the change keeps: its first ever, or its
+    first since it broke glass (workflows.stages.allowed_under_break_glass)."""
+    first, broke = change.first_allowed, change.break_glass_at
+    return first is None or (broke is not None and first.at < broke <= at)
 
 
 def find_change(uow: UnitOfWork, git_ref: str, pull_requests: Sequence[str]) -> int | None:

@@ -188,8 +188,7 @@ def not_deployed(change: Change, attempt: Attempt) -> str | None:
             "its deployment has started. Record its outcome instead (Rolled back or Failed if "
             "it did not go as planned)."
         )
-    allowed = gate_allowed(change)
-    if change.break_glass_at is not None and allowed is not None:
+    if (allowed := allowed_under_break_glass(change)) is not None:
         return (
             f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to "
             f"{allowed.environment} under break-glass, so it may already be deployed. Start "
@@ -204,8 +203,7 @@ def still_owed_if_deployed(change: Change, attempt: Attempt) -> str | None:
     approved anew, as its new class asks): not once the gate let a pipeline deploy it."""
     if (not_started := not_deploying(change, attempt)) is not None:
         return not_started
-    allowed = gate_allowed(change)
-    if change.break_glass_at is not None and allowed is not None:
+    if (allowed := allowed_under_break_glass(change)) is not None:
         return (
             f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to "
             f"{allowed.environment} under break-glass, so it may already be deployed, and its "
@@ -214,12 +212,17 @@ def still_owed_if_deployed(change: Change, attempt: Attempt) -> str | None:
     return None
 
 
-def gate_allowed(change: Change) -> GateCheck | None:
-    """The gate's first `allowed` answer for the change, if it gave one (for a change the
-    gate answered before it kept the first, the latest still shown)."""
-    if change.first_allowed is not None:
-        return change.first_allowed
-    return next((c for c in change.gate_checks if c.status is GateStatus.ALLOWED), None)
+def allowed_under_break_glass(change: Change) -> GateCheck | None:
+    """The gate's first `allowed` answer since the change broke glass, while its approval is
+    owed in retrospect (not once approved, nor once reclassified: approved anew then)."""
+    since = change.break_glass_at
+    if since is None or not change.retro_approval_owed:
+        return None
+    kept = (change.first_allowed, *change.gate_checks)
+    return next(
+        (c for c in kept if c is not None and c.status is GateStatus.ALLOWED and c.at >= since),
+        None,
+    )
 
 
 def deploying(change: Change, _: Attempt) -> str | None:

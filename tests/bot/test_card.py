@@ -241,13 +241,13 @@ BREAK_GLASS_ENDS: dict[str, tuple[Callable[[Desk], Change], str]] = {
     ),
     "reclassified": (
         _reclassified,
-        "went ahead without approval, then was reclassified before it deployed: it is approved "
-        "as its new class asks, not in retrospect.",
+        "went ahead without approval, then was reclassified before it deployed: its new class "
+        "asks for its approvals, not one in retrospect.",
     ),
     "reclassified, then approved as a Normal change": (
         lambda d: d.approve(d.add_evidence(d.review(d.submit(_reclassified(d))))),
-        "went ahead without approval, then was reclassified before it deployed: it is approved "
-        "as its new class asks, not in retrospect.",
+        "went ahead without approval, then was reclassified before it deployed: its new class "
+        "asks for its approvals, not one in retrospect.",
     ),
     "closed without review": (
         _closed_unapproved,

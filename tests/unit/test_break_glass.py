@@ -460,3 +460,42 @@ def test_a_broken_glass_change_the_gate_let_deploy_keeps_its_class(desk: Desk) -
     assert desk.stored(allowed).retro_approval_owed
     edited = desk.edit(allowed, description="The API's pods ran out of memory.")
     assert (edited.stage, edited.retro_approval_owed) == (Stage.DEPLOY, True)
+
+
+def test_an_answer_allowed_before_the_glass_was_broken_does_not_stop_cancelling(
+    desk: Desk,
+) -> None:
+    """Allowed as a Normal change, then made an emergency that broke glass: nothing was allowed
+    under break-glass, so nothing owed in retrospect can have gone out."""
+    open_now = Window(NOW, NOW + timedelta(hours=4))
+    normal = desk.normal_change_in(Stage.DEPLOY, normal_details(window=open_now))
+    allowed_by_the_gate(desk, normal)
+    emergency = desk.submit(desk.edit(normal, classification=Classification.EMERGENCY))
+    desk.clock.advance(minutes=20)
+    broken = desk.break_glass(emergency, reason="Nobody answered; the API is down.")
+
+    cancelled = desk.cancel(broken, reason="The incident resolved itself.")
+
+    assert cancelled.stage is Stage.CANCELLED
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, broken) is None
+
+
+def test_a_broken_glass_change_reclassified_then_allowed_may_still_be_cancelled(
+    desk: Desk,
+) -> None:
+    """Reclassified before any pipeline went ahead, it owes nothing in retrospect: the gate
+    allowing it later, as a Normal change, is no break-glass deployment."""
+    broken = broken_glass(desk, window=Window(NOW, NOW + timedelta(hours=4)))
+    normal = desk.edit(
+        broken,
+        classification=Classification.NORMAL,
+        description="Raise the API's memory limit.",
+        services=("api",),
+        rollback=Rollback(plan="Lower it again."),
+    )
+    assert not normal.retro_approval_owed
+    authorised = desk.approve(desk.add_evidence(desk.review(desk.submit(normal))))
+    allowed = allowed_by_the_gate(desk, authorised)
+
+    assert Action.CANCEL in available_actions(allowed, desk.policy)
+    assert desk.cancel(allowed, reason="Superseded.").stage is Stage.CANCELLED
