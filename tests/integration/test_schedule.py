@@ -200,7 +200,7 @@ def test_upgrading_books_the_changes_that_name_no_services(empty_database_url: s
     created = datetime(2026, 11, 20, tzinfo=UTC)
     long = Window(WINDOW.start, WINDOW.start + timedelta(days=15))  # three weeks
     try:
-        migrate.upgrade(engine, "0015")
+        migrate.upgrade(engine, "0016")
         rows = [
             (1, "approve", emergency_details(window=WINDOW), None),
             (2, "closed", emergency_details(window=long), "successful"),
@@ -249,7 +249,7 @@ def test_upgrading_books_the_changes_that_name_no_services(empty_database_url: s
         config.set_main_option("script_location", str(migrate.MIGRATIONS))
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.downgrade(config, "0015")
+            command.downgrade(config, "0016")
         assert scheduled(engine, long) == [(5, ("payments",))]
     finally:
         engine.dispose()

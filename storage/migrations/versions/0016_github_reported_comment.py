@@ -8,7 +8,7 @@ decided, its run is told once what it waits for now.
 
 Revision ID: 0016
 Revises: 0015
-Create Date: 2026-12-08
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations
