@@ -117,6 +117,13 @@ class World:
     def approve(self, number: int) -> None:
         process.approve(SqlUnitOfWork(self.app.engine), self.app.clock, POLICY, number, APPROVER)
 
+    def review(self, change: Change) -> None:
+        """The change's peer review, done."""
+        uow = SqlUnitOfWork(self.app.engine)
+        process.record_review(
+            uow, self.app.clock, POLICY, change.number, PEER, assessment="Fine.", risk=change.risk
+        )
+
     async def after(self, seconds: float) -> int:
         """Let `seconds` pass on the bot's clock, then sweep."""
         self.app.clock.advance(seconds=seconds)
@@ -195,15 +202,7 @@ async def test_a_waiting_deployment_is_told_again_only_when_what_it_waits_for_ch
     await world.worker.sweep()
     assert "it waits for its peer review" in world.held(run).reports[-1]
 
-    process.record_review(
-        SqlUnitOfWork(world.app.engine),
-        world.app.clock,
-        POLICY,
-        change.number,
-        PEER,
-        assessment="Fine.",
-        risk=change.risk,
-    )
+    world.review(change)
     await world.worker.sweep()
     assert len(world.held(run).reports) == 2
     assert "it waits for test evidence from staging" in world.held(run).reports[-1]
@@ -246,15 +245,7 @@ async def test_a_new_status_report_github_fails_to_take_is_retried_with_backoff(
     await world.worker.sweep()
     world.github.failures = [502]
 
-    process.record_review(
-        SqlUnitOfWork(world.app.engine),
-        world.app.clock,
-        POLICY,
-        change.number,
-        PEER,
-        assessment="Fine.",
-        risk=change.risk,
-    )
+    world.review(change)
     await world.worker.sweep()
     assert len(world.held(run).reports) == 1
     assert world.row(run).attempts == 1
