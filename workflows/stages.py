@@ -190,10 +190,9 @@ def not_deployed(change: Change, attempt: Attempt) -> str | None:
         )
     if (allowed := allowed_under_break_glass(change)) is not None:
         return (
-            f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to "
-            f"{allowed.environment} under break-glass, so it may already be deployed. Start "
-            "its deployment and record its outcome instead (Rolled back or Failed if it did "
-            "not go ahead): its approval stays owed in retrospect."
+            f"{_may_be_out(allowed)}. Start its deployment and record its outcome instead "
+            "(Rolled back or Failed if it did not go ahead): its approval stays owed in "
+            "retrospect."
         )
     return None
 
@@ -205,9 +204,8 @@ def still_owed_if_deployed(change: Change, attempt: Attempt) -> str | None:
         return not_started
     if (allowed := allowed_under_break_glass(change)) is not None:
         return (
-            f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to "
-            f"{allowed.environment} under break-glass, so it may already be deployed, and its "
-            "approval stays owed in retrospect. Keep its class, and edit anything else."
+            f"{_may_be_out(allowed)}, and its approval stays owed in retrospect. Keep its "
+            "class, and edit anything else."
         )
     return None
 
@@ -218,10 +216,19 @@ def allowed_under_break_glass(change: Change) -> GateCheck | None:
     since = change.break_glass_at
     if since is None or not change.retro_approval_owed:
         return None
+    # The first kept apart; the card's latest answers too, for a change the gate answered
+    # before it kept the first.
     kept = (change.first_allowed, *change.gate_checks)
     return next(
         (c for c in kept if c is not None and c.status is GateStatus.ALLOWED and c.at >= since),
         None,
+    )
+
+
+def _may_be_out(allowed: GateCheck) -> str:
+    return (
+        f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to "
+        f"{allowed.environment} under break-glass, so it may already be deployed"
     )
 
 
