@@ -519,8 +519,9 @@ def cancel(
     reason: str,
     seen_stage: Stage | None = None,
 ) -> Change:
-    """Withdraw a change before its deployment starts, with a reason. A break-glass change
-    the gate has let a pipeline deploy is not withdrawn: its outcome is recorded instead."""
+    """Withdraw a change before its deployment starts, with a reason. A change the gate has
+    let a pipeline deploy, or one a pipeline reported deploying, is not withdrawn: its
+    outcome is recorded instead."""
     reason = check_text("reason", reason, "reason", required=True)
     with _step(uow, clock, policy, number, seen_stage) as step:
         step.move(Action.CANCEL, actor, reason=reason)

@@ -181,8 +181,10 @@ def not_deploying(change: Change, _: Attempt) -> str | None:
 
 def not_deployed(change: Change, attempt: Attempt) -> str | None:
     """Cancelling says the change never went out. Not once its deployment started, nor once
-    the gate let a pipeline deploy a break-glass change: it may be out, and the approval owed
-    in retrospect must not vanish with a cancellation."""
+    a pipeline reported deploying it or the gate let one deploy it: it may be out, and a
+    cancellation would leave a deployment with no outcome (and no review). The record is
+    completed instead, its outcome saying what happened; for a break-glass change the
+    approval owed in retrospect stays owed."""
     if not_deploying(change, attempt) is not None:
         return (
             "its deployment has started. Record its outcome instead (Rolled back or Failed if "
@@ -194,7 +196,38 @@ def not_deployed(change: Change, attempt: Attempt) -> str | None:
             "(Rolled back or Failed if it did not go ahead): its approval stays owed in "
             "retrospect."
         )
+    if change.deployments:
+        reported = change.deployments[0]
+        return (
+            f"{reported.pipeline} reported deploying {reported.service} to "
+            f"{reported.environment}, so it may already be deployed. {_record_instead(change)}"
+        )
+    if (allowed := allowed_ever(change)) is not None:
+        return (
+            f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to "
+            f"{allowed.environment}, so it may already be deployed. {_record_instead(change)}"
+        )
     return None
+
+
+def _record_instead(change: Change) -> str:
+    """What to do with a change that may be out, instead of cancelling it."""
+    if change.stage is Stage.DEPLOY:
+        return (
+            "Start its deployment and record its outcome instead (Rolled back or Failed if it "
+            "did not go ahead)."
+        )
+    return (
+        "Take it through approval and record its outcome instead (Rolled back or Failed if "
+        "it did not go ahead)."
+    )
+
+
+def allowed_ever(change: Change) -> GateCheck | None:
+    """The gate's first `allowed` answer about the change, kept apart from the card's latest
+    answers; or, for a change answered before it kept the first, one among them."""
+    kept = (change.first_allowed, *change.gate_checks)
+    return next((c for c in kept if c is not None and c.status is GateStatus.ALLOWED), None)
 
 
 def still_owed_if_deployed(change: Change, attempt: Attempt) -> str | None:
@@ -452,7 +485,8 @@ MOVES: tuple[Move[Stage, Change], ...] = (
     ),
     Move(S.DEPLOY, A.APPROVE, S.DEPLOY, when=(retro_approval_owed,), who=_APPROVER),
     # Before deployment the requester may edit or cancel; an approver may cancel too. A
-    # break-glass change the gate let a pipeline deploy is past cancelling (not_deployed).
+    # change the gate let a pipeline deploy, or one a pipeline reported deploying, is past
+    # cancelling (not_deployed).
     *(Move(s, A.EDIT, s, when=(not_deploying,), who=(in_charge,)) for s in _OPEN_BEFORE_CLOSE),
     # Reclassifying a submitted change sends it back to Request, to be submitted again.
     *(

@@ -462,11 +462,11 @@ def test_a_broken_glass_change_the_gate_let_deploy_keeps_its_class(desk: Desk) -
     assert (edited.stage, edited.retro_approval_owed) == (Stage.DEPLOY, True)
 
 
-def test_an_answer_allowed_before_the_glass_was_broken_does_not_stop_cancelling(
+def test_an_answer_allowed_before_the_glass_was_broken_stops_cancelling_too(
     desk: Desk,
 ) -> None:
     """Allowed as a Normal change, then made an emergency that broke glass: nothing was allowed
-    under break-glass, so nothing owed in retrospect can have gone out."""
+    under break-glass, but what the gate allowed before may have gone out all the same."""
     open_now = Window(NOW, NOW + timedelta(hours=4))
     normal = desk.normal_change_in(Stage.DEPLOY, normal_details(window=open_now))
     allowed_by_the_gate(desk, normal)
@@ -474,17 +474,22 @@ def test_an_answer_allowed_before_the_glass_was_broken_does_not_stop_cancelling(
     desk.clock.advance(minutes=20)
     broken = desk.break_glass(emergency, reason="Nobody answered; the API is down.")
 
-    cancelled = desk.cancel(broken, reason="The incident resolved itself.")
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+        desk.cancel(broken, reason="The incident resolved itself.")
 
-    assert cancelled.stage is Stage.CANCELLED
-    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, broken) is None
+    assert str(refused.value) == (
+        "Can't cancel a change that is in Deploy and verify: the gate allowed ci-prod to "
+        "deploy api to production, so it may already be deployed. Start its deployment and "
+        "record its outcome instead (Rolled back or Failed if it did not go ahead)."
+    )
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, broken) is not None
 
 
-def test_a_broken_glass_change_reclassified_then_allowed_may_still_be_cancelled(
+def test_a_broken_glass_change_reclassified_then_allowed_is_past_cancelling_as_normal(
     desk: Desk,
 ) -> None:
-    """Reclassified before any pipeline went ahead, it owes nothing in retrospect: the gate
-    allowing it later, as a Normal change, is no break-glass deployment."""
+    """Reclassified before any pipeline went ahead, it owes nothing in retrospect; once the
+    gate allows it as a Normal change, it may be out, as any allowed change may."""
     broken = broken_glass(desk, window=Window(NOW, NOW + timedelta(hours=4)))
     normal = desk.edit(
         broken,
@@ -495,7 +500,10 @@ def test_a_broken_glass_change_reclassified_then_allowed_may_still_be_cancelled(
     )
     assert not normal.retro_approval_owed
     authorised = desk.approve(desk.add_evidence(desk.review(desk.submit(normal))))
+    assert Action.CANCEL in available_actions(authorised, desk.policy)
     allowed = allowed_by_the_gate(desk, authorised)
 
-    assert Action.CANCEL in available_actions(allowed, desk.policy)
-    assert desk.cancel(allowed, reason="Superseded.").stage is Stage.CANCELLED
+    assert Action.CANCEL not in available_actions(allowed, desk.policy)
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, allowed) is None
+    rolled_back = desk.record_outcome(desk.start_deployment(allowed), Outcome.ROLLED_BACK)
+    assert (rolled_back.retro_approval_owed, rolled_back.review_owed) == (False, True)

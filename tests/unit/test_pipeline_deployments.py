@@ -7,12 +7,20 @@ from datetime import timedelta
 
 import pytest
 
-from tests.unit.builders import EMMA, TOMORROW, Desk, emergency_details, normal_details
+from tests.unit.builders import (
+    EMMA,
+    TOMORROW,
+    Desk,
+    emergency_details,
+    normal_details,
+    nothing_written,
+)
 from workflows.chase import Owed
 from workflows.deployments import Report, report_finished, report_started
-from workflows.errors import Conflict, NotFound, ValidationFailed
+from workflows.errors import Conflict, NotFound, TransitionNotAllowed, ValidationFailed
 from workflows.gate import Asked, Question, Target, ask
 from workflows.model import Change, GateStatus, Outcome, Stage
+from workflows.stages import Action, available_actions
 
 PROD = "production"
 
@@ -281,3 +289,80 @@ def test_a_report_says_whether_it_recorded_anything(desk: Desk) -> None:
         False,
     ]
     assert ended.deployment.outcome is Outcome.SUCCESSFUL
+
+
+# -- a change that may be out is not cancelled ---------------------------------------------------
+
+
+def test_a_change_the_gate_let_a_pipeline_deploy_cannot_be_cancelled(desk: Desk) -> None:
+    """No start reported, but the pipeline may have deployed it: cancelling would say it
+    never went out, and leave a deployment with no outcome and no review."""
+    change = authorised(desk)
+    assert Action.CANCEL in available_actions(change, desk.policy)
+    asked(desk, change)
+    allowed = desk.stored(change)
+    assert Action.CANCEL not in available_actions(allowed, desk.policy)
+
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+        desk.cancel(allowed, reason="Superseded.")
+
+    assert str(refused.value) == (
+        "Can't cancel a change that is in Deploy and verify: the gate allowed ci-prod to "
+        "deploy api to production, so it may already be deployed. Start its deployment and "
+        "record its outcome instead (Rolled back or Failed if it did not go ahead)."
+    )
+    failed = desk.record_outcome(desk.start_deployment(allowed), Outcome.FAILED)
+    assert (failed.outcome, failed.review_owed) == (Outcome.FAILED, True)
+
+
+def test_an_allowed_change_whose_approvals_were_withdrawn_still_cannot_be_cancelled(
+    desk: Desk,
+) -> None:
+    """An edit after the gate allowed it takes the authorisation, not what may have gone out."""
+    change = authorised(desk)
+    asked(desk, change)
+    edited = desk.edit(change, services=("api", "ledger"))
+    assert edited.stage is Stage.APPROVE
+
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+        desk.cancel(edited, reason="Superseded.")
+
+    assert str(refused.value).endswith(
+        "the gate allowed ci-prod to deploy api to production, so it may already be deployed. "
+        "Take it through approval and record its outcome instead (Rolled back or Failed if it "
+        "did not go ahead)."
+    )
+
+
+def test_a_change_a_pipeline_reported_deploying_before_approval_cannot_be_cancelled(
+    desk: Desk,
+) -> None:
+    """The deployment skipped the process and was recorded loudly: a cancellation must not
+    then close the change as though it never went out."""
+    change = desk.normal_change_in(Stage.APPROVE)
+    start(desk, change, pipeline="deploy-bot")
+    reported = desk.stored(change)
+    assert Action.CANCEL not in available_actions(reported, desk.policy)
+
+    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+        desk.cancel(reported, by=EMMA, reason="Deployed by mistake.")
+
+    assert str(refused.value) == (
+        "Can't cancel a change that is in Approve: deploy-bot reported deploying api to "
+        "production, so it may already be deployed. Take it through approval and record its "
+        "outcome instead (Rolled back or Failed if it did not go ahead)."
+    )
+
+
+def test_a_gate_that_only_held_a_change_does_not_stop_its_cancellation(desk: Desk) -> None:
+    """Awaiting or prevented, nothing went out: the change may still be withdrawn."""
+    change = desk.normal_change_in(Stage.APPROVE)
+    question = Question(change.number, Target("api", PROD), Asked("ci-prod"))
+    assert ask(desk.uow, desk.clock, desk.policy, question).decision.status is GateStatus.AWAITING
+    closed = desk.normal_change_in(Stage.DEPLOY)  # outside its window: prevented or awaiting
+    question = Question(closed.number, Target("api", PROD), Asked("ci-prod"))
+    held = ask(desk.uow, desk.clock, desk.policy, question).decision.status
+    assert held is not GateStatus.ALLOWED
+
+    assert desk.cancel(change, reason="Superseded.").stage is Stage.CANCELLED
+    assert desk.cancel(closed, reason="Superseded.").stage is Stage.CANCELLED
