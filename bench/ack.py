@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="bursts per app; medians reported")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.requests, args.warmup, args.concurrency, args.delay = 20, 5, 5, 0.5
+        args.requests, args.warmup, args.concurrency, args.delay = 20, 5, 5, 0.2
         args.rounds = 1
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         postgres = None
     elif postgres:
         print(f"database: {postgres_version(postgres)}, and SQLite")
-    quiet = 3.0 if args.smoke else 12.0
+    quiet = 1.0 if args.smoke else 12.0
     options = Options(
         args.requests, args.warmup, args.concurrency, args.delay, postgres, quiet, args.rounds
     )
