@@ -39,7 +39,7 @@ from workflows.policy import Policy
 from workflows.ports import Clock, UnitOfWork
 from workflows.risk import described, format_number, score
 from workflows.schedule import Conflict
-from workflows.stages import Action, Attempt, quorum_met
+from workflows.stages import Action, Attempt, maybe_out, quorum_met
 from workflows.steps import SYSTEM_ACTOR as _SYSTEM
 from workflows.steps import Step as _Step
 from workflows.steps import changing as _step
@@ -519,12 +519,14 @@ def cancel(
     reason: str,
     seen_stage: Stage | None = None,
 ) -> Change:
-    """Withdraw a change before its deployment starts, with a reason. A change the gate has
-    let a pipeline deploy, or one a pipeline reported deploying, is not withdrawn: its
-    outcome is recorded instead."""
+    """Withdraw a change before its deployment starts, with a reason. A break-glass change
+    the gate has let a pipeline deploy is not withdrawn: its outcome is recorded instead. Any
+    other change that may have been deployed (the gate allowed it, or a pipeline reported
+    deploying it) is withdrawn by an approver only, and the trail says what may be out."""
     reason = check_text("reason", reason, "reason", required=True)
     with _step(uow, clock, policy, number, seen_stage) as step:
-        step.move(Action.CANCEL, actor, reason=reason)
+        maybe = maybe_out(step.change)
+        step.move(Action.CANCEL, actor, reason=reason, **({"maybe_out": maybe} if maybe else {}))
         step.change.cancel_reason = reason
         step.change.closed_at = step.at
         # Cancelled before the gate let anything deploy it (stages.not_deployed), a break-glass

@@ -181,10 +181,9 @@ def not_deploying(change: Change, _: Attempt) -> str | None:
 
 def not_deployed(change: Change, attempt: Attempt) -> str | None:
     """Cancelling says the change never went out. Not once its deployment started, nor once
-    a pipeline reported deploying it or the gate let one deploy it: it may be out, and a
-    cancellation would leave a deployment with no outcome (and no review). The record is
-    completed instead, its outcome saying what happened; for a break-glass change the
-    approval owed in retrospect stays owed."""
+    the gate let a pipeline deploy a break-glass change: it may be out, and the approval owed
+    in retrospect must not vanish with a cancellation. (A change that may be out otherwise is
+    cancelled by an approver only: `approver_if_maybe_out`.)"""
     if not_deploying(change, attempt) is not None:
         return (
             "its deployment has started. Record its outcome instead (Rolled back or Failed if "
@@ -196,38 +195,49 @@ def not_deployed(change: Change, attempt: Attempt) -> str | None:
             "(Rolled back or Failed if it did not go ahead): its approval stays owed in "
             "retrospect."
         )
+    return None
+
+
+def maybe_out(change: Change) -> str | None:
+    """Why a change whose deployment has not started may have been deployed all the same: a
+    pipeline reported deploying it, or the gate allowed one to (whatever it answered later).
+    None if neither."""
     if change.deployments:
         reported = change.deployments[0]
         return (
-            f"{reported.pipeline} reported deploying {reported.service} to "
-            f"{reported.environment}, so it may already be deployed. {_record_instead(change)}"
+            f"pipeline {reported.pipeline} reported deploying {reported.service} to "
+            f"{reported.environment}"
         )
-    if (allowed := allowed_ever(change)) is not None:
+    kept = (change.first_allowed, *change.gate_checks)
+    allowed = next((c for c in kept if c is not None and c.status is GateStatus.ALLOWED), None)
+    if allowed is not None:
         return (
             f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to "
-            f"{allowed.environment}, so it may already be deployed. {_record_instead(change)}"
+            f"{allowed.environment}"
         )
     return None
 
 
-def _record_instead(change: Change) -> str:
-    """What to do with a change that may be out, instead of cancelling it."""
-    if change.stage is Stage.DEPLOY:
-        return (
-            "Start its deployment and record its outcome instead (Rolled back or Failed if it "
-            "did not go ahead)."
-        )
-    return (
-        "Take it through approval and record its outcome instead (Rolled back or Failed if "
-        "it did not go ahead)."
+def approver_if_maybe_out(change: Change, attempt: Attempt) -> str | None:
+    """A change that may have been deployed is cancelled only by an approver other than its
+    requester and implementer, who says why (the run was stopped, nothing went out): its
+    requester could otherwise close a deployment with no outcome and no review on their own
+    word. Its outcome may be recorded instead, where its deployment may start."""
+    why = maybe_out(change)
+    if why is None:
+        return None
+    if not_own_change(change, attempt) is None and approver(change, attempt) is None:
+        return None
+    sentence = (
+        f"{why[0].upper()}{why[1:]}, so {change.ref} may have been deployed: only an approver "
+        "other than its requester and implementer can cancel it now, saying why."
     )
-
-
-def allowed_ever(change: Change) -> GateCheck | None:
-    """The gate's first `allowed` answer about the change, kept apart from the card's latest
-    answers; or, for a change answered before it kept the first, one among them."""
-    kept = (change.first_allowed, *change.gate_checks)
-    return next((c for c in kept if c is not None and c.status is GateStatus.ALLOWED), None)
+    if change.stage is Stage.DEPLOY:
+        sentence += (
+            " Or start its deployment and record its outcome (Rolled back or Failed if it did "
+            "not go ahead)."
+        )
+    return sentence
 
 
 def still_owed_if_deployed(change: Change, attempt: Attempt) -> str | None:
@@ -485,8 +495,8 @@ MOVES: tuple[Move[Stage, Change], ...] = (
     ),
     Move(S.DEPLOY, A.APPROVE, S.DEPLOY, when=(retro_approval_owed,), who=_APPROVER),
     # Before deployment the requester may edit or cancel; an approver may cancel too. A
-    # change the gate let a pipeline deploy, or one a pipeline reported deploying, is past
-    # cancelling (not_deployed).
+    # break-glass change the gate let a pipeline deploy is past cancelling (not_deployed); any
+    # other change that may have been deployed is cancelled by an approver alone.
     *(Move(s, A.EDIT, s, when=(not_deploying,), who=(in_charge,)) for s in _OPEN_BEFORE_CLOSE),
     # Reclassifying a submitted change sends it back to Request, to be submitted again.
     *(
@@ -494,7 +504,13 @@ MOVES: tuple[Move[Stage, Change], ...] = (
         for s in _OPEN_BEFORE_CLOSE[1:]
     ),
     *(
-        Move(s, A.CANCEL, S.CANCELLED, when=(not_deployed,), who=(in_charge_or_approver,))
+        Move(
+            s,
+            A.CANCEL,
+            S.CANCELLED,
+            when=(not_deployed,),
+            who=(in_charge_or_approver, approver_if_maybe_out),
+        )
         for s in _OPEN_BEFORE_CLOSE
     ),
 )

@@ -37,7 +37,7 @@ from workflows.model import (
     Stage,
     Window,
 )
-from workflows.stages import Action, Attempt, available_actions, move_for
+from workflows.stages import Action, Attempt, allowed_actions, available_actions, move_for
 
 RULES = 'approver_users = ["UEMMA"]\napprover_groups = ["SONCALL"]\n'
 WAIT = timedelta(minutes=15)  # the test policy's break_glass_after, by default
@@ -462,7 +462,7 @@ def test_a_broken_glass_change_the_gate_let_deploy_keeps_its_class(desk: Desk) -
     assert (edited.stage, edited.retro_approval_owed) == (Stage.DEPLOY, True)
 
 
-def test_an_answer_allowed_before_the_glass_was_broken_stops_cancelling_too(
+def test_an_answer_allowed_before_the_glass_was_broken_leaves_cancelling_to_an_approver(
     desk: Desk,
 ) -> None:
     """Allowed as a Normal change, then made an emergency that broke glass: nothing was allowed
@@ -474,18 +474,19 @@ def test_an_answer_allowed_before_the_glass_was_broken_stops_cancelling_too(
     desk.clock.advance(minutes=20)
     broken = desk.break_glass(emergency, reason="Nobody answered; the API is down.")
 
-    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+    with nothing_written(desk.uow), pytest.raises(NotAllowed) as refused:
         desk.cancel(broken, reason="The incident resolved itself.")
-
-    assert str(refused.value) == (
-        "Can't cancel a change that is in Deploy and verify: the gate allowed ci-prod to "
-        "deploy api to production, so it may already be deployed. Start its deployment and "
-        "record its outcome instead (Rolled back or Failed if it did not go ahead)."
+    assert str(refused.value.reason).startswith(
+        "The gate allowed ci-prod to deploy api to production, so CHG-0001 may have been "
+        "deployed: only an approver other than its requester and implementer can cancel it"
     )
-    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, broken) is not None
+
+    cancelled = desk.cancel(broken, by=OSCAR, reason="The run was stopped before deploying.")
+    assert cancelled.stage is Stage.CANCELLED
+    assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, broken) is None
 
 
-def test_a_broken_glass_change_reclassified_then_allowed_is_past_cancelling_as_normal(
+def test_a_broken_glass_change_reclassified_then_allowed_is_cancelled_by_an_approver_only(
     desk: Desk,
 ) -> None:
     """Reclassified before any pipeline went ahead, it owes nothing in retrospect; once the
@@ -500,10 +501,9 @@ def test_a_broken_glass_change_reclassified_then_allowed_is_past_cancelling_as_n
     )
     assert not normal.retro_approval_owed
     authorised = desk.approve(desk.add_evidence(desk.review(desk.submit(normal))))
-    assert Action.CANCEL in available_actions(authorised, desk.policy)
+    assert Action.CANCEL in allowed_actions(authorised, ALICE, desk.policy)
     allowed = allowed_by_the_gate(desk, authorised)
 
-    assert Action.CANCEL not in available_actions(allowed, desk.policy)
+    assert Action.CANCEL not in allowed_actions(allowed, ALICE, desk.policy)
+    assert Action.CANCEL in allowed_actions(allowed, ANNA, desk.policy)
     assert desk.owed(Owed.RETROSPECTIVE_APPROVAL, allowed) is None
-    rolled_back = desk.record_outcome(desk.start_deployment(allowed), Outcome.ROLLED_BACK)
-    assert (rolled_back.retro_approval_owed, rolled_back.review_owed) == (False, True)

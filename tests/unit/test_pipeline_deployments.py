@@ -8,6 +8,8 @@ from datetime import timedelta
 import pytest
 
 from tests.unit.builders import (
+    ALICE,
+    ANNA,
     EMMA,
     TOMORROW,
     Desk,
@@ -17,10 +19,10 @@ from tests.unit.builders import (
 )
 from workflows.chase import Owed
 from workflows.deployments import Report, report_finished, report_started
-from workflows.errors import Conflict, NotFound, TransitionNotAllowed, ValidationFailed
+from workflows.errors import Conflict, NotAllowed, NotFound, ValidationFailed
 from workflows.gate import Asked, Question, Target, ask
 from workflows.model import Change, GateStatus, Outcome, Stage
-from workflows.stages import Action, available_actions
+from workflows.stages import Action, allowed_actions, available_actions
 
 PROD = "production"
 
@@ -291,31 +293,42 @@ def test_a_report_says_whether_it_recorded_anything(desk: Desk) -> None:
     assert ended.deployment.outcome is Outcome.SUCCESSFUL
 
 
-# -- a change that may be out is not cancelled ---------------------------------------------------
+# -- a change that may be out is cancelled by an approver only ----------------------------------
 
 
-def test_a_change_the_gate_let_a_pipeline_deploy_cannot_be_cancelled(desk: Desk) -> None:
-    """No start reported, but the pipeline may have deployed it: cancelling would say it
-    never went out, and leave a deployment with no outcome and no review."""
+def test_a_change_the_gate_let_a_pipeline_deploy_is_cancelled_by_an_approver_only(
+    desk: Desk,
+) -> None:
+    """No start reported, but the pipeline may have deployed it: its requester cannot close
+    it with no outcome on their own word; an approver may, saying why, and the trail says
+    what may be out."""
     change = authorised(desk)
-    assert Action.CANCEL in available_actions(change, desk.policy)
+    assert Action.CANCEL in allowed_actions(change, ALICE, desk.policy)
     asked(desk, change)
     allowed = desk.stored(change)
-    assert Action.CANCEL not in available_actions(allowed, desk.policy)
+    assert Action.CANCEL in available_actions(allowed, desk.policy)  # the card's button
+    assert Action.CANCEL not in allowed_actions(allowed, ALICE, desk.policy)
 
-    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+    with nothing_written(desk.uow), pytest.raises(NotAllowed) as refused:
         desk.cancel(allowed, reason="Superseded.")
 
-    assert str(refused.value) == (
-        "Can't cancel a change that is in Deploy and verify: the gate allowed ci-prod to "
-        "deploy api to production, so it may already be deployed. Start its deployment and "
-        "record its outcome instead (Rolled back or Failed if it did not go ahead)."
+    assert str(refused.value.reason) == (
+        "The gate allowed ci-prod to deploy api to production, so CHG-0001 may have been "
+        "deployed: only an approver other than its requester and implementer can cancel it "
+        "now, saying why. Or start its deployment and record its outcome (Rolled back or "
+        "Failed if it did not go ahead)."
     )
-    failed = desk.record_outcome(desk.start_deployment(allowed), Outcome.FAILED)
-    assert (failed.outcome, failed.review_owed) == (Outcome.FAILED, True)
+    cancelled = desk.cancel(allowed, by=ANNA, reason="The run was stopped before deploying.")
+    assert cancelled.stage is Stage.CANCELLED
+    entry = desk.last_entry(change, "cancelled").entry
+    assert (entry.actor, entry.details["reason"]) == (
+        "UANNA",
+        "The run was stopped before deploying.",
+    )
+    assert entry.details["maybe_out"] == "the gate allowed ci-prod to deploy api to production"
 
 
-def test_an_allowed_change_whose_approvals_were_withdrawn_still_cannot_be_cancelled(
+def test_an_allowed_change_whose_approvals_were_withdrawn_is_still_cancelled_by_an_approver(
     desk: Desk,
 ) -> None:
     """An edit after the gate allowed it takes the authorisation, not what may have gone out."""
@@ -324,45 +337,46 @@ def test_an_allowed_change_whose_approvals_were_withdrawn_still_cannot_be_cancel
     edited = desk.edit(change, services=("api", "ledger"))
     assert edited.stage is Stage.APPROVE
 
-    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
+    with nothing_written(desk.uow), pytest.raises(NotAllowed) as refused:
         desk.cancel(edited, reason="Superseded.")
 
-    assert str(refused.value).endswith(
-        "the gate allowed ci-prod to deploy api to production, so it may already be deployed. "
-        "Take it through approval and record its outcome instead (Rolled back or Failed if it "
-        "did not go ahead)."
-    )
+    assert str(refused.value.reason).endswith("can cancel it now, saying why.")
+    assert desk.cancel(edited, by=ANNA, reason="Nothing went out.").stage is Stage.CANCELLED
 
 
-def test_a_change_a_pipeline_reported_deploying_before_approval_cannot_be_cancelled(
+def test_a_change_a_pipeline_reported_deploying_before_approval_is_cancelled_by_an_approver(
     desk: Desk,
 ) -> None:
-    """The deployment skipped the process and was recorded loudly: a cancellation must not
-    then close the change as though it never went out."""
+    """The deployment skipped the process and was recorded loudly; rejected, then given up,
+    the change is still closed by an approver's word, never its requester's alone."""
     change = desk.normal_change_in(Stage.APPROVE)
     start(desk, change, pipeline="deploy-bot")
-    reported = desk.stored(change)
-    assert Action.CANCEL not in available_actions(reported, desk.policy)
+    rejected = desk.reject(desk.stored(change), by=ANNA)
+    assert rejected.stage is Stage.REQUEST
 
-    with nothing_written(desk.uow), pytest.raises(TransitionNotAllowed) as refused:
-        desk.cancel(reported, by=EMMA, reason="Deployed by mistake.")
+    with nothing_written(desk.uow), pytest.raises(NotAllowed) as refused:
+        desk.cancel(rejected, reason="Deployed by mistake.")
 
-    assert str(refused.value) == (
-        "Can't cancel a change that is in Approve: deploy-bot reported deploying api to "
-        "production, so it may already be deployed. Take it through approval and record its "
-        "outcome instead (Rolled back or Failed if it did not go ahead)."
+    assert str(refused.value.reason) == (
+        "Pipeline deploy-bot reported deploying api to production, so CHG-0001 may have been "
+        "deployed: only an approver other than its requester and implementer can cancel it "
+        "now, saying why."
     )
+    cancelled = desk.cancel(rejected, by=ANNA, reason="Rolled back by hand at once.")
+    assert cancelled.stage is Stage.CANCELLED
+    maybe = desk.last_entry(change, "cancelled").entry.details["maybe_out"]
+    assert maybe == "pipeline deploy-bot reported deploying api to production"
 
 
-def test_a_gate_that_only_held_a_change_does_not_stop_its_cancellation(desk: Desk) -> None:
-    """Awaiting or prevented, nothing went out: the change may still be withdrawn."""
-    change = desk.normal_change_in(Stage.APPROVE)
-    question = Question(change.number, Target("api", PROD), Asked("ci-prod"))
-    assert ask(desk.uow, desk.clock, desk.policy, question).decision.status is GateStatus.AWAITING
-    closed = desk.normal_change_in(Stage.DEPLOY)  # outside its window: prevented or awaiting
-    question = Question(closed.number, Target("api", PROD), Asked("ci-prod"))
-    held = ask(desk.uow, desk.clock, desk.policy, question).decision.status
-    assert held is not GateStatus.ALLOWED
+@pytest.mark.parametrize("service", ["api", "billing"])
+def test_a_gate_that_only_held_a_change_does_not_stop_its_cancellation(
+    desk: Desk, service: str
+) -> None:
+    """Awaiting (before its window) or prevented (a service it does not name): nothing went
+    out, and its requester may still withdraw it."""
+    change = desk.normal_change_in(Stage.DEPLOY, normal_details(services=("api",)))
+    question = Question(change.number, Target(service, PROD), Asked("ci-prod"))
+    status = ask(desk.uow, desk.clock, desk.policy, question).decision.status
+    assert status is (GateStatus.AWAITING if service == "api" else GateStatus.PREVENTED)
 
     assert desk.cancel(change, reason="Superseded.").stage is Stage.CANCELLED
-    assert desk.cancel(closed, reason="Superseded.").stage is Stage.CANCELLED
