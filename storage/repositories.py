@@ -23,7 +23,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     type_coerce,
-    update,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy import select as core_select
@@ -32,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import NullType
 from sqlmodel import Session, col, select
 
+from storage import driver
 from storage.db import is_sqlite
 from storage.outbox import mark_due, redraw
 from storage.rows import change_from_row, row_values
@@ -128,7 +128,7 @@ class SqlChanges:
         wanted = list(set(numbers))
         database = str(self.session.get_bind().engine.url)
         found: dict[int, Change] = {}
-        versions = self.session.execute(_VERSIONS, {"numbers": wanted})
+        versions = driver.rows(self.session, _versions(len(wanted)), wanted)
         missing = []
         for number, version in versions:
             shared = CACHE.shared(database, number, version)
@@ -465,15 +465,23 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-# Built once: the gate runs them for every round of questions.
-_VERSIONS = core_select(_CHANGES.c.number, _CHANGES.c.version).where(
-    _CHANGES.c.number.in_(bindparam("numbers", expanding=True))
-)
+# Built once: the gate runs them for every round of questions (the first three through the
+# driver: storage/driver.py).
+_VERSIONS: dict[int, str] = {}
+
+
+def _versions(count: int) -> str:
+    found = _VERSIONS.get(count)
+    if found is None:
+        found = _VERSIONS[count] = (
+            f"SELECT number, version FROM changes WHERE number IN ({driver.placeholders(count)})"
+        )
+    return found
+
+
+_HEAD_SQL = "SELECT seq, hash FROM audit_head WHERE id = 1"
+_NEW_HEAD_SQL = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"
 _WHOLE = core_select(_CHANGES).where(_CHANGES.c.number.in_(bindparam("numbers", expanding=True)))
-_LOCK_HEAD = core_select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
-_NEW_HEAD = (
-    update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("seq"), hash=bindparam("hash"))
-)
 
 
 class SqlAudit:
@@ -530,7 +538,7 @@ class SqlAudit:
         _insert_events(self.session.connection(), self._rows)
         seq, last = self._head
         if self._head_stored:
-            self.session.execute(_NEW_HEAD, {"seq": seq, "hash": last})
+            driver.rows(self.session, _NEW_HEAD_SQL, (seq, last))
         else:
             self.session.execute(insert(_HEAD).values(id=1, seq=seq, hash=last))
             self._head_stored = True
@@ -538,9 +546,12 @@ class SqlAudit:
 
     def _lock_head(self) -> tuple[int, str]:
         if self._head is None:
-            found = self.session.execute(_LOCK_HEAD).first()
-            self._head_stored = found is not None
-            self._head = (int(found.seq), str(found.hash)) if found else (0, GENESIS)
+            # Locked until the transaction ends: on SQLite, whose transactions here begin
+            # IMMEDIATE (holding the write lock), by reading it; on PostgreSQL, FOR UPDATE.
+            locking = "" if is_sqlite(self.session.get_bind()) else " FOR UPDATE"
+            found = driver.rows(self.session, _HEAD_SQL + locking)
+            self._head_stored = bool(found)
+            self._head = (int(found[0][0]), str(found[0][1])) if found else (0, GENESIS)
         return self._head
 
 
@@ -587,7 +598,7 @@ def _insert_events(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
             stored[at] = raw.at(at)
         row = (row[0], stored[at], *row[2:])
         values.append(row if raw.positional else dict(zip(_EVENT_COLUMNS, row, strict=True)))
-    connection.exec_driver_sql(raw.sql, values)
+    driver.run(connection, raw.sql, values, many=True)
 
 
 #: The key under which an event read back holds what could not be read of it: a row edited

@@ -313,6 +313,30 @@ async def test_the_gate_fails_closed_when_its_database_cannot_be_read(api: Serve
     assert "allowed" not in body.values()
 
 
+@pytest.mark.parametrize("table", ["audit_events", "audit_head", "changes"])
+async def test_the_gate_fails_closed_when_a_statement_of_its_round_fails(
+    api: Served, table: str
+) -> None:
+    """The round's statements go to the driver directly (storage/driver.py): the driver's
+    own error still reaches the API as the database's failure, a 503, never an answer."""
+    change = api.approved()
+    api.in_window()
+    secret = api.token()
+    events = api.events()
+    with api.engine.begin() as connection:
+        connection.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {table}_away")
+    try:
+        status, body = await api.ask(secret, change=change.ref, **PAYMENTS)
+    finally:
+        with api.engine.begin() as connection:
+            connection.exec_driver_sql(f"ALTER TABLE {table}_away RENAME TO {table}")
+
+    assert (status, body["status"], body["error"]) == (503, "error", "unavailable")
+    assert "allowed" not in body.values()
+    assert api.events() == events
+    assert (await api.ask(secret, change=change.ref, **PAYMENTS))[1]["status"] == "allowed"
+
+
 # -- the log ------------------------------------------------------------------------------------
 
 

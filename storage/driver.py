@@ -1,0 +1,88 @@
+"""Statements the deploy gate runs in every round, handed to the database's driver as they are.
+
+SQLAlchemy's execution of a statement (its compiled form looked up, the parameters built, an
+execution context and a result made, its events fired) costs tens of microseconds of the
+interpreter before the driver sees the SQL, more than SQLite itself takes to answer the
+gate's small statements. A round of questions runs a handful of them, whatever its size: the
+versions of the changes asked about, the audit chain's head, the events, the new head. These
+are written here once, in the driver's own parameter style, and run on the connection of the
+caller's transaction (its session's), so they commit or roll back with everything else.
+
+A failure is raised as SQLAlchemy's own (`DBAPIError`), as from any other statement: whoever
+catches the database's failures (the gate, failing closed with a 503) catches these too; and
+a connection the server dropped is invalidated, as SQLAlchemy does, so the pool never hands
+it out again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+Rows = list[tuple[Any, ...]]
+
+
+def rows(session: Session, sql: str, params: Sequence[Any] = ()) -> Rows:
+    """`sql`, written with `?` for each parameter, run in the session's transaction; its rows
+    (none for a statement that returns none)."""
+    connection = session.connection()
+    return run(connection, _styled(connection, sql), params)
+
+
+def run(connection: Connection, sql: str, params: Any = (), *, many: bool = False) -> Rows:
+    """`sql` as the driver takes it (its own parameter style), once, or once for each of
+    `params` with `many`."""
+    dialect = connection.dialect
+    dbapi = dialect.loaded_dbapi
+    raw = connection.connection.dbapi_connection
+    assert raw is not None, "the connection was closed"
+    cursor = raw.cursor()
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description is not None else []
+    except dbapi.Error as error:
+        lost = dialect.is_disconnect(error, raw, cursor)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            sql,
+            params,
+            error,
+            dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=dialect,
+            ismulti=many,
+        ) from error
+    finally:
+        cursor.close()
+
+
+_STYLED: dict[tuple[str, str], str] = {}
+
+
+def _styled(connection: Connection, sql: str) -> str:
+    """`sql` with `?` placeholders, in the dialect's parameter style (SQLite's is `?`;
+    psycopg's `%s`)."""
+    style = connection.dialect.paramstyle
+    if style == "qmark":
+        return sql
+    key = (style, sql)
+    found = _STYLED.get(key)
+    if found is None:
+        if style not in ("format", "pyformat"):
+            raise NotImplementedError(f"no driver statements for the {style} parameter style")
+        found = _STYLED[key] = sql.replace("%", "%%").replace("?", "%s")
+    return found
+
+
+def placeholders(count: int) -> str:
+    """`?, ?, ...`: `count` of them, for an IN list."""
+    return ", ".join("?" * count)
