@@ -197,7 +197,7 @@ class SqlChanges:
                 classification=_CLASSIFICATIONS[classification],
                 stage=_STAGES[stage],
                 services=_services(services),
-                window=Window(_moment(starts_at), _moment(ends_at)),
+                window=Window(read_moment(starts_at), read_moment(ends_at)),
                 occupies=bool(occupies),
             )
             for number, services, starts_at, ends_at, occupies, title, classification, stage in (
@@ -451,7 +451,7 @@ def _services(gathered: str) -> tuple[str, ...]:
     return tuple(s for s in dict.fromkeys(gathered.split(",")) if s != _UNNAMED)
 
 
-def _moment(raw: datetime | str) -> datetime:
+def read_moment(raw: datetime | str) -> datetime:
     """A UTCDateTime read raw: the driver's datetime (PostgreSQL), or SQLite's text of UTC."""
     if isinstance(raw, str):
         return datetime.fromisoformat(raw + "+00:00")  # a quarter of .replace(tzinfo=UTC)
@@ -613,7 +613,7 @@ def readable(raw_at: Any, raw_details: Any) -> tuple[datetime, dict[str, Any]]:
     (edited in the database by hand) kept under `UNREADABLE`, the time then none."""
     problems: dict[str, str] = {}
     try:
-        at = _moment(raw_at)
+        at = read_moment(raw_at)
     except (ValueError, TypeError, AttributeError):
         at, problems["at"] = _NO_TIME, str(raw_at)[:200]
     try:

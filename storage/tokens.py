@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Index, Table, bindparam, or_, text, update
-from sqlalchemy import select as core_select
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from storage.repositories import SqlAudit
+from storage import driver
+from storage.repositories import SqlAudit, read_moment
 from storage.tables import _when
 from workflows.audit import AuditEntry
 from workflows.errors import Conflict, NotFound
@@ -63,13 +63,17 @@ class ApiTokenRow(SQLModel, table=True):
 def to_token(row: ApiTokenRow) -> ApiToken:
     return ApiToken(
         name=row.name,
-        scopes=frozenset(Scope(s) for s in row.scopes.split(",") if s),
+        scopes=_scopes_of(row.scopes),
         created_by=row.created_by,
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
         revoked_by=row.revoked_by,
     )
+
+
+def _scopes_of(stored: str) -> frozenset[Scope]:
+    return frozenset(Scope(s) for s in stored.split(",") if s)
 
 
 def _scopes(scopes: Iterable[Scope]) -> str:
@@ -128,11 +132,22 @@ def _active(session: Session, name: str) -> ApiTokenRow | None:
 
 
 _TOKENS = cast(Table, ApiTokenRow.__table__)  # type: ignore[attr-defined]
-#: Built once: the gate asks this of every round of questions.
-_ACTIVE = core_select(_TOKENS).where(
-    _TOKENS.c.secret_hash.in_(bindparam("hashes", expanding=True)),
-    _TOKENS.c.revoked_at.is_(None),
-)
+_ACTIVE: dict[int, str] = {}
+
+
+def _active_sql(count: int) -> str:
+    """The active tokens among `count` hashes: the gate asks this of every round of
+    questions, through the driver (storage/driver.py)."""
+    found = _ACTIVE.get(count)
+    if found is None:
+        found = _ACTIVE[count] = (
+            "SELECT id, name, secret_hash, scopes, created_by, created_at, last_used_at "
+            f"FROM api_tokens WHERE secret_hash IN ({driver.placeholders(count)}) "
+            "AND revoked_at IS NULL"
+        )
+    return found
+
+
 _USED = (
     update(_TOKENS)
     .where(_TOKENS.c.id.in_(bindparam("ids", expanding=True)))
@@ -149,10 +164,22 @@ def authenticate(
     wanted = list(set(secret_hashes))
     if not wanted:
         return {}
-    rows = session.execute(_ACTIVE, {"hashes": wanted}).all()
-    found = {row.secret_hash: to_token(cast(ApiTokenRow, row)) for row in rows}
+    found: dict[str, ApiToken] = {}
     stale = now - LAST_USE_PRECISION
-    used = [row.id for row in rows if row.last_used_at is None or row.last_used_at <= stale]
+    used = []
+    for id_, name, secret_hash, scopes, created_by, created_at, last_used_at in driver.rows(
+        session, _active_sql(len(wanted)), wanted
+    ):
+        last_used = None if last_used_at is None else read_moment(last_used_at)
+        found[secret_hash] = ApiToken(
+            name=name,
+            scopes=_scopes_of(scopes),
+            created_by=created_by,
+            created_at=read_moment(created_at),
+            last_used_at=last_used,
+        )
+        if last_used is None or last_used <= stale:
+            used.append(id_)
     if used:
         session.execute(_USED, {"ids": used, "stale": stale, "now": now})
     return found

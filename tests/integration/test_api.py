@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from sqlalchemy import Engine, event
+from sqlmodel import Session
 
+from storage import tokens
 from storage.repositories import read_trail
 from storage.uow import read_session
 from tests.integration.api import Served, served
@@ -335,6 +337,32 @@ async def test_the_gate_fails_closed_when_a_statement_of_its_round_fails(
     assert "allowed" not in body.values()
     assert api.events() == events
     assert (await api.ask(secret, change=change.ref, **PAYMENTS))[1]["status"] == "allowed"
+
+
+async def test_a_tokens_last_use_is_noted_at_most_once_a_minute(api: Served) -> None:
+    """What `changebot token list` shows: when the gate last saw each token, the others
+    untouched, and a pipeline asking every few seconds writing the row once a minute."""
+    change = api.approved()
+    api.in_window()
+    secret, idle = api.token(), api.token("ci-idle")
+
+    def last_used() -> dict[str, Any]:
+        with Session(api.engine) as session:
+            return {t.name: t.last_used_at for t in tokens.listed(session)}
+
+    assert last_used() == {"ci-idle": None, "ci-prod": None}
+    first = api.clock.now()
+    assert (await api.ask(secret, change=change.ref, **PAYMENTS))[1]["status"] == "allowed"
+    assert last_used() == {"ci-idle": None, "ci-prod": first}
+
+    api.clock.advance(seconds=30)
+    await api.ask(secret, change=change.ref, **PAYMENTS)
+    assert last_used()["ci-prod"] == first
+
+    api.clock.advance(seconds=31)
+    await api.ask(secret, change=change.ref, **PAYMENTS)
+    assert last_used() == {"ci-idle": None, "ci-prod": api.clock.now()}
+    assert idle
 
 
 # -- the log ------------------------------------------------------------------------------------
