@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import glob
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -119,7 +120,10 @@ async def _up(url: str, process: subprocess.Popen[bytes], timeout: float = 600.0
 
 async def count(kind: str, database: str, token: str, requests: int, work: Path) -> Count:
     asked = [_question(n, i % CONCURRENCY) for i, n in enumerate(pool_of(Table(SIZE, _now())))]
-    loads = [[asked[i % len(asked)] for i in range(k)] for k in (requests // 3, requests)]
+    # The pool lists the authorised changes first: shuffled (the same way every run), each
+    # load holds the three kinds of answer in the pool's proportions, whatever its size.
+    mixed = random.Random(1).sample(asked, len(asked))
+    loads = [[mixed[i % len(mixed)] for i in range(k)] for k in (requests // 3, requests)]
     port, out = free_port(), work / f"callgrind-{kind}"
     command = [
         "valgrind",
@@ -155,7 +159,11 @@ async def count(kind: str, database: str, token: str, requests: int, work: Path)
             counts.append(_instructions(out))
     finally:
         process.terminate()
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
     per_answer = (counts[1] - counts[0]) / (len(loads[1]) - len(loads[0]))
     return Count(kind, per_answer, (counts[0], counts[1]))
 

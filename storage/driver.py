@@ -28,7 +28,10 @@ Rows = list[tuple[Any, ...]]
 
 def rows(session: Session, sql: str, params: Sequence[Any] = ()) -> Rows:
     """`sql`, written with `?` for each parameter, run in the session's transaction; its rows
-    (none for a statement that returns none)."""
+    (none for a statement that returns none). What the session holds unwritten is written
+    first, as SQLAlchemy's own statements do (autoflush), so the statement sees it."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
     connection = session.connection()
     return run(connection, _styled(connection, sql), params)
 

@@ -126,6 +126,8 @@ class SqlChanges:
         pipeline waiting asks again and again). A change at a version already read is
         taken from the cache (a version is never written twice); the rest are read whole."""
         wanted = list(set(numbers))
+        if not wanted:
+            return {}
         database = str(self.session.get_bind().engine.url)
         found: dict[int, Change] = {}
         versions = driver.rows(self.session, _versions(len(wanted)), wanted)

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from storage import tokens
 from storage.repositories import read_head, read_trail
 from storage.rows import details_from_json, details_to_json
 from storage.tables import AuditEventRow
@@ -53,6 +54,7 @@ from workflows.model import (
 from workflows.model import (
     TestEvidence as Evidence,  # not TestEvidence: pytest would try to collect it
 )
+from workflows.tokens import hash_secret
 
 INDIA = timezone(timedelta(hours=5, minutes=30))
 PACIFIC = timezone(timedelta(hours=-8))
@@ -460,6 +462,32 @@ def test_changes_read_many_at_once_are_the_latest_and_the_callers_own(engine: En
 
     assert sorted(read) == [1, 2]
     assert (latest[first.number].title, latest[first.number].version) == ("Uno", 1)
+
+
+def test_no_changes_asked_for_are_none_found(engine: Engine) -> None:
+    """An empty list is no statement (PostgreSQL refuses `IN ()`)."""
+    with SqlUnitOfWork(engine) as uow:
+        assert uow.changes.get_many([]) == {}
+
+
+def test_statements_sent_to_the_driver_see_what_the_session_has_not_written_yet(
+    engine: Engine,
+) -> None:
+    """As SQLAlchemy's own statements do (autoflush): a token added in the session and not
+    yet flushed is found by the gate's authentication, which goes to the driver directly."""
+    secret_hash = hash_secret("cbt_pending")
+    with Session(engine) as session:
+        session.add(
+            tokens.ApiTokenRow(
+                name="ci-pending",
+                secret_hash=secret_hash,
+                scopes="gate",
+                created_by="UOPS",
+                created_at=CREATED,
+            )
+        )
+        found = tokens.authenticate(session, [secret_hash], CREATED)
+    assert found[secret_hash].name == "ci-pending"
 
 
 def test_an_events_moment_is_stored_as_every_other_moment_is(engine: Engine) -> None:
