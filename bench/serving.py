@@ -204,10 +204,10 @@ async def bare_bolt(slack: SlackStandIn, workdir: Path) -> AsyncIterator[Served]
         log.close()
 
 
-async def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+async def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
     import aiohttp
 
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             if process.poll() is not None:

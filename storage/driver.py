@@ -16,6 +16,7 @@ it out again.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,24 +69,22 @@ def run(connection: Connection, sql: str, params: Any = (), *, many: bool = Fals
         cursor.close()
 
 
-_STYLED: dict[tuple[str, str], str] = {}
-
-
 def _styled(connection: Connection, sql: str) -> str:
     """`sql` with `?` placeholders, in the dialect's parameter style (SQLite's is `?`;
     psycopg's `%s`)."""
     style = connection.dialect.paramstyle
-    if style == "qmark":
-        return sql
-    key = (style, sql)
-    found = _STYLED.get(key)
-    if found is None:
-        if style not in ("format", "pyformat"):
-            raise NotImplementedError(f"no driver statements for the {style} parameter style")
-        found = _STYLED[key] = sql.replace("%", "%%").replace("?", "%s")
-    return found
+    return sql if style == "qmark" else _in_style(style, sql)
 
 
-def placeholders(count: int) -> str:
-    """`?, ?, ...`: `count` of them, for an IN list."""
-    return ", ".join("?" * count)
+@functools.lru_cache(maxsize=512)
+def _in_style(style: str, sql: str) -> str:
+    if style not in ("format", "pyformat"):
+        raise NotImplementedError(f"no driver statements for the {style} parameter style")
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+@functools.lru_cache(maxsize=512)
+def in_list(sql: str, count: int) -> str:
+    """`sql` with its `{}` made a list of `count` placeholders, for `IN ({})`: written once
+    for each size a round asks about."""
+    return sql.format(", ".join("?" * count))

@@ -130,7 +130,7 @@ class SqlChanges:
             return {}
         database = str(self.session.get_bind().engine.url)
         found: dict[int, Change] = {}
-        versions = driver.rows(self.session, _versions(len(wanted)), wanted)
+        versions = driver.rows(self.session, driver.in_list(_VERSIONS, len(wanted)), wanted)
         missing = []
         for number, version in versions:
             shared = CACHE.shared(database, number, version)
@@ -469,18 +469,7 @@ def _aware(moment: datetime) -> datetime:
 
 # Built once: the gate runs them for every round of questions (the first three through the
 # driver: storage/driver.py).
-_VERSIONS: dict[int, str] = {}
-
-
-def _versions(count: int) -> str:
-    found = _VERSIONS.get(count)
-    if found is None:
-        found = _VERSIONS[count] = (
-            f"SELECT number, version FROM changes WHERE number IN ({driver.placeholders(count)})"
-        )
-    return found
-
-
+_VERSIONS = "SELECT number, version FROM changes WHERE number IN ({})"
 _HEAD_SQL = "SELECT seq, hash FROM audit_head WHERE id = 1"
 _NEW_HEAD_SQL = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"
 _WHOLE = core_select(_CHANGES).where(_CHANGES.c.number.in_(bindparam("numbers", expanding=True)))

@@ -132,20 +132,12 @@ def _active(session: Session, name: str) -> ApiTokenRow | None:
 
 
 _TOKENS = cast(Table, ApiTokenRow.__table__)  # type: ignore[attr-defined]
-_ACTIVE: dict[int, str] = {}
-
-
-def _active_sql(count: int) -> str:
-    """The active tokens among `count` hashes: the gate asks this of every round of
-    questions, through the driver (storage/driver.py)."""
-    found = _ACTIVE.get(count)
-    if found is None:
-        found = _ACTIVE[count] = (
-            "SELECT id, name, secret_hash, scopes, created_by, created_at, last_used_at "
-            f"FROM api_tokens WHERE secret_hash IN ({driver.placeholders(count)}) "
-            "AND revoked_at IS NULL"
-        )
-    return found
+#: The active tokens among some hashes: the gate asks this of every round of questions,
+#: through the driver (storage/driver.py).
+_ACTIVE = (
+    "SELECT id, name, secret_hash, scopes, created_by, created_at, last_used_at "
+    "FROM api_tokens WHERE secret_hash IN ({}) AND revoked_at IS NULL"
+)
 
 
 _USED = (
@@ -168,7 +160,7 @@ def authenticate(
     stale = now - LAST_USE_PRECISION
     used = []
     for id_, name, secret_hash, scopes, created_by, created_at, last_used_at in driver.rows(
-        session, _active_sql(len(wanted)), wanted
+        session, driver.in_list(_ACTIVE, len(wanted)), wanted
     ):
         last_used = None if last_used_at is None else read_moment(last_used_at)
         found[secret_hash] = ApiToken(

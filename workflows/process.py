@@ -529,8 +529,8 @@ def cancel(
         step.move(Action.CANCEL, actor, reason=reason, **({"maybe_out": maybe} if maybe else {}))
         step.change.cancel_reason = reason
         step.change.closed_at = step.at
-        # Cancelled before the gate let anything deploy it (stages.not_deployed), a break-glass
-        # change has nothing to approve in retrospect.
+        # Cancelled before the gate let anything deploy it under break-glass
+        # (stages.not_deployed), a break-glass change has nothing to approve in retrospect.
         step.change.retro_approval_owed = False
         uow.obligations.settle(Owed.RETROSPECTIVE_APPROVAL, number, step.at)
     return step.change

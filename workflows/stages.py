@@ -208,14 +208,8 @@ def maybe_out(change: Change) -> str | None:
             f"pipeline {reported.pipeline} reported deploying {reported.service} to "
             f"{reported.environment}"
         )
-    kept = (change.first_allowed, *change.gate_checks)
-    allowed = next((c for c in kept if c is not None and c.status is GateStatus.ALLOWED), None)
-    if allowed is not None:
-        return (
-            f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to "
-            f"{allowed.environment}"
-        )
-    return None
+    allowed = _allowed_since(change)
+    return _allowed_to(allowed) if allowed is not None else None
 
 
 def approver_if_maybe_out(change: Change, attempt: Attempt) -> str | None:
@@ -259,20 +253,32 @@ def allowed_under_break_glass(change: Change) -> GateCheck | None:
     since = change.break_glass_at
     if since is None or not change.retro_approval_owed:
         return None
-    # The first kept apart; the card's latest answers too, for a change the gate answered
-    # before it kept the first.
+    return _allowed_since(change, since)
+
+
+def _allowed_since(change: Change, since: datetime | None = None) -> GateCheck | None:
+    """The gate's first `allowed` answer about the change (at or after `since`, if given):
+    the first kept apart, or the card's latest answers, for a change the gate answered
+    before it kept the first."""
     kept = (change.first_allowed, *change.gate_checks)
     return next(
-        (c for c in kept if c is not None and c.status is GateStatus.ALLOWED and c.at >= since),
+        (
+            c
+            for c in kept
+            if c is not None and c.status is GateStatus.ALLOWED and (since is None or c.at >= since)
+        ),
         None,
     )
 
 
-def _may_be_out(allowed: GateCheck) -> str:
+def _allowed_to(allowed: GateCheck) -> str:
     return (
-        f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to "
-        f"{allowed.environment} under break-glass, so it may already be deployed"
+        f"the gate allowed {allowed.pipeline} to deploy {allowed.service} to {allowed.environment}"
     )
+
+
+def _may_be_out(allowed: GateCheck) -> str:
+    return f"{_allowed_to(allowed)} under break-glass, so it may already be deployed"
 
 
 def deploying(change: Change, _: Attempt) -> str | None:
