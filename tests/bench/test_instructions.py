@@ -17,7 +17,8 @@ from bench.instructions import Count, _instructions, main, report
 
 def test_the_last_dump_of_the_process_is_read(tmp_path: Path) -> None:
     out = tmp_path / "callgrind-changebot"
-    older, newer = Path(f"{out}.1234.1"), Path(f"{out}.1234.2")
+    # Named so that the older would sort last: the dumps are told apart by when written.
+    older, newer = Path(f"{out}.1234.2"), Path(f"{out}.1234.1")
     older.write_text("version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 5\n")
     newer.write_text("version: 1\ncreator: callgrind-3.19.0\nevents: Ir\ntotals: 177001531\n")
     stamp = time.time()

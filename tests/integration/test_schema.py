@@ -104,7 +104,7 @@ def test_the_latest_migrations_go_down_and_up_again(empty_database_url: str) -> 
         engine.dispose()
 
 
-def test_downgrading_keeps_whether_a_held_deployment_was_told_what_it_waits_for(
+def test_upgrading_forgets_what_a_held_run_was_told_and_downgrading_keeps_whether_it_was(
     empty_database_url: str,
 ) -> None:
     engine = make_engine(empty_database_url)

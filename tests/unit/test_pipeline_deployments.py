@@ -3,6 +3,7 @@ id, owing what a person's outcome owes, and loud when the gate did not allow the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -366,6 +367,25 @@ def test_a_change_a_pipeline_reported_deploying_before_approval_is_cancelled_by_
     assert cancelled.stage is Stage.CANCELLED
     maybe = desk.last_entry(change, "cancelled").entry.details["maybe_out"]
     assert maybe == "pipeline deploy-bot reported deploying api to production"
+
+
+def test_an_allowed_answer_on_the_card_alone_counts_too(desk: Desk) -> None:
+    """A change the gate allowed before it kept its first allowed answer apart (stored by an
+    earlier version) has that answer among the card's latest only: it may be out all the
+    same."""
+    change = authorised(desk)
+    asked(desk, change)
+    stored = desk.stored(change)
+    desk.uow.changes.committed[change.number] = replace(stored, first_allowed=None)
+    earlier = desk.stored(change)
+    assert earlier.first_allowed is None and earlier.gate_checks
+
+    with nothing_written(desk.uow), pytest.raises(NotAllowed) as refused:
+        desk.cancel(earlier, reason="Superseded.")
+
+    assert str(refused.value.reason).startswith(
+        "The gate allowed ci-prod to deploy api to production, so CHG-0001 may have been deployed"
+    )
 
 
 @pytest.mark.parametrize("service", ["api", "billing"])
