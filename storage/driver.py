@@ -8,6 +8,9 @@ versions of the changes asked about, the audit chain's head, the events, the new
 are written here once, in the driver's own parameter style, and run on the connection of the
 caller's transaction (its session's), so they commit or roll back with everything else.
 
+They are logged as SQLAlchemy logs its own (`echo=True`, or the `sqlalchemy.engine` logger at
+INFO): whoever debugs the gate with the engine's echo on sees every statement it runs.
+
 A failure is raised as SQLAlchemy's own (`DBAPIError`), as from any other statement: whoever
 catches the database's failures (the gate, failing closed with a 503) catches these too; and
 a connection the server dropped is invalidated, as SQLAlchemy does, so the pool never hands
@@ -17,6 +20,7 @@ it out again.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +48,9 @@ def run(connection: Connection, sql: str, params: Any = (), *, many: bool = Fals
     dbapi = dialect.loaded_dbapi
     raw = connection.connection.dbapi_connection
     assert raw is not None, "the connection was closed"
+    logger = connection.engine.logger
+    if logger.isEnabledFor(logging.INFO):
+        _echo(logger, connection, sql, params, many)
     cursor = raw.cursor()
     try:
         if many:
@@ -67,6 +74,16 @@ def run(connection: Connection, sql: str, params: Any = (), *, many: bool = Fals
         ) from error
     finally:
         cursor.close()
+
+
+def _echo(logger: Any, connection: Connection, sql: str, params: Any, many: bool) -> None:
+    """The statement and its parameters as SQLAlchemy's echo shows its own (parameters hidden
+    where the engine hides them), marked as sent to the driver directly."""
+    logger.info("[driver] %s", sql)
+    if connection.engine.hide_parameters:
+        logger.info("[driver] [SQL parameters hidden due to hide_parameters=True]")
+    else:
+        logger.info("[driver] %r", list(params) if many else params)
 
 
 def _styled(connection: Connection, sql: str) -> str:
