@@ -40,11 +40,9 @@ def conflicts(session: Any, change: Change) -> tuple[Conflict, ...]:
 
 
 def conflicts_of(session: Any, changes: Iterable[Change]) -> dict[int, tuple[Conflict, ...]]:
-    """The conflicts of each change of a list that has any (an indexed query per change:
-    lists are short)."""
-    repository = SqlChanges(session)
-    found = ((change.number, repository.conflicts(change)) for change in changes)
-    return {number: conflicts for number, conflicts in found if conflicts}
+    """The conflicts of each change of a list that has any (storage: one read for the changes
+    that share a window)."""
+    return SqlChanges(session).conflicts_among(changes)
 
 
 def metrics(session: Any, period: Window) -> Trend:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -261,6 +261,23 @@ class SqlChanges:
             return ()
         found = self.scheduled(mine.window, services=mine.services, occupying=True)
         return conflicts(mine, found)
+
+    def conflicts_among(self, changes: Iterable[Change]) -> dict[int, tuple[Conflict, ...]]:
+        """The conflicts of each of `changes` that has any, as `conflicts` gives them: one
+        read for the changes booked in the same window on the same services (a release
+        night's or an incident's often are), not one a change, each finding all the others."""
+        alike: dict[tuple[Window, tuple[str, ...]], list[Booking]] = {}
+        for change in changes:
+            mine = booking(change)
+            if mine is not None and mine.occupies:
+                alike.setdefault((mine.window, mine.services), []).append(mine)
+        found: dict[int, tuple[Conflict, ...]] = {}
+        for (window, services), bookings in alike.items():
+            scheduled = self.scheduled(window, services=services, occupying=True)
+            for mine in bookings:
+                if overlapping := conflicts(mine, scheduled):
+                    found[mine.number] = overlapping
+        return found
 
     def _conflicts_of(self, number: int) -> set[int]:
         """The changes the stored schedule rows of `number` conflict with."""

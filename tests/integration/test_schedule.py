@@ -14,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, event, insert, select, text
 from sqlmodel import Session
 
+from bot import queries
 from storage import migrate
 from storage.db import is_sqlite, make_engine
 from storage.outbox import PublicationRow
@@ -490,3 +491,41 @@ def test_the_fake_repository_finds_what_the_database_finds(engine: Engine) -> No
         [],
         [],
     ]
+
+
+def test_a_lists_conflicts_are_read_once_for_the_changes_booked_alike(
+    engine: Engine,
+) -> None:
+    """`/change list` shows each listed change's conflicts and must answer within Slack's 3
+    seconds: on a release night thirty changes share a window, and a read for each (every one
+    finding all the others) took seconds. The answers are each change's own conflicts."""
+    clock = FakeClock()
+    later = Window(WINDOW.start + timedelta(days=2), WINDOW.end + timedelta(days=2))
+    night = [a_request(engine, clock, services=("payments",)) for _ in range(12)]
+    ledger = a_request(engine, clock, services=("ledger", "payments"))
+    elsewhere = a_request(engine, clock, services=("search",))
+    apart = a_request(engine, clock, services=("payments",), window=later)
+    listed = [*night, ledger, elsewhere, apart]
+    reads: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "schedule" in statement.lower():
+            reads.append(statement)
+
+    with Session(engine) as session:
+        changes = SqlChanges(session)
+        expected = {
+            change.number: found for change in listed if (found := changes.conflicts(change))
+        }
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            found = queries.conflicts_of(session, listed)
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+
+    assert found == expected
+    assert set(found) == {c.number for c in [*night, ledger]}  # search and the later one: none
+    assert [c.other.number for c in found[ledger.number]] == [c.number for c in night]
+    # The night's twelve in one read; the ledger change, the search one and the later one
+    # (another window, or other services) in one each: not one a change.
+    assert len(reads) == 4
