@@ -83,7 +83,19 @@ def _echo(logger: Any, connection: Connection, sql: str, params: Any, many: bool
     if connection.engine.hide_parameters:
         logger.info("[driver] [SQL parameters hidden due to hide_parameters=True]")
     else:
-        logger.info("[driver] %r", list(params) if many else params)
+        logger.info("[driver] %s", _shown(params, many))
+
+
+#: Parameter sets of an executemany shown in the log, at most (as SQLAlchemy's echo shows).
+SHOWN_ROWS = 10
+
+
+def _shown(params: Any, many: bool) -> str:
+    if not many:
+        return repr(params)
+    rows = list(params[:SHOWN_ROWS])
+    more = len(params) - len(rows)
+    return repr(rows) + (f" ... and {more} more" if more > 0 else "")
 
 
 def _styled(connection: Connection, sql: str) -> str:

@@ -160,19 +160,21 @@ def _supersede(session: Session, newer: list[dict[str, Any]], at: datetime) -> N
     waiting. A run that came twice in the round keeps both of its deliveries, as GitHub
     sent them together."""
     runs: dict[tuple[str, int, str], list[str]] = {}
-    for r in newer:
+    # In the same order on every replica (a set's order is not): rows locked in one order,
+    # never two replicas each holding what the other waits for.
+    for r in sorted(newer, key=lambda r: (r["repository"], r["run_id"], r["environment"])):
         runs.setdefault((r["repository"], r["run_id"], r["environment"]), []).append(
             r["delivery_id"]
         )
     once = [
         {"of_repository": run[0], "of_run": run[1], "of_environment": run[2], "kept": ids[0]}
-        for run, ids in runs.items()
+        for run, ids in sorted(runs.items())
         if len(ids) == 1
     ]
     values = {"superseded_at": at, "why": SUPERSEDED}
     if once:
         session.execute(_superseding(many=False), [{**p, **values} for p in once])
-    for run, ids in runs.items():
+    for run, ids in sorted(runs.items()):
         if len(ids) > 1:
             kept = {
                 "of_repository": run[0],

@@ -45,3 +45,20 @@ def test_an_engine_that_hides_parameters_hides_them_from_driver_statements_too(
     logged = " ".join(r.getMessage() for r in caplog.records if "[driver]" in r.getMessage())
     assert "SELECT number, version" in logged
     assert "hidden" in logged and "424242" not in logged
+
+
+def test_a_driver_executemany_logs_its_first_rows_and_how_many_more(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(database_url)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
+    try:
+        with Session(engine) as session:
+            connection = session.connection()
+            touch = "UPDATE changes SET version = version WHERE number = ?"
+            statement = driver._styled(connection, touch)
+            driver.run(connection, statement, [(n,) for n in range(1, 26)], many=True)
+    finally:
+        engine.dispose()
+    logged = [r.getMessage() for r in caplog.records if "[driver]" in r.getMessage()]
+    assert logged[1] == "[driver] " + repr([(n,) for n in range(1, 11)]) + " ... and 15 more"
