@@ -160,29 +160,22 @@ def _supersede(session: Session, newer: list[dict[str, Any]], at: datetime) -> N
     waiting. A run that came twice in the round keeps both of its deliveries, as GitHub
     sent them together."""
     runs: dict[tuple[str, int, str], list[str]] = {}
-    # In the same order on every replica (a set's order is not): rows locked in one order,
-    # never two replicas each holding what the other waits for.
-    for r in sorted(newer, key=lambda r: (r["repository"], r["run_id"], r["environment"])):
+    for r in newer:
         runs.setdefault((r["repository"], r["run_id"], r["environment"]), []).append(
             r["delivery_id"]
         )
-    once = [
-        {"of_repository": run[0], "of_run": run[1], "of_environment": run[2], "kept": ids[0]}
-        for run, ids in sorted(runs.items())
-        if len(ids) == 1
+    # Runs taken in the same order on every replica (a set's order is not): their rows are
+    # locked in one order, never two replicas each holding what the other waits for.
+    ordered = [
+        ({"of_repository": repo, "of_run": run_id, "of_environment": env}, ids)
+        for (repo, run_id, env), ids in sorted(runs.items())
     ]
     values = {"superseded_at": at, "why": SUPERSEDED}
-    if once:
-        session.execute(_superseding(many=False), [{**p, **values} for p in once])
-    for run, ids in sorted(runs.items()):
+    if once := [{**of, "kept": ids[0], **values} for of, ids in ordered if len(ids) == 1]:
+        session.execute(_superseding(many=False), once)
+    for of, ids in ordered:
         if len(ids) > 1:
-            kept = {
-                "of_repository": run[0],
-                "of_run": run[1],
-                "of_environment": run[2],
-                "kept": ids,
-            }
-            session.execute(_superseding(many=True), {**kept, **values})
+            session.execute(_superseding(many=True), {**of, "kept": ids, **values})
 
 
 SUPERSEDED = "superseded by a newer delivery of its run: the job was run again"

@@ -73,9 +73,10 @@ def test_a_run_is_found_through_its_index_not_by_reading_every_open_deployment(
     store(engine, *(delivery(f"old-{n}", n) for n in range(1, 41)))
     updates: list[tuple[str, Any]] = []
 
-    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+    def seen(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
+    ) -> None:
         if statement.lstrip().upper().startswith("UPDATE GITHUB_DEPLOYMENTS"):
-            many = isinstance(parameters, list | tuple) and parameters and not _scalar(parameters)
             updates.append((statement, parameters[0] if many else parameters))
 
     event.listen(engine, "before_cursor_execute", seen)
@@ -91,10 +92,6 @@ def test_a_run_is_found_through_its_index_not_by_reading_every_open_deployment(
             assert "ix_github_deployments_run" in plan, plan
             assert "ix_github_deployments_open_due_at" not in plan, plan
     assert open_deliveries(engine) >= {"new-1", "new-2"} and "old-1" not in open_deliveries(engine)
-
-
-def _scalar(parameters: Any) -> bool:
-    return not isinstance(parameters[0], dict | list | tuple)
 
 
 def _plan(connection: Any, statement: str, parameters: Any) -> str:
