@@ -239,6 +239,7 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
         with contextlib.suppress(asyncio.CancelledError):
             await signing_in
         bot.api.tally.log()
+        await bot.api.desk.close()
         await close_connections()
         if checkpoints is not None:
             await asyncio.to_thread(checkpoints.stop)

@@ -8,6 +8,13 @@ versions of the changes asked about, the audit chain's head, the events, the new
 are written here once, in the driver's own parameter style, and run on the connection of the
 caller's transaction (its session's), so they commit or roll back with everything else.
 
+Statements that need not wait for each other's answers are run `together`: on PostgreSQL,
+in one round trip to the server (psycopg's pipeline mode) where one each would cost a round
+trip apiece, with the transaction's BEGIN sent along with them. A round of the gate makes
+four round trips (its reads, its writes, the COMMIT, the pool's ping) where it made nine:
+each is time on the network, and a hand-over of the interpreter between the event loop and
+the thread waiting on the database.
+
 They are logged as SQLAlchemy logs its own (`echo=True`, or the `sqlalchemy.engine` logger at
 INFO): whoever debugs the gate with the engine's echo on sees every statement it runs.
 
@@ -21,7 +28,9 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
@@ -31,21 +40,94 @@ from sqlmodel import Session
 Rows = list[tuple[Any, ...]]
 
 
+@dataclass
+class Statement:
+    """A statement to run with others (`together`), written with `?` for each parameter; run
+    once with `params`, or once for each of them with `many`. Its rows once run."""
+
+    sql: str
+    params: Any = ()
+    many: bool = False
+    rows: Rows | None = field(default=None, compare=False)
+
+    @property
+    def done(self) -> bool:
+        return self.rows is not None
+
+
 def rows(session: Session, sql: str, params: Sequence[Any] = ()) -> Rows:
     """`sql`, written with `?` for each parameter, run in the session's transaction; its rows
     (none for a statement that returns none). What the session holds unwritten is written
     first, as SQLAlchemy's own statements do (autoflush), so the statement sees it."""
+    connection = _flushed(session)
+    return run(connection, _styled(connection, sql), params)
+
+
+def together(session: Session, statements: Sequence[Statement]) -> None:
+    """`statements` run in the session's transaction, in order, each one's rows put in its
+    `rows`: on PostgreSQL in one round trip to the server; elsewhere one after the other. One
+    that fails fails them all, raised as SQLAlchemy's `DBAPIError` (what ran before it is in
+    the transaction, to be rolled back with it, as after any failed statement)."""
+    if not statements:
+        return
+    connection = _flushed(session)
+    raw = connection.connection.dbapi_connection
+    if not _pipelines(connection):
+        for statement in statements:
+            sql = _styled(connection, statement.sql)
+            statement.rows = run(connection, sql, statement.params, many=statement.many)
+        return
+    assert raw is not None, "the connection was closed"
+    logger = connection.engine.logger
+    styled = [_styled(connection, statement.sql) for statement in statements]
+    # A failure shows when the answers come, all at once: it names every statement (the
+    # driver's message says what failed).
+    failed = ";\n".join(styled), (), False
+    cursors = []
+    with _raised(connection, lambda: failed):
+        try:
+            with raw.pipeline():
+                for statement, sql in zip(statements, styled, strict=True):
+                    if logger.isEnabledFor(logging.INFO):
+                        _echo(logger, connection, sql, statement.params, statement.many)
+                    cursor = raw.cursor()
+                    cursors.append(cursor)
+                    if statement.many:
+                        cursor.executemany(sql, statement.params)
+                    else:
+                        cursor.execute(sql, statement.params)
+            # Leaving the pipeline sends them all and reads every answer (reading one inside it
+            # would cost a round trip of its own).
+            for statement, cursor in zip(statements, cursors, strict=True):
+                found = cursor.description is not None
+                statement.rows = list(cursor.fetchall()) if found else []
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+
+def _flushed(session: Session) -> Connection:
     if session.new or session.dirty or session.deleted:
         session.flush()
-    connection = session.connection()
-    return run(connection, _styled(connection, sql), params)
+    return session.connection()
+
+
+def _pipelines(connection: Connection) -> bool:
+    """Whether the driver sends several statements in one round trip: psycopg, on a libpq
+    that has the pipeline mode (14 and later; psycopg's binary wheels ship one)."""
+    return connection.dialect.driver == "psycopg" and _libpq_pipelines()
+
+
+@functools.cache
+def _libpq_pipelines() -> bool:
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
 
 
 def run(connection: Connection, sql: str, params: Any = (), *, many: bool = False) -> Rows:
     """`sql` as the driver takes it (its own parameter style), once, or once for each of
     `params` with `many`."""
-    dialect = connection.dialect
-    dbapi = dialect.loaded_dbapi
     raw = connection.connection.dbapi_connection
     assert raw is not None, "the connection was closed"
     logger = connection.engine.logger
@@ -53,15 +135,30 @@ def run(connection: Connection, sql: str, params: Any = (), *, many: bool = Fals
         _echo(logger, connection, sql, params, many)
     cursor = raw.cursor()
     try:
-        if many:
-            cursor.executemany(sql, params)
-        else:
-            cursor.execute(sql, params)
-        return list(cursor.fetchall()) if cursor.description is not None else []
+        with _raised(connection, lambda: (sql, params, many), cursor):
+            if many:
+                cursor.executemany(sql, params)
+            else:
+                cursor.execute(sql, params)
+            return list(cursor.fetchall()) if cursor.description is not None else []
+    finally:
+        cursor.close()
+
+
+@contextmanager
+def _raised(connection: Connection, failed: Any, cursor: Any = None) -> Iterator[None]:
+    """The driver's error raised as SQLAlchemy's, naming the statement `failed()` gives (its
+    parameters hidden); a connection the server dropped invalidated."""
+    dialect = connection.dialect
+    dbapi = dialect.loaded_dbapi
+    try:
+        yield
     except dbapi.Error as error:
+        raw = connection.connection.dbapi_connection
         lost = dialect.is_disconnect(error, raw, cursor)
         if lost:
             connection.invalidate(error)
+        sql, params, many = failed()
         raise DBAPIError.instance(
             sql,
             params,
@@ -72,8 +169,6 @@ def run(connection: Connection, sql: str, params: Any = (), *, many: bool = Fals
             dialect=dialect,
             ismulti=many,
         ) from error
-    finally:
-        cursor.close()
 
 
 def _echo(logger: Any, connection: Connection, sql: str, params: Any, many: bool) -> None:

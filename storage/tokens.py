@@ -153,15 +153,29 @@ def authenticate(
 ) -> dict[str, ApiToken]:
     """The active tokens among these secrets' hashes, by hash; notes their use. Does not
     commit: the caller's transaction does."""
-    wanted = list(set(secret_hashes))
-    if not wanted:
+    read = reading(secret_hashes)
+    if not read.params:
         return {}
+    driver.together(session, [read])
+    return authenticated(session, read, now)
+
+
+def reading(secret_hashes: Iterable[str]) -> driver.Statement:
+    """The read of the active tokens among these hashes, to run with other statements
+    (`driver.together`) and give to `authenticated`."""
+    wanted = sorted(set(secret_hashes))
+    if not wanted:  # finds nothing (`IN ()` is not SQL)
+        return driver.Statement("SELECT 1 WHERE 1 = 0")
+    return driver.Statement(driver.in_list(_ACTIVE, len(wanted)), wanted)
+
+
+def authenticated(session: Session, read: driver.Statement, now: datetime) -> dict[str, ApiToken]:
+    """The tokens `read` (see `reading`) found, by hash; notes their use."""
+    assert read.rows is not None, "run the read first"
     found: dict[str, ApiToken] = {}
     stale = now - LAST_USE_PRECISION
     used = []
-    for id_, name, secret_hash, scopes, created_by, created_at, last_used_at in driver.rows(
-        session, driver.in_list(_ACTIVE, len(wanted)), wanted
-    ):
+    for id_, name, secret_hash, scopes, created_by, created_at, last_used_at in read.rows:
         last_used = None if last_used_at is None else read_moment(last_used_at)
         found[secret_hash] = ApiToken(
             name=name,

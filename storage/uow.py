@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlmodel import Session
 
+from storage import driver
 from storage.db import is_sqlite
 from storage.obligations import SqlObligations
 from storage.proposals import SqlProposals
@@ -21,16 +23,19 @@ class SqlUnitOfWork:
     obligations: ObligationBook
     proposals: ProposalRepository
 
-    def __init__(self, engine: Engine, *, seen: tuple[int, str] | None = None) -> None:
-        """`seen`: (number, seen_digest) of the change as a person was shown it; the step
-        is refused (EditedSince) if the change says something else by the time it reads it."""
+    def __init__(self, engine: Engine | Connection, *, seen: tuple[int, str] | None = None) -> None:
+        """`engine`: where each `with` takes a connection, or the connection to use (whose
+        transaction each `with` begins and ends). `seen`: (number, seen_digest) of the change
+        as a person was shown it; the step is refused (EditedSince) if the change says
+        something else by the time it reads it."""
         self.engine = engine
         self.seen = seen
         self._session: Session | None = None
 
     def __enter__(self) -> Self:
         self._session = Session(self.engine, expire_on_commit=False)
-        self.changes = SqlChanges(self._session, self.seen)
+        self._changes = SqlChanges(self._session, self.seen)
+        self.changes = self._changes
         self._audit = SqlAudit(self._session, deferred=True)
         self.audit = self._audit
         self.obligations = SqlObligations(self._session)
@@ -54,6 +59,12 @@ class SqlUnitOfWork:
     def session(self) -> Session:
         assert self._session is not None, "use the unit of work inside `with`"
         return self._session
+
+    def reading_ahead(self, numbers: Sequence[int]) -> list[driver.Statement]:
+        """What the gate reads first in a round: the versions of the changes `numbers` and
+        the audit chain's head (locked), to run with other statements (`driver.together`:
+        on PostgreSQL, one round trip for all); the repositories take them from there."""
+        return [self._changes.reading_versions(numbers), *self._audit.reading_head()]
 
     def commit(self) -> None:
         self._audit.write()

@@ -1,19 +1,27 @@
 """The gate's front desk: the questions of many pipelines answered in rounds (bot/rounds.py),
 their tokens checked and their answers recorded in one transaction per round. A round that
 fails reaches each of its questions as an error, never as an answer: the gate fails closed.
+
+The desk keeps a database connection of its own from round to round: one taken from the pool
+for each round would first be pinged (the engine's `pool_pre_ping`), a fifth round trip to
+PostgreSQL in every round. A connection the server dropped meanwhile (a restart, an idle
+timeout) fails the round's first statement instead, before anything is written; the round is
+then answered again on a new connection, once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, ResourceClosedError, SQLAlchemyError
 
 from bot.rounds import Rounds
-from storage import tokens
+from storage import driver, tokens
 from storage.db import is_sqlite
 from storage.uow import SqlUnitOfWork
 from workflows.errors import StaleChange
@@ -51,6 +59,10 @@ class GateDesk:
         self.clock = clock
         self.policy = policy
         self.kick = kick
+        self._connection: Connection | None = None
+        self._closed = False
+        #: Rounds run one at a time; this guards the connection against close() during one.
+        self._lock = threading.Lock()
         self._rounds: Rounds[tuple[str, Question], Answer | Refused] = Rounds(
             self._answer,
             in_thread=not is_sqlite(engine),
@@ -63,6 +75,30 @@ class GateDesk:
         """Answer `question` for the token whose secret hashes to `credential`."""
         return await self._rounds.submit((credential, question))
 
+    async def close(self) -> None:
+        """Give the desk's connection back, once a round under way is done; a question asked
+        after this is refused (503)."""
+        if self._rounds.in_thread:
+            await asyncio.to_thread(self._close)
+        else:
+            self._close()
+
+    def _close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _bind(self) -> Connection:
+        """The desk's connection, opened at its first round (see the module's docstring)."""
+        if self._closed:
+            # A database error: the question is refused as when the database is away (503).
+            raise ResourceClosedError("the gate's desk is closed: the server is stopping")
+        if self._connection is None:
+            self._connection = self.engine.connect()
+        return self._connection
+
     def _shown(self, results: Sequence[Answer | Refused | BaseException]) -> None:
         """News for a change's card: the publisher looks now."""
         if any(isinstance(r, Answer) and r.news for r in results):
@@ -74,7 +110,8 @@ class GateDesk:
         on anything but the database (which fails every question: the gate fails closed) is
         answered again a question at a time, so that what one pipeline sent fails it alone."""
         try:
-            return self._answer_again_if_stale(round_)
+            with self._lock:
+                return self._answered_on_a_live_connection(round_)
         except SQLAlchemyError:
             raise
         except Exception:
@@ -84,10 +121,25 @@ class GateDesk:
         alone: list[Answer | Refused | Exception] = []
         for item in round_:
             try:
-                alone.extend(self._answer_again_if_stale([item]))
+                with self._lock:
+                    alone.extend(self._answered_on_a_live_connection([item]))
             except Exception as error:
                 alone.append(error)
         return alone
+
+    def _answered_on_a_live_connection(
+        self, round_: list[tuple[str, Question]]
+    ) -> list[Answer | Refused]:
+        try:
+            return self._answer_again_if_stale(round_)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            # The server rolls back what a dropped connection began (lost during its COMMIT,
+            # the round may be recorded twice, as when pipelines ask again); SQLAlchemy opens
+            # a new connection at the next statement.
+            log.warning("the gate's database connection was lost; answering on a new one")
+        return self._answer_again_if_stale(round_)
 
     def _answer_again_if_stale(self, round_: list[tuple[str, Question]]) -> list[Answer | Refused]:
         for attempt in range(CONFLICT_RETRIES):
@@ -100,10 +152,17 @@ class GateDesk:
         raise AssertionError("unreachable")
 
     def _answer_once(self, round_: list[tuple[str, Question]]) -> list[Answer | Refused]:
-        uow = SqlUnitOfWork(self.engine)
+        uow = SqlUnitOfWork(self._bind())
         with uow:
             now = self.clock.now()
-            known = tokens.authenticate(uow.session, {c for c, _ in round_}, now)
+            # What every round reads first, in one round trip to PostgreSQL: the tokens, the
+            # versions of the changes asked about, the audit chain's head (locked).
+            known_tokens = tokens.reading(c for c, _ in round_)
+            driver.together(
+                uow.session,
+                [known_tokens, *uow.reading_ahead([q.number for _, q in round_])],
+            )
+            known = tokens.authenticated(uow.session, known_tokens, now)
             results: list[Answer | Refused | None] = []
             allowed: list[Question] = []
             for credential, question in round_:

@@ -526,3 +526,26 @@ def test_an_event_too_long_for_its_column_is_refused_not_cut_short(engine: Engin
         uow.commit()
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM audit_events").scalar() == 0
+
+
+def test_events_written_together_read_back_as_they_were_and_the_chain_holds(
+    engine: Engine,
+) -> None:
+    """A round's events go to the database in one statement (on PostgreSQL as one JSON
+    parameter): whatever their text, they read back as written, and every hash matches."""
+    at = datetime(2026, 12, 6, 22, 8, 25, 427381, tzinfo=timezone(timedelta(hours=1)))
+    odd = f'{EMOJI} {RTL} "quoted" \\back\\slash\\ \n\t\u2028 {{"json": [1]}} \\u0041 \x7f'
+    entries = [
+        AuditEntry(at, "pipeline:ci", "gate_decided", "CHG-0001", "deploy", "deploy", {"v": odd}),
+        AuditEntry(at, f"U{EMOJI}"[:30], odd[:60], "CHG-0002", "", "request", {"n": [1.5, None]}),
+        AuditEntry(at + timedelta(microseconds=1), "U1", "noted", "CHG-0003", "", "", {}),
+    ]
+    with SqlUnitOfWork(engine) as uow:
+        for entry in entries:
+            uow.audit.append(entry, shown=False)
+        uow.commit()
+
+    assert [e.entry for e in trail(engine)] == [
+        replace(e, at=e.at.astimezone(UTC)) for e in entries
+    ]
+    assert check_trail(engine) == (3, None)
