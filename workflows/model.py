@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -411,10 +412,15 @@ class Change:
         return tuple(a.by for a in self.approvals if a.kind == "approver")
 
 
+@functools.lru_cache(maxsize=4096)
 def seen_digest(details: ChangeDetails) -> str:
     """A short fingerprint of what a change says, for the buttons and forms that show it: a
     step taken from one drawn before an edit is refused (errors.EditedSince), not taken on
-    what the person never saw."""
+    what the person never saw.
+
+    Remembered for the latest few thousand: details are immutable all the way down, and
+    equal details say the same (a card is drawn for every answer a pipeline had not had: its
+    buttons carry this, and working it out again was a fifth of drawing the card)."""
     # What it says, not how it is held: a change read from the database and the same change
     # kept in memory after a save hold their times in different zones.
     said = json.dumps(asdict(details), sort_keys=True, default=_canonical)
