@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_sdk.models.blocks import Block
-
 from bot import queries
 from bot.services import Services
 from bot.views import calendar as calendar_view
 from bot.views import messages
+from bot.views.common import AnyBlock
 from workflows.calendar import HOME_SPAN, UTC_ZONE, Agenda, Span, span, zone_named
 from workflows.errors import ValidationFailed
 
@@ -26,7 +25,7 @@ async def calendar_response(services: Services, user_id: str, word: str) -> dict
     return calendar_view.calendar_message(found, zone_known=zone is not None, links=links)
 
 
-async def home_calendar(services: Services, user_id: str) -> list[Block]:
+async def home_calendar(services: Services, user_id: str) -> list[AnyBlock]:
     """App Home's next seven days."""
     zone = zone_named(await services.directory.time_zone(user_id))
     asked = span(HOME_SPAN, services.clock.now(), zone or UTC_ZONE)

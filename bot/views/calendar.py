@@ -12,12 +12,11 @@ from datetime import date, datetime
 from itertools import chain, islice
 from typing import Any
 
-from slack_sdk.models.blocks import Block
-
 from bot import text
 from bot.views.common import (
     CLASSIFICATION_EMOJI,
     MESSAGE_BLOCKS,
+    AnyBlock,
     context,
     divider,
     header,
@@ -52,7 +51,7 @@ def calendar_blocks(
     """A header with the span, then each day that has anything: its title, the freezes in
     force and the changes, a line each, a few lines to a block. What does not fit in a
     message's 50 blocks is counted at the end, with a shorter span to ask for."""
-    blocks: list[Block] = [
+    blocks: list[AnyBlock] = [
         header(_prose("title", word=agenda.span.word)),
         _span_line(agenda, zone_known),
     ]
@@ -115,9 +114,13 @@ def _chunks(day: Day, links: Mapping[int, str]) -> Iterator[_Chunk]:
     yield _Chunk(day.day, title, tuple(taken))
 
 
-def home_blocks(agenda: Agenda, *, zone_known: bool, links: Mapping[int, str]) -> list[Block]:
+def home_blocks(agenda: Agenda, *, zone_known: bool, links: Mapping[int, str]) -> list[AnyBlock]:
     """App Home's next seven days, compact: one block per day that has anything."""
-    blocks: list[Block] = [divider(), section(_prose("home_title")), _span_line(agenda, zone_known)]
+    blocks: list[AnyBlock] = [
+        divider(),
+        section(_prose("home_title")),
+        _span_line(agenda, zone_known),
+    ]
     if agenda.empty:
         return [*blocks, context(_prose("nothing", word=agenda.span.word))]
     for day in agenda.days:
@@ -134,7 +137,7 @@ def home_blocks(agenda: Agenda, *, zone_known: bool, links: Mapping[int, str]) -
     return blocks
 
 
-def _span_line(agenda: Agenda, zone_known: bool) -> Block:
+def _span_line(agenda: Agenda, zone_known: bool) -> AnyBlock:
     span = agenda.span
     return context(
         _prose(

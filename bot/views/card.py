@@ -7,20 +7,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ConfirmObject,
-    PlainTextObject,
-)
-
 from bot import ids, text
 from bot.views.common import (
     CLASSIFICATION_EMOJI,
+    AnyBlock,
+    Plain,
     context,
     document_label,
     header,
+    markdown,
+    plain_text,
     scope_name,
     section,
     to_dicts,
@@ -97,9 +93,9 @@ def card_blocks(
     *,
     buttons: bool = True,
     links: Mapping[int, str] | None = None,
-) -> list[Block]:
+) -> list[AnyBlock]:
     change = shown.change
-    blocks: list[Block] = [
+    blocks: list[AnyBlock] = [
         header(f"{change.ref} · {change.title}"),
         context(_kind(change)),
         section(progress(shown)),
@@ -471,34 +467,38 @@ def _links(change: Change) -> str:
 # -- the buttons -------------------------------------------------------------------------
 
 
-def action_blocks(shown: Standing) -> list[ActionsBlock]:
+def action_blocks(shown: Standing) -> list[Plain]:
     """One button per move available now; no block at all when there is none."""
     value = ids.target_of(shown.change).encode()  # the same on every button of the card
     buttons = [button(shown.change, action, value) for action in shown.moves]
     return [
-        ActionsBlock(elements=buttons[i : i + ACTIONS_PER_BLOCK])
+        {"type": "actions", "elements": buttons[i : i + ACTIONS_PER_BLOCK]}
         for i in range(0, len(buttons), ACTIONS_PER_BLOCK)
     ]
 
 
-def button(change: Change, action: Action, value: str) -> ButtonElement:
+def button(change: Change, action: Action, value: str) -> Plain:
     label = LABELS.get(action, action.verb.capitalize())
     if action is Action.EDIT and change.classification is Classification.EMERGENCY:
         label = "Add details"
-    return ButtonElement(
-        text=PlainTextObject(text=text.plain_label(label, text.BUTTON_LIMIT)),
-        action_id=ids.card_action_id(action),
-        value=value,
-        style=STYLES.get(action),
-        confirm=_confirm(change, action),
-    )
+    element: Plain = {
+        "type": "button",
+        "text": plain_text(text.plain_label(label, text.BUTTON_LIMIT)),
+        "action_id": ids.card_action_id(action),
+        "value": value,
+    }
+    if (style := STYLES.get(action)) is not None:
+        element["style"] = style
+    if (confirm := _confirm(change, action)) is not None:
+        element["confirm"] = confirm
+    return element
 
 
-def _confirm(change: Change, action: Action) -> ConfirmObject | None:
+def _confirm(change: Change, action: Action) -> Plain | None:
     if action is Action.START_DEPLOYMENT:
-        return ConfirmObject(
+        return _confirmation(
             title=f"Start deploying {change.ref}?",
-            text=(
+            body=(
                 "Everyone following the change will see that its deployment has started. "
                 "From then on it can no longer be edited or cancelled: record its outcome."
             ),
@@ -506,9 +506,9 @@ def _confirm(change: Change, action: Action) -> ConfirmObject | None:
             deny="Not yet",
         )
     if action is Action.BREAK_GLASS:
-        return ConfirmObject(
+        return _confirmation(
             title="Deploy without approval?",
-            text=(
+            body=(
                 f"No approver has acted on {change.ref}. Break-glass lets you deploy now; it is "
                 "recorded loudly, shown on the card, and an approval is owed in retrospect."
             ),
@@ -517,11 +517,29 @@ def _confirm(change: Change, action: Action) -> ConfirmObject | None:
             style="danger",
         )
     if action is Action.CANCEL:
-        return ConfirmObject(
+        return _confirmation(
             title=f"Cancel {change.ref}?",
-            text="You will be asked for a reason. A cancelled change cannot be reopened.",
+            body="You will be asked for a reason. A cancelled change cannot be reopened.",
             confirm="Cancel change",
             deny="Keep it",
             style="danger",
         )
     return None
+
+
+def _confirmation(*, title: str, body: str, confirm: str, deny: str, style: str = "") -> Plain:
+    """A confirmation dialog, within Slack's limits (title 100, text 300, buttons 30)."""
+    assert len(title) <= 100 and len(body) <= 300 and max(len(confirm), len(deny)) <= 30
+    dialog: Plain = {
+        "title": _emoji_text(title),
+        "text": markdown(body),
+        "confirm": _emoji_text(confirm),
+        "deny": _emoji_text(deny),
+    }
+    if style:
+        dialog["style"] = style
+    return dialog
+
+
+def _emoji_text(plain: str) -> Plain:
+    return {**plain_text(plain), "emoji": True}

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot import ids
 from bot.views import card
-from bot.views.common import context, section
+from bot.views.common import context, section, to_dicts
 from bot.views.request_form import (
     blank_request_json,
     classification_of,
@@ -160,5 +160,5 @@ def requested_in_conflict(change: Change, conflicts: Sequence[Conflict]) -> dict
         "type": "modal",
         "title": {"type": "plain_text", "text": "Requested, with overlaps"},
         "close": {"type": "plain_text", "text": "OK"},
-        "blocks": [b.to_dict() for b in blocks],
+        "blocks": to_dicts(blocks),
     }

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, PlainTextObject
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement, PlainTextObject
 from slack_sdk.models.views import View
 
 from bot import ids, text
 from bot.views import metrics
-from bot.views.common import VIEW_BLOCKS, context, divider, header, list_sections, section
+from bot.views.common import VIEW_BLOCKS, AnyBlock, context, divider, header, list_sections, section
 from workflows.metrics import Dora
 from workflows.policy import Policy
 from workflows.standing import Standing
@@ -32,11 +32,11 @@ def home(
     policy: Policy,
     now: datetime,
     month: Dora | None = None,
-    calendar: Sequence[Block] = (),
+    calendar: Sequence[AnyBlock] = (),
 ) -> dict[str, Any]:
     """The App Home view, for views.publish; `month`: DORA's metrics of the last 30 days;
     `calendar`: the next seven days' blocks."""
-    blocks: list[Block] = [
+    blocks: list[AnyBlock] = [
         header("Changes"),
         section(_prose("intro", who=user_id)),
         ActionsBlock(

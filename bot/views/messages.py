@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from slack_sdk.models.blocks import Block
-
 from bot import text
 from bot.views.card import card_blocks, fallback_text
-from bot.views.common import MESSAGE_BLOCKS, context, divider, list_sections, section, to_dicts
+from bot.views.common import (
+    MESSAGE_BLOCKS,
+    AnyBlock,
+    context,
+    divider,
+    list_sections,
+    section,
+    to_dicts,
+)
 from workflows.durations import format_duration
 from workflows.model import Change
 from workflows.policy import Policy
@@ -34,7 +40,7 @@ def help_message(*, unknown: str = "") -> dict[str, Any]:
 def list_blocks(
     title: str, shown: Sequence[Standing], *, reviews_owed: Sequence[Standing] = ()
 ) -> list[dict[str, Any]]:
-    blocks: list[Block] = [section(_prose("list_title", title=title, count=len(shown)))]
+    blocks: list[AnyBlock] = [section(_prose("list_title", title=title, count=len(shown)))]
     blocks += list_sections(shown, room=LISTED, empty=_prose("nothing_listed"))
     if reviews_owed:
         blocks += [divider(), section(_prose("owed_title", count=len(reviews_owed)))]

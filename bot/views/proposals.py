@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement
 from slack_sdk.models.views import View
 
 from bot import ids, text
 from bot.views import inputs
-from bot.views.common import context, scope_name, section, to_dicts
+from bot.views.common import AnyBlock, context, scope_name, section, to_dicts
 from bot.views.inputs import Values
 from bot.views.request_form import SERVICES_LIMIT, split_services
 from workflows.catalog import (
@@ -82,7 +82,7 @@ def propose_modal(policy: Policy, proposing: Proposing, any_proven: bool) -> dic
     note = text.render_macro(
         "proposals.j2", "form_note", kind=proposing.kind.value, procedure=current
     )
-    blocks: list[Block] = [section(note)]
+    blocks: list[AnyBlock] = [section(note)]
     if proposing.kind is ProposalKind.ADD:
         blocks.append(
             inputs.text_input(
@@ -109,9 +109,11 @@ def propose_modal(policy: Policy, proposing: Proposing, any_proven: bool) -> dic
     return view.to_dict()
 
 
-def _procedure_inputs(policy: Policy, current: Procedure | None, any_proven: bool) -> list[Block]:
+def _procedure_inputs(
+    policy: Policy, current: Procedure | None, any_proven: bool
+) -> list[AnyBlock]:
     scopes = [inputs.option(s.id, s.name) for s in policy.scope]
-    blocks: list[Block] = [
+    blocks: list[AnyBlock] = [
         inputs.text_input(
             ids.PROCEDURE_NAME,
             "Name",
@@ -154,7 +156,7 @@ def proven_options(proven: Sequence[Proven]) -> dict[str, Any]:
     return {"options": [o.to_dict() for o in options[: inputs.MAX_OPTIONS]]}
 
 
-def _why(label: str, hint: str) -> Block:
+def _why(label: str, hint: str) -> AnyBlock:
     return inputs.text_input(
         ids.WHY_ROUTINE, label, limit=LIMITS["description"], multiline=True, hint=hint
     )
@@ -202,7 +204,7 @@ def proposal_message(proposal: Proposal, policy: Policy) -> dict[str, Any]:
         version=version,
         evidence=[format_ref(n) for n in proposal.draft.evidence],
     )
-    blocks: list[Block] = [section(heading), section(body), context(_status(proposal, policy))]
+    blocks: list[AnyBlock] = [section(heading), section(body), context(_status(proposal, policy))]
     buttons = [_button(action, proposal) for action in open_proposal_actions(proposal, policy)]
     if buttons:
         blocks.append(ActionsBlock(block_id="proposal_actions", elements=buttons))

@@ -13,11 +13,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, Option
+from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, Option
 from slack_sdk.models.views import View
 
 from bot import ids
 from bot.views import inputs
+from bot.views.common import AnyBlock
 from bot.views.inputs import Values
 from workflows.errors import PolicyViolation, ValidationFailed
 from workflows.model import (
@@ -111,11 +112,11 @@ def _modal(
 
 def request_blocks(
     policy: Policy, classification: Classification, details: ChangeDetails | None
-) -> list[Block]:
+) -> list[AnyBlock]:
     d = details or ChangeDetails(title="", classification=classification, scope="")
     standard = classification is Classification.STANDARD
     emergency = classification is Classification.EMERGENCY
-    blocks: list[Block] = [
+    blocks: list[AnyBlock] = [
         inputs.text_input(ids.TITLE, "Title", limit=LIMITS["title"], initial=d.title),
         _classification(policy, classification),
     ]
@@ -198,7 +199,7 @@ def _note(mrkdwn: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=mrkdwn)])
 
 
-def _classification(policy: Policy, current: Classification) -> Block:
+def _classification(policy: Policy, current: Classification) -> AnyBlock:
     offered = [
         c
         for c in Classification
@@ -211,7 +212,7 @@ def _classification(policy: Policy, current: Classification) -> Block:
     )
 
 
-def _procedure(policy: Policy, current: str) -> Block:
+def _procedure(policy: Policy, current: str) -> AnyBlock:
     if not policy.catalog:
         return _note("⚠️ The Standard change catalog is empty: choose Normal.")
     options = [
@@ -227,7 +228,7 @@ def _procedure(policy: Policy, current: str) -> Block:
     )
 
 
-def _scope(policy: Policy, current: str) -> Block:
+def _scope(policy: Policy, current: str) -> AnyBlock:
     options = [inputs.option(s.id, s.name) for s in policy.scope]
     return inputs.select(ids.SCOPE, "Scope", options, initial=current or None)
 
@@ -237,11 +238,11 @@ def _scope_label(policy: Policy, scope_id: str) -> str:
     return scope.name if scope else scope_id
 
 
-def _questionnaire(questionnaire: Questionnaire, answers: Sequence[Answer]) -> list[Block]:
+def _questionnaire(questionnaire: Questionnaire, answers: Sequence[Answer]) -> list[AnyBlock]:
     """The policy's risk questions in place of a risk to pick, prefilled with the answers
     given (an answer the policy no longer offers is asked again)."""
     given = {a.question: a.choice for a in answers}
-    blocks: list[Block] = [_note(QUESTIONNAIRE_NOTE)]
+    blocks: list[AnyBlock] = [_note(QUESTIONNAIRE_NOTE)]
     for question in questionnaire.question:
         options = [inputs.option(c.label, c.label) for c in question.answers]
         blocks.append(

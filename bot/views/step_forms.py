@@ -7,12 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from bot import ids, text
 from bot.views import inputs
-from bot.views.common import document_label, section
+from bot.views.common import AnyBlock, document_label, section
 from bot.views.inputs import Values
 from bot.views.request_form import LEVEL_LABELS
 from workflows.errors import ValidationFailed
@@ -35,7 +34,7 @@ class OutcomeInput(NamedTuple):
 
 
 def _modal(
-    callback_id: str, title: str, change: Change, blocks: list[Block], *, submit: str
+    callback_id: str, title: str, change: Change, blocks: list[AnyBlock], *, submit: str
 ) -> dict[str, Any]:
     about = text.render_macro("forms.j2", "about", ref=change.ref, title=change.title)
     view = View(
@@ -50,7 +49,7 @@ def _modal(
     return view.to_dict()
 
 
-def _prose(name: str, **context: Any) -> Block:
+def _prose(name: str, **context: Any) -> AnyBlock:
     return section(text.render_macro("forms.j2", name, **context))
 
 
@@ -59,7 +58,7 @@ def _prose(name: str, **context: Any) -> Block:
 
 def review_modal(change: Change) -> dict[str, Any]:
     levels = [inputs.option(level.value, label) for level, label in LEVEL_LABELS.items()]
-    blocks: list[Block] = [
+    blocks: list[AnyBlock] = [
         inputs.text_input(
             ids.ASSESSMENT,
             "Your assessment",
@@ -97,7 +96,7 @@ def parse_review(values: Values) -> ReviewInput:
 
 
 def evidence_modal(change: Change) -> dict[str, Any]:
-    blocks: list[Block] = [
+    blocks: list[AnyBlock] = [
         inputs.text_input(
             ids.EVIDENCE,
             "Test evidence",
@@ -117,7 +116,7 @@ def parse_evidence(values: Values) -> str:
 
 
 def reject_modal(change: Change) -> dict[str, Any]:
-    blocks: list[Block] = [
+    blocks: list[AnyBlock] = [
         _prose("reject_note"),
         inputs.text_input(
             ids.REASON, "Why", limit=LIMITS["reason"], multiline=True, hint="What must change."
@@ -127,7 +126,7 @@ def reject_modal(change: Change) -> dict[str, Any]:
 
 
 def cancel_modal(change: Change) -> dict[str, Any]:
-    blocks: list[Block] = [
+    blocks: list[AnyBlock] = [
         _prose("cancel_note"),
         inputs.text_input(ids.REASON, "Why", limit=LIMITS["reason"], multiline=True),
     ]
@@ -135,7 +134,7 @@ def cancel_modal(change: Change) -> dict[str, Any]:
 
 
 def close_without_review_modal(change: Change) -> dict[str, Any]:
-    blocks: list[Block] = [
+    blocks: list[AnyBlock] = [
         inputs.text_input(
             ids.REASON,
             "Why will its review never come?",
@@ -157,7 +156,7 @@ def parse_reason(values: Values) -> str:
 
 def outcome_modal(change: Change) -> dict[str, Any]:
     options = [inputs.option(o.value, o.label) for o in Outcome]
-    blocks: list[Block] = [
+    blocks: list[AnyBlock] = [
         inputs.select(ids.OUTCOME, "Outcome", options),
         inputs.text_input(
             ids.NOTES,
@@ -182,7 +181,7 @@ def parse_outcome(values: Values) -> OutcomeInput:
 def post_change_review_modal(change: Change) -> dict[str, Any]:
     limit = LIMITS["review_text"]
     emergency = change.classification is Classification.EMERGENCY
-    blocks: list[Block] = [
+    blocks: list[AnyBlock] = [
         _prose(
             "outcome_so_far",
             outcome=change.outcome.label if change.outcome else "not recorded",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bot.effects import Effect, effects_for
 from bot.views.card import card_blocks
+from bot.views.common import to_dicts
 from tests.bot.blockkit import HOSTILE, HOSTILE_ESCAPED, all_mrkdwn, assert_safe_mrkdwn
 from tests.bot.changes import SCENARIOS, Desk, a_desk, entries, normal_details
 from workflows import deployments, gate
@@ -17,7 +18,7 @@ from workflows.standing import standing
 
 def shown(desk: Desk, change: Change) -> str:
     blocks = card_blocks(standing(desk.stored(change), desk.policy), desk.policy)
-    return all_mrkdwn([b.to_dict() for b in blocks])
+    return all_mrkdwn(to_dicts(blocks))
 
 
 def effects(desk: Desk, change: Change, action: str) -> list[Effect]:
