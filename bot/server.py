@@ -117,6 +117,11 @@ def web_app(bot: Bot, *, background: bool = True) -> web.Application:
         app.router.add_post(WEBHOOK_PATH, bot.github.webhook.handle)
     if background:
         app.cleanup_ctx.append(_background(bot))
+
+    async def close_desk(_: web.Application) -> None:  # once the requests in flight are done
+        await bot.api.desk.close()
+
+    app.on_cleanup.append(close_desk)
     return app
 
 
@@ -239,7 +244,6 @@ async def start_background(bot: Bot) -> Callable[[], Awaitable[None]]:
         with contextlib.suppress(asyncio.CancelledError):
             await signing_in
         bot.api.tally.log()
-        await bot.api.desk.close()
         await close_connections()
         if checkpoints is not None:
             await asyncio.to_thread(checkpoints.stop)

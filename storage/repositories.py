@@ -558,17 +558,22 @@ class SqlAudit:
 
     def write(self) -> None:
         """Write the events appended since the last write, and the chain's new head."""
+        driver.together(self.session, self.writing())
+
+    def writing(self) -> list[driver.Statement]:
+        """The statements that write the events appended since the last write and the
+        chain's new head, to run with others (`driver.together`: on PostgreSQL, one round
+        trip for all). The chain's first event ever writes the head row now."""
         if not self._rows or self._head is None:
-            return
+            return []
         events = _inserting_events(self.session.get_bind().dialect, self._rows)
+        self._rows = []
         seq, last = self._head
-        if self._head_stored:  # both in one round trip (on PostgreSQL)
-            driver.together(self.session, [events, driver.Statement(_NEW_HEAD_SQL, (seq, last))])
-        else:
-            driver.together(self.session, [events])
+        if not self._head_stored:
             self.session.execute(insert(_HEAD).values(id=1, seq=seq, hash=last))
             self._head_stored = True
-        self._rows.clear()
+            return [events]
+        return [events, driver.Statement(_NEW_HEAD_SQL, (seq, last))]
 
     def reading_head(self) -> list[driver.Statement]:
         """The read (and lock) of the chain's head, to run with other statements before the

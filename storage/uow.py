@@ -16,6 +16,9 @@ from storage.proposals import SqlProposals
 from storage.repositories import SqlAudit, SqlChanges
 from workflows.ports import AuditLog, ChangeRepository, ObligationBook, ProposalRepository
 
+#: How a unit of work with `sent` begins its transaction: as psycopg would have.
+BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
 
 class SqlUnitOfWork:
     changes: ChangeRepository
@@ -23,17 +26,32 @@ class SqlUnitOfWork:
     obligations: ObligationBook
     proposals: ProposalRepository
 
-    def __init__(self, engine: Engine | Connection, *, seen: tuple[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine | Connection,
+        *,
+        seen: tuple[int, str] | None = None,
+        sent: bool = False,
+    ) -> None:
         """`engine`: where each `with` takes a connection, or the connection to use (whose
         transaction each `with` begins and ends). `seen`: (number, seen_digest) of the change
         as a person was shown it; the step is refused (EditedSince) if the change says
-        something else by the time it reads it."""
+        something else by the time it reads it.
+
+        `sent`: the transaction's BEGIN and COMMIT are sent as statements, with the first
+        reads (`reading_ahead`) and with the writes (`commit`), on a connection in
+        autocommit: the gate's, on PostgreSQL, where each would otherwise cost a round trip
+        of its own. A failure is rolled back as any other (psycopg sends ROLLBACK whenever
+        the server is in a transaction)."""
         self.engine = engine
         self.seen = seen
+        self.sent = sent
+        self._begun = False
         self._session: Session | None = None
 
     def __enter__(self) -> Self:
         self._session = Session(self.engine, expire_on_commit=False)
+        self._begun = False
         self._changes = SqlChanges(self._session, self.seen)
         self.changes = self._changes
         self._audit = SqlAudit(self._session, deferred=True)
@@ -63,11 +81,19 @@ class SqlUnitOfWork:
     def reading_ahead(self, numbers: Sequence[int]) -> list[driver.Statement]:
         """What the gate reads first in a round: the versions of the changes `numbers` and
         the audit chain's head (locked), to run with other statements (`driver.together`:
-        on PostgreSQL, one round trip for all); the repositories take them from there."""
-        return [self._changes.reading_versions(numbers), *self._audit.reading_head()]
+        on PostgreSQL, one round trip for all); the repositories take them from there. With
+        `sent`, the transaction's BEGIN first."""
+        begin = []
+        if self.sent and not self._begun:
+            begin, self._begun = [driver.Statement(BEGIN)], True
+        return [*begin, self._changes.reading_versions(numbers), *self._audit.reading_head()]
 
     def commit(self) -> None:
-        self._audit.write()
+        writes = self._audit.writing()
+        if self.sent:
+            assert self._begun, "a unit of work that sends its BEGIN begins with reading_ahead"
+            writes.append(driver.Statement("COMMIT"))
+        driver.together(self.session, writes)
         self.session.commit()
 
     def rollback(self) -> None:

@@ -60,6 +60,8 @@ class GateDesk:
         self.policy = policy
         self.kick = kick
         self._connection: Connection | None = None
+        #: On PostgreSQL, a round's BEGIN and COMMIT go with its reads and its writes.
+        self._sent = not is_sqlite(engine)
         self._closed = False
         #: Rounds run one at a time; this guards the connection against close() during one.
         self._lock = threading.Lock()
@@ -96,7 +98,12 @@ class GateDesk:
             # A database error: the question is refused as when the database is away (503).
             raise ResourceClosedError("the gate's desk is closed: the server is stopping")
         if self._connection is None:
-            self._connection = self.engine.connect()
+            connection = self.engine.connect()
+            if self._sent:
+                # Its transactions are begun and committed by statements sent with the
+                # round's own (SqlUnitOfWork's `sent`); the pool takes it back as it was.
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            self._connection = connection
         return self._connection
 
     def _shown(self, results: Sequence[Answer | Refused | BaseException]) -> None:
@@ -139,6 +146,9 @@ class GateDesk:
             # the round may be recorded twice, as when pipelines ask again); SQLAlchemy opens
             # a new connection at the next statement.
             log.warning("the gate's database connection was lost; answering on a new one")
+            if self._connection is not None:  # a new one, set up as the first was
+                self._connection.close()
+                self._connection = None
         return self._answer_again_if_stale(round_)
 
     def _answer_again_if_stale(self, round_: list[tuple[str, Question]]) -> list[Answer | Refused]:
@@ -152,15 +162,14 @@ class GateDesk:
         raise AssertionError("unreachable")
 
     def _answer_once(self, round_: list[tuple[str, Question]]) -> list[Answer | Refused]:
-        uow = SqlUnitOfWork(self._bind())
+        uow = SqlUnitOfWork(self._bind(), sent=self._sent)
         with uow:
             now = self.clock.now()
             # What every round reads first, in one round trip to PostgreSQL: the tokens, the
             # versions of the changes asked about, the audit chain's head (locked).
             known_tokens = tokens.reading(c for c, _ in round_)
             driver.together(
-                uow.session,
-                [known_tokens, *uow.reading_ahead([q.number for _, q in round_])],
+                uow.session, [*uow.reading_ahead([q.number for _, q in round_]), known_tokens]
             )
             known = tokens.authenticated(uow.session, known_tokens, now)
             results: list[Answer | Refused | None] = []

@@ -320,7 +320,9 @@ async def test_the_gate_fails_closed_when_a_statement_of_its_round_fails(
     api: Served, table: str
 ) -> None:
     """The round's statements go to the driver directly (storage/driver.py): the driver's
-    own error still reaches the API as the database's failure, a 503, never an answer."""
+    own error still reaches the API as the database's failure, a 503, never an answer; and
+    what the round wrote before it failed is rolled back with it (on PostgreSQL its BEGIN
+    and COMMIT are statements of its own, sent with its reads and its writes)."""
     change = api.approved()
     api.in_window()
     secret = api.token()
@@ -336,6 +338,9 @@ async def test_the_gate_fails_closed_when_a_statement_of_its_round_fails(
     assert (status, body["status"], body["error"]) == (503, "error", "unavailable")
     assert "allowed" not in body.values()
     assert api.events() == events
+    assert api.stored(change).gate_checks == ()  # the answer's news, saved before the events
+    with Session(api.engine) as session:
+        assert [t.last_used_at for t in tokens.listed(session)] == [None]
     assert (await api.ask(secret, change=change.ref, **PAYMENTS))[1]["status"] == "allowed"
 
 
