@@ -10,10 +10,10 @@ caller's transaction (its session's), so they commit or roll back with everythin
 
 Statements that need not wait for each other's answers are run `together`: on PostgreSQL,
 in one round trip to the server (psycopg's pipeline mode) where one each would cost a round
-trip apiece, with the transaction's BEGIN sent along with them. A round of the gate makes
-four round trips (its reads, its writes, the COMMIT, the pool's ping) where it made nine:
-each is time on the network, and a hand-over of the interpreter between the event loop and
-the thread waiting on the database.
+trip apiece. A round of the gate makes two round trips, its reads with its BEGIN and its
+writes with its COMMIT (bot/api/desk.py, storage/uow.py), where it made eight: each is time
+on the network, and a hand-over of the interpreter between the event loop and the thread
+waiting on the database.
 
 They are logged as SQLAlchemy logs its own (`echo=True`, or the `sqlalchemy.engine` logger at
 INFO): whoever debugs the gate with the engine's echo on sees every statement it runs.
@@ -49,10 +49,6 @@ class Statement:
     params: Any = ()
     many: bool = False
     rows: Rows | None = field(default=None, compare=False)
-
-    @property
-    def done(self) -> bool:
-        return self.rows is not None
 
 
 def rows(session: Session, sql: str, params: Sequence[Any] = ()) -> Rows:
