@@ -38,6 +38,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 Rows = list[tuple[Any, ...]]
+#: A statement that finds no rows: what a read of an empty list of keys is (`IN ()` is not SQL).
+NOTHING = "SELECT 1 WHERE 1 = 0"
 
 
 @dataclass

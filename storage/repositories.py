@@ -128,7 +128,8 @@ class SqlChanges:
         transaction's next `get_many` of them (or of some of them), which takes them from it
         (`driver.together`: on PostgreSQL, one round trip for all)."""
         wanted = sorted(set(numbers))
-        self._versions = driver.Statement(driver.in_list(_VERSIONS, len(wanted)), wanted)
+        sql = driver.in_list(_VERSIONS, len(wanted)) if wanted else driver.NOTHING
+        self._versions = driver.Statement(sql, wanted)
         return self._versions
 
     def get_many(self, numbers: Sequence[int]) -> dict[int, Change]:
@@ -589,6 +590,11 @@ class SqlAudit:
         # IMMEDIATE (holding the write lock), by reading it; on PostgreSQL, FOR UPDATE.
         return _HEAD_SQL + ("" if is_sqlite(self.session.get_bind()) else " FOR UPDATE")
 
+    def lock_head(self) -> None:
+        """Lock the chain's head now, before this transaction locks anything else: every
+        writer of the trail takes it first, so none waits on another that waits on it."""
+        self._lock_head()
+
     def _lock_head(self) -> tuple[int, str]:
         if self._head is None:
             ahead, self._head_read = self._head_read, None
@@ -642,6 +648,8 @@ def _inserting_events(dialect: Dialect, rows: list[tuple[Any, ...]]) -> driver.S
         for row in rows:
             at = row[1]
             if at not in moments:
+                if at.tzinfo is None:  # as the column's type refuses one (UTCDateTime)
+                    raise ValueError("refusing to store a timestamp without a time zone")
                 moments[at] = at.isoformat()
             listed.append(dict(zip(_EVENT_COLUMNS, (row[0], moments[at], *row[2:]), strict=True)))
         return driver.Statement(_INSERT_EVENTS_JSON, (json.dumps(listed),))

@@ -106,13 +106,18 @@ def create(
 
 
 def revoke(session: Session, name: str, by: str, at: datetime) -> ApiToken:
+    # The chain's head first, as the gate's rounds take it before they note a token's use:
+    # in the other order a round and a revocation of a token in use would each hold what
+    # the other waits for (PostgreSQL would end one of them after a second).
+    audit = SqlAudit(session)
+    audit.lock_head()
     row = _active(session, name)
     if row is None:
         raise NotFound("active API token named", repr(name))
     row.revoked_at, row.revoked_by = at, by
     session.add(row)
     details = {"name": name}
-    SqlAudit(session).append(AuditEntry(at, by, REVOKED, TOKENS_REF, "", "", details))
+    audit.append(AuditEntry(at, by, REVOKED, TOKENS_REF, "", "", details))
     session.commit()
     return to_token(row)
 
@@ -164,8 +169,8 @@ def reading(secret_hashes: Iterable[str]) -> driver.Statement:
     """The read of the active tokens among these hashes, to run with other statements
     (`driver.together`) and give to `authenticated`."""
     wanted = sorted(set(secret_hashes))
-    if not wanted:  # finds nothing (`IN ()` is not SQL)
-        return driver.Statement("SELECT 1 WHERE 1 = 0")
+    if not wanted:
+        return driver.Statement(driver.NOTHING)
     return driver.Statement(driver.in_list(_ACTIVE, len(wanted)), wanted)
 
 

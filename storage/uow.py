@@ -16,9 +16,6 @@ from storage.proposals import SqlProposals
 from storage.repositories import SqlAudit, SqlChanges
 from workflows.ports import AuditLog, ChangeRepository, ObligationBook, ProposalRepository
 
-#: How a unit of work with `sent` begins its transaction: as psycopg would have.
-BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
-
 
 class SqlUnitOfWork:
     changes: ChangeRepository
@@ -78,15 +75,20 @@ class SqlUnitOfWork:
         assert self._session is not None, "use the unit of work inside `with`"
         return self._session
 
-    def reading_ahead(self, numbers: Sequence[int]) -> list[driver.Statement]:
-        """What the gate reads first in a round: the versions of the changes `numbers` and
-        the audit chain's head (locked), to run with other statements (`driver.together`:
-        on PostgreSQL, one round trip for all); the repositories take them from there. With
-        `sent`, the transaction's BEGIN first."""
+    def reading_ahead(self, numbers: Sequence[int], *, head: bool = True) -> list[driver.Statement]:
+        """What the gate reads first in a round: the versions of the changes `numbers` and,
+        with `head`, the audit chain's head (locked), to run with other statements
+        (`driver.together`: on PostgreSQL, one round trip for all); the repositories take
+        them from there. With `sent`, the transaction's BEGIN first."""
         begin = []
         if self.sent and not self._begun:
-            begin, self._begun = [driver.Statement(BEGIN)], True
-        return [*begin, self._changes.reading_versions(numbers), *self._audit.reading_head()]
+            begin, self._begun = [driver.Statement(_begin(self.session))], True
+        locked = self._audit.reading_head() if head else []
+        return [*begin, self._changes.reading_versions(numbers), *locked]
+
+    def lock_head(self) -> None:
+        """Lock the audit chain's head now (see SqlAudit.lock_head)."""
+        self._audit.lock_head()
 
     def commit(self) -> None:
         writes = self._audit.writing()
@@ -98,6 +100,13 @@ class SqlUnitOfWork:
 
     def rollback(self) -> None:
         self.session.rollback()
+
+
+def _begin(session: Session) -> str:
+    """BEGIN at the level psycopg begins the engine's other transactions at: the server's
+    default, as SQLAlchemy found it when it first connected."""
+    level = session.get_bind().dialect.default_isolation_level
+    return f"BEGIN ISOLATION LEVEL {level}" if level else "BEGIN"
 
 
 def read_only(engine: Engine) -> Engine:

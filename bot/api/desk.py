@@ -6,7 +6,8 @@ The desk keeps a database connection of its own from round to round: one taken f
 for each round would first be pinged (the engine's `pool_pre_ping`), a fifth round trip to
 PostgreSQL in every round. A connection the server dropped meanwhile (a restart, an idle
 timeout) fails the round's first statement instead, before anything is written; the round is
-then answered again on a new connection, once.
+then answered again on a new connection, once. (Lost once the round's COMMIT is sent, it may
+have been committed: the round fails, 503, rather than be recorded twice.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Questions answered in one transaction, at most.
 BATCH = 100
+#: Tokens remembered as good, at most (a hint for locking early; see _answer_once).
+GOOD_TOKENS = 1024
 #: Another replica (or an approval) saved a change of the round first: answer it again.
 CONFLICT_RETRIES = 5
 
@@ -63,6 +67,10 @@ class GateDesk:
         #: On PostgreSQL, a round's BEGIN and COMMIT go with its reads and its writes.
         self._sent = not is_sqlite(engine)
         self._closed = False
+        #: The hashes of tokens good in a recent round (see _answer_once).
+        self._good: OrderedDict[str, None] = OrderedDict()
+        #: Whether the round under way has sent its writes and COMMIT.
+        self._committing = False
         #: Rounds run one at a time; this guards the connection against close() during one.
         self._lock = threading.Lock()
         self._rounds: Rounds[tuple[str, Question], Answer | Refused] = Rounds(
@@ -106,6 +114,18 @@ class GateDesk:
             self._connection = connection
         return self._connection
 
+    def _remember(self, credentials: set[str], known: Mapping[str, object]) -> None:
+        """Which of these tokens were good: a hint for the next rounds (see _answer_once),
+        never a check, which every round makes on the database."""
+        for credential in credentials:
+            if credential in known:
+                self._good[credential] = None
+                self._good.move_to_end(credential)
+            else:
+                self._good.pop(credential, None)
+        while len(self._good) > GOOD_TOKENS:
+            self._good.popitem(last=False)
+
     def _shown(self, results: Sequence[Answer | Refused | BaseException]) -> None:
         """News for a change's card: the publisher looks now."""
         if any(isinstance(r, Answer) and r.news for r in results):
@@ -142,14 +162,23 @@ class GateDesk:
         except DBAPIError as error:
             if not error.connection_invalidated:
                 raise
-            # The server rolls back what a dropped connection began (lost during its COMMIT,
-            # the round may be recorded twice, as when pipelines ask again); SQLAlchemy opens
-            # a new connection at the next statement.
+            self._forget_connection()
+            if self._committing:  # it may have been committed: answered again, twice recorded
+                raise
             log.warning("the gate's database connection was lost; answering on a new one")
-            if self._connection is not None:  # a new one, set up as the first was
-                self._connection.close()
-                self._connection = None
-        return self._answer_again_if_stale(round_)
+        try:
+            return self._answer_again_if_stale(round_)
+        except DBAPIError as error:
+            if error.connection_invalidated:
+                self._forget_connection()
+            raise
+
+    def _forget_connection(self) -> None:
+        """A lost connection closed: the next round opens a new one, set up as the first was
+        (SQLAlchemy would reconnect underneath, but not in autocommit)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def _answer_again_if_stale(self, round_: list[tuple[str, Question]]) -> list[Answer | Refused]:
         for attempt in range(CONFLICT_RETRIES):
@@ -162,16 +191,25 @@ class GateDesk:
         raise AssertionError("unreachable")
 
     def _answer_once(self, round_: list[tuple[str, Question]]) -> list[Answer | Refused]:
+        self._committing = False
         uow = SqlUnitOfWork(self._bind(), sent=self._sent)
         with uow:
             now = self.clock.now()
             # What every round reads first, in one round trip to PostgreSQL: the tokens, the
-            # versions of the changes asked about, the audit chain's head (locked).
-            known_tokens = tokens.reading(c for c, _ in round_)
-            driver.together(
-                uow.session, [*uow.reading_ahead([q.number for _, q in round_]), known_tokens]
-            )
+            # versions of the changes asked about, and the audit chain's head (locked), if a
+            # token of the round was good last time (else when the first answer is recorded:
+            # questions with no good token never hold the chain up).
+            credentials = {c for c, _ in round_}
+            known_tokens = tokens.reading(credentials)
+            head = not credentials.isdisjoint(self._good)
+            ahead = uow.reading_ahead([q.number for _, q in round_], head=head)
+            driver.together(uow.session, [*ahead, known_tokens])
+            if known_tokens.rows and not head:
+                # Before a token's use is noted: every writer takes the head first (a
+                # revocation too), so none waits on another that waits on it.
+                uow.lock_head()
             known = tokens.authenticated(uow.session, known_tokens, now)
+            self._remember(credentials, known)
             results: list[Answer | Refused | None] = []
             allowed: list[Question] = []
             for credential, question in round_:
@@ -184,6 +222,7 @@ class GateDesk:
                 allowed.append(question.asked_by(token.name))
                 results.append(None)
             answers = iter(record_answers(uow, now, self.policy, allowed) if allowed else [])
+            self._committing = True  # from here a lost connection may have committed
             uow.commit()
         return [r if r is not None else next(answers) for r in results]
 

@@ -17,6 +17,8 @@ from workflows.standing import Standing
 
 #: Most blocks Slack accepts in one message, and in one modal or App Home.
 MESSAGE_BLOCKS = 50
+#: Most fields Slack shows in one section.
+SECTION_FIELDS = 10
 VIEW_BLOCKS = 100
 
 CLASSIFICATION_EMOJI = {
@@ -55,6 +57,11 @@ def header(plain: str) -> Plain:
 
 def section(mrkdwn: str, *, fields: Sequence[str] = ()) -> Plain:
     """A section of mrkdwn (already escaped), cut to Slack's limits."""
+    # What slack_sdk's objects checked before they were dropped here (Slack would refuse it).
+    if not mrkdwn and not fields:
+        raise ValueError("a section needs text or fields")
+    if len(fields) > SECTION_FIELDS:
+        raise ValueError(f"a section holds at most {SECTION_FIELDS} fields, not {len(fields)}")
     block: Plain = {"type": "section"}
     if mrkdwn:
         block["text"] = markdown(text.truncate(mrkdwn, text.MRKDWN_LIMIT))

@@ -12,6 +12,7 @@ import pytest
 from bot import ids
 from bot.text import CUT_MARKER
 from bot.views.card import card, progress
+from bot.views.common import section
 from tests.bot.blockkit import (
     HOSTILE,
     HOSTILE_ESCAPED,
@@ -390,3 +391,12 @@ end = {window.end.replace(tzinfo=None).isoformat()}
     assert_safe_mrkdwn(mrkdwn)
     unfrozen = all_mrkdwn(card(desk.stored(change), desk.policy, desk.clock.now())["blocks"])
     assert "❄️" not in unfrozen
+
+
+def test_a_section_slack_would_refuse_is_refused_when_built() -> None:
+    """Blocks are plain dicts now: what slack_sdk's objects refused, the builders refuse."""
+    with pytest.raises(ValueError, match="text or fields"):
+        section("")
+    with pytest.raises(ValueError, match="at most 10 fields"):
+        section("", fields=["x"] * 11)
+    assert section("", fields=["x"] * 10)["fields"][9] == {"type": "mrkdwn", "text": "x"}

@@ -4,19 +4,25 @@ costs PostgreSQL, the connection it keeps, and what happens when that connection
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlmodel import Session
 
-from bot.api.desk import GateDesk
+from bot.api.desk import GateDesk, Refused
+from storage import tokens
 from storage.db import make_engine
 from tests.integration.api import Served, served
 from tests.integration.wire import CountingProxy
 from workflows.gate import Answer, Asked, GateStatus, Question, Target
-from workflows.tokens import hash_secret
+from workflows.tokens import Scope, hash_secret
 
 PAYMENTS = {"service": "payments", "environment": "production"}
+AT = datetime(2026, 12, 7, 22, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -117,3 +123,72 @@ async def test_once_the_server_stops_its_desk_refuses_questions_as_unavailable(
 
         assert (status, body["error"]) == (503, "unavailable")
         assert api.events() == events
+
+
+async def test_questions_with_no_good_token_never_wait_for_the_audit_chain(
+    engine: Engine, backend: str
+) -> None:
+    """The chain's head is taken early in a round only when one of its tokens was good last
+    time: a flood of bad tokens is refused at once, whoever holds the chain."""
+    if backend == "sqlite":
+        pytest.skip("row locks held by another connection")
+    async with served(engine) as api:
+        change = api.approved()
+        api.in_window()
+        target = Target("payments", "production")
+        question = Question(change.number, target, Asked("", run="https://ci/1"))
+        with engine.connect() as holder:
+            holder.execute(text("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE"))
+            try:
+                refused = await asyncio.wait_for(
+                    api.bot.api.desk.ask(hash_secret("cbt_not-a-token"), question), timeout=10
+                )
+            finally:
+                holder.rollback()
+        assert isinstance(refused, Refused) and refused.status == 401
+
+
+def test_a_token_revoked_while_a_round_holds_the_chain_waits_for_it_and_does_not_deadlock(
+    engine: Engine, backend: str
+) -> None:
+    """A round locks the chain's head, then notes its token's use; a revocation takes the
+    head first too, so it waits for the round instead of holding the token's row while the
+    round waits for it (PostgreSQL would end one of them)."""
+    if backend == "sqlite":
+        pytest.skip("row locks held by another connection")
+    with Session(engine) as session:
+        tokens.create(session, "ci-prod", frozenset({Scope.GATE}), "UOPS", AT)
+    revoked: list[object] = []
+
+    def revoke() -> None:
+        with Session(engine) as session:
+            revoked.append(tokens.revoke(session, "ci-prod", "UOPS", AT))
+
+    with engine.connect() as round_:
+        round_.execute(text("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE"))
+        revoking = threading.Thread(target=revoke)
+        revoking.start()
+        waiting_for_a_lock(engine)
+        round_.execute(
+            text("UPDATE api_tokens SET last_used_at = :at WHERE name = 'ci-prod'"), {"at": AT}
+        )
+        round_.commit()
+    revoking.join(timeout=30)
+    assert len(revoked) == 1
+
+
+def waiting_for_a_lock(engine: Engine) -> None:
+    """Until another connection to this database waits for a lock (the revocation)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            waiting = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        if waiting:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the revocation never waited for the round")
