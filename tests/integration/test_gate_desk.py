@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from bot.api.desk import GateDesk, Refused
@@ -73,7 +74,7 @@ async def test_a_round_of_questions_costs_postgresql_two_round_trips(
             await ask_together(desk, credential, asked)
         events = api.events()
 
-        proxy.round_trips = 0
+        proxy.reset()
         await ask_together(desk, credential, asked)
 
         assert proxy.round_trips == 2
@@ -104,6 +105,46 @@ async def test_a_dropped_connection_is_replaced_and_the_question_answered_once(
 
         await ask_together(desk, credential, asked)
 
+        assert api.events() == events + 3
+
+
+async def test_a_connection_lost_before_the_writes_is_replaced_and_the_round_answered(
+    proxied: Engine, proxy: CountingProxy
+) -> None:
+    async with served(proxied) as api:
+        credential, asked = questions(api, 3)
+        desk = api.bot.api.desk
+        for _ in range(2):
+            await ask_together(desk, credential, asked)
+        events = api.events()
+
+        proxy.reset(cut_at=1)  # the round's reads, with its BEGIN
+        await ask_together(desk, credential, asked)
+
+        assert api.events() == events + 3
+
+
+async def test_a_connection_lost_with_the_writes_fails_the_round_rather_than_record_it_twice(
+    proxied: Engine, proxy: CountingProxy
+) -> None:
+    """Lost once its COMMIT is sent, a round may have been committed: answered again, it
+    would be recorded twice. Its questions fail (503: the gate fails closed); the next round
+    is answered on a new connection."""
+    async with served(proxied) as api:
+        credential, asked = questions(api, 3)
+        desk = api.bot.api.desk
+        for _ in range(2):
+            await ask_together(desk, credential, asked)
+        events = api.events()
+
+        proxy.reset(cut_at=2)  # the round's writes, with its COMMIT
+        failed = await asyncio.gather(
+            *(desk.ask(credential, q) for q in asked), return_exceptions=True
+        )
+
+        assert all(isinstance(f, DBAPIError) and f.connection_invalidated for f in failed)
+        assert api.events() == events  # never reached the server
+        await ask_together(desk, credential, asked)
         assert api.events() == events + 3
 
 

@@ -25,6 +25,10 @@ class CountingProxy:
         #: The same database, reached through the proxy.
         self.url = parsed.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
         self.round_trips = 0
+        #: Cut the connection when the client starts its n-th flight of messages since the
+        #: last reset (one flight a round trip), before the server sees it: None never.
+        self.cut_at: int | None = None
+        self._flights = 0
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._closed = False
@@ -44,6 +48,10 @@ class CountingProxy:
         with self._lock:
             for s in self._sockets:
                 s.close()
+
+    def reset(self, *, cut_at: int | None = None) -> None:
+        with self._lock:
+            self.round_trips, self._flights, self.cut_at = 0, 0, cut_at
 
     def _accept(self) -> None:
         while not self._closed:
@@ -70,6 +78,10 @@ class CountingProxy:
                 with self._lock:
                     if answering and turn["client"]:
                         self.round_trips += 1
+                    if not answering and not turn["client"]:
+                        self._flights += 1
+                        if self._flights == self.cut_at:
+                            return  # the finally below shuts both sides
                     turn["client"] = not answering
                 # The client's bytes are marked as its turn before the server can see them,
                 # so the answer to them always finds the mark.
