@@ -61,17 +61,24 @@ async def ask_together(desk: GateDesk, credential: str, asked: list[Question]) -
     return [a for a in answers if isinstance(a, Answer)]
 
 
+async def asked_before(api: Served, count: int) -> tuple[GateDesk, str, list[Question]]:
+    """`count` pipelines' questions, asked twice already, as a waiting pipeline asks them
+    again: the first answer is news (the change is saved); the next reads it whole once
+    more; from then on a round reads only versions."""
+    credential, asked = questions(api, count)
+    desk = api.bot.api.desk
+    for _ in range(2):
+        await ask_together(desk, credential, asked)
+    return desk, credential, asked
+
+
 async def test_a_round_of_questions_costs_postgresql_two_round_trips(
     proxied: Engine, proxy: CountingProxy
 ) -> None:
     """BEGIN, the changes' versions, the chain's head and the tokens, together; the events,
     the new head and COMMIT, together. One at a time, with the pool's ping, it was eight."""
     async with served(proxied) as api:
-        credential, asked = questions(api, 10)
-        desk = api.bot.api.desk
-        # The first answer is news (the change is saved); the next reads it whole once more.
-        for _ in range(2):
-            await ask_together(desk, credential, asked)
+        desk, credential, asked = await asked_before(api, 10)
         events = api.events()
 
         proxy.reset()
@@ -112,10 +119,7 @@ async def test_a_connection_lost_before_the_writes_is_replaced_and_the_round_ans
     proxied: Engine, proxy: CountingProxy
 ) -> None:
     async with served(proxied) as api:
-        credential, asked = questions(api, 3)
-        desk = api.bot.api.desk
-        for _ in range(2):
-            await ask_together(desk, credential, asked)
+        desk, credential, asked = await asked_before(api, 3)
         events = api.events()
 
         proxy.reset(cut_at=1)  # the round's reads, with its BEGIN
@@ -131,10 +135,7 @@ async def test_a_connection_lost_with_the_writes_fails_the_round_rather_than_rec
     would be recorded twice. Its questions fail (503: the gate fails closed); the next round
     is answered on a new connection."""
     async with served(proxied) as api:
-        credential, asked = questions(api, 3)
-        desk = api.bot.api.desk
-        for _ in range(2):
-            await ask_together(desk, credential, asked)
+        desk, credential, asked = await asked_before(api, 3)
         events = api.events()
 
         proxy.reset(cut_at=2)  # the round's writes, with its COMMIT
