@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +38,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 Rows = list[tuple[Any, ...]]
-#: A statement that finds no rows: what a read of an empty list of keys is (`IN ()` is not SQL).
-NOTHING = "SELECT 1 WHERE 1 = 0"
+#: A statement that finds no rows: what a read of no keys is (`IN ()` is not SQL).
+_NOTHING = "SELECT 1 WHERE 1 = 0"
 
 
 @dataclass
@@ -70,7 +70,7 @@ def together(session: Session, statements: Sequence[Statement]) -> None:
         return
     connection = _flushed(session)
     raw = connection.connection.dbapi_connection
-    if not _pipelines(connection):
+    if len(statements) == 1 or not _pipelines(connection):  # one alone needs no pipeline
         for statement in statements:
             sql = _styled(connection, statement.sql)
             statement.rows = run(connection, sql, statement.params, many=statement.many)
@@ -203,6 +203,13 @@ def _in_style(style: str, sql: str) -> str:
     if style not in ("format", "pyformat"):
         raise NotImplementedError(f"no driver statements for the {style} parameter style")
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+def keyed(sql: str, keys: Iterable[Any]) -> Statement:
+    """`sql`, whose `IN ({})` takes `keys` (each once, in order), as a statement to run; for
+    no keys, one that finds nothing."""
+    wanted = sorted(set(keys))
+    return Statement(in_list(sql, len(wanted)), wanted) if wanted else Statement(_NOTHING)
 
 
 @functools.lru_cache(maxsize=512)

@@ -127,9 +127,7 @@ class SqlChanges:
         """The read of these changes' versions, to run with other statements before this
         transaction's next `get_many` of them (or of some of them), which takes them from it
         (`driver.together`: on PostgreSQL, one round trip for all)."""
-        wanted = sorted(set(numbers))
-        sql = driver.in_list(_VERSIONS, len(wanted)) if wanted else driver.NOTHING
-        self._versions = driver.Statement(sql, wanted)
+        self._versions = driver.keyed(_VERSIONS, numbers)
         return self._versions
 
     def get_many(self, numbers: Sequence[int]) -> dict[int, Change]:
@@ -142,11 +140,11 @@ class SqlChanges:
         database = str(self.session.get_bind().engine.url)
         found: dict[int, Change] = {}
         ahead, self._versions = self._versions, None  # read ahead for the next get_many only
-        if ahead is not None and ahead.rows is not None and wanted.issubset(ahead.params):
-            versions = [(n, v) for n, v in ahead.rows if n in wanted]
-        else:
-            listed = list(wanted)
-            versions = driver.rows(self.session, driver.in_list(_VERSIONS, len(listed)), listed)
+        if ahead is None or ahead.rows is None or not wanted.issubset(ahead.params):
+            ahead = driver.keyed(_VERSIONS, wanted)
+            driver.together(self.session, [ahead])
+        assert ahead.rows is not None
+        versions = [(n, v) for n, v in ahead.rows if n in wanted]
         missing = []
         for number, version in versions:
             shared = CACHE.shared(database, number, version)

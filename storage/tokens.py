@@ -168,10 +168,7 @@ def authenticate(
 def reading(secret_hashes: Iterable[str]) -> driver.Statement:
     """The read of the active tokens among these hashes, to run with other statements
     (`driver.together`) and give to `authenticated`."""
-    wanted = sorted(set(secret_hashes))
-    if not wanted:
-        return driver.Statement(driver.NOTHING)
-    return driver.Statement(driver.in_list(_ACTIVE, len(wanted)), wanted)
+    return driver.keyed(_ACTIVE, secret_hashes)
 
 
 def authenticated(session: Session, read: driver.Statement, now: datetime) -> dict[str, ApiToken]:

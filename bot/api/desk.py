@@ -96,9 +96,7 @@ class GateDesk:
     def _close(self) -> None:
         with self._lock:
             self._closed = True
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            self._forget_connection()
 
     def _bind(self) -> Connection:
         """The desk's connection, opened at its first round (see the module's docstring)."""
@@ -174,8 +172,8 @@ class GateDesk:
             raise
 
     def _forget_connection(self) -> None:
-        """A lost connection closed: the next round opens a new one, set up as the first was
-        (SQLAlchemy would reconnect underneath, but not in autocommit)."""
+        """The connection closed: the next round opens a new one, set up as the first was
+        (after a lost one, SQLAlchemy would reconnect underneath, but not in autocommit)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None

@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    Block,
-)
+from slack_sdk.models.blocks import Block
 
 from bot import text
 from workflows.model import Classification, Stage
@@ -17,9 +15,9 @@ from workflows.standing import Standing
 
 #: Most blocks Slack accepts in one message, and in one modal or App Home.
 MESSAGE_BLOCKS = 50
+VIEW_BLOCKS = 100
 #: Most fields Slack shows in one section.
 SECTION_FIELDS = 10
-VIEW_BLOCKS = 100
 
 CLASSIFICATION_EMOJI = {
     Classification.STANDARD: "🟩",
