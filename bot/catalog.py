@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from storage import driver
 from storage import proposals as stored
 from storage.proposals import SqlProposals, adopted_count
 from workflows.catalog import Proposal, catalog_in_force
@@ -36,9 +37,10 @@ class LiveCatalog:
         with self._lock:
             self.base, self.policy, self._seen = policy, policy, -1
 
-    def refresh(self, session: Session) -> Policy:
-        """The policy with the catalog in force now."""
-        count = adopted_count(session)
+    def refresh(self, session: Session, counted: driver.Statement | None = None) -> Policy:
+        """The policy with the catalog in force now; how many proposals were adopted is
+        read now, or was read by `counted` (storage.proposals.counting_adopted)."""
+        count = adopted_count(session) if counted is None else _count(counted)
         if count == self._seen:
             return self.policy
         adopted = SqlProposals(session).adopted()
@@ -48,6 +50,11 @@ class LiveCatalog:
             if self.base is base:  # else the names were resolved anew meanwhile: next time
                 self.policy, self._seen = policy, count
         return policy
+
+
+def _count(counted: driver.Statement) -> int:
+    assert counted.rows is not None, "the count of adopted proposals was not read"
+    return int(counted.rows[0][0])
 
 
 # -- what the proposal listeners ask (through `services.query`) -------------------------------

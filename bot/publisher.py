@@ -10,6 +10,7 @@ between Slack accepting a call and the progress being written can repeat one mes
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,9 +26,10 @@ from bot.leased import LeaseLost, SlackWorker
 from bot.traffic import Traffic
 from bot.views import card as card_view
 from bot.views import replies
-from storage import outbox
+from storage import driver, outbox
 from storage.outbox import Owed, Publication
-from storage.repositories import SqlChanges, read_trail
+from storage.proposals import counting_adopted
+from storage.repositories import SqlChanges, reading_trail, trail_read
 from workflows import approval_rules
 from workflows.audit import ChainedEntry
 from workflows.model import Change, Classification, format_ref
@@ -166,9 +168,11 @@ class Publisher(SlackWorker[Publication]):
     def _load(
         self, session: Session, pub: Publication
     ) -> tuple[Change, list[ChainedEntry], tuple[Conflict, ...], dict[int, tuple[str, str]]]:
+        counted = counting_adopted() if self.live is not None else None
+        loaded = _load(session, pub, [counted] if counted is not None else [])
         if self.live is not None:
-            self.policy = self.live.refresh(session)
-        return _load(session, pub)
+            self.policy = self.live.refresh(session, counted)
+        return loaded
 
     async def _show_card(self, d: _Delivery) -> None:
         now = self.clock.now()
@@ -508,14 +512,18 @@ class Publisher(SlackWorker[Publication]):
 
 
 def _load(
-    session: Session, pub: Publication
+    session: Session, pub: Publication, also: Sequence[driver.Statement] = ()
 ) -> tuple[Change, list[ChainedEntry], tuple[Conflict, ...], dict[int, tuple[str, str]]]:
+    """The change, its events not yet shown, the changes it conflicts with and where their
+    cards are; the first two read with `also` (on PostgreSQL, in one round trip)."""
     # The events first, then the change: on PostgreSQL each statement sees what is
     # committed when it starts, and replies are drawn from the change (an approval's
     # "2 of 2"), so the change must be at least as new as the events it explains.
-    events = list(read_trail(session, ref=format_ref(pub.number), after=pub.published_seq))
     changes = SqlChanges(session)
-    change = changes.get(pub.number)
+    trail = reading_trail(format_ref(pub.number), pub.published_seq)
+    driver.together(session, [*also, trail, changes.reading_versions([pub.number])])
+    events = trail_read(session, trail)
+    change = changes.get(pub.number)  # taken from the versions read, or read whole after
     conflicts = changes.conflicts(change)
     return change, events, conflicts, outbox.threads(session, [c.other.number for c in conflicts])
 

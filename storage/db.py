@@ -7,12 +7,13 @@ timeout (writers queue instead of failing), and write transactions that begin im
 
 from __future__ import annotations
 
+import select
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlmodel import create_engine
 
 DEFAULT_URL = "sqlite:///changebot.db"
@@ -53,11 +54,41 @@ def make_engine(url: str = DEFAULT_URL, **options: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **options)
         _configure_sqlite(engine)
         return engine
-    options.setdefault("pool_pre_ping", True)
     # Several replicas share one server's connections (PostgreSQL allows 100 by default).
     options.setdefault("pool_size", 5)
     options.setdefault("max_overflow", 10)
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    if not options.get("pool_pre_ping"):
+        event.listen(engine, "checkout", _alive)
+    return engine
+
+
+def _alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled PostgreSQL connection is checked before it is handed out, without a round
+    trip: one that is idle has nothing to read, unless the server has closed it (a restart,
+    `pg_terminate_backend`, an idle timeout: each sends its reason first). Only then is it
+    pinged; if that fails, the pool connects anew (DisconnectionError) and the caller never
+    sees the old one. SQLAlchemy's own `pool_pre_ping` pings every connection it hands out,
+    a round trip before every unit of work. A connection whose network path died without a
+    word fails its first statement, as it would have failed the ping."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the connection is closed")
+    if not _readable(dbapi_connection.fileno()):
+        return
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as error:  # the driver's words for a dead connection vary
+        raise DisconnectionError(f"the server closed the connection: {error}") from error
+
+
+def _readable(fd: int) -> bool:
+    """Whether the socket has something to read now (it does not wait)."""
+    if not hasattr(select, "poll"):  # Windows
+        return bool(select.select([fd], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 def missing_sqlite_file(url: str) -> Path | None:

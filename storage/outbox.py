@@ -14,7 +14,18 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import cast
 
-from sqlalchemy import ColumnElement, Insert, Table, and_, bindparam, case, func, literal, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -293,16 +304,24 @@ def _clear_if_caught_up(session: Session, number: int, claimed_due_at: datetime 
     there a concurrent writer's audit event is invisible to this statement's subquery until
     it commits, but its mark_due locks the row and changes due_at, which PostgreSQL re-reads
     once the lock is released."""
+    params = {"clear_number": number, "clear_ref": format_ref(number), "claimed": claimed_due_at}
+    session.execute(_clearing(), params)
+
+
+@cache
+def _clearing() -> Update:
+    """`_clear_if_caught_up`'s statement, built once: every delivery ends with it."""
     latest = (
         select(func.coalesce(func.max(AuditEventRow.seq), 0))
-        .where(AuditEventRow.ref == format_ref(number))
+        .where(AuditEventRow.ref == bindparam("clear_ref"))
         .scalar_subquery()
     )
-    session.execute(
+    due = _PUBLICATIONS.c.due_at
+    return (
         update(_PUBLICATIONS)
-        .where(_PUBLICATIONS.c.number == number)
+        .where(_PUBLICATIONS.c.number == bindparam("clear_number"))
         .where(_PUBLICATIONS.c.published_seq >= latest)
-        .where(_PUBLICATIONS.c.due_at == claimed_due_at)
+        .where(due.is_not_distinct_from(bindparam("claimed", type_=due.type)))
         .where(_PUBLICATIONS.c.lease_owner == "")
         .values(due_at=_PUBLICATIONS.c.refresh_at)
     )

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Column, Index, and_, func, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from storage import driver
 from storage.tables import ChangeRow, _Document, _when, compare_and_set
 from workflows.catalog import Draft, Proposal, ProposalKind, ProposalStage, format_ref
 from workflows.errors import NotFound
@@ -153,6 +154,15 @@ def adopted_count(session: Session) -> int:
 
 
 _ADOPTED_COUNT = select(func.count()).where(col(ProposalRow.stage) == ProposalStage.ADOPTED.value)
+
+
+def counting_adopted() -> driver.Statement:
+    """`adopted_count`'s read, to run with other statements (`driver.together`); the count is
+    its one row's one column."""
+    return driver.Statement(_ADOPTED_COUNT_SQL, (ProposalStage.ADOPTED.value,))
+
+
+_ADOPTED_COUNT_SQL = "SELECT count(*) FROM catalog_proposals WHERE stage = ?"
 
 
 #: What `thread_ts` holds while a replica posts the proposal's card: the claim and its time.

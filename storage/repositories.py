@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Dialect,
     Integer,
+    Select,
     Table,
     and_,
     bindparam,
@@ -168,44 +170,18 @@ class SqlChanges:
         is on none of them; only those that still occupy their windows, if `occupying`),
         earliest first. Read from the weeks the window touches: the cost follows the span
         asked about, not how many changes there are."""
-        # A change has a row per service and week: the database gathers them, one row a change
-        # (its window and whether it occupies it are the same on every row).
-        sqlite = is_sqlite(self.session.get_bind())
-        gathered = (
-            func.group_concat(_SCHEDULE.c.service, ",")
-            if sqlite
-            # In the order the services were named (rows are written in it; SQLite's index
-            # gives a week's rows in that order already).
-            else func.string_agg(
-                _SCHEDULE.c.service, aggregate_order_by(literal_column("','"), _SCHEDULE.c.id)
-            )
-        )
-        query = (
-            core_select(
-                _SCHEDULE.c.number,
-                type_coerce(gathered, _RAW),
-                # Raw: read as the driver gives them, made into a window once below.
-                type_coerce(func.min(_SCHEDULE.c.starts_at), _RAW),
-                type_coerce(func.min(_SCHEDULE.c.ends_at), _RAW),
-                func.max(sql_cast(_SCHEDULE.c.occupies, Integer)),
-                _CHANGES.c.title,
-                _CHANGES.c.classification,
-                _CHANGES.c.stage,
-            )
-            .join(_CHANGES, _CHANGES.c.number == _SCHEDULE.c.number)
-            .where(_SCHEDULE.c.week.in_(list(weeks(window))))
-            .where(_SCHEDULE.c.starts_at < window.end)
-            .where(_SCHEDULE.c.ends_at > window.start)
-            .group_by(_SCHEDULE.c.number, _CHANGES.c.number)
-        )
+        named = None
         if services is not None:
             # No service's name finds the rows of a change that names none.
             named = [n for n in dict.fromkeys(s.strip().lower() for s in services) if n != _UNNAMED]
-            query = query.where(_SCHEDULE.c.service.in_(named))
-        if occupying:
-            # Written as the partial index ix_schedule_occupying's predicate is (`occupies = 1`
-            # on SQLite, `occupies` on PostgreSQL), so the planner can use that index.
-            query = query.where(_SCHEDULE.c.occupies)
+        query = _scheduled_query(is_sqlite(self.session.get_bind()), named is not None, occupying)
+        params: dict[str, Any] = {
+            "weeks": list(weeks(window)),
+            "start": window.start,
+            "end": window.end,
+        }
+        if named is not None:
+            params["services"] = named
         bookings = [
             Booking(
                 number=number,
@@ -217,7 +193,7 @@ class SqlChanges:
                 occupies=bool(occupies),
             )
             for number, services, starts_at, ends_at, occupies, title, classification, stage in (
-                self.session.execute(query).all()
+                self.session.execute(query, params).all()
             )
         ]
         bookings.sort(key=lambda b: (b.window.start, b.number))
@@ -506,6 +482,49 @@ _NEW_HEAD_SQL = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"
 _WHOLE = core_select(_CHANGES).where(_CHANGES.c.number.in_(bindparam("numbers", expanding=True)))
 
 
+@functools.cache
+def _scheduled_query(sqlite: bool, on_services: bool, occupying: bool) -> Select[Any]:
+    """`SqlChanges.scheduled`'s statement, built once for each form it takes (the publisher
+    asks it for every card it draws): the window's weeks and ends, and the services, are
+    parameters."""
+    # A change has a row per service and week: the database gathers them, one row a change
+    # (its window and whether it occupies it are the same on every row).
+    gathered = (
+        func.group_concat(_SCHEDULE.c.service, ",")
+        if sqlite
+        # In the order the services were named (rows are written in it; SQLite's index
+        # gives a week's rows in that order already).
+        else func.string_agg(
+            _SCHEDULE.c.service, aggregate_order_by(literal_column("','"), _SCHEDULE.c.id)
+        )
+    )
+    query = (
+        core_select(
+            _SCHEDULE.c.number,
+            type_coerce(gathered, _RAW),
+            # Raw: read as the driver gives them, made into a window once below.
+            type_coerce(func.min(_SCHEDULE.c.starts_at), _RAW),
+            type_coerce(func.min(_SCHEDULE.c.ends_at), _RAW),
+            func.max(sql_cast(_SCHEDULE.c.occupies, Integer)),
+            _CHANGES.c.title,
+            _CHANGES.c.classification,
+            _CHANGES.c.stage,
+        )
+        .join(_CHANGES, _CHANGES.c.number == _SCHEDULE.c.number)
+        .where(_SCHEDULE.c.week.in_(bindparam("weeks", expanding=True)))
+        .where(_SCHEDULE.c.starts_at < bindparam("end", type_=_SCHEDULE.c.starts_at.type))
+        .where(_SCHEDULE.c.ends_at > bindparam("start", type_=_SCHEDULE.c.ends_at.type))
+        .group_by(_SCHEDULE.c.number, _CHANGES.c.number)
+    )
+    if on_services:
+        query = query.where(_SCHEDULE.c.service.in_(bindparam("services", expanding=True)))
+    if occupying:
+        # Written as the partial index ix_schedule_occupying's predicate is (`occupies = 1`
+        # on SQLite, `occupies` on PostgreSQL), so the planner can use that index.
+        query = query.where(_SCHEDULE.c.occupies)
+    return query
+
+
 class SqlAudit:
     """Appends to the hash chain. The chain's head row is locked for the rest of the
     transaction, so writers on several replicas extend the chain one at a time. One serves
@@ -726,11 +745,52 @@ def read_trail(
     query = query.order_by(_EVENTS.c.seq).limit(batch)
     while True:
         rows = session.execute(query, {"last": last}).all()
-        if not rows:
-            return
         for row in rows:
             yield from_row(cast(AuditEventRow, row))
+        if len(rows) < batch:  # the last batch: no need to ask for one that is empty
+            return
         last = rows[-1].seq
+
+
+#: How many of a change's events `reading_trail` reads at once.
+TRAIL_BATCH = 1000
+
+
+def reading_trail(ref: str, after: int) -> driver.Statement:
+    """The read of a change's events from `after` + 1, to run with other statements
+    (`driver.together`); `trail_read` gives the events it found, and any after them."""
+    return driver.Statement(_TRAIL_SQL, (ref, after, TRAIL_BATCH))
+
+
+def trail_read(session: Session, statement: driver.Statement) -> list[ChainedEntry]:
+    """The events `reading_trail` found, in chain order; the rest of a long trail is read now."""
+    assert statement.rows is not None, "the read of the trail did not run"
+    events = [from_row(cast(AuditEventRow, _EventRow(*row))) for row in statement.rows]
+    if len(statement.rows) == TRAIL_BATCH:
+        ref = statement.params[0]
+        events.extend(read_trail(session, ref=ref, after=events[-1].seq, batch=TRAIL_BATCH))
+    return events
+
+
+class _EventRow(NamedTuple):
+    """An audit event's columns as `reading_trail` reads them (its time raw, as `_TRAIL`)."""
+
+    seq: int
+    at: Any
+    actor: str
+    action: str
+    ref: str
+    from_stage: str
+    to_stage: str
+    details: str
+    prev_hash: str
+    hash: str
+
+
+_TRAIL_SQL = (
+    f"SELECT {', '.join(_EventRow._fields)} FROM audit_events "
+    "WHERE ref = ? AND seq > ? ORDER BY seq LIMIT ?"
+)
 
 
 #: The events' columns, their time read raw: `from_row` reads it, and one edited into

@@ -2,11 +2,11 @@
 their tokens checked and their answers recorded in one transaction per round. A round that
 fails reaches each of its questions as an error, never as an answer: the gate fails closed.
 
-The desk keeps a database connection of its own from round to round: one taken from the pool
-for each round would first be pinged (the engine's `pool_pre_ping`), a fifth round trip to
-PostgreSQL in every round. A connection the server dropped meanwhile (a restart, an idle
-timeout) fails the round's first statement instead, before anything is written; the round is
-then answered again on a new connection, once. (Lost once the round's COMMIT is sent, it may
+The desk keeps a database connection of its own from round to round, in autocommit (a round
+sends its own BEGIN and COMMIT with its statements), rather than take one from the pool and
+set it up for every round. A connection the server dropped meanwhile (a restart, an idle
+timeout) fails the round's first statement, before anything is written; the round is then
+answered again on a new connection, once. (Lost once the round's COMMIT is sent, it may
 have been committed: the round fails, 503, rather than be recorded twice.)
 """
 

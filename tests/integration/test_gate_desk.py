@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -16,7 +15,6 @@ from sqlmodel import Session
 
 from bot.api.desk import GateDesk, Refused
 from storage import tokens
-from storage.db import make_engine
 from tests.integration.api import Served, served
 from tests.integration.wire import CountingProxy
 from workflows.gate import Answer, Asked, GateStatus, Question, Target
@@ -24,23 +22,6 @@ from workflows.tokens import Scope, hash_secret
 
 PAYMENTS = {"service": "payments", "environment": "production"}
 AT = datetime(2026, 12, 7, 22, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def proxy(database_url: str, backend: str) -> Iterator[CountingProxy]:
-    if backend == "sqlite":
-        pytest.skip("round trips to a database server")
-    with CountingProxy(database_url) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def proxied(proxy: CountingProxy) -> Iterator[Engine]:
-    engine = make_engine(proxy.url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def questions(api: Served, count: int) -> tuple[str, list[Question]]:

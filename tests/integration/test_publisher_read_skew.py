@@ -11,15 +11,17 @@ SQLite's busy handler; here the approval would have been refused as "database is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine, event
+from sqlmodel import Session
 
 from bot.publisher import Publisher
 from standin import SlackStandIn
+from storage import driver
 from storage.db import make_engine
 from storage.uow import SqlUnitOfWork
 from tests.e2e.harness import APPROVER_GROUP, policy_toml, workspace
@@ -44,7 +46,7 @@ def elsewhere(engine: Engine) -> Iterator[Engine]:
 
 
 async def test_an_approval_committed_between_the_publishers_reads_is_shown_with_its_count(
-    engine: Engine, elsewhere: Engine
+    engine: Engine, elsewhere: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     change = process.request_change(
         SqlUnitOfWork(engine), CLOCK, POLICY, ALICE, normal_details(risk=Level.HIGH)
@@ -61,10 +63,13 @@ async def test_an_approval_committed_between_the_publishers_reads_is_shown_with_
         publisher = Publisher(engine, client, POLICY, CLOCK)
 
         # Dave's approval commits right after the publisher's first read of the change's
-        # events or of the change itself, and before its second.
+        # events or of the change itself, and before its second: whether it reads through
+        # SQLAlchemy or hands statements to the driver (storage/driver.py), which then runs
+        # them one at a time here (on PostgreSQL they go in one round trip, and another
+        # transaction can commit between them there too).
         statements: list[str] = []
 
-        def approve_in_between(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        def approve_after(statement: str) -> None:
             reads = ("FROM audit_events", "FROM changes")
             if statements or not statement.lstrip().upper().startswith("SELECT"):
                 return
@@ -72,11 +77,21 @@ async def test_an_approval_committed_between_the_publishers_reads_is_shown_with_
                 statements.append(statement)
                 process.approve(SqlUnitOfWork(elsewhere), CLOCK, POLICY, number, DAVE)
 
-        event.listen(engine, "after_cursor_execute", approve_in_between)
+        def after_execute(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            approve_after(statement)
+
+        def one_at_a_time(session: Session, batch: Sequence[driver.Statement]) -> None:
+            for statement in batch:
+                together(session, [statement])
+                approve_after(statement.sql)
+
+        together = driver.together
+        monkeypatch.setattr(driver, "together", one_at_a_time)
+        event.listen(engine, "after_cursor_execute", after_execute)
         try:
             await publisher.sweep()
         finally:
-            event.remove(engine, "after_cursor_execute", approve_in_between)
+            event.remove(engine, "after_cursor_execute", after_execute)
         assert statements, "the publisher read nothing"
         await publisher.sweep()  # what the first sweep left for the next
 
