@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from storage.uow import read_only
+from storage.uow import one_statement, read_only
 from workflows.policy import Policy
 from workflows.ports import Clock
 
@@ -82,6 +82,7 @@ class LeasedWorker(Generic[W]):
         self.owner = owner or replica_id()
         self.lease = lease
         self._wake = asyncio.Event()
+        self._alone = one_statement(engine)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -129,12 +130,12 @@ class LeasedWorker(Generic[W]):
 
     async def in_session(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `work(session, ...)` off the event loop, in a session of its own."""
+        return await _in_session(self.engine, work, *args, **kwargs)
 
-        def go() -> T:
-            with Session(self.engine) as session:
-                return work(session, *args, **kwargs)
-
-        return await asyncio.to_thread(go)
+    async def in_one_statement(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`work(session, ...)` that writes with a single statement: as `in_session`, and on
+        PostgreSQL in autocommit (storage.uow.one_statement)."""
+        return await _in_session(self._alone, work, *args, **kwargs)
 
     async def reading(self, work: Callable[..., T], *args: Any) -> T:
         """`work(session, ...)` that only reads: off the event loop, and on SQLite without the
@@ -146,6 +147,14 @@ class LeasedWorker(Generic[W]):
                 return work(session, *args)
 
         return await asyncio.to_thread(go)
+
+
+async def _in_session(engine: Engine, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def go() -> T:
+        with Session(engine) as session:
+            return work(session, *args, **kwargs)
+
+    return await asyncio.to_thread(go)
 
 
 #: How long a replica holds what it claimed before another may take it over.

@@ -424,7 +424,10 @@ class Publisher(SlackWorker[Publication]):
     async def _progress(self, number: int, **values: object) -> None:
         """Record progress under the lease (LeaseLost if another replica took it over)."""
         now = self.clock.now()
-        if not await self.in_session(outbox.record_progress, number, self.owner, now, **values):
+        recorded = await self.in_one_statement(
+            outbox.record_progress, number, self.owner, now, **values
+        )
+        if not recorded:
             raise LeaseLost(number)
 
     async def _release(
@@ -438,7 +441,7 @@ class Publisher(SlackWorker[Publication]):
         progress: dict[str, object] | None = None,
     ) -> None:
         """Give the lease back, writing the `progress` not yet written with it."""
-        await self.in_session(
+        await self.in_one_statement(
             outbox.release,
             number,
             self.owner,

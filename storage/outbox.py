@@ -12,13 +12,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     Insert,
     Table,
-    Update,
     and_,
     bindparam,
     case,
@@ -84,7 +83,7 @@ class Publication:
     effect_index: int
     attempts: int
     last_error: str
-    #: When it was due as claimed: news written since changes it (see _clear_if_caught_up).
+    #: When it was due as claimed: news written since changes it (see _due_unless_caught_up).
     due_at: datetime | None = None
     #: When the card shown must be drawn again, news or not.
     refresh_at: datetime | None = None
@@ -276,10 +275,11 @@ def release(
     claimed_due_at: datetime | None = None,
     progress: dict[str, object] | None = None,
 ) -> bool:
-    """Give the lease back: done (due_at None, unless news arrived since it was claimed, due
-    at `claimed_due_at`) or retry later; with the delivery's `progress` not yet written, in
-    the same statement. One transaction: the row stays locked from the release to the check
-    (a writer marking it due meanwhile waits, and its mark comes after the check)."""
+    """Give the lease back: done (due_at None: nothing is due any more, unless news arrived
+    since it was claimed at `claimed_due_at`; see `_due_unless_caught_up`) or retry later
+    (due at `due_at`); with the delivery's `progress` not yet written. One statement, which
+    is its own transaction: the caller may run it in autocommit (no BEGIN and COMMIT round
+    trips on PostgreSQL). Commits; False if the lease was lost."""
     values: dict[str, object] = {
         **(progress or {}),
         "lease_owner": "",
@@ -287,44 +287,44 @@ def release(
         "attempts": attempts,
         "last_error": last_error[:500],
     }
-    if due_at is not None:
+    if due_at is None:
+        values["due_at"] = _due_unless_caught_up(number, values, claimed_due_at)
+    else:
         values["due_at"] = due_at
     done = leases.write(session, PublicationRow, _row_of(number), owner, **values)
-    if due_at is None and done:
-        _clear_if_caught_up(session, number, claimed_due_at)
     session.commit()
     return done
 
 
-def _clear_if_caught_up(session: Session, number: int, claimed_due_at: datetime | None) -> None:
-    """Nothing more is due once every event is published and no news came since the claim,
-    until the card must be drawn again by time alone (its `refresh_at`, if any).
+def _due_unless_caught_up(
+    number: int, values: dict[str, object], claimed_due_at: datetime | None
+) -> ColumnElement[Any]:
+    """The due time a finished delivery leaves: none once every event is published (as far
+    as `values` brings it) and no news came since the claim, until the card must be drawn
+    again by time alone (its `refresh_at`, as `values` leaves it, if any); else as it is.
 
-    Both are checked in one statement. The due time is the check that holds on PostgreSQL:
-    there a concurrent writer's audit event is invisible to this statement's subquery until
-    it commits, but its mark_due locks the row and changes due_at, which PostgreSQL re-reads
-    once the lock is released."""
-    params = {"clear_number": number, "clear_ref": format_ref(number), "claimed": claimed_due_at}
-    session.execute(_clearing(), params)
-
-
-@cache
-def _clearing() -> Update:
-    """`_clear_if_caught_up`'s statement, built once: every delivery ends with it."""
+    Both are checked in the release's own statement. The due time is the check that holds on
+    PostgreSQL: there a concurrent writer's audit event is invisible to the statement's
+    subquery until it commits, but its mark_due locks the row and changes due_at, and
+    PostgreSQL evaluates the statement again on the row as that writer left it once its lock
+    is released. On SQLite writers take turns."""
     latest = (
         select(func.coalesce(func.max(AuditEventRow.seq), 0))
-        .where(AuditEventRow.ref == bindparam("clear_ref"))
+        .where(AuditEventRow.ref == format_ref(number))
         .scalar_subquery()
     )
-    due = _PUBLICATIONS.c.due_at
-    return (
-        update(_PUBLICATIONS)
-        .where(_PUBLICATIONS.c.number == bindparam("clear_number"))
-        .where(_PUBLICATIONS.c.published_seq >= latest)
-        .where(due.is_not_distinct_from(bindparam("claimed", type_=due.type)))
-        .where(_PUBLICATIONS.c.lease_owner == "")
-        .values(due_at=_PUBLICATIONS.c.refresh_at)
-    )
+    columns = _PUBLICATIONS.c
+    published = _as_sql(values.get("published_seq", columns.published_seq), columns.published_seq)
+    refresh = _as_sql(values.get("refresh_at", columns.refresh_at), columns.refresh_at)
+    caught_up = and_(published >= latest, columns.due_at.is_not_distinct_from(claimed_due_at))
+    return case((caught_up, refresh), else_=columns.due_at)
+
+
+def _as_sql(value: object, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A value written to `column`, as SQL (it may be SQL already: a column, a case)."""
+    if isinstance(value, ColumnElement):
+        return value
+    return literal(value, column.type)
 
 
 def release_all(session: Session, owner: str) -> int:

@@ -120,6 +120,15 @@ def read_only(engine: Engine) -> Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
+def one_statement(engine: Engine) -> Engine:
+    """The engine for work that writes with a single statement (a lease's progress, its
+    release): on PostgreSQL in autocommit, the statement its own transaction, without the
+    BEGIN and COMMIT round trips around it; on SQLite as it is."""
+    if is_sqlite(engine):
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def read_session(engine: Engine) -> Session:
     """A session for reading only, which sees the database as it was at its first query.
 

@@ -84,6 +84,25 @@ async def test_a_delivery_reads_the_news_and_the_change_in_two_round_trips(
     assert conflicts == ()
 
 
+async def test_a_delivery_is_written_down_in_one_round_trip(
+    proxied: Engine, proxy: CountingProxy, clock: FakeClock
+) -> None:
+    """Its progress, the lease handed back and the check that nothing more is due: one
+    statement, in autocommit. In a transaction of two statements it was four round trips."""
+    number = request(proxied, clock).number
+    publication = _claimed(proxied, clock)
+    publisher = Publisher(proxied, None, POLICY, clock, owner="replica")  # type: ignore[arg-type]
+
+    proxy.reset()
+    await publisher._release(
+        number, due_at=None, claimed_due_at=publication.due_at, progress={"published_seq": 10**6}
+    )
+
+    assert proxy.round_trips == 1
+    with Session(proxied) as session:
+        assert outbox.claim_due(session, "replica", clock.now(), timedelta(seconds=60), 10) == []
+
+
 async def test_a_long_trail_is_read_to_its_end(
     engine: Engine, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

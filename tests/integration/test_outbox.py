@@ -4,12 +4,14 @@ backoff starts over, so the news is shown soon."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from storage import outbox
+from storage.uow import one_statement
 from tests.integration.changes import request, review_test_and_approve, trail
 from tests.unit.fakes import FakeClock
 
@@ -227,3 +229,47 @@ def test_a_claim_reads_what_it_leased_in_one_select_however_many_rows(
     assert sorted(p.number for p in due) == numbers
 
     assert statements.count("SELECT") == 1, statements
+
+
+def test_news_committed_while_a_release_waits_for_its_row_keeps_the_publication_due(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """The release is one statement, run without a transaction around it: a writer holding
+    the row (its mark_due not yet committed) makes it wait, and once that writer commits,
+    the release must see the row as the writer left it (PostgreSQL evaluates it again on
+    that row; SQLite's writers take turns), and leave the news due."""
+    number = request(engine, clock).number
+    now = clock.now()
+    with Session(engine) as session:
+        [claimed] = outbox.claim_due(session, "replica-a", now, timedelta(seconds=30), 10)
+    released: list[bool] = []
+
+    def release() -> None:
+        with Session(one_statement(engine)) as session:
+            released.append(
+                outbox.release(
+                    session,
+                    number,
+                    "replica-a",
+                    now,
+                    due_at=None,
+                    claimed_due_at=claimed.due_at,
+                    progress={"published_seq": 10**6},  # every event, as far as it knows
+                )
+            )
+
+    with Session(engine) as writer:
+        outbox.mark_due(writer, number, now + timedelta(seconds=1))  # the row is the writer's
+        releasing = threading.Thread(target=release)
+        releasing.start()
+        releasing.join(timeout=0.5)
+        assert releasing.is_alive(), "the release did not wait for the writer"
+        writer.commit()
+    releasing.join(timeout=10)
+    assert released == [True]
+
+    with Session(engine) as session:
+        [again] = outbox.claim_due(
+            session, "replica-b", now + timedelta(seconds=2), timedelta(seconds=30), 10
+        )
+    assert again.number == number and again.published_seq == 10**6
