@@ -1,6 +1,7 @@
 """The deploy gate at an earlier commit (A) against the working tree (B), round by round.
 
-    python -m bench.ab REV [--engine postgresql|sqlite] [--rounds 6] [--requests 6000] [--size N]
+    python -m bench.ab [REV] [--engine postgresql|sqlite] [--a-engine sqlite|postgresql]
+                       [--rounds 6] [--requests 6000] [--size N]
 
 `bench.gate`'s load (50 pipelines; 98 in 100 questions asked before, 2 in 100 first answers,
 whose news is shown in Slack) is sent to changebot at REV and to changebot as it is in this
@@ -14,6 +15,9 @@ minutes apart (`bench.gate` at two commits, or SQLite then PostgreSQL) differ by
 most changes do. Rounds a few seconds apart meet the same moment; their ratio is what tells
 whether a change made the gate cheaper. The tree at REV is taken with `git archive` and
 imported ahead of this one (`PYTHONPATH`); its schema must be this tree's.
+
+Without REV, A is this tree too, on another engine (`--a-engine sqlite`): what PostgreSQL
+costs over SQLite, measured at the same moments.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from tests.e2e.harness import BotProcess
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 10_000
 CONCURRENCY = 50
+ENGINES = ("postgresql", "sqlite")
 
 
 @dataclass
@@ -74,16 +79,25 @@ def database(engine: str, postgres: str, work: Path, name: str) -> Iterator[str]
             yield url
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What A and B each run: a tree (None: this one) on an engine."""
+
+    tree: Path | None
+    engine: str
+
+
 @asynccontextmanager
 async def sides(
-    engine: str, postgres: str, work: Path, tree: Path, changes: gate.Table
+    setups: tuple[Setup, Setup], postgres: str, work: Path, changes: gate.Table
 ) -> AsyncIterator[tuple[Side, Side]]:
-    """A (the tree at REV) and B (this one), started and warmed up, each on a database of
-    the same changes, with a Slack of its own holding their cards."""
+    """A and B, started and warmed up, each on a database of the same changes, with a Slack
+    of its own holding their cards."""
     async with AsyncExitStack() as stack:
         made: list[Side] = []
-        for name, env in (("A", {"PYTHONPATH": str(tree)}), ("B", {})):
-            url = stack.enter_context(database(engine, postgres, work, name))
+        for name, setup in zip("AB", setups, strict=True):
+            env = {"PYTHONPATH": str(setup.tree)} if setup.tree is not None else {}
+            url = stack.enter_context(database(setup.engine, postgres, work, name))
             schema = make_engine(url)
             migrate.upgrade(schema)
             gate.seed(schema, changes)
@@ -99,9 +113,6 @@ async def sides(
             await all_shown(side.bot, timeout=600)
             assert side.bot.process is not None
             pin_apart(side.bot.process.pid)
-            warmup = [
-                gate._question(n, i % CONCURRENCY) for i, n in enumerate(gate.pool_of(changes))
-            ]
             await send_load(_gate_url(side), warmup, CONCURRENCY, work, bearer=side.token)
             await all_shown(side.bot, timeout=600)
         yield made[0], made[1]
@@ -112,7 +123,7 @@ def _gate_url(side: Side) -> str:
 
 
 async def measure(
-    engine: str, postgres: str, rev: str, rounds: int, requests: int, size: int
+    rev: str | None, engines: tuple[str, str], postgres: str, rounds: int, requests: int, size: int
 ) -> list[Side]:
     changes = gate.Table(size, datetime.now().astimezone())
     rng = random.Random(size)
@@ -120,8 +131,11 @@ async def measure(
     rng.shuffle(fresh)
     loads = [gate.questions(changes, requests, rng, fresh) for _ in range(rounds)]
     with workdir() as work:
-        tree = tree_at(rev, work)
-        async with sides(engine, postgres, work, tree, changes) as (a, b):
+        setups = (
+            Setup(tree_at(rev, work) if rev else None, engines[0]),
+            Setup(None, engines[1]),
+        )
+        async with sides(setups, postgres, work, changes) as (a, b):
             for number, load in enumerate(loads):
                 for side in (a, b) if number % 2 == 0 else (b, a):
                     assert side.bot.process is not None
@@ -141,7 +155,7 @@ async def measure(
             return [a, b]
 
 
-def report(a: Side, b: Side, rev: str, engine: str) -> str:
+def report(a: Side, b: Side, rev: str | None, engines: tuple[str, str]) -> str:
     ratios = [nb / na for na, nb in zip(a.cpu, b.cpu, strict=True)]
     rows = [
         [
@@ -154,7 +168,8 @@ def report(a: Side, b: Side, rev: str, engine: str) -> str:
     ]
     lines = [
         table(["app", "CPU us/answer", "range", "req/s"], rows),
-        f"{engine}: B (this tree) over A ({rev}), CPU per answer: median "
+        f"B (this tree, {engines[1]}) over A ({rev or 'this tree'}, {engines[0]}), "
+        "CPU per answer: median "
         f"{statistics.median(ratios):.3f} (rounds {min(ratios):.3f} to {max(ratios):.3f}, "
         f"{len(ratios)} rounds)",
     ]
@@ -167,21 +182,25 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("rev", help="the commit to compare this tree with (A)")
-    parser.add_argument("--engine", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("rev", nargs="?", help="the commit to compare this tree with (A)")
+    parser.add_argument("--engine", choices=ENGINES, default="postgresql", help="B's (and A's)")
+    parser.add_argument("--a-engine", choices=ENGINES, help="A's, if not B's")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--requests", type=int, default=6000, help="asks per round")
     parser.add_argument("--size", type=int, default=SIZE, help="changes in each database")
     parser.add_argument("--postgres-url", default=postgres_url_option())
     args = parser.parse_args(argv)
-    if args.engine == "postgresql" and not postgres_reachable(args.postgres_url):
+    engines = (args.a_engine or args.engine, args.engine)
+    if not args.rev and engines[0] == engines[1]:
+        parser.error("name a commit, or another engine for A (--a-engine)")
+    if "postgresql" in engines and not postgres_reachable(args.postgres_url):
         print(f"PostgreSQL at {args.postgres_url} is not reachable", file=sys.stderr)
         return 2
     print(f"machine: {machine()}")
     a, b = asyncio.run(
-        measure(args.engine, args.postgres_url, args.rev, args.rounds, args.requests, args.size)
+        measure(args.rev, engines, args.postgres_url, args.rounds, args.requests, args.size)
     )
-    print(report(a, b, args.rev, args.engine))
+    print(report(a, b, args.rev, engines))
     return 0
 
 

@@ -35,4 +35,6 @@ def test_the_ab_benchmark_compares_this_tree_with_a_commit() -> None:
     assert any(line.startswith("A ") for line in lines) and any(
         line.startswith("B ") for line in lines
     )
-    assert lines[-1].startswith("sqlite: B (this tree) over A (HEAD), CPU per answer: median ")
+    assert lines[-1].startswith(
+        "B (this tree, sqlite) over A (HEAD, sqlite), CPU per answer: median "
+    )
