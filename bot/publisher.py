@@ -9,6 +9,7 @@ between Slack accepting a call and the progress being written can repeat one mes
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -141,19 +142,49 @@ class Publisher(SlackWorker[Publication]):
         # People first (bot/traffic.py): a small batch if the burst goes on.
         return BATCH if await self.traffic.lull() else BUSY_BATCH
 
+    async def sweep(self, batch: int | None = None) -> int:
+        """Claim what is due and deliver it all. The database work of the sweep's deliveries
+        is done together, in two turns of a worker thread, not two for each: their reads
+        before (`_load_all`), their releases after (`_release_all`). Each turn hands the
+        interpreter between the event loop and the thread, which cost a delivery of a gate's
+        first answer as much CPU again as the delivery itself (3.2 against 5.5-7 ms in
+        process, on PostgreSQL)."""
+        claimed = await self.claim(batch or self.batch)
+        if not claimed:
+            return 0
+        sweep = _Sweep(await self.reading(self._load_all, claimed))
+        await asyncio.gather(*(self._deliver(pub, sweep) for pub in claimed))
+        if sweep.releases:
+            await self.in_one_statement(_release_all, sweep.releases)
+        return len(claimed)
+
     # -- one change ----------------------------------------------------------------------------
 
     async def handle(self, pub: Publication) -> None:
+        """Deliver one publication alone (a sweep delivers many together)."""
+        await self._deliver(pub, None)
+
+    async def _deliver(self, pub: Publication, sweep: _Sweep | None) -> None:
         delivery: _Delivery | None = None
         try:
-            change, events, conflicts, threads = await self.reading(self._load, pub)
+            if sweep is not None:
+                loaded = sweep.loaded[pub.number]
+                if isinstance(loaded, Exception):
+                    raise loaded
+            else:
+                loaded = await self.reading(self._load, pub)
+            change, events, conflicts, threads = loaded
             delivery = _Delivery(pub, change, pub.channel, pub.thread_ts, conflicts, threads)
             if pub.owed and pub.thread_ts:  # a note an earlier delivery could not send
                 await self._pay_again(delivery, pub.owed)
             await self._show_card(delivery)
             await self._deliver_effects(delivery, events)
             await self._release(
-                pub.number, due_at=None, claimed_due_at=pub.due_at, progress=delivery.pending
+                pub.number,
+                due_at=None,
+                claimed_due_at=pub.due_at,
+                progress=delivery.pending,
+                sweep=sweep,
             )
         except LeaseLost:
             log.info("lost the lease on %s to another replica", pub.number)
@@ -163,7 +194,7 @@ class Publisher(SlackWorker[Publication]):
             # what failed may have landed in Slack, so the next delivery looks before posting.
             if delivery is not None and delivery.progressed:
                 pub = replace(pub, attempts=min(pub.attempts, 1))
-            await self._failed(pub, error, delivery.pending if delivery is not None else {})
+            await self._failed(pub, error, delivery.pending if delivery is not None else {}, sweep)
 
     def _load(
         self, session: Session, pub: Publication
@@ -172,6 +203,20 @@ class Publisher(SlackWorker[Publication]):
         loaded = _load(session, pub, [counted] if counted is not None else [])
         if self.live is not None:
             self.policy = self.live.refresh(session, counted)
+        return loaded
+
+    def _load_all(
+        self, session: Session, pubs: Sequence[Publication]
+    ) -> dict[int, _Loaded | Exception]:
+        """What each publication's delivery reads (`_load`), or the error reading it raised,
+        for that delivery alone to fail with."""
+        loaded: dict[int, _Loaded | Exception] = {}
+        for pub in pubs:
+            try:
+                loaded[pub.number] = self._load(session, pub)
+            except Exception as error:  # its delivery fails with it, not all of them
+                session.rollback()
+                loaded[pub.number] = error
         return loaded
 
     async def _show_card(self, d: _Delivery) -> None:
@@ -439,37 +484,53 @@ class Publisher(SlackWorker[Publication]):
         error: str = "",
         claimed_due_at: datetime | None = None,
         progress: dict[str, object] | None = None,
+        sweep: _Sweep | None = None,
     ) -> None:
-        """Give the lease back, writing the `progress` not yet written with it."""
-        await self.in_one_statement(
-            outbox.release,
+        """Give the lease back, writing the `progress` not yet written with it: now, or with
+        the rest of the `sweep`'s at its end. (Should the replica die before, another takes
+        the lease over once it lapses and looks in Slack before posting again.)"""
+        release = _Release(
             number,
             self.owner,
             self.clock.now(),
-            due_at=due_at,
-            attempts=attempts,
-            last_error=error,
-            claimed_due_at=claimed_due_at,
-            progress=progress or {},
+            {
+                "due_at": due_at,
+                "attempts": attempts,
+                "last_error": error,
+                "claimed_due_at": claimed_due_at,
+                "progress": progress or {},
+            },
         )
+        if sweep is not None:
+            sweep.releases.append(release)
+        else:
+            await self.in_one_statement(_release_all, [release])
 
     async def _failed(
-        self, pub: Publication, error: Exception, progress: dict[str, object]
+        self,
+        pub: Publication,
+        error: Exception,
+        progress: dict[str, object],
+        sweep: _Sweep | None = None,
     ) -> None:
         """Back off as the error says; what got through before it (`progress`) is kept."""
         if isinstance(error, TimeoutError | OSError | aiohttp.ClientError):
-            await self._retry_later(pub, f"Slack did not answer ({error!r})", RETRY_FIRST, progress)
+            await self._retry_later(
+                pub, f"Slack did not answer ({error!r})", RETRY_FIRST, progress, sweep=sweep
+            )
             return
         if not isinstance(error, SlackApiError):  # one broken change must not hold up others
             log.error("could not publish change %s; backing off", pub.number, exc_info=error)
-            await self._retry_later(pub, f"internal error: {type(error).__name__}", 30.0, progress)
+            await self._retry_later(
+                pub, f"internal error: {type(error).__name__}", 30.0, progress, sweep=sweep
+            )
             return
         code = str(error.response.get("error") or f"HTTP {error.response.status_code}")
         if error.response.status_code == 429 or code == "ratelimited":
             wait = float(error.response.headers.get("Retry-After", RETRY_FIRST) or RETRY_FIRST)
             # Refused, so nothing was posted: no backoff, nothing uncertain to look for.
             await self._retry_later(
-                pub, code, max(wait, 1.0), progress, backoff=False, failed=False
+                pub, code, max(wait, 1.0), progress, backoff=False, failed=False, sweep=sweep
             )
         elif code in NEEDS_A_PERSON:
             # Told when the problem is new to the publication: its last error is on record, so
@@ -483,9 +544,9 @@ class Publisher(SlackWorker[Publication]):
                     code,
                 )
                 await self._tell_requester(pub, code)
-            await self._retry_later(pub, code, 60.0, progress)
+            await self._retry_later(pub, code, 60.0, progress, sweep=sweep)
         else:
-            await self._retry_later(pub, code, RETRY_FIRST, progress)
+            await self._retry_later(pub, code, RETRY_FIRST, progress, sweep=sweep)
 
     async def _tell_requester(self, pub: Publication, code: str) -> None:
         """The person whose change cannot be shown hears why and what fixes it, once."""
@@ -506,12 +567,43 @@ class Publisher(SlackWorker[Publication]):
         progress: dict[str, object],
         backoff: bool = True,
         failed: bool = True,
+        sweep: _Sweep | None = None,
     ) -> None:
         delay = min(first * (2**pub.attempts if backoff else 1), RETRY_MAX)
         due = self.clock.now() + timedelta(seconds=delay)
         log.warning("change %s: not shown yet (%s); retrying in %.0fs", pub.number, why, delay)
         attempts = pub.attempts + 1 if failed else pub.attempts
-        await self._release(pub.number, due_at=due, attempts=attempts, error=why, progress=progress)
+        await self._release(
+            pub.number, due_at=due, attempts=attempts, error=why, progress=progress, sweep=sweep
+        )
+
+
+_Loaded = tuple[Change, list[ChainedEntry], tuple[Conflict, ...], dict[int, tuple[str, str]]]
+
+
+@dataclass
+class _Release:
+    """A lease to give back (`outbox.release`'s arguments)."""
+
+    number: int
+    owner: str
+    now: datetime
+    options: dict[str, Any]
+
+
+@dataclass
+class _Sweep:
+    """The database work of one sweep's deliveries: what they read, loaded together before
+    (or the error loading one raised), and the releases they owe, written together after."""
+
+    loaded: dict[int, _Loaded | Exception]
+    releases: list[_Release] = field(default_factory=list)
+
+
+def _release_all(session: Session, releases: Sequence[_Release]) -> None:
+    """Give these leases back, each in a statement of its own (see outbox.release)."""
+    for release in releases:
+        outbox.release(session, release.number, release.owner, release.now, **release.options)
 
 
 def _load(
