@@ -83,8 +83,8 @@ class LeasedWorker(Generic[W]):
         self.lease = lease
         self._wake = asyncio.Event()
         # Made once: an engine's execution_options() copy costs 40 us of the interpreter.
-        self._reads = read_only(engine)
-        self._alone = one_statement(engine)
+        self._reading_engine = read_only(engine)
+        self._one_statement_engine = one_statement(engine)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ class LeasedWorker(Generic[W]):
     async def in_one_statement(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`work(session, ...)` that writes with a single statement: as `in_session`, and on
         PostgreSQL in autocommit (storage.uow.one_statement)."""
-        return await _in_session(self._alone, work, *args, **kwargs)
+        return await _in_session(self._one_statement_engine, work, *args, **kwargs)
 
     async def reading(self, work: Callable[..., T], *args: Any) -> T:
         """`work(session, ...)` that only reads: off the event loop, and on SQLite without the
@@ -145,7 +145,7 @@ class LeasedWorker(Generic[W]):
         wait for it in SQLite's busy handler, and everyone with them)."""
 
         def go() -> T:
-            with Session(self._reads) as session:
+            with Session(self._reading_engine) as session:
                 return work(session, *args)
 
         return await asyncio.to_thread(go)
