@@ -18,6 +18,7 @@ from sqlalchemy import (
     ColumnElement,
     Insert,
     Table,
+    Update,
     and_,
     bindparam,
     case,
@@ -83,7 +84,7 @@ class Publication:
     effect_index: int
     attempts: int
     last_error: str
-    #: When it was due as claimed: news written since changes it (see _due_unless_caught_up).
+    #: When it was due as claimed: news written since changes it (see _releasing).
     due_at: datetime | None = None
     #: When the card shown must be drawn again, news or not.
     refresh_at: datetime | None = None
@@ -160,14 +161,27 @@ def card_drawn(
     `refresh_at`; unless a redraw was asked for since the delivery was claimed (the row's
     `refresh_at` is no longer the `seen` one: another change came to conflict with this one,
     or stopped): that redraw stands, or it would be lost."""
-    current = _PUBLICATIONS.c.refresh_at
-    return {
-        "card_version": version,
-        "refresh_at": case(
-            (current.is_not_distinct_from(seen), literal(refresh_at, current.type)),
-            else_=current,
-        ),
-    }
+    return {"card_version": version, "refresh_at": Drawn(refresh_at, seen)}
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A card's next redraw time, `at`, written only if the row's is still the `seen` one."""
+
+    at: datetime | None
+    seen: datetime | None
+
+
+def _written(key: str, value: object) -> object:
+    """What progress writes to column `key`: a `Drawn` redraw time as the SQL that keeps a
+    redraw asked for meanwhile."""
+    if not isinstance(value, Drawn):
+        return value
+    current = _PUBLICATIONS.c[key]
+    return case(
+        (current.is_not_distinct_from(value.seen), literal(value.at, current.type)),
+        else_=current,
+    )
 
 
 def threads(session: Session, numbers: Collection[int]) -> dict[int, tuple[str, str]]:
@@ -256,7 +270,8 @@ def record_progress(
 ) -> bool:
     """Write progress only while the lease is still ours (an expired lease nobody took is
     still ours); False if it was lost. Commits."""
-    return leases.record(session, PublicationRow, _row_of(number), owner, **values)
+    written = {key: _written(key, value) for key, value in values.items()}
+    return leases.record(session, PublicationRow, _row_of(number), owner, **written)
 
 
 def _row_of(number: int) -> ColumnElement[bool]:
@@ -276,55 +291,89 @@ def release(
     progress: dict[str, object] | None = None,
 ) -> bool:
     """Give the lease back: done (due_at None: nothing is due any more, unless news arrived
-    since it was claimed at `claimed_due_at`; see `_due_unless_caught_up`) or retry later
-    (due at `due_at`); with the delivery's `progress` not yet written. One statement, which
-    is its own transaction: the caller may run it in autocommit (no BEGIN and COMMIT round
-    trips on PostgreSQL). Commits; False if the lease was lost."""
-    values: dict[str, object] = {
-        **(progress or {}),
-        "lease_owner": "",
-        "lease_until": None,
-        "attempts": attempts,
-        "last_error": last_error[:500],
+    since it was claimed at `claimed_due_at`; see `_releasing`) or retry later (due at
+    `due_at`); with the delivery's `progress` not yet written. One statement, which is its
+    own transaction: the caller may run it in autocommit (no BEGIN and COMMIT round trips on
+    PostgreSQL). Commits; False if the lease was lost."""
+    progress = progress or {}
+    shape = tuple(sorted((key, isinstance(value, Drawn)) for key, value in progress.items()))
+    params: dict[str, object] = {
+        "r_number": number,
+        "r_owner": owner,
+        "r_attempts": attempts,
+        "r_last_error": last_error[:500],
     }
+    for key, value in progress.items():
+        if isinstance(value, Drawn):
+            params[f"r_{key}"], params[f"r_{key}_seen"] = value.at, value.seen
+        else:
+            params[f"r_{key}"] = value
     if due_at is None:
-        values["due_at"] = _due_unless_caught_up(number, values, claimed_due_at)
+        params["r_ref"], params["r_claimed"] = format_ref(number), claimed_due_at
     else:
-        values["due_at"] = due_at
-    done = leases.write(session, PublicationRow, _row_of(number), owner, **values)
+        params["r_due_at"] = due_at
+    result = session.execute(_releasing(shape, due_at is not None), params)
     session.commit()
-    return done
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _due_unless_caught_up(
-    number: int, values: dict[str, object], claimed_due_at: datetime | None
-) -> ColumnElement[Any]:
-    """The due time a finished delivery leaves: none once every event is published (as far
-    as `values` brings it) and no news came since the claim, until the card must be drawn
-    again by time alone (its `refresh_at`, as `values` leaves it, if any); else as it is.
+@cache
+def _releasing(shape: tuple[tuple[str, bool], ...], retrying: bool) -> Update:
+    """`release`'s statement for progress of this `shape` (its columns, and which are `Drawn`
+    redraw times), built once: every delivery ends with one, and building it anew cost more
+    than running it. Every value is a parameter (`r_` and the column's name).
 
-    Both are checked in the release's own statement. The due time is the check that holds on
-    PostgreSQL: there a concurrent writer's audit event is invisible to the statement's
-    subquery until it commits, but its mark_due locks the row and changes due_at, and
-    PostgreSQL evaluates the statement again on the row as that writer left it once its lock
-    is released. On SQLite writers take turns."""
-    latest = (
-        select(func.coalesce(func.max(AuditEventRow.seq), 0))
-        .where(AuditEventRow.ref == format_ref(number))
-        .scalar_subquery()
-    )
+    Done (not `retrying`), it clears the due time when every event is published (as far as
+    the progress brings it) and no news came since the claim, leaving it at the card's next
+    redraw time (as the progress leaves it, if any); else it keeps it. The due time is the
+    check that holds on PostgreSQL: there a concurrent writer's audit event is invisible to
+    the statement's subquery until it commits, but its mark_due locks the row and changes
+    due_at, and PostgreSQL evaluates the statement again on the row as that writer left it
+    once its lock is released. On SQLite writers take turns."""
     columns = _PUBLICATIONS.c
-    published = _as_sql(values.get("published_seq", columns.published_seq), columns.published_seq)
-    refresh = _as_sql(values.get("refresh_at", columns.refresh_at), columns.refresh_at)
-    caught_up = and_(published >= latest, columns.due_at.is_not_distinct_from(claimed_due_at))
-    return case((caught_up, refresh), else_=columns.due_at)
 
+    def parameter(key: str) -> ColumnElement[Any]:
+        return bindparam(f"r_{key}", type_=columns[key].type)
 
-def _as_sql(value: object, column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """A value written to `column`, as SQL (it may be SQL already: a column, a case)."""
-    if isinstance(value, ColumnElement):
-        return value
-    return literal(value, column.type)
+    sets: dict[str, Any] = {}
+    for key, drawn in shape:
+        current = columns[key]
+        sets[key] = (
+            case(
+                (
+                    current.is_not_distinct_from(bindparam(f"r_{key}_seen", type_=current.type)),
+                    parameter(key),
+                ),
+                else_=current,
+            )
+            if drawn
+            else parameter(key)
+        )
+    sets.update(
+        lease_owner="",
+        lease_until=None,
+        attempts=bindparam("r_attempts", type_=columns.attempts.type),
+        last_error=bindparam("r_last_error", type_=columns.last_error.type),
+    )
+    if retrying:
+        sets["due_at"] = parameter("due_at")
+    else:
+        latest = (
+            select(func.coalesce(func.max(AuditEventRow.seq), 0))
+            .where(AuditEventRow.ref == bindparam("r_ref"))
+            .scalar_subquery()
+        )
+        published = sets.get("published_seq", columns.published_seq)
+        refresh = sets.get("refresh_at", columns.refresh_at)
+        claimed = bindparam("r_claimed", type_=columns.due_at.type)
+        caught_up = and_(published >= latest, columns.due_at.is_not_distinct_from(claimed))
+        sets["due_at"] = case((caught_up, refresh), else_=columns.due_at)
+    return (
+        update(_PUBLICATIONS)
+        .where(columns.number == bindparam("r_number"))
+        .where(columns.lease_owner == bindparam("r_owner"))
+        .values(**sets)
+    )
 
 
 def release_all(session: Session, owner: str) -> int:
