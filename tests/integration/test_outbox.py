@@ -5,7 +5,7 @@ backoff starts over, so the news is shown soon."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, event
 from sqlmodel import Session
@@ -75,9 +75,7 @@ def test_news_written_while_a_publication_is_delivered_keeps_it_due(
         outbox.record_progress(session, number, "replica-a", now, published_seq=10**6)
         outbox.mark_due(session, number, now + timedelta(seconds=1))  # a step, mid-delivery
         session.commit()
-        outbox.release(
-            session, number, "replica-a", now, due_at=None, claimed_due_at=claimed.due_at
-        )
+        finished(session, claimed, now)
         [again] = outbox.claim_due(
             session, "replica-b", now + timedelta(seconds=2), timedelta(seconds=30), 10
         )
@@ -99,9 +97,7 @@ def test_a_redraw_asked_while_a_card_is_delivered_is_not_lost_at_the_same_moment
         session.commit()
         # The card drawn as loaded before the redraw: no time of its own to be drawn again.
         outbox.record_progress(session, number, "replica-a", now, card_version=0, refresh_at=None)
-        outbox.release(
-            session, number, "replica-a", now, due_at=None, claimed_due_at=claimed.due_at
-        )
+        finished(session, claimed, now)
         [again] = outbox.claim_due(session, "replica-b", now, timedelta(seconds=30), 10)
     assert again.number == number
 
@@ -121,15 +117,7 @@ def test_a_redraw_asked_while_a_card_is_drawn_is_drawn_after_it(
         outbox.redraw(session, [number], asked)  # another change's delivery, meanwhile
         session.commit()
         drawn = outbox.card_drawn(0, None, claimed.refresh_at)
-        outbox.release(
-            session,
-            number,
-            "replica-a",
-            now,
-            due_at=None,
-            claimed_due_at=claimed.due_at,
-            progress={"published_seq": 10**6, **drawn},
-        )
+        finished(session, claimed, now, {"published_seq": 10**6, **drawn})
         [again] = outbox.claim_due(
             session, "replica-b", asked + timedelta(seconds=1), timedelta(seconds=30), 10
         )
@@ -151,14 +139,11 @@ def test_a_redraw_asked_at_the_very_time_the_card_was_claimed_with_is_drawn_afte
         assert claimed.refresh_at == now
         outbox.redraw(session, [number], now)
         session.commit()
-        outbox.release(
+        finished(
             session,
-            number,
-            "replica-a",
+            claimed,
             now,
-            due_at=None,
-            claimed_due_at=claimed.due_at,
-            progress={"published_seq": 10**6, **outbox.card_drawn(0, None, claimed.refresh_at)},
+            {"published_seq": 10**6, **outbox.card_drawn(0, None, claimed.refresh_at)},
         )
         [again] = outbox.claim_due(session, "replica-b", now, timedelta(seconds=30), 10)
     assert again.refresh_at is not None and again.refresh_at <= now
@@ -167,19 +152,16 @@ def test_a_redraw_asked_at_the_very_time_the_card_was_claimed_with_is_drawn_afte
 def test_a_card_drawn_with_nothing_asked_meanwhile_takes_its_own_redraw_time(
     engine: Engine, clock: FakeClock
 ) -> None:
-    number = request(engine, clock).number
+    request(engine, clock)
     now = clock.now()
     opens = now + timedelta(hours=3)  # break-glass opens then, say
     with Session(engine) as session:
         [claimed] = outbox.claim_due(session, "replica-a", now, timedelta(seconds=30), 10)
-        outbox.release(
+        finished(
             session,
-            number,
-            "replica-a",
+            claimed,
             now,
-            due_at=None,
-            claimed_due_at=claimed.due_at,
-            progress={"published_seq": 10**6, **outbox.card_drawn(0, opens, claimed.refresh_at)},
+            {"published_seq": 10**6, **outbox.card_drawn(0, opens, claimed.refresh_at)},
         )
         [again] = outbox.claim_due(session, "replica-b", opens, timedelta(seconds=30), 10)
     assert again.refresh_at == opens
@@ -246,17 +228,8 @@ def test_news_committed_while_a_release_waits_for_its_row_keeps_the_publication_
 
     def release() -> None:
         with Session(one_statement(engine)) as session:
-            released.append(
-                outbox.release(
-                    session,
-                    number,
-                    "replica-a",
-                    now,
-                    due_at=None,
-                    claimed_due_at=claimed.due_at,
-                    progress={"published_seq": 10**6},  # every event, as far as it knows
-                )
-            )
+            every_event = {"published_seq": 10**6}  # as far as the delivery knows
+            released.append(finished(session, claimed, now, every_event))
 
     with Session(engine) as writer:
         outbox.mark_due(writer, number, now + timedelta(seconds=1))  # the row is the writer's
@@ -273,3 +246,21 @@ def test_news_committed_while_a_release_waits_for_its_row_keeps_the_publication_
             session, "replica-b", now + timedelta(seconds=2), timedelta(seconds=30), 10
         )
     assert again.number == number and again.published_seq == 10**6
+
+
+def finished(
+    session: Session,
+    claimed: outbox.Publication,
+    now: datetime,
+    progress: dict[str, object] | None = None,
+) -> bool:
+    """Replica A's delivery of `claimed`, done: its lease given back with `progress`."""
+    return outbox.release(
+        session,
+        claimed.number,
+        "replica-a",
+        now,
+        due_at=None,
+        claimed_due_at=claimed.due_at,
+        progress=progress,
+    )
