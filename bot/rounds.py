@@ -21,6 +21,7 @@ threads would also collide on SQLite's one write lock and sleep in its busy hand
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -37,10 +38,13 @@ class Rounds(Generic[Item, Result]):
         batch: int = 100,
         name: str = "rounds",
         after: Callable[[Sequence[Result | BaseException]], None] = lambda _: None,
+        timed: Callable[[int, float], None] = lambda _size, _seconds: None,
     ) -> None:
         self.do = do
         #: Called on the event loop with each round's results (do may run in a thread).
         self.after = after
+        #: Called on the event loop with each round's size and how long it took (seconds).
+        self.timed = timed
         self.in_thread = in_thread
         self.batch = batch
         self.name = name
@@ -61,6 +65,7 @@ class Rounds(Generic[Item, Result]):
                 await self._gather()
                 round_, self._waiting = self._waiting[: self.batch], self._waiting[self.batch :]
                 items = [item for item, _ in round_]
+                began = time.perf_counter()
                 try:
                     if self.in_thread:
                         results = await asyncio.to_thread(self.do, items)
@@ -71,6 +76,8 @@ class Rounds(Generic[Item, Result]):
                         if not future.done():
                             future.set_exception(error)
                     continue
+                finally:
+                    self.timed(len(items), time.perf_counter() - began)
                 for (_, future), result in zip(round_, results, strict=True):
                     if future.done():
                         continue

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, ResourceClosedError, SQLAlchemyError
 
+from bot.api.tally import Tally
 from bot.rounds import Rounds
 from storage import driver, tokens
 from storage.db import is_sqlite
@@ -73,12 +74,15 @@ class GateDesk:
         self._committing = False
         #: Rounds run one at a time; this guards the connection against close() during one.
         self._lock = threading.Lock()
+        #: The answers and the rounds, summed up in the log a line a minute.
+        self.tally = Tally()
         self._rounds: Rounds[tuple[str, Question], Answer | Refused] = Rounds(
             self._answer,
             in_thread=not is_sqlite(engine),
             batch=BATCH,
             name="gate-desk",
             after=self._shown,
+            timed=self.tally.round,
         )
 
     async def ask(self, credential: str, question: Question) -> Answer | Refused:

@@ -25,7 +25,6 @@ from sqlmodel import Session
 from bot.api.desk import GateDesk, Refused
 from bot.api.errors import UNAVAILABLE, ApiError, from_change_error
 from bot.api.requests import change_number, credential, json_body
-from bot.api.tally import Tally
 from bot.services import Services
 from storage import tokens
 from storage.rows import deployment_to_json
@@ -62,7 +61,7 @@ class Api:
     def __init__(self, services: Services, desk: GateDesk) -> None:
         self.services = services
         self.desk = desk
-        self.tally = Tally()
+        self.tally = desk.tally
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(GATE_PATH, self.gate)
