@@ -40,7 +40,7 @@ class LiveCatalog:
     def refresh(self, session: Session, counted: driver.Statement | None = None) -> Policy:
         """The policy with the catalog in force now; how many proposals were adopted is
         read now, or was read by `counted` (storage.proposals.counting_adopted)."""
-        count = adopted_count(session) if counted is None else _count(counted)
+        count = adopted_count(session, counted)
         if count == self._seen:
             return self.policy
         adopted = SqlProposals(session).adopted()
@@ -50,11 +50,6 @@ class LiveCatalog:
             if self.base is base:  # else the names were resolved anew meanwhile: next time
                 self.policy, self._seen = policy, count
         return policy
-
-
-def _count(counted: driver.Statement) -> int:
-    assert counted.rows is not None, "the count of adopted proposals was not read"
-    return int(counted.rows[0][0])
 
 
 # -- what the proposal listeners ask (through `services.query`) -------------------------------

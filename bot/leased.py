@@ -116,7 +116,8 @@ class LeasedWorker(Generic[W]):
         await asyncio.gather(*(self.handle(work) for work in claimed))
         return len(claimed)
 
-    async def handle(self, work: W) -> None:  # pragma: no cover - every worker has its own
+    async def handle(self, work: W) -> None:  # pragma: no cover - each worker has its own
+        """Do one piece of claimed work (the publisher sweeps its own way instead)."""
         raise NotImplementedError
 
     # -- the leases -----------------------------------------------------------------------------
@@ -143,15 +144,12 @@ class LeasedWorker(Generic[W]):
         """`work(session, ...)` that only reads: off the event loop, and on SQLite without the
         write lock, so it never holds up a writer (the gate's rounds, on the event loop, would
         wait for it in SQLite's busy handler, and everyone with them)."""
-
-        def go() -> T:
-            with Session(self._reading_engine) as session:
-                return work(session, *args)
-
-        return await asyncio.to_thread(go)
+        return await _in_session(self._reading_engine, work, *args)
 
 
 async def _in_session(engine: Engine, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`work(session, ...)` off the event loop, in a session of its own on `engine`."""
+
     def go() -> T:
         with Session(engine) as session:
             return work(session, *args, **kwargs)

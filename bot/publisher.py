@@ -72,6 +72,11 @@ CANNOT_POST = (
 )
 
 
+#: What a delivery reads: the change, its events not yet shown, the changes it conflicts with,
+#: and where their cards are (channel, ts).
+_Loaded = tuple[Change, list[ChainedEntry], tuple[Conflict, ...], dict[int, tuple[str, str]]]
+
+
 def _marker(change: Change, seq: int, index: int) -> dict[str, Any]:
     """Message metadata naming the audit event and effect a reply shows, so a retry can tell
     whether Slack already has it."""
@@ -160,19 +165,13 @@ class Publisher(SlackWorker[Publication]):
 
     # -- one change ----------------------------------------------------------------------------
 
-    async def handle(self, pub: Publication) -> None:
-        """Deliver one publication alone (a sweep delivers many together)."""
-        await self._deliver(pub, None)
-
-    async def _deliver(self, pub: Publication, sweep: _Sweep | None) -> None:
+    async def _deliver(self, pub: Publication, sweep: _Sweep) -> None:
+        """Deliver one publication of the `sweep`, from what the sweep read for it."""
         delivery: _Delivery | None = None
         try:
-            if sweep is not None:
-                loaded = sweep.loaded[pub.number]
-                if isinstance(loaded, Exception):
-                    raise loaded
-            else:
-                loaded = await self.reading(self._load, pub)
+            loaded = sweep.loaded[pub.number]
+            if isinstance(loaded, Exception):
+                raise loaded
             change, events, conflicts, threads = loaded
             delivery = _Delivery(pub, change, pub.channel, pub.thread_ts, conflicts, threads)
             if pub.owed and pub.thread_ts:  # a note an earlier delivery could not send
@@ -196,9 +195,7 @@ class Publisher(SlackWorker[Publication]):
                 pub = replace(pub, attempts=min(pub.attempts, 1))
             await self._failed(pub, error, delivery.pending if delivery is not None else {}, sweep)
 
-    def _load(
-        self, session: Session, pub: Publication
-    ) -> tuple[Change, list[ChainedEntry], tuple[Conflict, ...], dict[int, tuple[str, str]]]:
+    def _load(self, session: Session, pub: Publication) -> _Loaded:
         counted = counting_adopted() if self.live is not None else None
         loaded = _load(session, pub, [counted] if counted is not None else [])
         if self.live is not None:
@@ -578,9 +575,6 @@ class Publisher(SlackWorker[Publication]):
         )
 
 
-_Loaded = tuple[Change, list[ChainedEntry], tuple[Conflict, ...], dict[int, tuple[str, str]]]
-
-
 @dataclass
 class _Release:
     """A lease to give back (`outbox.release`'s arguments)."""
@@ -606,9 +600,7 @@ def _release_all(session: Session, releases: Sequence[_Release]) -> None:
         outbox.release(session, release.number, release.owner, release.now, **release.options)
 
 
-def _load(
-    session: Session, pub: Publication, also: Sequence[driver.Statement] = ()
-) -> tuple[Change, list[ChainedEntry], tuple[Conflict, ...], dict[int, tuple[str, str]]]:
+def _load(session: Session, pub: Publication, also: Sequence[driver.Statement] = ()) -> _Loaded:
     """The change, its events not yet shown, the changes it conflicts with and where their
     cards are; the first two read with `also` (on PostgreSQL, in one round trip)."""
     # The events first, then the change: on PostgreSQL each statement sees what is

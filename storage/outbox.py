@@ -23,7 +23,6 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    literal,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -172,18 +171,6 @@ class Drawn:
     seen: datetime | None
 
 
-def _written(key: str, value: object) -> object:
-    """What progress writes to column `key`: a `Drawn` redraw time as the SQL that keeps a
-    redraw asked for meanwhile."""
-    if not isinstance(value, Drawn):
-        return value
-    current = _PUBLICATIONS.c[key]
-    return case(
-        (current.is_not_distinct_from(value.seen), literal(value.at, current.type)),
-        else_=current,
-    )
-
-
 def threads(session: Session, numbers: Collection[int]) -> dict[int, tuple[str, str]]:
     """Where the cards of these changes are: (channel, ts), for those already posted."""
     if not numbers:
@@ -269,13 +256,68 @@ def record_progress(
     session: Session, number: int, owner: str, now: datetime, **values: object
 ) -> bool:
     """Write progress only while the lease is still ours (an expired lease nobody took is
-    still ours); False if it was lost. Commits."""
-    written = {key: _written(key, value) for key, value in values.items()}
-    return leases.record(session, PublicationRow, _row_of(number), owner, **written)
+    still ours); False if it was lost. One statement; commits."""
+    shape, params = _progress(number, owner, values)
+    result = session.execute(_recording(shape), params)
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _row_of(number: int) -> ColumnElement[bool]:
-    return col(PublicationRow.number) == number
+#: Which columns a delivery's progress writes, and which of them are `Drawn` redraw times: the
+#: statements that write it are built once for each shape.
+_Shape = tuple[tuple[str, bool], ...]
+
+
+def _progress(
+    number: int, owner: str, progress: dict[str, object]
+) -> tuple[_Shape, dict[str, Any]]:
+    """The shape of `progress`, and the parameters of a statement writing it to publication
+    `number` while `owner` holds its lease (`r_` and each column's name)."""
+    shape = tuple(sorted((key, isinstance(value, Drawn)) for key, value in progress.items()))
+    params: dict[str, Any] = {"r_number": number, "r_owner": owner}
+    for key, value in progress.items():
+        if isinstance(value, Drawn):
+            params[f"r_{key}"], params[f"r_{key}_seen"] = value.at, value.seen
+        else:
+            params[f"r_{key}"] = value
+    return shape, params
+
+
+def _parameter(key: str) -> ColumnElement[Any]:
+    return bindparam(f"r_{key}", type_=_PUBLICATIONS.c[key].type)
+
+
+def _progress_sets(shape: _Shape) -> dict[str, Any]:
+    """What a progress of this shape writes, each value a parameter; a `Drawn` redraw time
+    only if the row's is still the one the delivery saw (a redraw asked for meanwhile
+    stands)."""
+    sets: dict[str, Any] = {}
+    for key, drawn in shape:
+        current = _PUBLICATIONS.c[key]
+        seen = bindparam(f"r_{key}_seen", type_=current.type)
+        sets[key] = (
+            case((current.is_not_distinct_from(seen), _parameter(key)), else_=current)
+            if drawn
+            else _parameter(key)
+        )
+    return sets
+
+
+def _under_lease(sets: dict[str, Any]) -> Update:
+    """The UPDATE of a publication's row, written only while its lease is the owner's."""
+    columns = _PUBLICATIONS.c
+    return (
+        update(_PUBLICATIONS)
+        .where(columns.number == bindparam("r_number"))
+        .where(columns.lease_owner == bindparam("r_owner"))
+        .values(**sets)
+    )
+
+
+@cache
+def _recording(shape: _Shape) -> Update:
+    """`record_progress`'s statement for progress of this `shape`, built once."""
+    return _under_lease(_progress_sets(shape))
 
 
 def release(
@@ -295,19 +337,8 @@ def release(
     `due_at`); with the delivery's `progress` not yet written. One statement, which is its
     own transaction: the caller may run it in autocommit (no BEGIN and COMMIT round trips on
     PostgreSQL). Commits; False if the lease was lost."""
-    progress = progress or {}
-    shape = tuple(sorted((key, isinstance(value, Drawn)) for key, value in progress.items()))
-    params: dict[str, object] = {
-        "r_number": number,
-        "r_owner": owner,
-        "r_attempts": attempts,
-        "r_last_error": last_error[:500],
-    }
-    for key, value in progress.items():
-        if isinstance(value, Drawn):
-            params[f"r_{key}"], params[f"r_{key}_seen"] = value.at, value.seen
-        else:
-            params[f"r_{key}"] = value
+    shape, params = _progress(number, owner, progress or {})
+    params.update(r_attempts=attempts, r_last_error=last_error[:500])
     if due_at is None:
         params["r_ref"], params["r_claimed"] = format_ref(number), claimed_due_at
     else:
@@ -318,10 +349,9 @@ def release(
 
 
 @cache
-def _releasing(shape: tuple[tuple[str, bool], ...], retrying: bool) -> Update:
-    """`release`'s statement for progress of this `shape` (its columns, and which are `Drawn`
-    redraw times), built once: every delivery ends with one, and building it anew cost more
-    than running it. Every value is a parameter (`r_` and the column's name).
+def _releasing(shape: _Shape, retrying: bool) -> Update:
+    """`release`'s statement for progress of this `shape`, built once: every delivery ends
+    with one, and building it anew cost more than running it.
 
     Done (not `retrying`), it clears the due time when every event is published (as far as
     the progress brings it) and no news came since the claim, leaving it at the card's next
@@ -331,32 +361,15 @@ def _releasing(shape: tuple[tuple[str, bool], ...], retrying: bool) -> Update:
     due_at, and PostgreSQL evaluates the statement again on the row as that writer left it
     once its lock is released. On SQLite writers take turns."""
     columns = _PUBLICATIONS.c
-
-    def parameter(key: str) -> ColumnElement[Any]:
-        return bindparam(f"r_{key}", type_=columns[key].type)
-
-    sets: dict[str, Any] = {}
-    for key, drawn in shape:
-        current = columns[key]
-        sets[key] = (
-            case(
-                (
-                    current.is_not_distinct_from(bindparam(f"r_{key}_seen", type_=current.type)),
-                    parameter(key),
-                ),
-                else_=current,
-            )
-            if drawn
-            else parameter(key)
-        )
+    sets = _progress_sets(shape)
     sets.update(
         lease_owner="",
         lease_until=None,
-        attempts=bindparam("r_attempts", type_=columns.attempts.type),
-        last_error=bindparam("r_last_error", type_=columns.last_error.type),
+        attempts=_parameter("attempts"),
+        last_error=_parameter("last_error"),
     )
     if retrying:
-        sets["due_at"] = parameter("due_at")
+        sets["due_at"] = _parameter("due_at")
     else:
         latest = (
             select(func.coalesce(func.max(AuditEventRow.seq), 0))
@@ -368,12 +381,7 @@ def _releasing(shape: tuple[tuple[str, bool], ...], retrying: bool) -> Update:
         claimed = bindparam("r_claimed", type_=columns.due_at.type)
         caught_up = and_(published >= latest, columns.due_at.is_not_distinct_from(claimed))
         sets["due_at"] = case((caught_up, refresh), else_=columns.due_at)
-    return (
-        update(_PUBLICATIONS)
-        .where(columns.number == bindparam("r_number"))
-        .where(columns.lease_owner == bindparam("r_owner"))
-        .values(**sets)
-    )
+    return _under_lease(sets)
 
 
 def release_all(session: Session, owner: str) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Index, and_, func, or_, update
+from sqlalchemy import Column, Index, and_, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from storage import driver
@@ -146,19 +146,19 @@ class SqlProposals:
         return [proposal_from_row(row) for row in self.session.exec(query)]
 
 
-def adopted_count(session: Session) -> int:
+def adopted_count(session: Session, counted: driver.Statement | None = None) -> int:
     """How many proposals were ever adopted: it grows with each, so a replica that has seen
-    as many knows the catalog in force already. (Asked before each card is drawn: the
-    statement is made once.)"""
-    return int(session.execute(_ADOPTED_COUNT).scalar_one())
-
-
-_ADOPTED_COUNT = select(func.count()).where(col(ProposalRow.stage) == ProposalStage.ADOPTED.value)
+    as many knows the catalog in force already. Read now, or already read by `counted`
+    (`counting_adopted`, run with other statements)."""
+    if counted is None:
+        counted = counting_adopted()
+        driver.together(session, [counted])
+    assert counted.rows is not None, "the count of adopted proposals was not read"
+    return int(counted.rows[0][0])
 
 
 def counting_adopted() -> driver.Statement:
-    """`adopted_count`'s read, to run with other statements (`driver.together`); the count is
-    its one row's one column."""
+    """`adopted_count`'s read, to run with other statements (`driver.together`)."""
     return driver.Statement(_ADOPTED_COUNT_SQL, (ProposalStage.ADOPTED.value,))
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Dialect,
@@ -772,23 +772,10 @@ def trail_read(session: Session, statement: driver.Statement) -> list[ChainedEnt
     return events
 
 
-class _EventRow(NamedTuple):
-    """An audit event's columns as `reading_trail` reads them (its time raw, as `_TRAIL`)."""
-
-    seq: int
-    at: Any
-    actor: str
-    action: str
-    ref: str
-    from_stage: str
-    to_stage: str
-    details: str
-    prev_hash: str
-    hash: str
-
-
+#: An audit event's columns as `reading_trail` reads them, by name (its time raw, as `_TRAIL`).
+_EventRow = namedtuple("_EventRow", _EVENT_COLUMNS)  # type: ignore[misc]
 _TRAIL_SQL = (
-    f"SELECT {', '.join(_EventRow._fields)} FROM audit_events "
+    f"SELECT {', '.join(_EVENT_COLUMNS)} FROM {_EVENTS.name} "
     "WHERE ref = ? AND seq > ? ORDER BY seq LIMIT ?"
 )
 

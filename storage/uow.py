@@ -117,15 +117,17 @@ def read_only(engine: Engine) -> Engine:
     round trips more for every read)."""
     if is_sqlite(engine):
         return engine.execution_options(sqlite_begin="DEFERRED")
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return _autocommit(engine)
 
 
 def one_statement(engine: Engine) -> Engine:
     """The engine for work that writes with a single statement (a lease's progress, its
     release): on PostgreSQL in autocommit, the statement its own transaction, without the
     BEGIN and COMMIT round trips around it; on SQLite as it is."""
-    if is_sqlite(engine):
-        return engine
+    return engine if is_sqlite(engine) else _autocommit(engine)
+
+
+def _autocommit(engine: Engine) -> Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
