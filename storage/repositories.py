@@ -36,7 +36,7 @@ from sqlmodel import Session, col, select
 from storage import driver
 from storage.db import is_sqlite
 from storage.outbox import mark_due, redraw
-from storage.rows import change_from_row, row_values
+from storage.rows import Json, change_as_stored, change_from_row, row_values
 from storage.tables import (
     AuditEventRow,
     AuditHeadRow,
@@ -69,6 +69,9 @@ class SqlChanges:
         self._seen = seen
         #: Versions read ahead, with other statements (`reading_versions`), for get_many.
         self._versions: driver.Statement | None = None
+        #: What this transaction saved, by number: the version written and the row's
+        #: values, for the cache once the transaction is committed (`committed`).
+        self._saved: dict[int, tuple[int, datetime, Json]] = {}
 
     def add(
         self,
@@ -123,7 +126,24 @@ class SqlChanges:
             self.session, ChangeRow, change.number, change.version, values, "change", change.ref
         )
         change.version += 1
+        self._saved[change.number] = (change.version, change.created_at, values)
         self._book(change)
+
+    def rolled_back(self) -> None:
+        """What was saved here was not written after all: none of it goes into the cache."""
+        self._saved = {}
+
+    def committed(self) -> None:
+        """The transaction that saved changes here is committed: each, as a read of it at
+        its new version would find it, goes into the cache, so the next read of it (the
+        publisher's, a gate round's) is not a read of the whole row. Only once committed:
+        a version rolled back may yet be written by someone else, with other content."""
+        saved, self._saved = self._saved, {}
+        if not saved:
+            return
+        database = str(self.session.get_bind().engine.url)
+        for number, (version, created_at, values) in saved.items():
+            CACHE.put(database, change_as_stored(number, version, created_at, values))
 
     def reading_versions(self, numbers: Sequence[int]) -> driver.Statement:
         """The read of these changes' versions, to run with other statements before this

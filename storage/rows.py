@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any, cast
 
 from storage.tables import ChangeRow
 from workflows.model import (
@@ -273,6 +275,22 @@ def row_values(c: Change) -> Json:
         "updated_at": c.updated_at,
         "document": change_document(c),
     }
+
+
+def change_as_stored(number: int, version: int, created_at: datetime, values: Json) -> Change:
+    """The change a read of its row would find once `values` (`row_values`, but for
+    `created_at`) were written at `version`: its timestamps in UTC and its document through
+    JSON, as the database hands them back. The gate's news is saved by the gate's round and
+    read by the publisher at once: from the cache, it is not read whole twice."""
+    columns = {
+        name: value.astimezone(UTC) if isinstance(value, datetime) else value
+        for name, value in values.items()
+    }
+    columns["document"] = json.loads(json.dumps(values["document"]))
+    row = SimpleNamespace(
+        number=number, version=version, created_at=created_at.astimezone(UTC), **columns
+    )
+    return change_from_row(cast(ChangeRow, row))
 
 
 def change_from_row(row: ChangeRow) -> Change:

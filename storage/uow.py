@@ -97,9 +97,11 @@ class SqlUnitOfWork:
             writes.append(driver.Statement("COMMIT"))
         driver.together(self.session, writes)
         self.session.commit()
+        self._changes.committed()
 
     def rollback(self) -> None:
         self.session.rollback()
+        self._changes.rolled_back()
 
 
 def _begin(session: Session) -> str:

@@ -11,8 +11,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
+import storage.repositories
 from storage import tokens
-from storage.repositories import read_head, read_trail
+from storage.repositories import VersionCache, read_head, read_trail
 from storage.rows import details_from_json, details_to_json
 from storage.tables import AuditEventRow
 from storage.uow import SqlUnitOfWork, read_session
@@ -194,12 +195,26 @@ def _stored(engine: Engine, number: int) -> Change:
         return uow.changes.get(number)
 
 
+@pytest.fixture
+def cache(monkeypatch: pytest.MonkeyPatch) -> VersionCache:
+    """The process's cache of changes as read, empty for this test."""
+    fresh = VersionCache()
+    monkeypatch.setattr(storage.repositories, "CACHE", fresh)
+    return fresh
+
+
+def _read_whole(engine: Engine, number: int, monkeypatch: pytest.MonkeyPatch) -> Change:
+    """The change as its row reads, whatever the cache holds."""
+    monkeypatch.setattr(storage.repositories, "CACHE", VersionCache())
+    return _stored(engine, number)
+
+
 # -- add, get, save ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("classification", list(Classification))
 def test_a_change_comes_back_exactly_as_it_was_saved(
-    engine: Engine, classification: Classification
+    engine: Engine, classification: Classification, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with SqlUnitOfWork(engine) as uow:
         added = uow.changes.add(normal_details(), REQUESTER.user_id, CREATED, "C0CHANGES")
@@ -207,13 +222,60 @@ def test_a_change_comes_back_exactly_as_it_was_saved(
         uow.changes.save(change)
         uow.commit()
 
-    stored = _stored(engine, change.number)
+    stored = _read_whole(engine, change.number, monkeypatch)
 
     assert stored == change
     assert stored.version == 1
     assert stored.title == change.title  # emoji and right-to-left text, byte for byte
     assert len(_timestamps(stored)) == len(_timestamps(change)) == 22
     assert all(moment.tzinfo is not None for moment in _timestamps(stored))
+
+
+@pytest.mark.parametrize("classification", list(Classification))
+def test_a_change_saved_is_cached_once_committed_exactly_as_its_row_reads(
+    engine: Engine,
+    classification: Classification,
+    cache: VersionCache,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gate's news is saved by a round and read by the publisher at once: the cache
+    hands the publisher what a read of the row would, time zones and types included."""
+    with SqlUnitOfWork(engine) as uow:
+        number = uow.changes.add(normal_details(), REQUESTER.user_id, CREATED).number
+        uow.commit()
+    database = str(engine.url)
+    with SqlUnitOfWork(engine) as uow:
+        change = every_field_filled(uow.changes.get(number), classification)
+        uow.changes.save(change)
+        assert cache.shared(database, number, change.version) is None  # not before the commit
+        uow.commit()
+
+    cached = cache.shared(database, number, change.version)
+    read = _read_whole(engine, number, monkeypatch)
+
+    assert cached is not None
+    assert cached == read == change
+    assert repr(cached) == repr(read)  # every field's type and every moment's zone too
+
+
+def test_a_change_saved_and_rolled_back_is_not_cached(engine: Engine, cache: VersionCache) -> None:
+    """A version not committed may yet be written by someone else, with other content."""
+    number = request(engine, FakeClock()).number
+    database = str(engine.url)
+    with SqlUnitOfWork(engine) as uow:  # left without a commit
+        change = uow.changes.get(number)
+        change.stage = Stage.CANCELLED
+        uow.changes.save(change)
+    with SqlUnitOfWork(engine) as uow:  # rolled back, then committed
+        other = uow.changes.get(number)
+        other.stage = Stage.CANCELLED
+        uow.changes.save(other)
+        uow.rollback()
+        uow.commit()
+
+    assert change.version == other.version
+    assert cache.shared(database, number, change.version) is None
+    assert _stored(engine, number).stage is not Stage.CANCELLED
 
 
 def test_the_filled_change_leaves_no_field_at_its_default() -> None:
