@@ -5,6 +5,7 @@ change's news with the catalog's count and the change's version in one round tri
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -18,9 +19,10 @@ from storage import outbox
 from storage.db import make_engine
 from storage.repositories import VersionCache, read_trail
 from storage.uow import read_only
-from tests.integration.changes import POLICY, request, review_test_and_approve
+from tests.integration.changes import POLICY, request
 from tests.integration.wire import CountingProxy
 from tests.unit.fakes import FakeClock
+from workflows.errors import NotFound
 
 
 def _pid(engine: Engine) -> int:
@@ -57,14 +59,14 @@ def test_a_connection_the_server_closed_is_replaced_before_anyone_uses_it(
     assert _pid(engine) != pid  # no error: a new connection, the old one never handed out
 
 
-@pytest.fixture
-def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Changes read as if by a replica that has read none before."""
+def _as_if_never_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changes read from here on as by a replica that has read none of them (the one that
+    saved them has them cached, at the versions it wrote)."""
     monkeypatch.setattr(storage.repositories, "CACHE", VersionCache())
 
 
-async def test_a_delivery_reads_the_news_and_the_change_in_two_round_trips(
-    proxied: Engine, proxy: CountingProxy, clock: FakeClock, fresh_cache: None
+async def test_a_delivery_reads_the_news_and_the_change_in_three_round_trips(
+    proxied: Engine, proxy: CountingProxy, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The catalog's count, the change's events not yet shown and its version together; then
     the change itself, read whole by a replica that has not read it at that version; then the
@@ -74,6 +76,7 @@ async def test_a_delivery_reads_the_news_and_the_change_in_two_round_trips(
     publication = _claimed(proxied, clock)
     publisher = Publisher(proxied, None, POLICY, clock)  # type: ignore[arg-type]
     publisher.live = LiveCatalog(POLICY)
+    _as_if_never_read(monkeypatch)
 
     proxy.reset()
     loaded, events, conflicts, _ = await publisher.reading(publisher._load, publication)
@@ -84,40 +87,67 @@ async def test_a_delivery_reads_the_news_and_the_change_in_two_round_trips(
     assert conflicts == ()
 
 
-async def test_a_delivery_is_written_down_in_one_round_trip(
+async def test_a_change_this_replica_saved_is_not_read_whole_again(
     proxied: Engine, proxy: CountingProxy, clock: FakeClock
 ) -> None:
-    """Its progress, the lease handed back and the check that nothing more is due: one
-    statement, in autocommit. In a transaction of two statements it was four round trips."""
-    number = request(proxied, clock).number
+    """The gate's first answer is saved by a round and delivered by the publisher at once:
+    the change it saved is cached as committed, and the delivery reads only its news."""
+    change = request(proxied, clock)
     publication = _claimed(proxied, clock)
-    publisher = Publisher(proxied, None, POLICY, clock, owner="replica")  # type: ignore[arg-type]
+    publisher = Publisher(proxied, None, POLICY, clock)  # type: ignore[arg-type]
 
     proxy.reset()
-    await publisher._release(
-        number, due_at=None, claimed_due_at=publication.due_at, progress={"published_seq": 10**6}
-    )
+    loaded, _, _, _ = await publisher.reading(publisher._load, publication)
 
-    assert proxy.round_trips == 1
-    with Session(proxied) as session:
-        assert outbox.claim_due(session, "replica", clock.now(), timedelta(seconds=60), 10) == []
+    assert proxy.round_trips == 2  # the news and the version; the changes booked with it
+    assert loaded == change
 
 
-async def test_a_long_trail_is_read_to_its_end(
-    engine: Engine, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+async def test_a_sweeps_deliveries_read_together_however_many_they_are(
+    proxied: Engine, proxy: CountingProxy, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Events beyond the first batch are read after it, in order."""
-    change = request(engine, clock)
-    review_test_and_approve(engine, clock, change.number)
-    monkeypatch.setattr(storage.repositories, "TRAIL_BATCH", 2)
-    publication = _claimed(engine, clock)
+    """Three deliveries read in the round trips of one, and one more: the catalog's count,
+    every change's news and version; the changes read whole; the changes booked in their
+    window (the same: one read); where the cards of those they conflict with are. A round
+    trip or more each, the three made twelve."""
+    changes = [request(proxied, clock, f"Change {n}") for n in range(3)]
+    publications = _claimed_all(proxied, clock)
+    publisher = Publisher(proxied, None, POLICY, clock)  # type: ignore[arg-type]
+    publisher.live = LiveCatalog(POLICY)
+    _as_if_never_read(monkeypatch)
+
+    proxy.reset()
+    loaded = await publisher.reading(publisher._load_all, publications)
+
+    assert proxy.round_trips == 4
+    for change in changes:
+        found = loaded[change.number]
+        assert not isinstance(found, Exception), found
+        read, events, conflicts, _ = found
+        assert read == change
+        assert [e.entry.action for e in events] == _actions(proxied, change.ref)
+        others = {c.number for c in changes} - {change.number}
+        assert {c.other.number for c in conflicts} == others
+
+
+async def test_a_delivery_whose_change_cannot_be_found_fails_alone(
+    engine: Engine, clock: FakeClock
+) -> None:
+    kept = request(engine, clock, "Kept")
+    (publication,) = _claimed_all(engine, clock)
+    unknown = replace(publication, number=kept.number + 100)
     publisher = Publisher(engine, None, POLICY, clock)  # type: ignore[arg-type]
 
-    _, events, _, _ = await publisher.reading(publisher._load, publication)
+    loaded = await publisher.reading(publisher._load_all, [publication, unknown])
 
-    assert len(events) > 2
-    assert [e.entry.action for e in events] == _actions(engine, change.ref)
-    assert [e.seq for e in events] == sorted(e.seq for e in events)
+    assert isinstance(loaded[unknown.number], NotFound)
+    found = loaded[kept.number]
+    assert not isinstance(found, Exception) and found[0] == kept
+
+
+def _claimed_all(engine: Engine, clock: FakeClock) -> list[outbox.Publication]:
+    with Session(engine) as session:
+        return list(outbox.claim_due(session, "replica", clock.now(), timedelta(seconds=60), 10))
 
 
 def _claimed(engine: Engine, clock: FakeClock) -> outbox.Publication:
