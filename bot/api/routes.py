@@ -204,12 +204,10 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
 async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Under /api/ and /github/: refusals as JSON, a database that cannot be read as 503,
-    anything else as a 500 with a reference to quote. Other paths pass through untouched."""
-    if not request.path.startswith(JSON_PATHS):
-        return await handler(request)
+    """`handler`'s response to a request under /api/ or /github/, its refusals as JSON, a
+    database that cannot be read as 503, anything else as a 500 with a reference to quote
+    (bot/server.py's middleware calls it for those paths)."""
     try:
         return await handler(request)
     except ApiError as error:
