@@ -237,7 +237,7 @@ class Publisher(SlackWorker[Publication]):
             pub.number: reading_trail(format_ref(pub.number), pub.published_seq) for pub in pubs
         }
         also = [counted] if counted is not None else []
-        driver.together(session, [*also, *trails.values(), changes.reading_versions(list(trails))])
+        driver.together(session, [*also, *trails.values(), *changes.reading_ahead(list(trails))])
         if self.live is not None:
             self.policy = self.live.refresh(session, counted)
         found = changes.get_many(list(trails))
@@ -649,7 +649,7 @@ def _load(session: Session, pub: Publication, also: Sequence[driver.Statement] =
     # "2 of 2"), so the change must be at least as new as the events it explains.
     changes = SqlChanges(session)
     trail = reading_trail(format_ref(pub.number), pub.published_seq)
-    driver.together(session, [*also, trail, changes.reading_versions([pub.number])])
+    driver.together(session, [*also, trail, *changes.reading_ahead([pub.number])])
     events = trail_read(session, trail)
     change = changes.get(pub.number)  # taken from the versions read, or read whole after
     conflicts = changes.conflicts(change)

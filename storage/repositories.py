@@ -9,6 +9,7 @@ from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -44,7 +45,7 @@ from storage.tables import (
     ScheduleRow,
     compare_and_set,
 )
-from workflows.audit import GENESIS, AuditEntry, ChainedEntry, canonical_details, chain
+from workflows.audit import GENESIS, AuditEntry, ChainedEntry, canonical_details, entry_hash
 from workflows.errors import AlreadyRequested, EditedSince, NotFound
 from workflows.model import (
     Change,
@@ -67,8 +68,10 @@ class SqlChanges:
         self._booked: dict[int, _Booked | _AsRead] = {}
         #: (number, seen_digest) of what a person was shown, checked at its first read here.
         self._seen = seen
-        #: Versions read ahead, with other statements (`reading_versions`), for get_many.
+        #: Versions read ahead, with other statements (`reading_ahead`), for get_many; and
+        #: the changes never cached, read whole.
         self._versions: driver.Statement | None = None
+        self._whole: driver.Statement | None = None
         #: What this transaction saved, by number: the version written and the row's
         #: values, for the cache once the transaction is committed (`committed`).
         self._saved: dict[int, tuple[int, datetime, Json]] = {}
@@ -141,16 +144,29 @@ class SqlChanges:
         saved, self._saved = self._saved, {}
         if not saved:
             return
-        database = str(self.session.get_bind().engine.url)
+        database = self._database()
         for number, (version, created_at, values) in saved.items():
-            CACHE.put(database, change_as_stored(number, version, created_at, values))
+            made = functools.partial(change_as_stored, number, version, created_at, values)
+            CACHE.put_made(database, number, version, made)
 
-    def reading_versions(self, numbers: Sequence[int]) -> driver.Statement:
-        """The read of these changes' versions, to run with other statements before this
-        transaction's next `get_many` of them (or of some of them), which takes them from it
-        (`driver.together`: on PostgreSQL, one round trip for all)."""
+    def reading_ahead(self, numbers: Sequence[int]) -> list[driver.Statement]:
+        """The reads of these changes to run with other statements before this transaction's
+        next `get_many` of them (or of some of them), which takes them from there
+        (`driver.together`: on PostgreSQL, one round trip for all): their versions, and the
+        whole of those this process has never cached (at any version: a change the gate is
+        asked about for the first time), which would otherwise be read after the versions,
+        in a round trip of their own."""
         self._versions = driver.keyed(_VERSIONS, numbers)
-        return self._versions
+        database = self._database()
+        unknown = [n for n in numbers if not CACHE.holds(database, n)]
+        if not unknown:
+            return [self._versions]
+        self._whole = driver.keyed(_WHOLE_SQL, unknown)
+        return [self._versions, self._whole]
+
+    def _database(self) -> str:
+        """The name of this session's database in the cache."""
+        return str(self.session.get_bind().engine.url)
 
     def get_many(self, numbers: Sequence[int]) -> dict[int, Change]:
         """The changes among `numbers`, read as the gate reads them: many, over and over (a
@@ -159,7 +175,12 @@ class SqlChanges:
         wanted = set(numbers)
         if not wanted:
             return {}
-        database = str(self.session.get_bind().engine.url)
+        database = self._database()
+        whole, self._whole = self._whole, None
+        if whole is not None and whole.rows:  # read ahead: cached at the versions they had
+            read = _reading_changes(self.session.get_bind().dialect)
+            for row in whole.rows:
+                CACHE.put(database, read(row))
         found: dict[int, Change] = {}
         ahead, self._versions = self._versions, None  # read ahead for the next get_many only
         if ahead is None or ahead.rows is None or not wanted.issubset(ahead.params):
@@ -176,9 +197,11 @@ class SqlChanges:
                 found[number] = self._read_shared(shared)
         if missing:
             # Plain rows, not ORM objects: nothing is written back through the session.
-            rows = self.session.execute(_WHOLE, {"numbers": missing})
-            for row in rows:
-                change = change_from_row(cast(ChangeRow, row))
+            whole = driver.keyed(_WHOLE_SQL, missing)
+            driver.together(self.session, [whole])
+            read = _reading_changes(self.session.get_bind().dialect)
+            for row in whole.rows or ():
+                change = read(row)
                 CACHE.put(database, change)
                 found[change.number] = self._read_shared(change)
         return found
@@ -412,30 +435,60 @@ class SqlChanges:
 class VersionCache:
     """Changes as read at a version, the latest `size` of them. A change's content at a
     version never changes (every save raises it, compare-and-set), so an entry is never
-    stale, only superseded. It is shared: callers copy it before they change anything."""
+    stale, only superseded. It is shared: callers copy it before they change anything.
+
+    An entry may be put as how to make the change (`put_made`), made at its first read: the
+    gate's round that saved a change does not spend its time making what the publisher
+    reads next, after the round's answers are sent."""
 
     def __init__(self, size: int = 2_000) -> None:
         self.size = size
-        self._found: OrderedDict[tuple[str, int], Change] = OrderedDict()
+        self._found: OrderedDict[tuple[str, int], Change | _Made] = OrderedDict()
         self._lock = threading.Lock()
 
     def shared(self, database: str, number: int, version: int) -> Change | None:
         """The change itself, shared with every other reader: to read, never to change."""
         key = (database, number)
         with self._lock:
-            change = self._found.get(key)
-            if change is None or change.version != version:
+            found = self._found.get(key)
+            if found is None or found.version != version:
                 return None
             self._found.move_to_end(key)
+        if isinstance(found, Change):
+            return found
+        change = found.make()
+        with self._lock:
+            if self._found.get(key) is found:  # not superseded meanwhile
+                self._found[key] = change
         return change
 
+    def holds(self, database: str, number: int) -> bool:
+        """Whether the change is cached at any version."""
+        return (database, number) in self._found
+
     def put(self, database: str, change: Change) -> None:
-        key = (database, change.number)
+        self._put((database, change.number), change)
+
+    def put_made(
+        self, database: str, number: int, version: int, make: Callable[[], Change]
+    ) -> None:
+        """The change `number` at `version` is what `make()` makes, when first read."""
+        self._put((database, number), _Made(version, make))
+
+    def _put(self, key: tuple[str, int], found: Change | _Made) -> None:
         with self._lock:
-            self._found[key] = change
+            self._found[key] = found
             self._found.move_to_end(key)
             while len(self._found) > self.size:
                 self._found.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class _Made:
+    """A cached change not made yet: its version, and how to make it."""
+
+    version: int
+    make: Callable[[], Change]
 
 
 #: One per process, for every database it serves (each entry names its database).
@@ -499,7 +552,35 @@ def _aware(moment: datetime) -> datetime:
 _VERSIONS = "SELECT number, version FROM changes WHERE number IN ({})"
 _HEAD_SQL = "SELECT seq, hash FROM audit_head WHERE id = 1"
 _NEW_HEAD_SQL = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"
-_WHOLE = core_select(_CHANGES).where(_CHANGES.c.number.in_(bindparam("numbers", expanding=True)))
+#: Changes read whole, their columns in the table's order (`_reading_changes`).
+_WHOLE_SQL = (
+    f"SELECT {', '.join(c.name for c in _CHANGES.columns)} FROM {_CHANGES.name} "
+    "WHERE number IN ({})"
+)
+#: For each dialect, how a row `_WHOLE_SQL` read becomes a change (`_reading_changes`).
+_CHANGE_READERS: dict[str, Callable[[Sequence[Any]], Change]] = {}
+
+
+def _reading_changes(dialect: Dialect) -> Callable[[Sequence[Any]], Change]:
+    """How a row of `_WHOLE_SQL`, as the driver hands it back, becomes a change: each value
+    through its column's own type as this dialect reads it (a moment from SQLite's text, a
+    document from JSON), as SQLAlchemy would read them."""
+    found = _CHANGE_READERS.get(dialect.name)
+    if found is None:
+        names = [c.name for c in _CHANGES.columns]
+        processors = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in _CHANGES.columns
+        ]
+
+        def found(row: Sequence[Any]) -> Change:
+            values = {
+                name: value if process is None else process(value)
+                for name, process, value in zip(names, processors, row, strict=True)
+            }
+            return change_from_row(cast(ChangeRow, SimpleNamespace(**values)))
+
+        _CHANGE_READERS[dialect.name] = found
+    return found
 
 
 @functools.cache
@@ -570,23 +651,13 @@ class SqlAudit:
     def append(self, entry: AuditEntry, *, shown: bool = True) -> None:
         seq, last = self._lock_head()
         details = canonical_details(entry.details)
-        event = chain(seq + 1, last, entry, details)
-        e = event.entry
+        seq += 1
+        hashed = entry_hash(seq, last, entry, details)
+        e = entry
         self._rows.append(
-            (
-                event.seq,
-                e.at,
-                e.actor,
-                e.action,
-                e.ref,
-                e.from_stage,
-                e.to_stage,
-                details,
-                event.prev_hash,
-                event.hash,
-            )
+            (seq, e.at, e.actor, e.action, e.ref, e.from_stage, e.to_stage, details, last, hashed)
         )
-        self._head = (event.seq, event.hash)
+        self._head = (seq, hashed)
         number = parse_ref(entry.ref) if shown else None
         if number is not None and number not in self._marked:
             mark_due(self.session, number, entry.at)

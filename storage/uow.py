@@ -84,7 +84,7 @@ class SqlUnitOfWork:
         if self.sent and not self._begun:
             begin, self._begun = [driver.Statement(_begin(self.session))], True
         locked = self._audit.reading_head() if head else []
-        return [*begin, self._changes.reading_versions(numbers), *locked]
+        return [*begin, *self._changes.reading_ahead(numbers), *locked]
 
     def lock_head(self) -> None:
         """Lock the audit chain's head now (see SqlAudit.lock_head)."""

@@ -53,9 +53,20 @@ class ChainBreak:
 
 def canonical_time(moment: datetime) -> str:
     """Timestamps are hashed in UTC with microseconds, whatever the database hands back."""
+    global _LAST_TIME
+    last = _LAST_TIME
+    if last[0] is moment:  # the events of one gate round share their moment
+        return last[1]
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+        text = moment.replace(tzinfo=UTC).isoformat(timespec="microseconds")
+    else:
+        text = moment.astimezone(UTC).isoformat(timespec="microseconds")
+    _LAST_TIME = (moment, text)
+    return text
+
+
+#: The moment canonical_time wrote last, and how (a datetime never changes once made).
+_LAST_TIME: tuple[datetime | None, str] = (None, "")
 
 
 # Made once: json.dumps with options makes a new encoder on every call, and the gate

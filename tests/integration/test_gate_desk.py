@@ -13,8 +13,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+import storage.repositories
 from bot.api.desk import GateDesk, Refused
 from storage import tokens
+from storage.repositories import VersionCache
 from tests.integration.api import Served, served
 from tests.integration.wire import CountingProxy
 from workflows.gate import Answer, Asked, GateStatus, Question, Target
@@ -67,6 +69,21 @@ async def test_a_round_of_questions_costs_postgresql_two_round_trips(
 
         assert proxy.round_trips == 2
         assert api.events() == events + 10
+
+
+async def test_a_change_this_replica_never_read_costs_no_round_trip_more(
+    proxied: Engine, proxy: CountingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked about a change it has never cached (another replica answered its questions so
+    far), the desk reads it whole with the versions, not in a round trip after them."""
+    async with served(proxied) as api:
+        desk, credential, asked = await asked_before(api, 10)
+        monkeypatch.setattr(storage.repositories, "CACHE", VersionCache())
+
+        proxy.reset()
+        await ask_together(desk, credential, asked)
+
+        assert proxy.round_trips == 2
 
 
 async def test_a_dropped_connection_is_replaced_and_the_question_answered_once(

@@ -14,8 +14,8 @@ from sqlmodel import Session, col, select
 import storage.repositories
 from storage import tokens
 from storage.repositories import VersionCache, read_head, read_trail
-from storage.rows import details_from_json, details_to_json
-from storage.tables import AuditEventRow
+from storage.rows import change_from_row, details_from_json, details_to_json
+from storage.tables import AuditEventRow, ChangeRow
 from storage.uow import SqlUnitOfWork, read_session
 from tests.integration.changes import (
     APPROVER,
@@ -223,8 +223,13 @@ def test_a_change_comes_back_exactly_as_it_was_saved(
         uow.commit()
 
     stored = _read_whole(engine, change.number, monkeypatch)
+    with Session(engine) as session:  # as SQLAlchemy reads the row
+        row = session.get(ChangeRow, change.number)
+        assert row is not None
+        orm = change_from_row(row)
 
     assert stored == change
+    assert repr(stored) == repr(orm)  # the driver's row, read as SQLAlchemy reads it
     assert stored.version == 1
     assert stored.title == change.title  # emoji and right-to-left text, byte for byte
     assert len(_timestamps(stored)) == len(_timestamps(change)) == 22
@@ -256,6 +261,27 @@ def test_a_change_saved_is_cached_once_committed_exactly_as_its_row_reads(
     assert cached is not None
     assert cached == read == change
     assert repr(cached) == repr(read)  # every field's type and every moment's zone too
+
+
+def test_a_change_cached_to_be_made_is_made_once_at_its_first_read() -> None:
+    cache = VersionCache()
+    change = Change(number=7, details=normal_details(), requester="U1", created_at=CREATED)
+    made: list[int] = []
+
+    def make() -> Change:
+        made.append(1)
+        return replace(change, version=2)
+
+    cache.put_made("db", 7, 2, make)
+    assert made == []  # not while the round that saved it is under way
+    assert cache.holds("db", 7) and not cache.holds("db", 8)
+    assert cache.shared("db", 7, 1) is None  # another version
+    first, again = cache.shared("db", 7, 2), cache.shared("db", 7, 2)
+    assert first is again and first is not None and first.version == 2
+    assert made == [1]
+    cache.put_made("db", 7, 3, make)
+    cache.put("db", replace(change, version=4))  # superseded before anyone read it
+    assert cache.shared("db", 7, 3) is None and made == [1]
 
 
 def test_a_change_saved_and_rolled_back_is_not_cached(engine: Engine, cache: VersionCache) -> None:
