@@ -8,7 +8,7 @@ only while it still holds the lease (see bot/publisher.py).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -16,7 +16,6 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Insert,
     Table,
     Update,
     and_,
@@ -25,12 +24,11 @@ from sqlalchemy import (
     func,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlmodel import Field, Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from storage import leases
-from storage.db import is_sqlite
+from storage import driver, leases
 from storage.tables import AuditEventRow, _when
 from workflows.model import format_ref
 
@@ -103,28 +101,29 @@ def mark_due(session: Session, number: int, at: datetime) -> None:
     due: a publisher delivering it meanwhile must see that there is news (its release then
     keeps the row due; see below).
     """
-    session.execute(_marking(is_sqlite(session.get_bind())), {"number": number, "due_at": at})
+    driver.together(session, [marking_due(session.get_bind().dialect, {number: at})])
 
 
-@cache
-def _marking(on_sqlite: bool) -> Insert:
-    """mark_due's statement, built once per dialect: every step of every change (and each
-    first answer of the gate) runs it."""
-    dialect = sqlite if on_sqlite else postgresql
-    statement = dialect.insert(_PUBLICATIONS).values(
-        number=bindparam("number"), due_at=bindparam("due_at"), **_NEW
-    )
-    attempts = _PUBLICATIONS.c.attempts
-    return cast(
-        Insert,
-        statement.on_conflict_do_update(
-            index_elements=["number"],
-            set_={
-                "due_at": statement.excluded.due_at,
-                "attempts": case((attempts > 1, 1), else_=attempts),
-            },
-        ),
-    )
+def marking_due(dialect: Dialect, due: Mapping[int, datetime]) -> driver.Statement:
+    """mark_due for each of these changes, at its moment, as a statement to run with others
+    (the unit of work's writes, storage/uow.py: on PostgreSQL in the round trip of its
+    COMMIT, not in one of its own)."""
+    stored = _stored_due_at(dialect)
+    rows = [(number, stored(at), *_NEW.values()) for number, at in sorted(due.items())]
+    return driver.Statement(_MARK_DUE_SQL, rows, many=True)
+
+
+def _stored_due_at(dialect: Dialect) -> Callable[[datetime], Any]:
+    """A publication's due time as this dialect stores it (SQLite: UTC as text)."""
+    found = _STORED_DUE_AT.get(dialect.name)
+    if found is None:
+        column_type = _PUBLICATIONS.c.due_at.type.dialect_impl(dialect)
+        found = column_type.bind_processor(dialect) or (lambda at: at)
+        _STORED_DUE_AT[dialect.name] = found
+    return found
+
+
+_STORED_DUE_AT: dict[str, Callable[[datetime], Any]] = {}
 
 
 def redraw(session: Session, numbers: Collection[int], at: datetime) -> None:
@@ -200,6 +199,14 @@ _NEW = {
     "refresh_at": None,
     "owed": "",
 }
+
+#: mark_due's statement, as the driver takes it (the same on both engines).
+_MARK_DUE_SQL = (
+    f"INSERT INTO publications (number, due_at, {', '.join(_NEW)}) "
+    f"VALUES ({', '.join('?' * (len(_NEW) + 2))}) "
+    "ON CONFLICT (number) DO UPDATE SET due_at = excluded.due_at, "
+    "attempts = CASE WHEN publications.attempts > 1 THEN 1 ELSE publications.attempts END"
+)
 
 
 def due_query(now: datetime, limit: int, *, skip_locked: bool) -> SelectOfScalar[PublicationRow]:

@@ -36,14 +36,14 @@ from sqlmodel import Session, col, select
 
 from storage import driver
 from storage.db import is_sqlite
-from storage.outbox import mark_due, redraw
+from storage.outbox import mark_due, marking_due, redraw
 from storage.rows import Json, change_as_stored, change_from_row, row_values
 from storage.tables import (
     AuditEventRow,
     AuditHeadRow,
     ChangeRow,
     ScheduleRow,
-    compare_and_set,
+    refuse_write,
 )
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, canonical_details, entry_hash
 from workflows.errors import AlreadyRequested, EditedSince, NotFound
@@ -125,9 +125,15 @@ class SqlChanges:
         """Compare-and-set on the version: a write based on an older read is refused."""
         values = row_values(change)
         del values["created_at"]
-        compare_and_set(
-            self.session, ChangeRow, change.number, change.version, values, "change", change.ref
+        saving = _saving_changes(self.session.get_bind().dialect, tuple(values))
+        written = driver.rows(
+            self.session, saving.sql, saving.params(values, change.number, change.version)
         )
+        if not written:
+            refuse_write(
+                self.session, ChangeRow, change.number, change.version, "change", change.ref
+            )
+        self.session.expire_all()  # nothing the session holds is kept in step with it
         change.version += 1
         self._saved[change.number] = (change.version, change.created_at, values)
         self._book(change)
@@ -552,6 +558,48 @@ def _aware(moment: datetime) -> datetime:
 _VERSIONS = "SELECT number, version FROM changes WHERE number IN ({})"
 _HEAD_SQL = "SELECT seq, hash FROM audit_head WHERE id = 1"
 _NEW_HEAD_SQL = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"
+
+
+@dataclass(frozen=True)
+class _Saving:
+    """SqlChanges.save's compare-and-set for one dialect and set of columns, for the driver:
+    the version moves on only from the one read; RETURNING says whether it did."""
+
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def params(self, values: dict[str, Any], number: int, version: int) -> tuple[Any, ...]:
+        stored = tuple(
+            values[name] if process is None else process(values[name])
+            for name, process in zip(self.names, self.processors, strict=True)
+        )
+        return (*stored, number, version)
+
+
+def _saving_changes(dialect: Dialect, names: tuple[str, ...]) -> _Saving:
+    """Built once for each dialect and set of columns (every save writes the same ones)."""
+    found = _SAVINGS.get((dialect.name, names))
+    if found is None:
+        found = _SAVINGS[dialect.name, names] = _built_saving(dialect, names)
+    return found
+
+
+_SAVINGS: dict[tuple[str, tuple[str, ...]], _Saving] = {}
+
+
+def _built_saving(dialect: Dialect, names: tuple[str, ...]) -> _Saving:
+    columns = ", ".join(f"{name} = ?" for name in names)
+    sql = (
+        f"UPDATE {_CHANGES.name} SET version = version + 1, {columns} "
+        "WHERE number = ? AND version = ? RETURNING version"
+    )
+    processors = tuple(
+        _CHANGES.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    )
+    return _Saving(sql, names, processors)
+
+
 #: Changes read whole, their columns in the table's order (`_reading_changes`).
 _WHOLE_SQL = (
     f"SELECT {', '.join(c.name for c in _CHANGES.columns)} FROM {_CHANGES.name} "
@@ -647,6 +695,8 @@ class SqlAudit:
         self._marked: set[int] = set()
         #: The head's read, run ahead with other statements (`reading_head`).
         self._head_read: driver.Statement | None = None
+        #: Deferred, the changes marked due (`outbox.mark_due`) by the events not written yet.
+        self._due: dict[int, datetime] = {}
 
     def append(self, entry: AuditEntry, *, shown: bool = True) -> None:
         seq, last = self._lock_head()
@@ -660,7 +710,10 @@ class SqlAudit:
         self._head = (seq, hashed)
         number = parse_ref(entry.ref) if shown else None
         if number is not None and number not in self._marked:
-            mark_due(self.session, number, entry.at)
+            if self.deferred:  # written with the events (`writing`)
+                self._due[number] = entry.at
+            else:
+                mark_due(self.session, number, entry.at)
             self._marked.add(number)
         if not self.deferred:
             self.write()
@@ -675,14 +728,17 @@ class SqlAudit:
         trip for all). The chain's first event ever writes the head row now."""
         if not self._rows or self._head is None:
             return []
-        events = _inserting_events(self.session.get_bind().dialect, self._rows)
+        dialect = self.session.get_bind().dialect
+        events = _inserting_events(dialect, self._rows)
         self._rows = []
+        due, self._due = self._due, {}
+        marks = [marking_due(dialect, due)] if due else []
         seq, last = self._head
         if not self._head_stored:
             self.session.execute(insert(_HEAD).values(id=1, seq=seq, hash=last))
             self._head_stored = True
-            return [events]
-        return [events, driver.Statement(_NEW_HEAD_SQL, (seq, last))]
+            return [events, *marks]
+        return [events, driver.Statement(_NEW_HEAD_SQL, (seq, last)), *marks]
 
     def reading_head(self) -> list[driver.Statement]:
         """The read (and lock) of the chain's head, to run with other statements before the

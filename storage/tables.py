@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import (
     JSON,
@@ -153,12 +153,20 @@ def compare_and_set(
     params = {f"v_{name}": value for name, value in values.items()}
     result = session.execute(statement, {**params, "c_number": number, "c_version": version})
     if result.rowcount != 1:
-        session.expire_all()
-        current = session.get(row, number)
-        if current is None:
-            raise NotFound(what, ref)
-        raise StaleChange(ref, version, current.version)
+        refuse_write(session, row, number, version, what, ref)
     session.expire_all()
+
+
+def refuse_write(
+    session: Any, row: Any, number: int, version: int, what: str, ref: str
+) -> NoReturn:
+    """Why a compare-and-set of `row`'s record `number` at `version` wrote nothing: the
+    record moved on (StaleChange) or is gone (NotFound)."""
+    session.expire_all()
+    current = session.get(row, number)
+    if current is None:
+        raise NotFound(what, ref)
+    raise StaleChange(ref, version, current.version)
 
 
 @cache

@@ -71,6 +71,37 @@ async def test_a_round_of_questions_costs_postgresql_two_round_trips(
         assert api.events() == events + 10
 
 
+async def test_a_round_with_news_costs_one_round_trip_more(
+    proxied: Engine, proxy: CountingProxy
+) -> None:
+    """A pipeline asking about a change for the first time: the change is saved (a
+    compare-and-set, whose answer says whether it moved on from the version read), and its
+    card marked due with the events, the new head and COMMIT. Through SQLAlchemy, with the
+    mark apart, it was two round trips more."""
+    async with served(proxied) as api:
+        asked_before, first_time = api.approved(), api.approved()
+        api.in_window()
+        credential = hash_secret(api.token())
+        target = Target("payments", "production")
+        desk = api.bot.api.desk
+        await ask_together(desk, credential, [Question(asked_before.number, target, Asked(""))])
+        asked = [
+            Question(first_time.number, target, Asked("", run=f"https://ci/{i}")) for i in range(10)
+        ]
+
+        proxy.reset()
+        answers = await ask_together(desk, credential, asked)
+
+        assert proxy.round_trips == 3
+        assert [a.news for a in answers] == [True] + [False] * 9
+        with Session(proxied) as session:
+            due = session.execute(
+                text("SELECT count(*) FROM publications WHERE number = :n AND due_at IS NOT NULL"),
+                {"n": first_time.number},
+            )
+            assert due.scalar_one() == 1
+
+
 async def test_a_change_this_replica_never_read_costs_no_round_trip_more(
     proxied: Engine, proxy: CountingProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,12 +5,14 @@ backoff starts over, so the news is shown soon."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine, event
 from sqlmodel import Session
 
-from storage import outbox
+from storage import driver, outbox
 from storage.uow import one_statement
 from tests.integration.changes import request, review_test_and_approve, trail
 from tests.unit.fakes import FakeClock
@@ -167,7 +169,9 @@ def test_a_card_drawn_with_nothing_asked_meanwhile_takes_its_own_redraw_time(
     assert again.refresh_at == opens
 
 
-def test_a_step_of_two_events_marks_its_change_due_once(engine: Engine, clock: FakeClock) -> None:
+def test_a_step_of_two_events_marks_its_change_due_once(
+    engine: Engine, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An approval that meets the quorum writes two events (approved, authorised); the
     second has nothing to add to the first's mark, so it costs no statements of its own."""
     number = request(engine, clock).number
@@ -177,6 +181,13 @@ def test_a_step_of_two_events_marks_its_change_due_once(engine: Engine, clock: F
         if "publications" in statement:
             publications.append(statement.split()[0])
 
+    def counted(session: Session, statements: Sequence[driver.Statement]) -> None:
+        for statement in statements:  # sent to the driver, past SQLAlchemy's events
+            count(None, None, statement.sql)
+        together(session, statements)
+
+    together = driver.together
+    monkeypatch.setattr(driver, "together", counted)
     event.listen(engine, "before_cursor_execute", count)
     try:
         approved = review_test_and_approve(engine, clock, number)  # review, test, approve

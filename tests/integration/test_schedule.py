@@ -9,13 +9,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event, insert, select, text
+from sqlalchemy import Connection, Engine, event, insert, select, text
 from sqlmodel import Session
 
 from bot import queries
-from storage import migrate
+from storage import driver, migrate
 from storage.db import is_sqlite, make_engine
 from storage.outbox import PublicationRow
 from storage.repositories import SqlChanges
@@ -129,7 +130,7 @@ def test_a_request_into_a_window_draws_the_other_card_again(engine: Engine) -> N
 
 
 def test_a_save_that_leaves_the_change_where_it_was_writes_no_schedule_rows(
-    engine: Engine,
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock()
     change = a_request(engine, clock)
@@ -143,6 +144,12 @@ def test_a_save_that_leaves_the_change_where_it_was_writes_no_schedule_rows(
         def seen(_c: object, _cur: object, statement: str, *_a: object) -> None:
             statements.append(statement)
 
+        def run(connection: Connection, sql: str, *args: Any, **kwargs: Any) -> Any:
+            seen(None, None, sql)  # a statement sent to the driver, past SQLAlchemy's events
+            return driver_run(connection, sql, *args, **kwargs)
+
+        driver_run = driver.run
+        monkeypatch.setattr(driver, "run", run)
         event.listen(connection, "before_cursor_execute", seen)
         changes.save(found)
         event.remove(connection, "before_cursor_execute", seen)
