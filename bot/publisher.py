@@ -30,7 +30,7 @@ from bot.views import replies
 from storage import driver, outbox
 from storage.outbox import Owed, Publication
 from storage.proposals import counting_adopted
-from storage.repositories import SqlChanges, reading_trail, trail_read
+from storage.repositories import SqlChanges, reading_trail, trail_read, trail_went_on
 from workflows import approval_rules
 from workflows.audit import ChainedEntry
 from workflows.errors import NotFound
@@ -240,12 +240,16 @@ class Publisher(SlackWorker[Publication]):
         driver.together(session, [*also, *trails.values(), *changes.reading_ahead(list(trails))])
         if self.live is not None:
             self.policy = self.live.refresh(session, counted)
+        events = {number: trail_read(session, trail) for number, trail in trails.items()}
         found = changes.get_many(list(trails))
+        went_on = [number for number, trail in trails.items() if trail_went_on(trail)]
+        if went_on:  # the rest of their trails was read after them: read them again, newer
+            found.update(changes.get_many(went_on))
         conflicts = changes.conflicts_among(found.values())
         others = {c.other.number for mine in conflicts.values() for c in mine}
         threads = outbox.threads(session, others)
         loaded: dict[int, _Loaded | Exception] = {}
-        for number, trail in trails.items():
+        for number in trails:
             change = found.get(number)
             if change is None:
                 loaded[number] = NotFound("change", format_ref(number))
@@ -254,7 +258,7 @@ class Publisher(SlackWorker[Publication]):
             where = {
                 c.other.number: threads[c.other.number] for c in mine if c.other.number in threads
             }
-            loaded[number] = change, trail_read(session, trail), mine, where
+            loaded[number] = change, events[number], mine, where
         return loaded
 
     async def _show_card(self, d: _Delivery) -> None:
@@ -651,7 +655,9 @@ def _load(session: Session, pub: Publication, also: Sequence[driver.Statement] =
     trail = reading_trail(format_ref(pub.number), pub.published_seq)
     driver.together(session, [*also, trail, *changes.reading_ahead([pub.number])])
     events = trail_read(session, trail)
-    change = changes.get(pub.number)  # taken from the versions read, or read whole after
+    change = changes.get(pub.number)  # as read ahead, or read whole after the version
+    if trail_went_on(trail):  # the rest of the trail was read after it: read it again, newer
+        change = changes.get(pub.number)
     conflicts = changes.conflicts(change)
     return change, events, conflicts, outbox.threads(session, [c.other.number for c in conflicts])
 

@@ -162,7 +162,7 @@ class SqlChanges:
         whole of those this process has never cached (at any version: a change the gate is
         asked about for the first time), which would otherwise be read after the versions,
         in a round trip of their own."""
-        self._versions = driver.keyed(_VERSIONS, numbers)
+        self._versions, self._whole = driver.keyed(_VERSIONS, numbers), None
         database = self._database()
         unknown = [n for n in numbers if not CACHE.holds(database, n)]
         if not unknown:
@@ -909,11 +909,17 @@ def reading_trail(ref: str, after: int) -> driver.Statement:
     return driver.Statement(_TRAIL_SQL, (ref, after, TRAIL_BATCH))
 
 
+def trail_went_on(statement: driver.Statement) -> bool:
+    """Whether `reading_trail` found a whole batch: `trail_read` then reads the rest, after
+    whatever ran with it (a change read ahead is then older than the events it explains)."""
+    return statement.rows is not None and len(statement.rows) == TRAIL_BATCH
+
+
 def trail_read(session: Session, statement: driver.Statement) -> list[ChainedEntry]:
     """The events `reading_trail` found, in chain order; the rest of a long trail is read now."""
     assert statement.rows is not None, "the read of the trail did not run"
     events = [from_row(cast(AuditEventRow, _EventRow(*row))) for row in statement.rows]
-    if len(statement.rows) == TRAIL_BATCH:
+    if trail_went_on(statement):
         ref = statement.params[0]
         events.extend(read_trail(session, ref=ref, after=events[-1].seq, batch=TRAIL_BATCH))
     return events

@@ -100,8 +100,14 @@ class SqlUnitOfWork:
         self._changes.committed()
 
     def rollback(self) -> None:
-        self.session.rollback()
-        self._changes.rolled_back()
+        """Undo what this transaction wrote: nothing of it is kept, here or in the cache, and
+        the audit chain's head is read (and locked) again by the next event."""
+        try:
+            self.session.rollback()
+        finally:
+            self._changes.rolled_back()
+            self._audit = SqlAudit(self.session, deferred=True)
+            self.audit = self._audit
 
 
 def _begin(session: Session) -> str:

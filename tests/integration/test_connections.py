@@ -5,24 +5,26 @@ change's news with the catalog's count and the change's version in one round tri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session
 
 import storage.repositories
 from bot.catalog import LiveCatalog
 from bot.publisher import Publisher
-from storage import outbox
+from storage import driver, outbox
 from storage.db import make_engine
 from storage.repositories import VersionCache, read_trail
-from storage.uow import read_only
-from tests.integration.changes import POLICY, request
+from storage.uow import SqlUnitOfWork, read_only
+from tests.integration.changes import POLICY, request, review_test_and_approve
 from tests.integration.wire import CountingProxy
 from tests.unit.fakes import FakeClock
 from workflows.errors import NotFound
+from workflows.model import Change
 
 
 def _pid(engine: Engine) -> int:
@@ -96,6 +98,7 @@ async def test_a_change_this_replica_saved_is_not_read_whole_again(
     publication = _claimed(proxied, clock)
     publisher = Publisher(proxied, None, POLICY, clock)  # type: ignore[arg-type]
 
+    assert storage.repositories.CACHE.shared(str(proxied.url), change.number, change.version)
     proxy.reset()
     loaded, _, _, _ = await publisher.reading(publisher._load, publication)
 
@@ -145,6 +148,72 @@ async def test_a_delivery_whose_change_cannot_be_found_fails_alone(
     assert not isinstance(found, Exception) and found[0] == kept
 
 
+async def test_a_delivery_is_written_down_in_one_round_trip(
+    proxied: Engine, proxy: CountingProxy, clock: FakeClock
+) -> None:
+    """Its progress, the lease handed back and the check that nothing more is due: one
+    statement, in autocommit. In a transaction of two statements it was four round trips."""
+    number = request(proxied, clock).number
+    publication = _claimed(proxied, clock)
+    publisher = Publisher(proxied, None, POLICY, clock, owner="replica")  # type: ignore[arg-type]
+
+    proxy.reset()
+    await publisher._release(
+        number, due_at=None, claimed_due_at=publication.due_at, progress={"published_seq": 10**6}
+    )
+
+    assert proxy.round_trips == 1
+    with Session(proxied) as session:
+        assert outbox.claim_due(session, "replica", clock.now(), timedelta(seconds=60), 10) == []
+
+
+@pytest.mark.parametrize("together_", [False, True])
+async def test_a_long_trail_is_read_to_its_end_before_the_change(
+    engine: Engine, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, together_: bool
+) -> None:
+    """Events beyond the first batch are read after it, in order, and before the change
+    itself, so that the change is no older than the events its replies explain (on
+    PostgreSQL each of these reads sees what is committed when it starts)."""
+    change = request(engine, clock)
+    review_test_and_approve(engine, clock, change.number)
+    monkeypatch.setattr(storage.repositories, "TRAIL_BATCH", 2)
+    monkeypatch.setattr(storage.repositories, "CACHE", VersionCache())  # read whole, then
+    publication = _claimed(engine, clock)
+    publisher = Publisher(engine, None, POLICY, clock)  # type: ignore[arg-type]
+    reads: list[str] = []
+
+    def seen(_c: object, _cur: object, statement: str, *_a: object) -> None:
+        reads.append(statement)
+
+    def flight(session: Session, statements: Sequence[driver.Statement]) -> None:
+        reads.extend(s.sql for s in statements)  # sent to the driver, past SQLAlchemy's events
+        together(session, statements)
+
+    together = driver.together
+    monkeypatch.setattr(driver, "together", flight)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        if together_:
+            loaded = (await publisher.reading(publisher._load_all, [publication]))[change.number]
+            assert not isinstance(loaded, Exception), loaded
+            read, events = loaded[0], loaded[1]
+        else:
+            read, events, _, _ = await publisher.reading(publisher._load, publication)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+        monkeypatch.setattr(driver, "together", together)
+
+    assert len(events) > 2
+    assert [e.entry.action for e in events] == _actions(engine, change.ref)
+    assert [e.seq for e in events] == sorted(e.seq for e in events)
+    assert read == _stored(engine, change.number)
+    trail = [i for i, sql in enumerate(reads) if "FROM audit_events" in sql]
+    change_reads = ("SELECT number, version FROM changes", "SELECT number, version, stage")
+    versions = [i for i, sql in enumerate(reads) if sql.startswith(change_reads)]  # or whole
+    assert len(trail) > 1 and versions, reads
+    assert max(trail) < max(versions), reads  # the change no older than the last events
+
+
 def _claimed_all(engine: Engine, clock: FakeClock) -> list[outbox.Publication]:
     with Session(engine) as session:
         return list(outbox.claim_due(session, "replica", clock.now(), timedelta(seconds=60), 10))
@@ -156,6 +225,11 @@ def _claimed(engine: Engine, clock: FakeClock) -> outbox.Publication:
             session, "replica", clock.now(), timedelta(seconds=60), 10
         )
     return publication
+
+
+def _stored(engine: Engine, number: int) -> Change:
+    with SqlUnitOfWork(engine) as uow:
+        return uow.changes.get(number)
 
 
 def _actions(engine: Engine, ref: str) -> list[str]:

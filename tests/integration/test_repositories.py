@@ -292,16 +292,20 @@ def test_a_change_saved_and_rolled_back_is_not_cached(engine: Engine, cache: Ver
         change = uow.changes.get(number)
         change.stage = Stage.CANCELLED
         uow.changes.save(change)
+    events = len(trail(engine))
     with SqlUnitOfWork(engine) as uow:  # rolled back, then committed
         other = uow.changes.get(number)
         other.stage = Stage.CANCELLED
         uow.changes.save(other)
+        uow.audit.append(AuditEntry(CREATED, "UREQUESTER", "cancelled", other.ref, "x", "y"))
         uow.rollback()
         uow.commit()
 
     assert change.version == other.version
     assert cache.shared(database, number, change.version) is None
     assert _stored(engine, number).stage is not Stage.CANCELLED
+    assert len(trail(engine)) == events  # nor the event written after all
+    assert check_trail(engine)[1] is None
 
 
 def test_the_filled_change_leaves_no_field_at_its_default() -> None:
