@@ -146,7 +146,9 @@ class SqlChanges:
         """The transaction that saved changes here is committed: each, as a read of it at
         its new version would find it, goes into the cache, so the next read of it (the
         publisher's, a gate round's) is not a read of the whole row. Only once committed:
-        a version rolled back may yet be written by someone else, with other content."""
+        a version rolled back may yet be written by someone else, with other content. (A
+        save inside a savepoint rolled back would still be put here: no save is made in one,
+        and one that is must be forgotten with it.)"""
         saved, self._saved = self._saved, {}
         if not saved:
             return
