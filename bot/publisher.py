@@ -197,10 +197,10 @@ class Publisher(SlackWorker[Publication]):
             await self._failed(pub, error, delivery.pending if delivery is not None else {}, sweep)
 
     def _load(self, session: Session, pub: Publication) -> _Loaded:
-        counted = counting_adopted() if self.live is not None else None
-        loaded = _load(session, pub, [counted] if counted is not None else [])
-        if self.live is not None:
-            self.policy = self.live.refresh(session, counted)
+        """What one publication's delivery reads (`_load_together`), or its error raised."""
+        loaded = self._load_together(session, [pub])[pub.number]
+        if isinstance(loaded, Exception):
+            raise loaded
         return loaded
 
     def _load_all(
@@ -226,11 +226,16 @@ class Publisher(SlackWorker[Publication]):
     def _load_together(
         self, session: Session, pubs: Sequence[Publication]
     ) -> dict[int, _Loaded | Exception]:
-        """What `_load` reads, for every publication at once: the catalog's count, their
-        events and their versions in one flight (the events first: see `_load`); the changes
+        """What the publications' deliveries read: each change, its events not yet shown,
+        the changes it conflicts with and where their cards are. For all of them at once:
+        the catalog's count, their events and their versions in one flight; the changes
         not cached at those versions in one statement; their conflicts in one for each
         window and services they share; where the cards they conflict with are, in one. A
-        delivery a statement each cost a gate's first answer 3 of its 5 round trips."""
+        delivery a statement each cost a gate's first answer 3 of its 5 round trips.
+
+        The events first, then the changes: on PostgreSQL each statement sees what is
+        committed when it starts, and replies are drawn from the change (an approval's
+        "2 of 2"), so the change must be at least as new as the events it explains."""
         counted = counting_adopted() if self.live is not None else None
         changes = SqlChanges(session)
         trails = {
@@ -643,23 +648,6 @@ def _release_all(session: Session, releases: Sequence[_Release]) -> None:
     """Give these leases back, each in a statement of its own (see outbox.release)."""
     for release in releases:
         outbox.release(session, release.number, release.owner, release.now, **release.options)
-
-
-def _load(session: Session, pub: Publication, also: Sequence[driver.Statement] = ()) -> _Loaded:
-    """The change, its events not yet shown, the changes it conflicts with and where their
-    cards are; the first two read with `also` (on PostgreSQL, in one round trip)."""
-    # The events first, then the change: on PostgreSQL each statement sees what is
-    # committed when it starts, and replies are drawn from the change (an approval's
-    # "2 of 2"), so the change must be at least as new as the events it explains.
-    changes = SqlChanges(session)
-    trail = reading_trail(format_ref(pub.number), pub.published_seq)
-    driver.together(session, [*also, trail, *changes.reading_ahead([pub.number])])
-    events = trail_read(session, trail)
-    change = changes.get(pub.number)  # as read ahead, or read whole after the version
-    if trail_went_on(trail):  # the rest of the trail was read after it: read it again, newer
-        change = changes.get(pub.number)
-    conflicts = changes.conflicts(change)
-    return change, events, conflicts, outbox.threads(session, [c.other.number for c in conflicts])
 
 
 def _redraw(session: Session, numbers: list[int], at: datetime) -> None:

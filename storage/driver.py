@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Column, Connection
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
@@ -203,6 +204,37 @@ def _in_style(style: str, sql: str) -> str:
     if style not in ("format", "pyformat"):
         raise NotImplementedError(f"no driver statements for the {style} parameter style")
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+def binding(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    """How a value of `column` goes to this dialect's driver: through the column's own type,
+    as SQLAlchemy would send it (a moment as SQLite's text, a document as JSON)."""
+    key = (column.table.name, column.name, dialect.name)
+    found = _BINDING.get(key)
+    if found is None:
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        found = _BINDING[key] = process or _as_it_is
+    return found
+
+
+def reading(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    """How a value of `column`, as this dialect's driver hands it back, is read: through the
+    column's own type, as SQLAlchemy would read it."""
+    key = (column.table.name, column.name, dialect.name)
+    found = _READING.get(key)
+    if found is None:
+        process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        found = _READING[key] = process or _as_it_is
+    return found
+
+
+def _as_it_is(value: Any) -> Any:
+    return value
+
+
+#: Made once for each column and dialect (by their names).
+_BINDING: dict[tuple[str, str, str], Callable[[Any], Any]] = {}
+_READING: dict[tuple[str, str, str], Callable[[Any], Any]] = {}
 
 
 def keyed(sql: str, keys: Iterable[Any]) -> Statement:

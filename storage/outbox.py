@@ -8,7 +8,7 @@ only while it still holds the lease (see bot/publisher.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -108,22 +108,9 @@ def marking_due(dialect: Dialect, due: Mapping[int, datetime]) -> driver.Stateme
     """mark_due for each of these changes, at its moment, as a statement to run with others
     (the unit of work's writes, storage/uow.py: on PostgreSQL in the round trip of its
     COMMIT, not in one of its own)."""
-    stored = _stored_due_at(dialect)
+    stored = driver.binding(_PUBLICATIONS.c.due_at, dialect)
     rows = [(number, stored(at), *_NEW.values()) for number, at in sorted(due.items())]
     return driver.Statement(_MARK_DUE_SQL, rows, many=True)
-
-
-def _stored_due_at(dialect: Dialect) -> Callable[[datetime], Any]:
-    """A publication's due time as this dialect stores it (SQLite: UTC as text)."""
-    found = _STORED_DUE_AT.get(dialect.name)
-    if found is None:
-        column_type = _PUBLICATIONS.c.due_at.type.dialect_impl(dialect)
-        found = column_type.bind_processor(dialect) or (lambda at: at)
-        _STORED_DUE_AT[dialect.name] = found
-    return found
-
-
-_STORED_DUE_AT: dict[str, Callable[[datetime], Any]] = {}
 
 
 def redraw(session: Session, numbers: Collection[int], at: datetime) -> None:

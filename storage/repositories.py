@@ -36,14 +36,14 @@ from sqlmodel import Session, col, select
 
 from storage import driver
 from storage.db import is_sqlite
-from storage.outbox import mark_due, marking_due, redraw
+from storage.outbox import marking_due, redraw
 from storage.rows import Json, change_as_stored, change_from_row, row_values
 from storage.tables import (
     AuditEventRow,
     AuditHeadRow,
     ChangeRow,
     ScheduleRow,
-    refuse_write,
+    compare_and_set,
 )
 from workflows.audit import GENESIS, AuditEntry, ChainedEntry, canonical_details, entry_hash
 from workflows.errors import AlreadyRequested, EditedSince, NotFound
@@ -125,15 +125,9 @@ class SqlChanges:
         """Compare-and-set on the version: a write based on an older read is refused."""
         values = row_values(change)
         del values["created_at"]
-        saving = _saving_changes(self.session.get_bind().dialect, tuple(values))
-        written = driver.rows(
-            self.session, saving.sql, saving.params(values, change.number, change.version)
+        compare_and_set(
+            self.session, ChangeRow, change.number, change.version, values, "change", change.ref
         )
-        if not written:
-            refuse_write(
-                self.session, ChangeRow, change.number, change.version, "change", change.ref
-            )
-        self.session.expire_all()  # nothing the session holds is kept in step with it
         change.version += 1
         self._saved[change.number] = (change.version, change.created_at, values)
         self._book(change)
@@ -562,46 +556,6 @@ _HEAD_SQL = "SELECT seq, hash FROM audit_head WHERE id = 1"
 _NEW_HEAD_SQL = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"
 
 
-@dataclass(frozen=True)
-class _Saving:
-    """SqlChanges.save's compare-and-set for one dialect and set of columns, for the driver:
-    the version moves on only from the one read; RETURNING says whether it did."""
-
-    sql: str
-    names: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
-
-    def params(self, values: dict[str, Any], number: int, version: int) -> tuple[Any, ...]:
-        stored = tuple(
-            values[name] if process is None else process(values[name])
-            for name, process in zip(self.names, self.processors, strict=True)
-        )
-        return (*stored, number, version)
-
-
-def _saving_changes(dialect: Dialect, names: tuple[str, ...]) -> _Saving:
-    """Built once for each dialect and set of columns (every save writes the same ones)."""
-    found = _SAVINGS.get((dialect.name, names))
-    if found is None:
-        found = _SAVINGS[dialect.name, names] = _built_saving(dialect, names)
-    return found
-
-
-_SAVINGS: dict[tuple[str, tuple[str, ...]], _Saving] = {}
-
-
-def _built_saving(dialect: Dialect, names: tuple[str, ...]) -> _Saving:
-    columns = ", ".join(f"{name} = ?" for name in names)
-    sql = (
-        f"UPDATE {_CHANGES.name} SET version = version + 1, {columns} "
-        "WHERE number = ? AND version = ? RETURNING version"
-    )
-    processors = tuple(
-        _CHANGES.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    )
-    return _Saving(sql, names, processors)
-
-
 #: Changes read whole, their columns in the table's order (`_reading_changes`).
 _WHOLE_SQL = (
     f"SELECT {', '.join(c.name for c in _CHANGES.columns)} FROM {_CHANGES.name} "
@@ -618,13 +572,11 @@ def _reading_changes(dialect: Dialect) -> Callable[[Sequence[Any]], Change]:
     found = _CHANGE_READERS.get(dialect.name)
     if found is None:
         names = [c.name for c in _CHANGES.columns]
-        processors = [
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in _CHANGES.columns
-        ]
+        processors = [driver.reading(c, dialect) for c in _CHANGES.columns]
 
         def found(row: Sequence[Any]) -> Change:
             values = {
-                name: value if process is None else process(value)
+                name: process(value)
                 for name, process, value in zip(names, processors, row, strict=True)
             }
             return change_from_row(cast(ChangeRow, SimpleNamespace(**values)))
@@ -692,12 +644,11 @@ class SqlAudit:
         self._head: tuple[int, str] | None = None
         self._head_stored = False
         self._rows: list[tuple[Any, ...]] = []
-        #: Changes already marked due in this transaction: a step's second event (an
-        #: approval's authorisation, say) has nothing to add to the first's mark.
-        self._marked: set[int] = set()
         #: The head's read, run ahead with other statements (`reading_head`).
         self._head_read: driver.Statement | None = None
-        #: Deferred, the changes marked due (`outbox.mark_due`) by the events not written yet.
+        #: The changes the events not written yet mark due (`outbox.marking_due`), at the
+        #: first's moment: a step's second event (an approval's authorisation, say) has
+        #: nothing to add to the first's mark.
         self._due: dict[int, datetime] = {}
 
     def append(self, entry: AuditEntry, *, shown: bool = True) -> None:
@@ -705,18 +656,24 @@ class SqlAudit:
         details = canonical_details(entry.details)
         seq += 1
         hashed = entry_hash(seq, last, entry, details)
-        e = entry
         self._rows.append(
-            (seq, e.at, e.actor, e.action, e.ref, e.from_stage, e.to_stage, details, last, hashed)
+            (
+                seq,
+                entry.at,
+                entry.actor,
+                entry.action,
+                entry.ref,
+                entry.from_stage,
+                entry.to_stage,
+                details,
+                last,
+                hashed,
+            )
         )
         self._head = (seq, hashed)
         number = parse_ref(entry.ref) if shown else None
-        if number is not None and number not in self._marked:
-            if self.deferred:  # written with the events (`writing`)
-                self._due[number] = entry.at
-            else:
-                mark_due(self.session, number, entry.at)
-            self._marked.add(number)
+        if number is not None and number not in self._due:  # marked due with the events
+            self._due[number] = entry.at
         if not self.deferred:
             self.write()
 
@@ -781,20 +738,6 @@ _INSERT_EVENTS = (
     f"INSERT INTO {_EVENTS.name} ({', '.join(_EVENT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})"
 )
-#: How each dialect stores an event's `at`: the column's type as this dialect stores it
-#: (SQLite: UTC as text, in SQLAlchemy's format), not the generic type's processor, which
-#: would leave it to the driver.
-_STORED_AT: dict[str, Callable[[datetime], Any]] = {}
-
-
-def _stored_at(dialect: Dialect) -> Callable[[datetime], Any]:
-    found = _STORED_AT.get(dialect.name)
-    if found is None:
-        column_type = _EVENTS.c.at.type.dialect_impl(dialect)
-        found = _STORED_AT[dialect.name] = column_type.bind_processor(dialect) or (lambda at: at)
-    return found
-
-
 #: On PostgreSQL, the events as one parameter, a JSON array of rows: one statement to bind
 #: and execute, where psycopg's executemany sends each row by itself, a system call and its
 #: own Python each (25 events: 190 us of the interpreter against 430-600 us).
@@ -819,7 +762,7 @@ def _inserting_events(dialect: Dialect, rows: list[tuple[Any, ...]]) -> driver.S
                 moments[at] = at.isoformat()
             listed.append(dict(zip(_EVENT_COLUMNS, (row[0], moments[at], *row[2:]), strict=True)))
         return driver.Statement(_INSERT_EVENTS_JSON, (json.dumps(listed),))
-    process = _stored_at(dialect)
+    process = driver.binding(_EVENTS.c.at, dialect)
     stored: dict[datetime, Any] = {}  # a round's events share their moment
     values: list[Any] = []
     for row in rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, NoReturn
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -15,15 +15,13 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
-    Update,
-    bindparam,
     text,
-    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
+from storage import driver
 from workflows.errors import NotFound, StaleChange
 
 
@@ -148,38 +146,29 @@ def compare_and_set(
 ) -> None:
     """Write `values` to the `row` table's record `number` if it is still at `version`, and
     move it to the next: a write based on an older read is refused (StaleChange), one about
-    a record that is gone too (NotFound)."""
-    statement = _compare_and_set(row.__table__, tuple(values))
-    params = {f"v_{name}": value for name, value in values.items()}
-    result = session.execute(statement, {**params, "c_number": number, "c_version": version})
-    if result.rowcount != 1:
-        refuse_write(session, row, number, version, what, ref)
+    a record that is gone too (NotFound). One statement handed to the driver (every step of
+    every change, and a gate's first answer, runs it); nothing in the session is kept in
+    step with it, so the session is expired after it."""
+    table: Table = row.__table__
+    dialect = session.get_bind().dialect
+    names = tuple(values)
+    sql = _compare_and_set(table.name, names)
+    params = [driver.binding(table.c[name], dialect)(values[name]) for name in names]
+    written = driver.rows(session, sql, [*params, number, version])
     session.expire_all()
-
-
-def refuse_write(
-    session: Any, row: Any, number: int, version: int, what: str, ref: str
-) -> NoReturn:
-    """Why a compare-and-set of `row`'s record `number` at `version` wrote nothing: the
-    record moved on (StaleChange) or is gone (NotFound)."""
-    session.expire_all()
-    current = session.get(row, number)
-    if current is None:
-        raise NotFound(what, ref)
-    raise StaleChange(ref, version, current.version)
+    if not written:
+        current = session.get(row, number)
+        if current is None:
+            raise NotFound(what, ref)
+        raise StaleChange(ref, version, current.version)
 
 
 @cache
-def _compare_and_set(table: Table, names: tuple[str, ...]) -> Update:
-    """compare_and_set's statement for a table and the columns written, built once: every
-    step of every change runs it. Plain (not through the ORM): nothing in the session is
-    kept in step with it, so the caller's session is expired after it instead."""
+def _compare_and_set(table: str, names: tuple[str, ...]) -> str:
+    """compare_and_set's statement for a table and the columns written, built once; a row
+    back says it was written."""
+    columns = ", ".join(f"{name} = ?" for name in names)
     return (
-        update(table)
-        .where(table.c.number == bindparam("c_number"))
-        .where(table.c.version == bindparam("c_version"))
-        .values(
-            version=table.c.version + 1,
-            **{name: bindparam(f"v_{name}") for name in names},
-        )
+        f"UPDATE {table} SET version = version + 1, {columns} "
+        "WHERE number = ? AND version = ? RETURNING version"
     )
