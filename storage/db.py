@@ -127,4 +127,5 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode is not None:  # None: the unit of work sends its own (storage/uow.py)
+            connection.exec_driver_sql(f"BEGIN {mode}")

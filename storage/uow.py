@@ -36,10 +36,11 @@ class SqlUnitOfWork:
         something else by the time it reads it.
 
         `sent`: the transaction's BEGIN and COMMIT are sent as statements, with the first
-        reads (`reading_ahead`) and with the writes (`commit`), on a connection in
-        autocommit: the gate's, on PostgreSQL, where each would otherwise cost a round trip
-        of its own. A failure is rolled back as any other (psycopg sends ROLLBACK whenever
-        the server is in a transaction)."""
+        reads (`reading_ahead`) and with the writes (`commit`), on a connection set up for
+        it (`sends_its_transactions`): the gate's. On PostgreSQL each would otherwise cost
+        a round trip of its own; on SQLite, SQLAlchemy's own begin and commit cost more of
+        the interpreter than the statements. A failure is rolled back as any other (both
+        drivers send ROLLBACK whenever the database is in a transaction)."""
         self.engine = engine
         self.seen = seen
         self.sent = sent
@@ -110,10 +111,23 @@ class SqlUnitOfWork:
             self.audit = self._audit
 
 
+def sends_its_transactions(connection: Connection) -> Connection:
+    """`connection` set up for units of work that send their own BEGIN and COMMIT (`sent`):
+    on PostgreSQL in autocommit; on SQLite, whose driver is in autocommit already
+    (storage/db.py), without the BEGIN that SQLAlchemy's transactions otherwise send."""
+    if is_sqlite(connection):
+        return connection.execution_options(sqlite_begin=None)
+    return connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def _begin(session: Session) -> str:
-    """BEGIN at the level psycopg begins the engine's other transactions at: the server's
-    default, as SQLAlchemy found it when it first connected."""
-    level = session.get_bind().dialect.default_isolation_level
+    """BEGIN as the engine's other transactions begin: on SQLite immediately (storage/db.py);
+    on PostgreSQL at the level psycopg begins them at, the server's default, as SQLAlchemy
+    found it when it first connected."""
+    dialect = session.get_bind().dialect
+    if dialect.name == "sqlite":
+        return "BEGIN IMMEDIATE"
+    level = dialect.default_isolation_level
     return f"BEGIN ISOLATION LEVEL {level}" if level else "BEGIN"
 
 

@@ -26,7 +26,7 @@ from bot.api.tally import Tally
 from bot.rounds import Rounds
 from storage import driver, tokens
 from storage.db import is_sqlite
-from storage.uow import SqlUnitOfWork
+from storage.uow import SqlUnitOfWork, sends_its_transactions
 from workflows.errors import StaleChange
 from workflows.gate import Answer, Question, ask_many, record_answers
 from workflows.policy import Policy
@@ -65,8 +65,6 @@ class GateDesk:
         self.policy = policy
         self.kick = kick
         self._connection: Connection | None = None
-        #: On PostgreSQL, a round's BEGIN and COMMIT go with its reads and its writes.
-        self._sent = not is_sqlite(engine)
         self._closed = False
         #: The hashes of tokens good in a recent round (see _answer_once).
         self._good: OrderedDict[str, None] = OrderedDict()
@@ -108,12 +106,9 @@ class GateDesk:
             # A database error: the question is refused as when the database is away (503).
             raise ResourceClosedError("the gate's desk is closed: the server is stopping")
         if self._connection is None:
-            connection = self.engine.connect()
-            if self._sent:
-                # Its transactions are begun and committed by statements sent with the
-                # round's own (SqlUnitOfWork's `sent`); the pool takes it back as it was.
-                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-            self._connection = connection
+            # Its transactions are begun and committed by statements sent with the round's
+            # own (SqlUnitOfWork's `sent`); the pool takes it back as it was.
+            self._connection = sends_its_transactions(self.engine.connect())
         return self._connection
 
     def _remember(self, credentials: set[str], known: Mapping[str, object]) -> None:
@@ -194,7 +189,7 @@ class GateDesk:
 
     def _answer_once(self, round_: list[tuple[str, Question]]) -> list[Answer | Refused]:
         self._committing = False
-        uow = SqlUnitOfWork(self._bind(), sent=self._sent)
+        uow = SqlUnitOfWork(self._bind(), sent=True)
         with uow:
             now = self.clock.now()
             # What every round reads first, in one round trip to PostgreSQL: the tokens, the

@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 import storage.repositories
 from bot.api.desk import GateDesk, Refused
-from storage import tokens
+from storage import driver, tokens
 from storage.repositories import VersionCache
 from tests.integration.api import Served, served
 from tests.integration.wire import CountingProxy
@@ -115,6 +116,38 @@ async def test_a_change_this_replica_never_read_costs_no_round_trip_more(
         await ask_together(desk, credential, asked)
 
         assert proxy.round_trips == 2
+
+
+async def test_a_round_sends_its_own_begin_and_commit_with_its_statements(
+    engine: Engine, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through SQLAlchemy, a transaction's BEGIN and COMMIT cost the interpreter more than
+    SQLite takes to run them, and PostgreSQL a round trip each: a round sends both itself,
+    with its reads and its writes (SQLite's BEGIN IMMEDIATE, taking the write lock before
+    it reads, as the engine's other transactions do)."""
+    async with served(engine) as api:
+        desk, credential, asked = await asked_before(api, 3)
+        sent: list[str] = []
+        by_sqlalchemy: list[str] = []
+        together = driver.together
+
+        def observed(session: Session, statements: Sequence[driver.Statement]) -> None:
+            sent.extend(statement.sql for statement in statements)
+            together(session, statements)
+
+        def executed(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+            by_sqlalchemy.append(sql)
+
+        monkeypatch.setattr(driver, "together", observed)
+        event.listen(desk.engine, "before_cursor_execute", executed)
+        try:
+            await ask_together(desk, credential, asked)
+        finally:
+            event.remove(desk.engine, "before_cursor_execute", executed)
+
+        begin = "BEGIN IMMEDIATE" if backend == "sqlite" else "BEGIN ISOLATION LEVEL"
+        assert sent[0].startswith(begin) and sent[-1] == "COMMIT"
+        assert not [sql for sql in by_sqlalchemy if sql.split()[0] in ("BEGIN", "COMMIT")]
 
 
 async def test_a_dropped_connection_is_replaced_and_the_question_answered_once(
