@@ -65,12 +65,15 @@ def check_target(target: Target) -> Target:
     commit = check_line("commit", target.commit, 64)
     if commit and not _COMMIT.match(commit):
         raise ValidationFailed("commit", "write the commit's SHA (7 to 64 hexadecimal digits).")
-    return Target(
-        service=check_line("service", target.service, LIMITS["service"], required=True),
-        environment=check_line("environment", target.environment, 100, required=True),
-        repository=repository,
-        commit=commit.lower(),
+    checked = (
+        check_line("service", target.service, LIMITS["service"], required=True),
+        check_line("environment", target.environment, 100, required=True),
+        repository,
+        commit.lower(),
     )
+    if checked == (target.service, target.environment, target.repository, target.commit):
+        return target  # as written: every question a pipeline sends again, nearly always
+    return Target(*checked)
 
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
@@ -316,16 +319,12 @@ class Question:
 
 def check_question(question: Question) -> Question:
     """The question as a pipeline wrote it, trimmed, or ValidationFailed naming the field."""
-    asked = question.asked
-    return Question(
-        question.number,
-        check_target(question.target),
-        Asked(
-            pipeline=asked.pipeline,
-            run=check_link("run", asked.run),
-            triggered_by=check_line("triggered_by", asked.triggered_by, 100),
-        ),
-    )
+    asked, target = question.asked, check_target(question.target)
+    run = check_link("run", asked.run)
+    triggered_by = check_line("triggered_by", asked.triggered_by, 100)
+    if target is question.target and (run, triggered_by) == (asked.run, asked.triggered_by):
+        return question  # as written (a frozen question is the same as a copy)
+    return Question(question.number, target, Asked(asked.pipeline, run, triggered_by))
 
 
 @dataclass(frozen=True)

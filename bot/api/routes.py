@@ -12,6 +12,7 @@ answer (the gate fails closed).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -35,7 +36,7 @@ from workflows.deployments import (
     report_started,
 )
 from workflows.errors import ChangeError
-from workflows.gate import Asked, Question, Target, check_question
+from workflows.gate import Answer, Asked, Decision, Question, Target, check_question
 from workflows.model import OUTCOME_NAMES, outcome_named
 from workflows.tokens import ApiToken, Scope, refusal
 
@@ -55,6 +56,9 @@ GATE_FIELDS = (
     "triggered_by",
 )
 START_FIELDS = ("service", "environment", "triggered_by")
+#: Answers' bodies kept, at most: one for each change, service and answer that pipelines
+#: are asking about (forgotten all at once when full, and made again).
+ANSWER_BODIES = 4096
 
 
 class Api:
@@ -62,6 +66,8 @@ class Api:
         self.services = services
         self.desk = desk
         self.tally = desk.tally
+        #: The bodies of answers given (see `_answered`).
+        self._bodies: dict[tuple[Decision, str, str, str], bytes] = {}
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(GATE_PATH, self.gate)
@@ -88,18 +94,28 @@ class Api:
         result = await self.desk.ask(secret, question)
         if isinstance(result, Refused):
             raise _refused(result.status, result.message)
-        decision = result.decision
-        self.tally.count(decision.status)  # and no line of its own (see `quiet`)
-        return _json(
-            {
+        self.tally.count(result.decision.status)  # and no line of its own (see `quiet`)
+        return self._answered(result, question.target)
+
+    def _answered(self, answer: Answer, target: Target) -> web.Response:
+        """The answer's body, made once for each thing the gate says: pipelines waiting ask
+        again and again and hear the same, byte for byte."""
+        decision = answer.decision
+        said = (decision, answer.ref, target.service, target.environment)
+        body = self._bodies.get(said)
+        if body is None:
+            if len(self._bodies) >= ANSWER_BODIES:
+                self._bodies.clear()
+            shown = {
                 "status": decision.status.value,
-                "change": result.ref,
-                "service": question.target.service,
-                "environment": question.target.environment,
+                "change": answer.ref,
+                "service": target.service,
+                "environment": target.environment,
                 "reasons": list(decision.reasons),
                 "recheck_at": _time(decision.recheck_at),
             }
-        )
+            body = self._bodies[said] = json.dumps(shown).encode()
+        return web.Response(body=body, content_type="application/json", charset="utf-8")
 
     # -- deployments ---------------------------------------------------------------------------
 

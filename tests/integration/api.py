@@ -72,7 +72,10 @@ class Served:
 
     def approved(self, **fields: object) -> Change:
         """The same, approved: ready to deploy once its window opens (see in_window)."""
-        change = self.awaiting_approval(**fields)
+        return self.approve(self.awaiting_approval(**fields))
+
+    def approve(self, change: Change) -> Change:
+        """`change`, waiting for its approval, approved."""
         return process.approve(
             SqlUnitOfWork(self.engine), self.clock, POLICY, change.number, APPROVER
         )

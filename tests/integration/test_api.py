@@ -4,6 +4,7 @@ a sentence, writing nothing. Real HTTP on a real database, on SQLite and Postgre
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -14,12 +15,13 @@ import pytest_asyncio
 from sqlalchemy import Engine, event
 from sqlmodel import Session
 
+import bot.api.routes
 from storage import tokens
 from storage.repositories import read_trail
 from storage.uow import read_session
 from tests.integration.api import Served, served
 from workflows.gate import Answer, Asked, Question, Target
-from workflows.model import GateStatus
+from workflows.model import Change, GateStatus
 from workflows.tokens import Scope, hash_secret
 
 PAYMENTS = {"service": "payments", "environment": "production"}
@@ -56,6 +58,36 @@ async def test_an_approved_change_in_its_window_is_allowed(api: Served) -> None:
         change.ref,
     )
     assert entry.details["status"] == "allowed" and entry.details["commit"] == "47efb71"
+
+
+async def test_an_answer_heard_again_is_the_same_bytes_and_a_new_answer_is_new(
+    api: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers' bodies are made once for what they say (bot/api/routes.py): a pipeline
+    asking again hears the same bytes, and never an answer another question was given,
+    however few are kept."""
+    monkeypatch.setattr(bot.api.routes, "ANSWER_BODIES", 1)
+    waiting, approved = api.awaiting_approval(), api.approved()
+    api.in_window()
+    secret = api.token()
+
+    async def heard(change: Change) -> tuple[str, bytes]:
+        response = await api.client.post(
+            "/api/v1/gate",
+            json={"change": change.ref, **PAYMENTS},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert response.status == 200
+        return response.headers["Content-Type"], await response.read()
+
+    first = await heard(waiting)
+    assert first[0] == "application/json; charset=utf-8"
+    assert json.loads(first[1])["status"] == "awaiting"
+    assert json.loads((await heard(approved))[1])["status"] == "allowed"
+    assert await heard(waiting) == first
+    api.approve(waiting)
+    again = json.loads((await heard(waiting))[1])
+    assert (again["change"], again["status"]) == (waiting.ref, "allowed")
 
 
 async def test_a_change_waiting_for_approval_is_awaiting_with_what_it_waits_for(

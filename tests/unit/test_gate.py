@@ -3,6 +3,7 @@ names, is allowed; every other answer says why, in a sentence a pipeline log can
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -27,6 +28,7 @@ from workflows.gate import (
     Target,
     ask,
     ask_many,
+    check_question,
     combine,
     decide,
     find_change,
@@ -431,6 +433,26 @@ def test_a_malformed_question_is_refused_on_its_field_and_recorded_nowhere(
 
     assert refused.value.field == field
     assert len(desk.uow.audit.events) == events
+
+
+def test_a_question_is_taken_trimmed_and_its_commit_in_lower_case() -> None:
+    written = Question(
+        42,
+        Target(" payments-api ", "production\t", " acme/payments ", "ABCDEF1"),
+        Asked("ci-prod", run=" https://ci.example.com/1 ", triggered_by=" alice "),
+    )
+    clean = Question(
+        42,
+        Target("payments-api", "production", "acme/payments", "abcdef1"),
+        Asked("ci-prod", run="https://ci.example.com/1", triggered_by="alice"),
+    )
+
+    assert check_question(written) == clean
+    assert check_question(clean) == clean
+    assert check_question(replace(clean, target=replace(clean.target, commit="ABCDEF1"))) == clean
+    assert check_question(replace(clean, asked=replace(clean.asked, run="https://x/ "))).asked == (
+        Asked("ci-prod", run="https://x/", triggered_by="alice")
+    )
 
 
 def test_many_questions_are_answered_in_order_in_one_commit(desk: Desk) -> None:
