@@ -126,11 +126,17 @@ def redraw(session: Session, numbers: Collection[int], at: datetime) -> None:
     # The same goes for the redraw time: a delivery under way keeps it only if it is no
     # longer the one it saw when it claimed the card (card_drawn).
     due, attempts = _PUBLICATIONS.c.due_at, _PUBLICATIONS.c.attempts
-    refresh = _PUBLICATIONS.c.refresh_at
+    refresh, number = _PUBLICATIONS.c.refresh_at, _PUBLICATIONS.c.number
     earlier = at - timedelta(microseconds=1)
+    # The rows locked in the order of their numbers, as every writer of several locks them
+    # (mark_due too): an UPDATE alone locks them in the order it finds them, which on
+    # PostgreSQL is where each row's latest version lies. Two replicas redrawing the cards
+    # of changes that all conflict with each other, each in its own order, deadlocked, and
+    # took a step's COMMIT with them.
+    in_order = select(number).where(number.in_(sorted(numbers))).order_by(number)
     session.execute(
         update(_PUBLICATIONS)
-        .where(_PUBLICATIONS.c.number.in_(sorted(numbers)))
+        .where(number.in_(in_order.with_for_update()))
         .values(
             due_at=case((due == at, earlier), else_=at),
             refresh_at=case((refresh == at, earlier), else_=at),

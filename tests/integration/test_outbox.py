@@ -5,11 +5,12 @@ backoff starts over, so the news is shown soon."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session
 
 from storage import driver, outbox
@@ -275,3 +276,68 @@ def finished(
         claimed_due_at=claimed.due_at,
         progress=progress,
     )
+
+
+def test_a_redraw_locks_its_cards_in_the_order_of_their_numbers(
+    engine: Engine, clock: FakeClock, backend: str
+) -> None:
+    """Replicas redrawing the cards of changes that all conflict with each other lock the
+    same rows; each in its own order, they deadlocked (and took a person's approval with
+    them). A redraw waiting for a card another transaction holds has taken every card
+    numbered below it, and none above: rows whose latest versions lie in the opposite
+    order, as updates leave them, make no difference."""
+    if backend == "sqlite":
+        pytest.skip("row locks: SQLite has one writer at a time")
+    numbers = [request(engine, clock).number for _ in range(6)]
+    with engine.begin() as connection:  # the latest versions of the rows in reverse order
+        for number in reversed(numbers):
+            connection.execute(
+                text("UPDATE publications SET attempts = attempts WHERE number = :n"),
+                {"n": number},
+            )
+    held = numbers[2]
+    with engine.connect() as holder:
+        holder.execute(
+            text("SELECT number FROM publications WHERE number = :n FOR UPDATE"), {"n": held}
+        )
+
+        def redraw() -> None:
+            with Session(engine) as session:
+                outbox.redraw(session, numbers, clock.now())
+                session.commit()
+
+        redrawing = threading.Thread(target=redraw)
+        redrawing.start()
+        try:
+            waiting_for_a_lock(engine)
+            with engine.connect() as looker:
+                free = looker.execute(
+                    text(
+                        "SELECT number FROM publications WHERE number = ANY(:numbers) "
+                        "ORDER BY number FOR UPDATE SKIP LOCKED"
+                    ),
+                    {"numbers": numbers},
+                ).scalars()
+                assert list(free) == numbers[3:]
+                looker.rollback()
+        finally:
+            holder.rollback()
+            redrawing.join(timeout=30)
+    assert not redrawing.is_alive()
+
+
+def waiting_for_a_lock(engine: Engine) -> None:
+    """Until another connection to this database waits for a row lock."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            waiting = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        if waiting:
+            return
+        time.sleep(0.02)
+    raise AssertionError("nobody waited for a lock")
