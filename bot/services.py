@@ -12,6 +12,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from bot import queries
 from bot.catalog import LiveCatalog
@@ -32,6 +33,14 @@ T = TypeVar("T")
 
 #: How often a use case is retried when another replica saved the same change first.
 CONFLICT_RETRIES = 8
+#: What PostgreSQL ends a transaction with so that another may go on (SQLSTATE): a deadlock,
+#: and a serialization failure. Nothing of it was written; done again, it goes through.
+GIVEN_UP_FOR_ANOTHER = frozenset({"40P01", "40001"})
+
+
+def given_up_for_another(error: DBAPIError) -> bool:
+    """Whether the database ended the transaction for another's sake (to be run again)."""
+    return getattr(error.orig, "sqlstate", None) in GIVEN_UP_FOR_ANOTHER
 
 
 @dataclass
@@ -68,7 +77,8 @@ class Services:
 
         A compare-and-set conflict means another click on another replica won the race: the
         use case runs again on the fresh state, so both are counted (or the second refused by
-        the rules, never silently lost). Afterwards the publisher is told there is news.
+        the rules, never silently lost). So does a transaction PostgreSQL ended to break a
+        deadlock (`given_up_for_another`). Afterwards the publisher is told there is news.
         """
         return await self.run_as_seen(None, use_case, *args, **kwargs)
 
@@ -94,6 +104,11 @@ class Services:
                 break
             except StaleChange:
                 log.info("retrying %s after a concurrent update", use_case.__name__)
+                await asyncio.sleep(0.005 * (attempt + 1))
+            except DBAPIError as error:
+                if not given_up_for_another(error):
+                    raise
+                log.warning("retrying %s: %s", use_case.__name__, error.orig)
                 await asyncio.sleep(0.005 * (attempt + 1))
         else:  # the last try: a conflict now reaches the person as a stale click
             result = await asyncio.to_thread(call, *args, **kwargs)

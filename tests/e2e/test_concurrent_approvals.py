@@ -125,8 +125,9 @@ def settled_card(slack: SlackStandIn, card: dict[str, Any]) -> bool:
     return "start_deployment" in str(slack.message(CHANGES, card["ts"]))
 
 
-def explain(unsettled: list[int], bots: list[BotProcess]) -> str:
-    """What to read when some cards never got there: their publications and the bots' logs."""
+def explain(unsettled: list[int], bots: list[BotProcess], slack: SlackStandIn, what: str) -> str:
+    """What to read when some cards never got there: their publications, what Slack holds
+    where they say their cards are, and the bots' logs (without the timer's every run)."""
     engine = make_engine(bots[0].env["DATABASE_URL"])
     try:
         with engine.connect() as connection:
@@ -135,8 +136,13 @@ def explain(unsettled: list[int], bots: list[BotProcess]) -> str:
             ).all()
     finally:
         engine.dispose()
-    logs = "\n".join(f"--- replica {i}:\n{b.output()[-4000:]}" for i, b in enumerate(bots))
-    return f"not there yet: {unsettled}\npublications: {rows}\n{logs}"
+    held = [f"{row.thread_ts}: {str(slack.message(CHANGES, row.thread_ts))[:1500]}" for row in rows]
+    logs = "\n".join(f"--- replica {i}:\n{_told(b.output())[-6000:]}" for i, b in enumerate(bots))
+    return f"{what}: {unsettled}\npublications: {rows}\nin Slack: {held}\n{logs}"
+
+
+def _told(output: str) -> str:
+    return "\n".join(line for line in output.splitlines() if "apscheduler" not in line)
 
 
 @pytest.mark.postgres
@@ -166,7 +172,9 @@ async def test_two_replicas_count_every_concurrent_approval_and_each_double_clic
             lambda: all(card_for(slack, n) for n in numbers),
             timeout=150,
             interval=0.3,
-            explain=lambda: explain([n for n in numbers if not card_for(slack, n)], bots),
+            explain=lambda: explain(
+                [n for n in numbers if not card_for(slack, n)], bots, slack, "not posted"
+            ),
         )
         cards = {n: card_for(slack, n) for n in numbers}
 
@@ -193,7 +201,10 @@ async def test_two_replicas_count_every_concurrent_approval_and_each_double_clic
             timeout=150,
             interval=0.5,
             explain=lambda: explain(
-                [n for n, c in cards.items() if not settled_card(slack, c)], bots
+                [n for n, c in cards.items() if not settled_card(slack, c)],
+                bots,
+                slack,
+                "not shown approved",
             ),
         )
         # The cards are drawn before their thread replies: wait for those too, before the
