@@ -5,31 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 from sqlalchemy import Engine, text
 
 from tests.integration.api import served
 from tests.integration.changes import APPROVER
+from tests.integration.locks import waiting_for_a_lock
 from workflows import process
-
-
-def waiting_for_a_lock(engine: Engine) -> None:
-    """Until another connection to this database waits for a lock."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with engine.connect() as connection:
-            waiting = connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-        if waiting:
-            return
-        time.sleep(0.02)
-    raise AssertionError("nobody waited for a lock")
 
 
 async def test_an_approval_ended_by_a_deadlock_is_made_again_and_counted_once(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -20,6 +19,7 @@ from bot.api.desk import GateDesk, Refused
 from storage import driver, tokens
 from storage.repositories import SqlAudit, VersionCache
 from tests.integration.api import Served, served
+from tests.integration.locks import waiting_for_a_lock
 from tests.integration.wire import CountingProxy
 from workflows.gate import Answer, Asked, GateStatus, Question, Target
 from workflows.tokens import Scope, hash_secret
@@ -363,20 +363,3 @@ def test_a_token_revoked_while_a_round_holds_the_chain_waits_for_it_and_does_not
         round_.commit()
     revoking.join(timeout=30)
     assert len(revoked) == 1
-
-
-def waiting_for_a_lock(engine: Engine) -> None:
-    """Until another connection to this database waits for a lock (the revocation)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with engine.connect() as connection:
-            waiting = connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-        if waiting:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the revocation never waited for the round")

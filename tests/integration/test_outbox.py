@@ -5,7 +5,6 @@ backoff starts over, so the news is shown soon."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -16,6 +15,7 @@ from sqlmodel import Session
 from storage import driver, outbox
 from storage.uow import one_statement
 from tests.integration.changes import request, review_test_and_approve, trail
+from tests.integration.locks import waiting_for_a_lock
 from tests.unit.fakes import FakeClock
 
 
@@ -324,20 +324,3 @@ def test_a_redraw_locks_its_cards_in_the_order_of_their_numbers(
             holder.rollback()
             redrawing.join(timeout=30)
     assert not redrawing.is_alive()
-
-
-def waiting_for_a_lock(engine: Engine) -> None:
-    """Until another connection to this database waits for a row lock."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with engine.connect() as connection:
-            waiting = connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-        if waiting:
-            return
-        time.sleep(0.02)
-    raise AssertionError("nobody waited for a lock")
