@@ -46,6 +46,9 @@ def normalise_url(url: str) -> str:
 
 
 SQLITE_CACHE_KIB = 1024
+#: How SQLite's write transactions begin: taking the write lock at once, so that two writers
+#: never both read, then both fail to upgrade their lock.
+SQLITE_BEGIN = "IMMEDIATE"
 
 
 def make_engine(url: str = DEFAULT_URL, **options: Any) -> Engine:
@@ -126,6 +129,6 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        mode = connection.get_execution_options().get("sqlite_begin", SQLITE_BEGIN)
         if mode is not None:  # None: the unit of work sends its own (storage/uow.py)
             connection.exec_driver_sql(f"BEGIN {mode}")

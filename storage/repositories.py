@@ -75,6 +75,7 @@ class SqlChanges:
         #: What this transaction saved, by number: the version written and the row's
         #: values, for the cache once the transaction is committed (`committed`).
         self._saved: dict[int, tuple[int, datetime, Json]] = {}
+        self._database_name: str | None = None
 
     def add(
         self,
@@ -167,8 +168,11 @@ class SqlChanges:
         return [self._versions, self._whole]
 
     def _database(self) -> str:
-        """The name of this session's database in the cache."""
-        return str(self.session.get_bind().engine.url)
+        """The name of this session's database in the cache (its URL, rendered once: a gate
+        round asks for it three times)."""
+        if self._database_name is None:
+            self._database_name = str(self.session.get_bind().engine.url)
+        return self._database_name
 
     def get_many(self, numbers: Sequence[int]) -> dict[int, Change]:
         """The changes among `numbers`, read as the gate reads them: many, over and over (a

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine
 from sqlmodel import Session
 
 from storage import driver
-from storage.db import is_sqlite
+from storage.db import SQLITE_BEGIN, is_sqlite
 from storage.obligations import SqlObligations
 from storage.proposals import SqlProposals
 from storage.repositories import SqlAudit, SqlChanges
@@ -124,10 +124,10 @@ def _begin(session: Session) -> str:
     """BEGIN as the engine's other transactions begin: on SQLite immediately (storage/db.py);
     on PostgreSQL at the level psycopg begins them at, the server's default, as SQLAlchemy
     found it when it first connected."""
-    dialect = session.get_bind().dialect
-    if dialect.name == "sqlite":
-        return "BEGIN IMMEDIATE"
-    level = dialect.default_isolation_level
+    bind = session.get_bind()
+    if is_sqlite(bind):
+        return f"BEGIN {SQLITE_BEGIN}"
+    level = bind.dialect.default_isolation_level
     return f"BEGIN ISOLATION LEVEL {level}" if level else "BEGIN"
 
 
